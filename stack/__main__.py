@@ -1,0 +1,157 @@
+"""`python -m stack setup|up`: provide everything the local stack needs, or run it.
+
+setup  builds/finds livekit-server and Ollama, provides the offline models, optionally the
+       browser client (--client) and Chromium for the e2e tests (--browser). Idempotent.
+up     setup, then livekit-server + Ollama + the token server on loopback; prints the URL to open.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from urllib.parse import urlparse
+
+from stack import binaries, models, services
+from stack.errors import StackError
+from stack.progress import run_streamed, step
+from stack.settings import StackSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENT_DIR = ROOT / "client"
+
+
+def _is_loopback(url: str) -> bool:
+    return urlparse(url).hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def ensure_ollama(settings: StackSettings, exits: ExitStack) -> Path:
+    """Use the Ollama answering at OLLAMA_URL, or start one on loopback; returns its binary."""
+    answering = services.http_ok(settings.ollama_url)
+    if not answering and not _is_loopback(settings.ollama_url):
+        raise StackError(f"Ollama does not answer at OLLAMA_URL={settings.ollama_url}: start it there "
+                         f"(`ollama serve`) or unset OLLAMA_URL to run a local one")
+    binary = binaries.ollama(settings.cache)
+    if answering:
+        return binary
+    server = services.ollama_server(binary, port=settings.ollama_port,
+                                    models_dir=settings.cache / "ollama",
+                                    log_path=settings.cache / "logs" / "ollama.log").start()
+    exits.callback(server.stop)
+    return binary
+
+
+def ensure_livekit(settings: StackSettings, exits: ExitStack, *, webhook_urls: list[str]) -> None:
+    """Use the LiveKit server answering at LIVEKIT_URL, or start one on loopback."""
+    http_url = settings.livekit_url.replace("ws://", "http://").replace("wss://", "https://")
+    if services.http_ok(http_url):
+        return
+    if not _is_loopback(settings.livekit_url):
+        raise StackError(f"LiveKit does not answer at LIVEKIT_URL={settings.livekit_url}: check the "
+                         f"URL or unset it to run a local livekit-server")
+    server = services.livekit_server(
+        binaries.livekit_server(settings.cache), port=settings.livekit_port,
+        tcp_port=settings.livekit_rtc_tcp_port, udp_port=settings.livekit_rtc_udp_port,
+        api_key=settings.livekit_api_key, api_secret=settings.livekit_api_secret,
+        log_path=settings.cache / "logs" / "livekit.log", webhook_urls=webhook_urls).start()
+    exits.callback(server.stop)
+
+
+def build_client() -> None:
+    """npm ci + vite build of client/ (skipped when dist/ is newer than every source file)."""
+    npm = shutil.which("npm")
+    dist = CLIENT_DIR / "dist" / "index.html"
+    if npm is None and dist.exists():
+        return  # a prebuilt client (the Docker image builds it in its own stage)
+    if npm is None:
+        raise StackError("npm is not installed: install Node.js 20+ (https://nodejs.org) to build "
+                         "the browser client, then run setup again")
+    sources = [p for p in CLIENT_DIR.rglob("*") if p.is_file()
+               and "node_modules" not in p.parts and "dist" not in p.parts]
+    if dist.exists() and all(p.stat().st_mtime <= dist.stat().st_mtime for p in sources):
+        return
+    if not (CLIENT_DIR / "node_modules" / ".package-lock.json").exists():
+        run_streamed([npm, "ci", "--no-audit", "--no-fund"], what="npm ci", cwd=CLIENT_DIR)
+    run_streamed([npm, "run", "build"], what="vite build", cwd=CLIENT_DIR)
+
+
+def install_browser() -> None:
+    """Debian's chromium for the e2e tier (apt-get; needs root)."""
+    if shutil.which("chromium"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise StackError("the e2e tests need Chromium at /usr/bin/chromium: run "
+                         "`sudo apt-get install -y chromium`")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run_streamed(["apt-get", "update", "-q"], what="apt-get update", env=env)
+    run_streamed(["apt-get", "install", "-y", "-q", "chromium"], what="apt-get install chromium", env=env)
+
+
+def setup(settings: StackSettings, *, client: bool, browser: bool) -> None:
+    step(f"cache folder: {settings.cache} (set AVATAR_CACHE to move it)")
+    step(f"livekit-server: {binaries.livekit_server(settings.cache)}")
+    step(f"whisper model: {models.whisper_model(settings.whisper_model, settings.cache)}")
+    with ExitStack() as exits:
+        ollama_bin = ensure_ollama(settings, exits)
+        step(f"ollama: {ollama_bin}")
+        models.ensure_ollama_model(ollama_bin=ollama_bin, url=settings.ollama_url,
+                                   name=settings.ollama_model, cache=settings.cache)
+        step(f"LLM model: {settings.ollama_model} ready")
+    if client:
+        build_client()
+        step("browser client built: client/dist")
+    if browser:
+        install_browser()
+        step(f"chromium: {shutil.which('chromium')}")
+
+
+def up(settings: StackSettings) -> None:
+    setup(settings, client=True, browser=False)
+    port = settings.token_server_port
+    services.require_free(port, what="the token server", setting="TOKEN_SERVER_PORT")
+    with ExitStack() as exits:
+        ensure_livekit(settings, exits, webhook_urls=[f"http://127.0.0.1:{port}/api/livekit/webhook"])
+        ensure_ollama(settings, exits)
+        token_server = services.ManagedServer(
+            name="token server", cmd=[sys.executable, "-m", "token_server"], env=dict(os.environ),
+            ready_url=f"http://127.0.0.1:{port}/health", log_path=settings.cache / "logs" / "token_server.log")
+        token_server.start(timeout=60)
+        exits.callback(token_server.stop)
+        print(f"\n  Talking avatar is up: open http://127.0.0.1:{port}/ in your browser"
+              f"\n  (logs in {settings.cache / 'logs'}; Ctrl-C stops everything)\n", flush=True)
+        try:
+            while token_server.process and token_server.process.poll() is None:
+                time.sleep(1)
+            raise StackError(f"the token server exited; see {token_server.log_path}")
+        except KeyboardInterrupt:
+            step("stopping")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_setup = sub.add_parser("setup", help="build/fetch binaries and models (idempotent)")
+    p_setup.add_argument("--client", action="store_true", help="also build the browser client")
+    p_setup.add_argument("--browser", action="store_true", help="also install Chromium for e2e tests")
+    sub.add_parser("up", help="setup, then run the local stack and print the URL")
+    args = parser.parse_args(argv)
+    settings = StackSettings.from_env()
+    try:
+        if args.command == "setup":
+            setup(settings, client=args.client, browser=args.browser)
+        else:
+            up(settings)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
