@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -9,6 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stack.errors import StackError
+
+# Terminal control sequences (spinners, cursor moves) that tools print for interactive use.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def step(message: str) -> None:
@@ -32,7 +36,8 @@ def run_streamed(cmd: Sequence[str], *, what: str, env: dict | None = None, cwd:
         raise StackError(f"{what}: cannot run {cmd[0]!r} ({exc.strerror})") from exc
     assert proc.stdout is not None
     count = 0
-    for line in proc.stdout:
+    for raw in proc.stdout:
+        line = _ANSI.sub("", raw)
         count += 1
         tail = (tail + [line.rstrip()])[-15:]
         if log_file:
