@@ -28,6 +28,8 @@ def run_streamed(cmd: Sequence[str], *, what: str, env: dict | None = None, cwd:
     """
     started = time.monotonic()
     tail: list[str] = []
+    if log:
+        log.parent.mkdir(parents=True, exist_ok=True)
     log_file = open(log, "w") if log else None
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
