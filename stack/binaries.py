@@ -29,6 +29,9 @@ OLLAMA_SYSTEM_HEADERS = {
     "/usr/include/stb/stb_image.h": "libstb-dev",
 }
 MINIAUDIO_SDIST = "miniaudio==1.71"
+# Plain cgo compiles ggml's CPU backend without SIMD unless told to: build for the CPU it runs on
+# (the binary is built on, and cached for, this machine).
+OLLAMA_CFLAGS = "-O3 -march=native"
 
 LIVEKIT_INSTALL_HINT = ("install Go (https://go.dev/dl, then run setup again to build it) or put "
                         "livekit-server on PATH (https://docs.livekit.io/home/self-hosting/local/)")
@@ -67,7 +70,7 @@ def livekit_server(cache: Path) -> Path:
     found = shutil.which("livekit-server")
     if found:
         return Path(found)
-    target = _bin_dir(cache) / "livekit-server"
+    target = _bin_dir(cache) / f"livekit-server-{LIVEKIT_VERSION}"
     if target.exists():
         return target
     return _go_install(LIVEKIT_MODULE, LIVEKIT_VERSION, binary="server", target=target,
@@ -101,13 +104,15 @@ def ollama(cache: Path) -> Path:
     found = shutil.which("ollama")
     if found:
         return Path(found)
-    target = _bin_dir(cache) / "ollama"
+    target = _bin_dir(cache) / f"ollama-{OLLAMA_VERSION}-native"
     if target.exists():
         return target
     include = _ollama_headers(cache)
     cppflags = f"{os.environ.get('CGO_CPPFLAGS', '')} -I{include}".strip()
     return _go_install(OLLAMA_MODULE, OLLAMA_VERSION, binary="ollama", target=target, what="ollama",
-                       hint=OLLAMA_INSTALL_HINT, extra_env={"CGO_CPPFLAGS": cppflags, "CGO_ENABLED": "1"},
+                       hint=OLLAMA_INSTALL_HINT,
+                       extra_env={"CGO_CPPFLAGS": cppflags, "CGO_ENABLED": "1",
+                                  "CGO_CFLAGS": OLLAMA_CFLAGS, "CGO_CXXFLAGS": OLLAMA_CFLAGS},
                        log=cache / "logs" / "ollama-build.log")
 
 

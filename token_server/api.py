@@ -1,0 +1,176 @@
+"""The REST API: tokens with bot dispatch, rooms, health, text chat, LiveKit webhooks, OpenAPI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import openai
+from aiohttp import web
+from loguru import logger
+
+from token_server.chat import ChatUnavailable
+from token_server.errors import ApiError, read_json_object
+from token_server.rooms import LiveKitUnavailable, ParticipantView
+from token_server.services import SERVICES
+from token_server.settings import TokenServerSettings
+from token_server.supervisor import BotCapacityError
+from token_server.validation import (
+    validate_display_name,
+    validate_history,
+    validate_identity,
+    validate_message,
+    validate_room,
+)
+
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+SSE_CONTENT_TYPE = "text/event-stream"
+# LiveKit webhook events that change who is in a room.
+ROOM_EVENTS = ("participant_joined", "participant_left", "room_finished")
+
+TOKEN_ROUTE = "/api/token"
+ROOMS_ROUTE = "/api/rooms"
+CHAT_ROUTE = "/api/chat"
+HEALTH_ROUTE = "/health"
+WEBHOOK_ROUTE = "/api/livekit/webhook"
+OPENAPI_ROUTE = "/api/openapi.json"
+# Routes that never need the API key: probes, the API description, and LiveKit's signed webhooks.
+PUBLIC_ROUTES = frozenset({HEALTH_ROUTE, WEBHOOK_ROUTE, OPENAPI_ROUTE})
+
+
+def _livekit_down(exc: LiveKitUnavailable) -> ApiError:
+    return ApiError(503, "livekit_unavailable", str(exc), headers={"Retry-After": "5"})
+
+
+async def create_token(request: web.Request) -> web.Response:
+    """Mint a join token for a person and make sure the room has its avatar."""
+    services = request.app[SERVICES]
+    settings = services.settings
+    body = await read_json_object(request)
+    room = validate_room(body.get("room"))
+    identity = validate_identity(
+        body.get("identity"), bot_identity=settings.bot_identity, reserved_prefixes=settings.reserved_prefixes
+    )
+    name = validate_display_name(body.get("name"), default=identity)
+    try:
+        dispatch = await services.supervisor.ensure_bot(room)
+    except BotCapacityError as exc:
+        raise ApiError(503, "at_capacity", str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
+    except LiveKitUnavailable as exc:
+        raise _livekit_down(exc) from None
+    token = services.minter.user_token(room=room, identity=identity, name=name)
+    logger.bind(room=room, identity=identity, bot=dispatch.value).info("token issued")
+    return web.json_response(
+        {
+            "token": token,
+            "url": settings.livekit_public_url,
+            "room": room,
+            "identity": identity,
+            "expires_in": settings.token_ttl_s,
+            "bot": {"identity": settings.bot_identity, "dispatch": dispatch.value},
+        }
+    )
+
+
+def _room_entry(name: str, participants: list[ParticipantView], local_bot: dict | None) -> dict:
+    return {
+        "name": name,
+        "participants": [p.as_json() for p in participants],
+        "humans": sum(p.is_human for p in participants),
+        "bot": {
+            "in_room": any(p.is_bot for p in participants),
+            "supervised_here": local_bot is not None,
+            **(local_bot or {}),
+        },
+    }
+
+
+async def list_rooms(request: web.Request) -> web.Response:
+    """Rooms in LiveKit with participants, and the state of the bots this instance supervises."""
+    services = request.app[SERVICES]
+    try:
+        rooms = await services.rooms.rooms()
+    except LiveKitUnavailable as exc:
+        raise _livekit_down(exc) from None
+    local = services.supervisor.snapshot()
+    listed = [_room_entry(room.name, room.participants, local.get(room.name)) for room in rooms]
+    # Bots starting or restarting here whose room LiveKit does not list (yet).
+    listed += [_room_entry(name, [], state) for name, state in local.items() if name not in {r.name for r in rooms}]
+    supervisor = services.supervisor
+    return web.json_response(
+        {
+            "rooms": listed,
+            "bots": {"running": supervisor.running, "max": supervisor.max_bots, "instance": supervisor.instance_id},
+        }
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    """200 when livekit-server, Ollama and the model are usable, else 503; details either way."""
+    healthy, details = await request.app[SERVICES].health.check()
+    return web.json_response({"ok": healthy, **details}, status=200 if healthy else 503)
+
+
+def _sse(payload: dict) -> bytes:
+    return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+async def chat(request: web.Request) -> web.StreamResponse:
+    """One text-only turn with the avatar's persona, streamed as server-sent events."""
+    services = request.app[SERVICES]
+    body = await read_json_object(request)
+    room = validate_room(body["room"]) if body.get("room") is not None else None
+    message = validate_message(body.get("message"))
+    history = validate_history(body.get("history"))
+    try:
+        deltas = await services.chat.reply(message=message, history=history, user=room)
+    except ChatUnavailable as exc:
+        raise ApiError(503, "llm_unavailable", str(exc), headers={"Retry-After": "5"}) from None
+    response = web.StreamResponse(headers={"Content-Type": SSE_CONTENT_TYPE, "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    text = []
+    try:
+        try:
+            async for delta in deltas:
+                text.append(delta)
+                await response.write(_sse({"delta": delta}))
+        except (openai.APIError, httpx.HTTPError) as exc:  # the status line is sent: report it in the stream
+            logger.bind(room=room).warning("chat stream failed: {!r}", exc)
+            await response.write(_sse({"error": "llm_stream_failed", "detail": str(exc)}))
+        else:
+            await response.write(_sse({"done": True, "text": "".join(text)}))
+        await response.write_eof()
+    except ConnectionResetError:
+        logger.bind(room=room).info("chat client went away")
+    logger.bind(room=room, chars=sum(map(len, text))).info("chat turn streamed")
+    return response
+
+
+async def livekit_webhook(request: web.Request) -> web.Response:
+    """LiveKit's signed room events: re-check the room at once instead of at the next periodic check."""
+    services = request.app[SERVICES]
+    auth = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    try:
+        event = services.webhooks.receive((await request.read()).decode(), auth)
+    except Exception as exc:  # WebhookReceiver raises bare Exception for a bad signature or hash
+        raise ApiError(401, "invalid_webhook", f"webhook signature rejected: {exc}") from None
+    room = event.room.name
+    if event.event in ROOM_EVENTS and services.supervisor.bot(room) is not None:
+        await services.supervisor.check_room(room)
+    logger.bind(room=room, webhook_event=event.event).debug("livekit webhook")
+    return web.json_response({"ok": True})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=OPENAPI_PATH.read_bytes(), content_type="application/json")
+
+
+def setup_api_routes(app: web.Application, settings: TokenServerSettings) -> None:
+    """Register the API routes (settings kept for the common route-setup signature)."""
+    app.router.add_post(TOKEN_ROUTE, create_token)
+    app.router.add_get(ROOMS_ROUTE, list_rooms)
+    app.router.add_post(CHAT_ROUTE, chat)
+    app.router.add_get(HEALTH_ROUTE, health)
+    app.router.add_post(WEBHOOK_ROUTE, livekit_webhook)
+    app.router.add_get(OPENAPI_ROUTE, openapi)

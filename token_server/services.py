@@ -1,0 +1,75 @@
+"""The token server's long-lived services, built once per app and shared by its route handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from livekit.api import TokenVerifier, WebhookReceiver
+
+from token_server.chat import PersonaChat
+from token_server.health import HealthChecker
+from token_server.rooms import RoomDirectory
+from token_server.settings import TokenServerSettings
+from token_server.supervisor import BotSupervisor
+from token_server.tokens import TokenMinter
+
+
+@dataclass(frozen=True, kw_only=True)
+class Services:
+    """Everything a handler needs, reachable as `request.app[SERVICES]`."""
+
+    settings: TokenServerSettings
+    minter: TokenMinter
+    rooms: RoomDirectory
+    supervisor: BotSupervisor
+    chat: PersonaChat
+    health: HealthChecker
+    webhooks: WebhookReceiver
+
+    @classmethod
+    def build(cls, settings: TokenServerSettings) -> Services:
+        minter = TokenMinter(
+            api_key=settings.livekit_api_key,
+            api_secret=settings.livekit_api_secret,
+            ttl_s=settings.token_ttl_s,
+            bot_identity=settings.bot_identity,
+        )
+        rooms = RoomDirectory(
+            url=settings.livekit_url,
+            api_key=settings.livekit_api_key,
+            api_secret=settings.livekit_api_secret,
+            bot_identity=settings.bot_identity,
+            reserved_prefixes=settings.reserved_prefixes,
+        )
+        supervisor = BotSupervisor(settings=settings, minter=minter, rooms=rooms)
+        return cls(
+            settings=settings,
+            minter=minter,
+            rooms=rooms,
+            supervisor=supervisor,
+            chat=PersonaChat(
+                ollama_url=settings.ollama_url, model=settings.ollama_model, system_prompt=settings.system_prompt
+            ),
+            health=HealthChecker(
+                rooms=rooms,
+                supervisor=supervisor,
+                ollama_url=settings.ollama_url,
+                ollama_model=settings.ollama_model,
+                whisper_model=settings.whisper_model,
+                cache=settings.cache,
+            ),
+            webhooks=WebhookReceiver(TokenVerifier(settings.livekit_api_key, settings.livekit_api_secret)),
+        )
+
+    async def start(self) -> None:
+        await self.rooms.start()
+        self.supervisor.start()
+
+    async def stop(self) -> None:
+        await self.supervisor.stop()
+        await self.rooms.aclose()
+        await self.chat.aclose()
+
+
+SERVICES = web.AppKey("services", Services)
