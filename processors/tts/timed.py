@@ -1,0 +1,221 @@
+"""Base Pipecat TTS service for voices that come with word (and viseme) timings.
+
+Every voice in the project speaks sentence by sentence and knows, per sentence, when each word
+is said (ARCHITECTURE §4). This base class does the Pipecat side once for all of them: for each
+sentence it pushes a SentenceTimingFrame (for the face), the `bot-tts-timing` RTVI
+server-message (for 3D clients), the TTSAudioRawFrames, and reports the words through
+`add_word_timestamps` with times cumulative over the turn, the way Pipecat's word tracker
+expects them (one baseline per audio context, set by its first audio).
+
+A subclass provides one of:
+  - `synthesize_sentence(text) -> TimedSpeech`: audio and exact timings at once (embedded voice);
+  - `stream_sentence(text)` (bare audio chunks) plus `align_sentence(text, audio, rate)`
+    (timings from the whole sentence's audio, e.g. forced alignment) — for voices such as
+    GPT-SoVITS. With `stream_before_timings=True` audio is pushed as it streams and the
+    timings follow the sentence (its SentenceTimingFrame then carries no visemes, and the face
+    falls back to audio-driven mouth shapes); otherwise the sentence is held until aligned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+from loguru import logger
+from pipecat.audio.utils import create_stream_resampler
+from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
+from pipecat.processors.frameworks.rtvi.frames import RTVIServerMessageFrame
+from pipecat.services.settings import TTSSettings
+from pipecat.services.tts_service import TTSService
+from pipecat.utils.string import match_endofsentence
+
+from processors.frames import SentenceTimingFrame
+from processors.timing import TimedSpeech, tts_timing_message
+
+# Audio is pushed in chunks of one 25 fps video frame, so the face can lock frames to samples.
+AUDIO_CHUNK_S = 0.04
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """A piece of a sentence's audio as a streaming voice returns it (int16 mono)."""
+
+    audio: np.ndarray
+    sample_rate: int
+
+
+class TimedTTSService(TTSService):
+    """Pipecat TTS base: per-sentence timing frame + RTVI message + audio + word timestamps."""
+
+    def __init__(self, *, stream_before_timings: bool = False, settings: TTSSettings | None = None,
+                 **kwargs):
+        super().__init__(push_text_frames=False, push_start_frame=True, push_stop_frames=True,
+                         settings=settings or TTSSettings(model=None, voice=None, language=None),
+                         **kwargs)
+        self._stream_before_timings = stream_before_timings
+        # Never cleared on its own between a streaming voice's (slow) chunks, which would drop
+        # the samples held in the filter; flushed at the end of every sentence instead.
+        self._sentence_resampler = create_stream_resampler(clear_after_secs=None)
+        self._seq = 0
+        # Seconds of audio already produced per audio context: word times are cumulative over
+        # a context (a turn), whose first audio sets Pipecat's word-timestamp baseline.
+        self._context_offsets: dict[str, float] = {}
+
+    def can_generate_metrics(self) -> bool:
+        return True
+
+    # -- what a voice provides -------------------------------------------------------------------
+    def split_sentences(self, text: str) -> list[str]:
+        """Sentences of one synthesis request (a TTSSpeakFrame may hold several).
+
+        Default: Pipecat's sentence tokenizer for the service language.
+        """
+        sentences, rest = [], text.strip()
+        while rest:
+            end = match_endofsentence(rest, language=self.text_aggregation_language) or len(rest)
+            sentences.append(rest[:end].strip())
+            rest = rest[end:].strip()
+        return [s for s in sentences if s]
+
+    async def synthesize_sentence(self, text: str) -> TimedSpeech:
+        """One sentence's audio and timings. Default: stream it, then align the whole."""
+        chunks = [chunk async for chunk in self.stream_sentence(text)]
+        if not chunks:
+            return TimedSpeech(text=text, audio=np.zeros(0, np.int16), sample_rate=self.sample_rate)
+        return await self.align_sentence(text, np.concatenate([c.audio for c in chunks]),
+                                         chunks[0].sample_rate)
+
+    async def stream_sentence(self, text: str) -> AsyncIterator[AudioChunk]:
+        """Bare audio of one sentence as it is produced (voices without their own timings)."""
+        raise NotImplementedError(f"{type(self).__name__} must override synthesize_sentence "
+                                  "or stream_sentence + align_sentence")
+        yield  # pragma: no cover
+
+    async def align_sentence(self, text: str, audio: np.ndarray, sample_rate: int) -> TimedSpeech:
+        """Word/viseme timings for a sentence's complete audio (e.g. forced alignment)."""
+        raise NotImplementedError(f"{type(self).__name__} streams audio but has no aligner")
+
+    # -- Pipecat ---------------------------------------------------------------------------------
+    async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
+        """Speak `text` sentence by sentence into the audio context `context_id`."""
+        await self.start_tts_usage_metrics(text)
+        for sentence in self.split_sentences(text):
+            keepalive = self.create_task(self._keep_context_open(context_id),
+                                         f"{self}::keep_context_open")
+            try:
+                if self._stream_before_timings:
+                    async for frame in self._streamed_sentence_frames(sentence, context_id):
+                        yield frame
+                else:
+                    speech = await self.synthesize_sentence(sentence)
+                    async for frame in self._timed_sentence_frames(speech, context_id):
+                        yield frame
+            except Exception as e:          # a failed voice must not take the pipeline down
+                logger.exception(f"{self}: could not speak [{sentence}]")
+                yield ErrorFrame(error=f"{self} could not speak a sentence: {e}")
+                return
+            finally:
+                await self.cancel_task(keepalive)
+
+    async def on_audio_context_interrupted(self, context_id: str):
+        await super().on_audio_context_interrupted(context_id)
+        self._context_offsets.pop(context_id, None)
+
+    async def on_audio_context_completed(self, context_id: str):
+        await super().on_audio_context_completed(context_id)
+        # A context that ends (or times out and is recreated) gets a new baseline.
+        self._context_offsets.pop(context_id, None)
+
+    # -- internals -------------------------------------------------------------------------------
+    async def _timed_sentence_frames(self, speech: TimedSpeech, context_id: str):
+        """Timing frame and message first, then the words, then the audio."""
+        if len(speech.audio) == 0:
+            logger.debug(f"{self}: nothing to say in [{speech.text}]")
+            return
+        seq = self._next_seq()
+        yield SentenceTimingFrame(seq=seq, text=speech.text, sample_rate=self.sample_rate,
+                                  words=speech.words, visemes=speech.visemes, context_id=context_id)
+        yield self._timing_message(seq, speech)
+        await self._report_words(speech, context_id)
+        async for frame in self._sentence_audio(_whole(speech), context_id):
+            yield frame
+        self._advance(context_id, speech.duration)
+
+    async def _streamed_sentence_frames(self, text: str, context_id: str):
+        """Audio as it streams (behind an empty timing frame), then the aligned timings."""
+        seq, chunks = None, []
+
+        async def recorded():
+            async for chunk in self.stream_sentence(text):
+                chunks.append(chunk)
+                yield chunk
+
+        async for frame in self._sentence_audio(recorded(), context_id):
+            if seq is None:
+                seq = self._next_seq()
+                yield SentenceTimingFrame(seq=seq, text=text, sample_rate=self.sample_rate,
+                                          context_id=context_id)
+            yield frame
+        if seq is None:
+            logger.debug(f"{self}: nothing to say in [{text}]")
+            return
+        speech = await self.align_sentence(text, np.concatenate([c.audio for c in chunks]),
+                                           chunks[0].sample_rate)
+        yield self._timing_message(seq, speech)
+        await self._report_words(speech, context_id)
+        self._advance(context_id, speech.duration)
+
+    async def _keep_context_open(self, context_id: str):
+        """While a sentence is synthesized or aligned, tell Pipecat its audio context is in use:
+        a context that gets no item for stop_frame_timeout_s is ended (TTSStoppedFrame, and
+        words arriving later are dropped)."""
+        while True:
+            await asyncio.sleep(self._stop_frame_timeout_s / 3)
+            self._refresh_audio_context(context_id)
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    @staticmethod
+    def _timing_message(seq: int, speech: TimedSpeech) -> RTVIServerMessageFrame:
+        return RTVIServerMessageFrame(
+            data=tts_timing_message(seq, speech.text, speech.words, speech.visemes))
+
+    async def _report_words(self, speech: TimedSpeech, context_id: str):
+        offset = self._context_offsets.get(context_id, 0.0)
+        await self.add_word_timestamps([(w.word, offset + w.start) for w in speech.words],
+                                       context_id)
+
+    def _advance(self, context_id: str, seconds: float):
+        self._context_offsets[context_id] = self._context_offsets.get(context_id, 0.0) + seconds
+
+    async def _sentence_audio(self, chunks: AsyncIterator[AudioChunk], context_id: str):
+        """One sentence's audio → TTSAudioRawFrames of at most AUDIO_CHUNK_S at the service's
+        output rate, whatever size of chunks the voice delivers.
+
+        Resampling (when the voice's rate differs) is flushed at the end of the sentence, so
+        each sentence keeps its exact length and word times stay on its samples.
+        """
+        resampled = False
+        async for chunk in chunks:
+            samples = np.ascontiguousarray(chunk.audio, dtype=np.int16)
+            step = max(1, int(chunk.sample_rate * AUDIO_CHUNK_S))
+            for i in range(0, len(samples), step):
+                pcm = samples[i:i + step].tobytes()
+                if chunk.sample_rate != self.sample_rate:
+                    pcm = await self._sentence_resampler.resample(pcm, chunk.sample_rate,
+                                                                  self.sample_rate)
+                    resampled = True
+                if pcm:
+                    yield TTSAudioRawFrame(pcm, self.sample_rate, 1, context_id=context_id)
+        tail = await self._sentence_resampler.flush() if resampled else b""
+        if tail:
+            yield TTSAudioRawFrame(tail, self.sample_rate, 1, context_id=context_id)
+
+
+async def _whole(speech: TimedSpeech) -> AsyncIterator[AudioChunk]:
+    """A synthesized sentence as one chunk."""
+    yield AudioChunk(speech.audio, speech.sample_rate)
