@@ -1,0 +1,181 @@
+"""FaceVideoProcessor in a real Pipecat pipeline: audio in video-frame pieces, pictures in step,
+idle frames, interruption, probe markers and frame ordering."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pipecat.frames.frames import (
+    InterruptionFrame,
+    OutputImageRawFrame,
+    TextFrame,
+    TTSAudioRawFrame,
+    TTSStoppedFrame,
+)
+from pipecat.tests.utils import SleepFrame, run_test
+
+from processors.face.video import (
+    FaceSettings,
+    FaceVideoProcessor,
+    frame_bounds,
+    probe_marker_on,
+    probe_signal,
+)
+from processors.frames import SentenceTimingFrame
+from processors.timing import VisemeTiming
+
+SR = 24000
+SAMPLES_PER_FRAME = SR // 25
+
+
+def speech(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    wave = np.sin(2 * np.pi * 180 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+    return (0.4 * 32767 * wave).astype(np.int16)
+
+
+def audio_frames(audio: np.ndarray, chunk: int = 480) -> list[TTSAudioRawFrame]:
+    return [TTSAudioRawFrame(audio=audio[i:i + chunk].tobytes(), sample_rate=SR, num_channels=1)
+            for i in range(0, len(audio), chunk)]
+
+
+def sentence(audio: np.ndarray, visemes=None) -> list:
+    visemes = visemes if visemes is not None else [VisemeTiming("aa", 0.05, len(audio) / SR - 0.1)]
+    return [SentenceTimingFrame(seq=0, text="test", sample_rate=SR, visemes=visemes), *audio_frames(audio)]
+
+
+def audio_out(frames) -> list[TTSAudioRawFrame]:
+    return [f for f in frames if isinstance(f, TTSAudioRawFrame)]
+
+
+def images(frames) -> list[OutputImageRawFrame]:
+    return [f for f in frames if isinstance(f, OutputImageRawFrame)]
+
+
+def pixels(frame: OutputImageRawFrame) -> np.ndarray:
+    w, h = frame.size
+    return np.frombuffer(frame.image, np.uint8).reshape(h, w, 3)
+
+
+@pytest.fixture
+def processor():
+    return FaceVideoProcessor(audio_lead_frames=2)
+
+
+async def test_audio_is_re_emitted_in_video_frame_pieces(processor):
+    audio = speech(1.01)  # 24240 samples: 25 whole frames + 240 samples
+    down, _ = await run_test(processor, frames_to_send=[*sentence(audio), SleepFrame(sleep=1.6)])
+    out = audio_out(down)
+    assert len(out) == 26
+    assert all(len(f.audio) == 2 * SAMPLES_PER_FRAME for f in out)
+    joined = np.frombuffer(b"".join(f.audio for f in out), np.int16)
+    np.testing.assert_array_equal(joined[:len(audio)], audio)
+    assert not joined[len(audio):].any()  # the last frame is padded with silence
+    assert not any(isinstance(f, SentenceTimingFrame) for f in down)  # consumed here
+
+
+async def test_every_picture_is_synced_and_full_size(processor):
+    down, _ = await run_test(processor, frames_to_send=[*sentence(speech(0.4)), SleepFrame(sleep=0.8)])
+    pics = images(down)
+    assert len(pics) >= len(audio_out(down))
+    assert all(p.size == (512, 512) and p.format == "RGB" and p.sync_with_audio for p in pics)
+    assert all(len(p.image) == 512 * 512 * 3 for p in pics)
+
+
+async def test_idle_frames_when_nothing_is_said(processor):
+    down, _ = await run_test(processor, frames_to_send=[SleepFrame(sleep=0.5)])
+    assert not audio_out(down)
+    pics = images(down)
+    assert len(pics) >= 4  # ~12 at 25 fps; the track stays alive without speech
+    first, last = pixels(pics[0]).astype(int), pixels(pics[-1]).astype(int)
+    assert np.abs(first - last).mean() > 0  # breathing / sway: not a frozen picture
+
+
+async def test_mouth_moves_while_speaking(processor):
+    down, _ = await run_test(processor, frames_to_send=[*sentence(speech(0.8)), SleepFrame(sleep=1.3)])
+    rig = processor.avatar.rig
+    box = (slice(rig.mouth.y0, rig.mouth.y1), slice(rig.mouth.x0, rig.mouth.x1))
+    mouths = [pixels(p)[box].astype(int) for p in images(down)]
+    idle_ref = mouths[0]
+    assert max(np.abs(m - idle_ref).mean() for m in mouths) > 8
+
+
+async def test_interruption_stops_audio_and_pictures_at_once(processor):
+    frames = [*sentence(speech(4.0)), SleepFrame(sleep=0.4), InterruptionFrame(), SleepFrame(sleep=0.5)]
+    down, _ = await run_test(processor, frames_to_send=frames)
+    cut = next(i for i, f in enumerate(down) if isinstance(f, InterruptionFrame))
+    before, after = down[:cut], down[cut + 1:]
+    assert 0 < len(audio_out(before)) < 100  # far less than the 4 s (100 frames) sent
+    assert not audio_out(after)
+    rig = processor.avatar.rig
+    box = (slice(rig.mouth.y0, rig.mouth.y1), slice(rig.mouth.x0, rig.mouth.x1))
+    after_pics = images(after)
+    assert len(after_pics) >= 3  # idle frames keep coming
+    # the speaking pictures queued behind the audio were dropped too: closed, idle mouths only
+    idle = processor._engine.idle(processor.avatar, 0.0)[box].astype(int)
+    assert all(np.abs(pixels(p)[box].astype(int) - idle).mean() < 6 for p in after_pics[1:])
+
+
+async def test_frames_after_speech_stay_behind_its_audio(processor):
+    frames = [*sentence(speech(0.3)), TextFrame(text="after"), TTSStoppedFrame(), SleepFrame(sleep=0.7)]
+    down, _ = await run_test(processor, frames_to_send=frames)
+    last_audio = max(i for i, f in enumerate(down) if isinstance(f, TTSAudioRawFrame))
+    text_at = next(i for i, f in enumerate(down) if isinstance(f, TextFrame))
+    stopped_at = next(i for i, f in enumerate(down) if isinstance(f, TTSStoppedFrame))
+    assert last_audio < text_at < stopped_at
+
+
+async def test_envelope_fallback_without_timings(processor):
+    audio = np.concatenate([np.zeros(SR // 4, np.int16), speech(0.5)])
+    down, _ = await run_test(processor, frames_to_send=[*audio_frames(audio), SleepFrame(sleep=1.0)])
+    joined = np.frombuffer(b"".join(f.audio for f in audio_out(down)), np.int16)
+    np.testing.assert_array_equal(joined[:len(audio)], audio)
+
+
+async def test_probe_marker_flashes_exactly_with_the_clicks():
+    lead, delay = 2, 3
+    processor = FaceVideoProcessor(audio_lead_frames=lead, video_delay_ms=delay * 40, probe=True)
+    audio, clicks = probe_signal(2.0, SR, 25, period_s=0.48)
+    down, _ = await run_test(processor, frames_to_send=[*audio_frames(audio, 960 * 5),
+                                                        SleepFrame(sleep=2.6)])
+    # position of each picture in the stream, counted in audio frames sent before it
+    sent, marked = 0, []
+    for f in down:
+        if isinstance(f, TTSAudioRawFrame):
+            sent += 1
+        elif isinstance(f, OutputImageRawFrame) and probe_marker_on(pixels(f)):
+            marked.append(sent)
+    click_frames = [c // SAMPLES_PER_FRAME for c in clicks]
+    assert click_frames == [frame_bounds(k, SR, 25)[0] // SAMPLES_PER_FRAME for k in click_frames]
+    assert len(marked) == len(click_frames)
+    # picture k is shown once audio frame k is the oldest of the `lead` + 1 frames sent ahead,
+    # and `delay` more frames later
+    assert marked == [k + lead + 1 + delay for k in click_frames]
+
+
+def test_settings_from_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("FACE_AVATAR", str(tmp_path / "me.png"))
+    monkeypatch.setenv("FACE_FPS", "30")
+    monkeypatch.setenv("FACE_AUDIO_LEAD_FRAMES", "4")
+    monkeypatch.setenv("FACE_VIDEO_DELAY_MS", "0")
+    monkeypatch.setenv("FACE_PROBE", "1")
+    s = FaceSettings.from_env()
+    assert (s.avatar_image_path, s.fps, s.audio_lead_frames, s.video_delay_ms, s.probe) == (
+        tmp_path / "me.png", 30, 4, 0, True)
+    assert (s.width, s.height) == (512, 512)
+
+
+def test_mismatched_engine_rate_is_refused():
+    from processors.face.builtin import BuiltinFaceEngine
+
+    with pytest.raises(ValueError, match="fps"):
+        FaceVideoProcessor(engine=BuiltinFaceEngine(fps=30), fps=25)
+
+
+async def test_end_frame_waits_until_the_speech_and_its_pictures_are_out():
+    processor = FaceVideoProcessor(audio_lead_frames=2, video_delay_ms=80, probe=True)
+    audio, clicks = probe_signal(1.2, SR, 25, period_s=0.4)
+    down, _ = await run_test(processor, frames_to_send=audio_frames(audio))  # EndFrame right after
+    assert len(audio_out(down)) == 30
+    flashes = [p for p in images(down) if probe_marker_on(pixels(p))]
+    assert len(flashes) == len(clicks)  # even the last click's picture made it out
