@@ -11,6 +11,7 @@ from loguru import logger
 
 from token_server.api import PUBLIC_ROUTES, setup_api_routes
 from token_server.client import setup_client_routes
+from token_server.voices import setup_voice_routes
 from token_server.errors import error_middleware, error_response
 from token_server.services import SERVICES, Services
 from token_server.settings import TokenServerSettings
@@ -71,5 +72,6 @@ def create_app(settings: TokenServerSettings) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     setup_api_routes(app, settings)
     # Feature route modules register here, one line each, before the client's catch-all route.
+    setup_voice_routes(app, settings)
     setup_client_routes(app, settings)
     return app

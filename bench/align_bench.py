@@ -1,0 +1,212 @@
+"""Accuracy of the forced aligner against the embedded voice's exact word timings.
+
+Every sentence is spoken by the embedded voice (HibariVoice, exact word timings) and the words
+are placed again from the bare audio by:
+
+  faster-whisper words   faster-whisper's own word timestamps (transcribe, word_timestamps=True);
+                         its words are matched to the sentence's (unmatched ones count as missed)
+  whisper DTW            WhisperAligner stage 1 only (find_alignment with the known tokens)
+  + silences             stages 1-2 (words kept inside the stretches of sound between pauses)
+  + reference            stages 1-3 (the full aligner: DTW against the embedded voice)
+
+Conditions (the reference voice is always HibariVoice at speed 1.0 with another noise seed):
+  embedded       the embedded voice as is. Same voice and tempo as the reference, so the
+                 "+ reference" figure here is an upper bound, not a cross-voice result.
+  shifted-up     speed 0.9, then every frequency raised 12 % (resampled: pitch and formants up,
+                 like a smaller speaker) - a voice and tempo the reference does not have.
+  shifted-down   speed 1.15, frequencies lowered 11 %.
+Truth times are scaled with the resampling. Error: |estimate - truth| of every word start and
+end, in ms. Prints JSON and a table; writes bench/results/align.json and align.png.
+
+    uv run python bench/align_bench.py [--sentences 24] [--conditions embedded,shifted-up]
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from faster_whisper import WhisperModel  # noqa: E402
+
+from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE, WhisperAligner  # noqa: E402
+from processors.timing import TimedSpeech  # noqa: E402
+from processors.tts.hibari_voice import HibariVoice  # noqa: E402
+from stack.models import whisper_model  # noqa: E402
+from stack.settings import StackSettings  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+AIM_MS = 40.0
+SENTENCES = (
+    "Hello there, my friend. How are you today?",
+    "The quick brown fox jumps over the lazy dog.",
+    "I think we should meet again next week, maybe on Tuesday.",
+    "Please remember to bring your notebook and a pen.",
+    "Well, that depends on what you mean by simple.",
+    "She sells sea shells by the sea shore.",
+    "Our train leaves at seven, so we need to hurry.",
+    "Can you hear me clearly, or should I speak up?",
+    "The weather was cold and grey, but nobody seemed to mind.",
+    "I have never seen such a beautiful garden in my life.",
+    "Let me check the calendar and get back to you.",
+    "Thank you for waiting; the results are finally ready.",
+    "Most people prefer coffee in the morning and tea at night.",
+    "If it rains tomorrow, the picnic will be moved indoors.",
+    "We built this avatar to answer questions in real time.",
+    "My brother plays the guitar, and my sister sings.",
+    "Turn left at the bakery, then walk two blocks north.",
+    "Nobody knows exactly how old the castle really is.",
+    "Could you send me the report before lunch?",
+    "The museum opens at nine and closes at five.",
+    "Honestly, I was surprised by how quickly it worked.",
+    "Reading before bed helps me fall asleep faster.",
+    "Yes. No. Maybe later, when the meeting is over.",
+    "A small boat drifted slowly across the quiet lake.",
+)
+# condition -> (voice speed, frequency factor)
+CONDITIONS = {"embedded": (1.0, 1.0), "shifted-up": (0.9, 1.12), "shifted-down": (1.15, 0.89)}
+METHODS = ("faster-whisper words", "whisper DTW", "+ silences", "+ reference")
+
+
+def shifted(speech: TimedSpeech, factor: float) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Audio with every frequency times `factor` (played faster) and the truth spans scaled."""
+    audio = speech.audio.astype(np.float32) / 32768.0
+    if factor != 1.0:
+        audio = soxr.resample(audio, speech.sample_rate, round(speech.sample_rate / factor))
+    pcm = np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    return pcm, [(w.start / factor, w.end / factor) for w in speech.words]
+
+
+def whisper_words(model: WhisperModel, audio: np.ndarray, rate: int, text: str
+                  ) -> list[tuple[float, float] | None]:
+    """faster-whisper's own word timestamps matched to the sentence's words (None: missed)."""
+    wave = soxr.resample(audio.astype(np.float32) / 32768.0, rate, WHISPER_SAMPLE_RATE)
+    segments, _ = model.transcribe(wave.astype(np.float32), language="en", beam_size=1,
+                                   word_timestamps=True, condition_on_previous_text=False)
+    heard = [w for s in segments for w in (s.words or [])]
+
+    def norm(word: str) -> str:
+        return re.sub(r"\W", "", word.lower())
+
+    words = text.split()
+    out: list[tuple[float, float] | None] = [None] * len(words)
+    matcher = difflib.SequenceMatcher(None, [norm(w) for w in words], [norm(w.word) for w in heard],
+                                      autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            h = heard[block.b + k]
+            out[block.a + k] = (h.start, h.end)
+    return out
+
+
+def errors(estimate: list[tuple[float, float] | None], truth: list[tuple[float, float]]
+           ) -> tuple[list[float], int]:
+    """Absolute start and end errors in ms of the placed words, and how many were missed."""
+    out, missed = [], 0
+    for est, (s, e) in zip(estimate, truth):
+        if est is None:
+            missed += 1
+            continue
+        out += [abs(est[0] - s) * 1000, abs(est[1] - e) * 1000]
+    return out, missed
+
+
+def summary(values: list[float], missed: int, seconds: list[float]) -> dict:
+    v = np.asarray(values)
+    return {"mean_ms": round(float(v.mean()), 1), "p95_ms": round(float(np.percentile(v, 95)), 1),
+            "max_ms": round(float(v.max()), 1), "boundaries": int(len(v)),
+            "missed_words": missed, "seconds_per_sentence": round(float(np.mean(seconds)), 3)}
+
+
+def chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conditions = list(results)
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / len(METHODS)
+    for k, method in enumerate(METHODS):
+        x = np.arange(len(conditions)) + (k - (len(METHODS) - 1) / 2) * width
+        means = [results[c][method]["mean_ms"] for c in conditions]
+        p95 = [results[c][method]["p95_ms"] for c in conditions]
+        ax.bar(x, means, width, label=f"{method} (mean)")
+        ax.scatter(x, p95, marker="_", s=200, color="black")
+    ax.axhline(AIM_MS, color="red", linestyle="--", linewidth=1, label=f"aim {AIM_MS:.0f} ms")
+    ax.set_xticks(np.arange(len(conditions)), conditions)
+    ax.set_ylabel("word boundary error, ms (bar: mean, tick: p95)")
+    ax.set_title("Forced alignment vs exact embedded-voice timings")
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sentences", type=int, default=len(SENTENCES))
+    parser.add_argument("--conditions", default=",".join(CONDITIONS))
+    args = parser.parse_args()
+    sentences = SENTENCES[:args.sentences]
+    conditions = args.conditions.split(",")
+
+    stack = StackSettings.from_env()
+    path = whisper_model(stack.whisper_model, stack.cache)
+    model = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=1)
+    reference = HibariVoice(seed=1)
+    aligners = {
+        "whisper DTW": WhisperAligner(model=model, silences=False),
+        "+ silences": WhisperAligner(model=model),
+        "+ reference": WhisperAligner(model=model, reference=reference),
+    }
+    results: dict[str, dict] = {}
+    for condition in conditions:
+        speed, factor = CONDITIONS[condition]
+        voice = HibariVoice(speed=speed, seed=0)
+        collected = {m: ([], 0, []) for m in METHODS}
+        for text in sentences:
+            audio, truth = shifted(voice.synthesize(text), factor)
+            rate = voice.sample_rate
+            estimates = {}
+            t0 = time.perf_counter()
+            estimates["faster-whisper words"] = whisper_words(model, audio, rate, text)
+            seconds = {"faster-whisper words": time.perf_counter() - t0}
+            for name, aligner in aligners.items():
+                t0 = time.perf_counter()
+                estimates[name] = [(w.start, w.end) for w in aligner.align(text, audio, rate).words]
+                seconds[name] = time.perf_counter() - t0
+            for method in METHODS:
+                errs, missed = errors(estimates[method], truth)
+                values, total_missed, times = collected[method]
+                collected[method] = (values + errs, total_missed + missed,
+                                     times + [seconds[method]])
+        results[condition] = {m: summary(*collected[m]) for m in METHODS}
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report = {"whisper_model": path, "sentences": len(sentences), "aim_mean_ms": AIM_MS,
+              "conditions": {c: {"speed": CONDITIONS[c][0], "frequency_factor": CONDITIONS[c][1]}
+                             for c in conditions},
+              "results": results}
+    (RESULTS / "align.json").write_text(json.dumps(report, indent=2))
+    chart(results, RESULTS / "align.png")
+    print(json.dumps(report, indent=2))
+    print(f"\n{'condition':14s} {'method':22s} {'mean ms':>8s} {'p95 ms':>8s} {'max ms':>8s} "
+          f"{'missed':>6s} {'s/sent':>7s}")
+    for condition, by_method in results.items():
+        for method, r in by_method.items():
+            print(f"{condition:14s} {method:22s} {r['mean_ms']:8.1f} {r['p95_ms']:8.1f} "
+                  f"{r['max_ms']:8.1f} {r['missed_words']:6d} {r['seconds_per_sentence']:7.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,393 @@
+"""GPT-SoVITS voice: the user's own `api_v2.py` server, streamed sentence by sentence.
+
+Each sentence is one `/tts` request (text split method "cut0": we already send one sentence) with
+the room's voice (reference clip + its transcript + languages). The answer streams: a WAV header
+then raw 16-bit PCM (media_type "wav") or raw PCM at a configured rate ("raw"); the audio is
+pushed as it arrives so the first sound comes early, and the sentence's word timings come from
+forced alignment of its text to the audio (processors/align/whisper_aligner.py).
+
+Failures: a connection error, timeout or 5xx before any audio is retried once; if the server
+still fails (or refuses the request, or answers with something that is not audio) the sentence
+is spoken by the embedded voice, with a log line, so the room keeps talking (GPT_SOVITS_FALLBACK,
+default on; off: the error is reported and the sentence skipped). On barge-in Pipecat cancels
+synthesis and the HTTP stream is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import struct
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+from loguru import logger
+from pipecat.services.settings import TTSSettings
+
+from processors.align.whisper_aligner import WhisperAligner, parse_flag
+from processors.timing import TimedSpeech, WordTiming
+from processors.tts.hibari_voice import HibariVoice
+from processors.tts.timed import AudioChunk, TimedTTSService
+
+TTS_PATH = "/tts"
+MEDIA_WAV = "wav"
+MEDIA_RAW = "raw"
+# One request per sentence: no further splitting on the server.
+NO_SPLIT = "cut0"
+# streaming_mode values of api_v2: 0 off, 1 per fragment, 2 medium quality, 3 fastest.
+STREAMING_MODES = (0, 1, 2, 3)
+VOICE_FILE = "voice.json"
+
+ENV_URL = "GPT_SOVITS_URL"
+ENV_VOICE_ID = "GPT_SOVITS_VOICE_ID"
+ENV_VOICES_DIR = "AVATAR_VOICES_DIR"
+ENV_REF_AUDIO = "GPT_SOVITS_REF_AUDIO"
+ENV_PROMPT_TEXT = "GPT_SOVITS_PROMPT_TEXT"
+ENV_PROMPT_LANG = "GPT_SOVITS_PROMPT_LANG"
+ENV_TEXT_LANG = "GPT_SOVITS_TEXT_LANG"
+ENV_SPEED = "GPT_SOVITS_SPEED"
+ENV_STREAMING_MODE = "GPT_SOVITS_STREAMING_MODE"
+ENV_MEDIA_TYPE = "GPT_SOVITS_MEDIA_TYPE"
+ENV_RAW_SAMPLE_RATE = "GPT_SOVITS_RAW_SAMPLE_RATE"
+ENV_CONNECT_TIMEOUT = "GPT_SOVITS_CONNECT_TIMEOUT_S"
+ENV_FIRST_AUDIO_TIMEOUT = "GPT_SOVITS_FIRST_AUDIO_TIMEOUT_S"
+ENV_CHUNK_TIMEOUT = "GPT_SOVITS_CHUNK_TIMEOUT_S"
+ENV_RETRIES = "GPT_SOVITS_RETRIES"
+ENV_FALLBACK = "GPT_SOVITS_FALLBACK"
+ENV_HOLD_FOR_TIMINGS = "GPT_SOVITS_HOLD_FOR_TIMINGS"
+
+_WORD_CHAR = re.compile(r"\w")
+
+
+def voices_dir() -> Path:
+    """Where cloned voices live: $AVATAR_VOICES_DIR, else <AVATAR_CACHE>/voices."""
+    from stack.settings import cache_dir
+
+    return Path(os.environ.get(ENV_VOICES_DIR) or cache_dir() / "voices")
+
+
+@dataclass(frozen=True, slots=True)
+class GPTSoVITSVoice:
+    """A zero-shot GPT-SoVITS voice: a 3-10 s reference clip (a path the server can read), what
+    is said in it, and its language."""
+
+    ref_audio_path: str
+    prompt_text: str
+    prompt_lang: str = "en"
+
+    @classmethod
+    def load(cls, voice_id: str, directory: Path | None = None) -> GPTSoVITSVoice:
+        """A voice stored by the voices API (<voices dir>/<id>/voice.json)."""
+        path = (directory or voices_dir()) / voice_id / VOICE_FILE
+        try:
+            meta = json.loads(path.read_text())
+            return cls(ref_audio_path=meta["ref_audio_path"], prompt_text=meta["prompt_text"],
+                       prompt_lang=meta["prompt_lang"])
+        except FileNotFoundError:
+            raise ValueError(f"no stored voice {voice_id!r} (looked for {path})") from None
+        except (KeyError, ValueError) as e:
+            raise ValueError(f"stored voice {voice_id!r} is unreadable ({path}): {e}") from e
+
+
+@dataclass(frozen=True, slots=True)
+class GPTSoVITSSettings:
+    """Server, voice, request options, timeouts and failure behaviour (see .env.example)."""
+
+    url: str = "http://127.0.0.1:9880"
+    voice: GPTSoVITSVoice | None = None
+    text_lang: str = "en"
+    speed_factor: float = 1.0
+    streaming_mode: int = 2
+    media_type: str = MEDIA_WAV
+    raw_sample_rate: int = 32000
+    connect_timeout_s: float = 2.0
+    first_audio_timeout_s: float = 10.0
+    chunk_timeout_s: float = 5.0
+    retries: int = 1
+    fallback: bool = True
+    hold_for_timings: bool = False
+
+    def __post_init__(self):
+        if self.streaming_mode not in STREAMING_MODES:
+            raise ValueError(f"{ENV_STREAMING_MODE} must be one of {STREAMING_MODES}, "
+                             f"got {self.streaming_mode}")
+        if self.media_type not in (MEDIA_WAV, MEDIA_RAW):
+            raise ValueError(f"{ENV_MEDIA_TYPE} must be {MEDIA_WAV} or {MEDIA_RAW}, "
+                             f"got {self.media_type!r}")
+        if self.retries < 0 or min(self.connect_timeout_s, self.first_audio_timeout_s,
+                                   self.chunk_timeout_s, self.speed_factor) <= 0:
+            raise ValueError("GPT-SoVITS timeouts and speed must be > 0 and retries >= 0")
+
+    @classmethod
+    def from_env(cls) -> GPTSoVITSSettings:
+        """Read the GPT_SOVITS_* variables; the voice is GPT_SOVITS_VOICE_ID (a stored voice)
+        or GPT_SOVITS_REF_AUDIO + GPT_SOVITS_PROMPT_TEXT (+ _PROMPT_LANG)."""
+        env = os.environ.get
+        default = cls()
+        voice = None
+        if env(ENV_VOICE_ID):
+            voice = GPTSoVITSVoice.load(env(ENV_VOICE_ID))
+        elif env(ENV_REF_AUDIO):
+            voice = GPTSoVITSVoice(ref_audio_path=env(ENV_REF_AUDIO),
+                                   prompt_text=env(ENV_PROMPT_TEXT, ""),
+                                   prompt_lang=env(ENV_PROMPT_LANG, "en"))
+        try:
+            return cls(
+                url=env(ENV_URL) or default.url,
+                voice=voice,
+                text_lang=env(ENV_TEXT_LANG) or default.text_lang,
+                speed_factor=float(env(ENV_SPEED) or default.speed_factor),
+                streaming_mode=int(env(ENV_STREAMING_MODE) or default.streaming_mode),
+                media_type=env(ENV_MEDIA_TYPE) or default.media_type,
+                raw_sample_rate=int(env(ENV_RAW_SAMPLE_RATE) or default.raw_sample_rate),
+                connect_timeout_s=float(env(ENV_CONNECT_TIMEOUT) or default.connect_timeout_s),
+                first_audio_timeout_s=float(env(ENV_FIRST_AUDIO_TIMEOUT)
+                                            or default.first_audio_timeout_s),
+                chunk_timeout_s=float(env(ENV_CHUNK_TIMEOUT) or default.chunk_timeout_s),
+                retries=int(env(ENV_RETRIES) or default.retries),
+                fallback=parse_flag(env(ENV_FALLBACK), default.fallback),
+                hold_for_timings=parse_flag(env(ENV_HOLD_FOR_TIMINGS), default.hold_for_timings),
+            )
+        except ValueError as e:
+            raise ValueError(f"bad GPT-SoVITS setting: {e}") from e
+
+
+class GPTSoVITSError(Exception):
+    """The GPT-SoVITS server could not give audio for a sentence; the message says why.
+
+    `retryable`: a connection problem, timeout or server error (worth one more try), as opposed
+    to a refused request or an answer that is not audio.
+    """
+
+    def __init__(self, message: str, *, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class GPTSoVITSTTSService(TimedTTSService):
+    """Pipecat TTS for a GPT-SoVITS api_v2 server, with aligned word timings and a fallback voice.
+
+    `aligner` places the words in the returned audio; `fallback` (the embedded voice) speaks
+    when the server cannot (None: no fallback, whatever the settings say).
+    """
+
+    def __init__(self, *, settings: GPTSoVITSSettings, aligner: WhisperAligner,
+                 fallback: HibariVoice | None = None, **kwargs):
+        self._options = settings
+        super().__init__(stream_before_timings=not settings.hold_for_timings,
+                         settings=TTSSettings(model="gpt-sovits", voice=_voice_name(settings.voice),
+                                              language=settings.text_lang), **kwargs)
+        self._aligner = aligner
+        self._fallback = fallback if settings.fallback else None
+        self._http: aiohttp.ClientSession | None = None
+        # Exact timings of a sentence the fallback voice spoke (no alignment needed).
+        self._fallback_speech: TimedSpeech | None = None
+        logger.info(f"{self}: GPT-SoVITS at {settings.url}, voice {_voice_name(settings.voice)}, "
+                    f"fallback {'embedded voice' if self._fallback else 'off'}")
+
+    @property
+    def voice(self) -> GPTSoVITSVoice | None:
+        return self._options.voice
+
+    def use_voice(self, voice: GPTSoVITSVoice) -> None:
+        """Speak with another reference voice from the next sentence on (e.g. the room's)."""
+        self._options = replace(self._options, voice=voice)
+        logger.info(f"{self}: voice is now {_voice_name(voice)}")
+
+    async def stop(self, frame):
+        await super().stop(frame)
+        await self._close_http()
+
+    async def cancel(self, frame):
+        await super().cancel(frame)
+        await self._close_http()
+
+    # -- TimedTTSService hooks ---------------------------------------------------------------------
+    async def stream_sentence(self, text: str) -> AsyncIterator[AudioChunk]:
+        """The sentence's audio from the server as it streams (retried once before any audio),
+        else from the fallback voice."""
+        self._fallback_speech = None
+        failure: GPTSoVITSError | None = None
+        for attempt in range(1 + self._options.retries):
+            started = False
+            try:
+                async for chunk in self._request(text):
+                    started = True
+                    yield chunk
+                return
+            except GPTSoVITSError as e:
+                if started:
+                    logger.warning(f"{self}: GPT-SoVITS stream broke off mid-sentence ({e}); "
+                                   f"the rest of [{text}] is lost")
+                    return
+                failure = e
+                logger.warning(f"{self}: GPT-SoVITS attempt {attempt + 1} failed: {e}")
+                if not e.retryable:
+                    break
+        if self._fallback is None:
+            raise failure
+        logger.warning(f"{self}: GPT-SoVITS unavailable ({failure}); speaking [{text}] with the "
+                       f"embedded voice")
+        speech = await asyncio.to_thread(self._fallback.synthesize, text)
+        self._fallback_speech = speech
+        yield AudioChunk(speech.audio, speech.sample_rate)
+
+    async def align_sentence(self, text: str, audio: np.ndarray, sample_rate: int) -> TimedSpeech:
+        """Exact timings for a fallback sentence, forced alignment for GPT-SoVITS audio."""
+        speech, self._fallback_speech = self._fallback_speech, None
+        if speech is not None and speech.text == text:
+            return speech
+        try:
+            return await asyncio.to_thread(self._aligner.align, text, audio, sample_rate)
+        except Exception as e:       # timings are a bonus: never lose the sentence over them
+            logger.warning(f"{self}: could not align [{text}] ({e}); spreading words evenly")
+            return _spread(text, audio, sample_rate)
+
+    # -- HTTP ---------------------------------------------------------------------------------------
+    def request_params(self, text: str) -> dict:
+        """The api_v2 /tts request for one sentence."""
+        voice = self._options.voice
+        if voice is None:
+            raise GPTSoVITSError(f"no GPT-SoVITS voice configured (set {ENV_VOICE_ID} or "
+                                 f"{ENV_REF_AUDIO} + {ENV_PROMPT_TEXT})", retryable=False)
+        return {"text": text, "text_lang": self._options.text_lang,
+                "ref_audio_path": voice.ref_audio_path, "prompt_text": voice.prompt_text,
+                "prompt_lang": voice.prompt_lang, "text_split_method": NO_SPLIT,
+                "speed_factor": self._options.speed_factor,
+                "streaming_mode": self._options.streaming_mode,
+                "media_type": self._options.media_type}
+
+    async def _request(self, text: str) -> AsyncIterator[AudioChunk]:
+        """One POST /tts; yields int16 chunks as they arrive; closes the stream when abandoned."""
+        options = self._options
+        params = self.request_params(text)
+        http = self._session()
+        try:
+            async with asyncio.timeout(options.first_audio_timeout_s):
+                response = await http.post(options.url.rstrip("/") + TTS_PATH, json=params)
+        except TimeoutError:
+            raise GPTSoVITSError(f"no audio within {options.first_audio_timeout_s:g} s (no answer)",
+                                 retryable=True) from None
+        except aiohttp.ClientError as e:
+            raise GPTSoVITSError(f"cannot reach {options.url} ({e})", retryable=True) from None
+        try:
+            await _check_response(response)
+            decoder = _PcmDecoder(options.media_type, options.raw_sample_rate)
+            timeout, first = options.first_audio_timeout_s, True
+            while True:
+                try:
+                    async with asyncio.timeout(timeout):
+                        data = await response.content.readany()
+                except TimeoutError:
+                    raise GPTSoVITSError(f"no audio within {timeout:g} s" if first else
+                                         f"stream stalled for {timeout:g} s", retryable=True) from None
+                except aiohttp.ClientError as e:
+                    raise GPTSoVITSError(f"stream broke ({e})", retryable=True) from None
+                if not data:
+                    break
+                chunk = decoder.feed(data)
+                if chunk is not None:
+                    first, timeout = False, options.chunk_timeout_s
+                    yield chunk
+            if first:
+                raise GPTSoVITSError("the server answered with no audio", retryable=True)
+        finally:
+            # Closing (not releasing) drops the connection: an unfinished stream stops here.
+            response.close()
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
+                total=None, connect=self._options.connect_timeout_s))
+        return self._http
+
+    async def _close_http(self):
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+
+async def _check_response(response: aiohttp.ClientResponse) -> None:
+    """Raise a clear GPTSoVITSError for an error status or a body that is not audio."""
+    if response.status != 200:
+        body = await response.text(errors="replace")
+        try:
+            reason = json.loads(body)
+            reason = reason.get("message", body) + (f": {reason['Exception']}"
+                                                    if "Exception" in reason else "")
+        except (ValueError, AttributeError):
+            reason = body[:200]
+        raise GPTSoVITSError(f"the server answered {response.status}: {reason}",
+                             retryable=response.status >= 500)
+    if not response.content_type.startswith("audio/"):
+        raise GPTSoVITSError(f"the server answered {response.content_type}, not audio",
+                             retryable=False)
+
+
+class _PcmDecoder:
+    """Streamed bytes → int16 AudioChunks: a WAV header first (media_type wav), whole samples."""
+
+    def __init__(self, media_type: str, raw_sample_rate: int):
+        self._need_header = media_type == MEDIA_WAV
+        self._rate = raw_sample_rate
+        self._pending = b""
+
+    def feed(self, data: bytes) -> AudioChunk | None:
+        self._pending += data
+        if self._need_header:
+            if not self._parse_header():
+                return None
+        usable = len(self._pending) // 2 * 2
+        if usable == 0:
+            return None
+        pcm, self._pending = self._pending[:usable], self._pending[usable:]
+        return AudioChunk(np.frombuffer(pcm, np.int16).copy(), self._rate)
+
+    def _parse_header(self) -> bool:
+        """Consume the RIFF header up to the data chunk; False while more bytes are needed."""
+        buf = self._pending
+        if len(buf) < 12:
+            return False
+        if buf[:4] != b"RIFF" or buf[8:12] != b"WAVE":
+            raise GPTSoVITSError(f"the server's audio is not WAV (starts with {buf[:12]!r})",
+                                 retryable=False)
+        pos, fmt = 12, None
+        while True:
+            if len(buf) < pos + 8:
+                return False
+            chunk_id, size = buf[pos:pos + 4], struct.unpack("<I", buf[pos + 4:pos + 8])[0]
+            if chunk_id == b"data":
+                break
+            if len(buf) < pos + 8 + size:
+                return False
+            if chunk_id == b"fmt ":
+                fmt = struct.unpack("<HHIIHH", buf[pos + 8:pos + 24])
+            pos += 8 + size + (size & 1)
+            if pos > 4096:
+                raise GPTSoVITSError("the server's WAV header has no data chunk", retryable=False)
+        if fmt is None or fmt[0] != 1 or fmt[1] != 1 or fmt[5] != 16:
+            raise GPTSoVITSError(f"the server's WAV is not 16-bit mono PCM (fmt {fmt})",
+                                 retryable=False)
+        self._rate = fmt[2]
+        self._pending = buf[pos + 8:]
+        self._need_header = False
+        return True
+
+
+def _voice_name(voice: GPTSoVITSVoice | None) -> str | None:
+    return Path(voice.ref_audio_path).name if voice else None
+
+
+def _spread(text: str, audio: np.ndarray, sample_rate: int) -> TimedSpeech:
+    """Words spread over the audio in proportion to their letters (when alignment failed)."""
+    words = text.split()
+    weights = np.array([max(1, len(_WORD_CHAR.findall(w))) for w in words], dtype=float)
+    edges = np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum() * (len(audio) / sample_rate)
+    return TimedSpeech(text=text, audio=audio, sample_rate=sample_rate,
+                       words=[WordTiming(w, a, b - a) for w, a, b in zip(words, edges[:-1], edges[1:])])
+

@@ -1,0 +1,348 @@
+"""Voices API: upload a 3-10 s reference clip, get a GPT-SoVITS zero-shot voice.
+
+    POST   /api/voices        multipart: audio (WAV/MP3/OGG, 3-10 s), name?, language?, prompt_text?
+    GET    /api/voices        all stored voices
+    GET    /api/voices/{id}   one voice
+    DELETE /api/voices/{id}
+
+The clip is decoded with PyAV, checked (length, level, clipping, size; a bad clip is a 4xx with
+the reason) and transcribed with faster-whisper: GPT-SoVITS needs the words of its reference
+clip (prompt_text) and their language (detected unless given). The voice is stored on disk as
+<voices dir>/<id>/ref.wav + voice.json; a bot speaks with it through GPT_SOVITS_VOICE_ID=<id>
+(processors/tts/gpt_sovits.py). The GPT-SoVITS server reads ref.wav by path, so the voices
+folder must be visible to it (same machine or a shared volume).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+import wave
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import av
+import numpy as np
+import soxr
+from aiohttp import web
+from loguru import logger
+
+from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE
+from processors.tts.gpt_sovits import VOICE_FILE, voices_dir
+from token_server.errors import ApiError
+
+VOICES_ROUTE = "/api/voices"
+VOICE_ROUTE = "/api/voices/{voice_id}"
+REF_FILE = "ref.wav"
+AUDIO_FIELD = "audio"
+# Containers PyAV may open for an upload (WAV, MP3, OGG/Vorbis/Opus).
+ACCEPTED_FORMATS = frozenset({"wav", "mp3", "ogg"})
+# Languages GPT-SoVITS v2 speaks (prompt_lang / text_lang codes).
+GPT_SOVITS_LANGUAGES = ("en", "zh", "ja", "ko", "yue")
+AUTO_LANGUAGE = "auto"
+
+MIN_CLIP_S, MAX_CLIP_S = 3.0, 10.0
+# No sound at all below this peak; too quiet to clone below this RMS (dBFS).
+SILENT_PEAK_DBFS = -50.0
+MIN_RMS_DBFS = -40.0
+# Clipping: samples in runs of >= CLIP_RUN at full scale, as a share of the clip.
+CLIP_LEVEL = 0.999
+CLIP_RUN = 3
+MAX_CLIPPED_SHARE = 0.001
+MAX_TEXT_FIELD = 1000
+_VOICE_ID = re.compile(r"^[0-9a-f]{12}$")
+UPLOAD_CHUNK = 1 << 16
+
+ENV_MAX_UPLOAD_MB = "AVATAR_VOICE_MAX_UPLOAD_MB"
+
+WHISPER = web.AppKey("voice_whisper", object)  # WhisperLoader
+VOICE_SETTINGS = web.AppKey("voice_settings", object)
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceApiSettings:
+    """Where voices are stored, which Whisper model transcribes, and the upload limit."""
+
+    voices_dir: Path
+    whisper_model: str
+    cache: Path
+    max_upload_bytes: int = 10 << 20
+
+    @classmethod
+    def from_env(cls, *, whisper_model: str, cache: Path) -> VoiceApiSettings:
+        """AVATAR_VOICES_DIR (default <AVATAR_CACHE>/voices) and AVATAR_VOICE_MAX_UPLOAD_MB (10);
+        the Whisper model is the stack's (WHISPER_MODEL, "" = offline tiny.en)."""
+        megabytes = os.environ.get(ENV_MAX_UPLOAD_MB, "").strip()
+        try:
+            limit = int(float(megabytes) * (1 << 20)) if megabytes else cls.max_upload_bytes
+        except ValueError:
+            raise ValueError(f"{ENV_MAX_UPLOAD_MB} must be a number, got {megabytes!r}") from None
+        return cls(voices_dir=voices_dir(), whisper_model=whisper_model, cache=cache,
+                   max_upload_bytes=limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """Decoded upload: mono float32 at its own rate, plus where it came from."""
+
+    samples: np.ndarray
+    sample_rate: int
+    filename: str
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    def at(self, rate: int) -> np.ndarray:
+        if rate == self.sample_rate:
+            return self.samples
+        return soxr.resample(self.samples, self.sample_rate, rate).astype(np.float32)
+
+
+def setup_voice_routes(app: web.Application, settings) -> None:
+    """Add the voices and voice-training APIs to the token server app.
+
+    settings: the token server's (uses .whisper_model and .cache).
+    """
+    from token_server.training import setup_training_routes
+
+    options = VoiceApiSettings.from_env(whisper_model=settings.whisper_model, cache=settings.cache)
+    app[VOICE_SETTINGS] = options
+    app[WHISPER] = WhisperLoader(options)
+    app.router.add_post(VOICES_ROUTE, create_voice)
+    app.router.add_get(VOICES_ROUTE, list_voices)
+    app.router.add_get(VOICE_ROUTE, get_voice)
+    app.router.add_delete(VOICE_ROUTE, delete_voice)
+    setup_training_routes(app, settings)
+
+
+# -- handlers ----------------------------------------------------------------------------------------
+async def create_voice(request: web.Request) -> web.Response:
+    """A new voice from an uploaded reference clip (201 with its metadata)."""
+    options: VoiceApiSettings = request.app[VOICE_SETTINGS]
+    fields, upload = await read_upload(request, options.max_upload_bytes, options.voices_dir)
+    try:
+        clip = await asyncio.to_thread(decode_clip, upload, fields.get("filename", ""))
+        check_clip(clip, MIN_CLIP_S, MAX_CLIP_S)
+        language = requested_language(fields.get("language"))
+        prompt_text = fields.get("prompt_text", "").strip()
+        if not prompt_text:
+            prompt_text, language = await transcribe(request.app, clip, language)
+        if not prompt_text:
+            raise ApiError(422, "no_speech", "no speech was recognized in the clip; upload a "
+                                             "clip of someone talking (or give prompt_text)")
+        voice_id = uuid.uuid4().hex[:12]
+        folder = options.voices_dir / voice_id
+        folder.mkdir(parents=True)
+        write_wav(folder / REF_FILE, clip.samples, clip.sample_rate)
+        meta = {
+            "id": voice_id,
+            "name": fields.get("name", "").strip() or Path(clip.filename).stem or voice_id,
+            "ref_audio_path": str((folder / REF_FILE).resolve()),
+            "prompt_text": prompt_text,
+            "prompt_lang": language,
+            "duration_s": round(clip.duration, 3),
+            "sample_rate": clip.sample_rate,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        (folder / VOICE_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+    finally:
+        upload.unlink(missing_ok=True)
+    logger.info(f"voice {meta['id']} ({meta['name']!r}, {language}) stored: {prompt_text!r}")
+    return web.json_response(meta, status=201)
+
+
+async def list_voices(request: web.Request) -> web.Response:
+    options: VoiceApiSettings = request.app[VOICE_SETTINGS]
+    voices = []
+    if options.voices_dir.is_dir():
+        for meta_path in sorted(options.voices_dir.glob(f"*/{VOICE_FILE}")):
+            try:
+                voices.append(json.loads(meta_path.read_text()))
+            except (OSError, ValueError) as e:
+                logger.warning(f"skipping unreadable voice {meta_path}: {e}")
+    voices.sort(key=lambda v: v.get("created", ""))
+    return web.json_response({"voices": voices})
+
+
+async def get_voice(request: web.Request) -> web.Response:
+    return web.json_response(json.loads((_voice_folder(request) / VOICE_FILE).read_text()))
+
+
+async def delete_voice(request: web.Request) -> web.Response:
+    folder = _voice_folder(request)
+    await asyncio.to_thread(shutil.rmtree, folder)
+    logger.info(f"voice {folder.name} deleted")
+    return web.Response(status=204)
+
+
+def _voice_folder(request: web.Request) -> Path:
+    voice_id = request.match_info["voice_id"]
+    folder = request.app[VOICE_SETTINGS].voices_dir / voice_id
+    if not _VOICE_ID.match(voice_id) or not (folder / VOICE_FILE).is_file():
+        raise ApiError(404, "unknown_voice", f"no voice {voice_id!r}")
+    return folder
+
+
+# -- upload, decoding, checks (shared with training.py) ------------------------------------------------
+async def read_upload(request: web.Request, max_bytes: int, directory: Path
+                      ) -> tuple[dict[str, str], Path]:
+    """The multipart form's text fields and its `audio` file (streamed to a temp file, at most
+    max_bytes: 413 beyond). Field "filename" holds the uploaded file's name."""
+    if not request.content_type.startswith("multipart/"):
+        raise ApiError(400, "expected_multipart", "send multipart/form-data with an "
+                                                  f"'{AUDIO_FIELD}' file field")
+    fields: dict[str, str] = {}
+    upload: Path | None = None
+    try:
+        reader = await request.multipart()
+        async for part in reader:
+            if part.name == AUDIO_FIELD:
+                directory.mkdir(parents=True, exist_ok=True)
+                handle, name = tempfile.mkstemp(dir=directory, prefix=".upload-")
+                upload = Path(name)
+                fields["filename"] = part.filename or ""
+                size = 0
+                with os.fdopen(handle, "wb") as out:
+                    while chunk := await part.read_chunk(UPLOAD_CHUNK):
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise ApiError(413, "too_large", f"the upload is over "
+                                                             f"{max_bytes / (1 << 20):g} MB")
+                        out.write(chunk)
+            elif part.name:
+                value = await part.read_chunk(MAX_TEXT_FIELD + 1)
+                if len(value) > MAX_TEXT_FIELD:
+                    raise ApiError(400, "field_too_long", f"field {part.name!r} is over "
+                                                          f"{MAX_TEXT_FIELD} bytes")
+                fields[part.name] = value.decode("utf-8", errors="replace")
+    except ApiError:
+        if upload is not None:
+            upload.unlink(missing_ok=True)
+        raise
+    except ValueError as e:      # malformed multipart body
+        if upload is not None:
+            upload.unlink(missing_ok=True)
+        raise ApiError(400, "bad_multipart", f"could not read the form: {e}") from None
+    if upload is None:
+        raise ApiError(400, "missing_audio", f"no '{AUDIO_FIELD}' file in the form")
+    return fields, upload
+
+
+def decode_clip(path: Path, filename: str) -> Clip:
+    """WAV/MP3/OGG file → mono float32 at its own sample rate (PyAV); 4xx if it is not one."""
+    try:
+        with av.open(str(path)) as container:
+            formats = set(container.format.name.split(","))
+            if not formats & ACCEPTED_FORMATS:
+                raise ApiError(415, "unsupported_format", f"{container.format.name} files are not "
+                                                          f"accepted; send WAV, MP3 or OGG")
+            stream = next((s for s in container.streams if s.type == "audio"), None)
+            if stream is None:
+                raise ApiError(400, "not_audio", "the file has no audio stream")
+            rate = stream.rate
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            parts = [out.to_ndarray().reshape(-1)
+                     for frame in container.decode(stream) for out in resampler.resample(frame)]
+            parts += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    except av.error.FFmpegError as e:
+        raise ApiError(400, "not_audio", f"the file could not be decoded as audio ({e})") from None
+    samples = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+    return Clip(samples=samples, sample_rate=rate, filename=filename)
+
+
+def check_clip(clip: Clip, min_s: float, max_s: float) -> None:
+    """Length, level and clipping of a clip, or a 400 that says what is wrong."""
+    if clip.duration < min_s:
+        raise ApiError(400, "too_short", f"the clip is {clip.duration:.1f} s; at least {min_s:g} s "
+                                         f"of speech is needed")
+    if clip.duration > max_s:
+        raise ApiError(400, "too_long", f"the clip is {clip.duration:.1f} s; at most {max_s:g} s")
+    x = clip.samples
+    peak = float(np.max(np.abs(x)))
+    if peak == 0 or 20 * np.log10(peak) < SILENT_PEAK_DBFS:
+        raise ApiError(400, "silent", "the clip is silent")
+    rms_dbfs = 10 * np.log10(float(np.mean(x.astype(np.float64) ** 2)) + 1e-20)
+    if rms_dbfs < MIN_RMS_DBFS:
+        raise ApiError(400, "too_quiet", f"the clip is too quiet ({rms_dbfs:.0f} dBFS RMS; at least "
+                                         f"{MIN_RMS_DBFS:.0f} dBFS): record closer to the microphone")
+    share = clipped_share(x)
+    if share > MAX_CLIPPED_SHARE:
+        raise ApiError(400, "clipped", f"the clip is clipped ({share:.1%} of it at full scale): "
+                                       f"record with less gain")
+
+
+def clipped_share(x: np.ndarray) -> float:
+    """Share of samples in runs of >= CLIP_RUN consecutive full-scale samples."""
+    full = np.abs(x) >= CLIP_LEVEL
+    edges = np.flatnonzero(np.diff(np.r_[0, full.astype(np.int8), 0]))
+    runs = edges[1::2] - edges[::2]
+    return float(runs[runs >= CLIP_RUN].sum()) / max(1, len(x))
+
+
+def requested_language(value: str | None) -> str | None:
+    """The form's language (None: detect), or a 400 for one GPT-SoVITS does not speak."""
+    if value is None or value.strip().lower() in ("", AUTO_LANGUAGE):
+        return None
+    language = value.strip().lower()
+    if language not in GPT_SOVITS_LANGUAGES:
+        raise ApiError(400, "unsupported_language", f"language {value!r} is not one GPT-SoVITS "
+                                                     f"speaks: {', '.join(GPT_SOVITS_LANGUAGES)}")
+    return language
+
+
+async def transcribe(app: web.Application, clip: Clip, language: str | None) -> tuple[str, str]:
+    """(text, language) of a clip with faster-whisper (language detected when None)."""
+    model = await app[WHISPER].get()
+    segments, info = await asyncio.to_thread(_transcribe, model, clip.at(WHISPER_SAMPLE_RATE),
+                                             language)
+    found = language or info.language
+    if found not in GPT_SOVITS_LANGUAGES:
+        raise ApiError(400, "unsupported_language", f"the clip sounds like {found!r}, which "
+                                                     f"GPT-SoVITS does not speak")
+    return segments, found
+
+
+def _transcribe(model, wave16: np.ndarray, language: str | None) -> tuple[str, object]:
+    segments, info = model.transcribe(wave16, language=language, beam_size=5,
+                                      condition_on_previous_text=False)
+    return " ".join(s.text.strip() for s in segments).strip(), info
+
+
+class WhisperLoader:
+    """The app's faster-whisper model, loaded once on first use (in a thread)."""
+
+    def __init__(self, options: VoiceApiSettings):
+        self._options = options
+        self._model = None
+        self._lock = asyncio.Lock()
+
+    async def get(self):
+        async with self._lock:
+            if self._model is None:
+                from faster_whisper import WhisperModel
+
+                from stack.models import whisper_model
+
+                path = whisper_model(self._options.whisper_model, self._options.cache)
+                self._model = await asyncio.to_thread(WhisperModel, path, device="cpu",
+                                                      compute_type="int8", cpu_threads=1)
+                logger.info(f"voices: Whisper model {path} loaded")
+        return self._model
+
+
+def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
+    """Mono float samples → 16-bit PCM WAV."""
+    pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm.tobytes())
+
