@@ -1,0 +1,60 @@
+"""Fixtures for the browser tests: prerequisites, the built client, and a STAND-IN token endpoint
+for tests that put a stand-in bot (not the token server's own bot) in the room."""
+
+from __future__ import annotations
+
+import socket
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import pytest
+from aiohttp import web
+
+from tests.e2e.browser import ensure_client_built, missing_prerequisite
+
+
+@pytest.fixture(scope="session")
+def client_dist():
+    reason = missing_prerequisite()
+    if reason:
+        pytest.skip(reason)
+    return ensure_client_built()
+
+
+@dataclass(frozen=True)
+class Site:
+    url: str
+
+
+@asynccontextmanager
+async def serve_client(client_dist, token_handler):
+    """client/dist at / and `token_handler` at POST /api/token, on a free loopback port."""
+    app = web.Application()
+    app.router.add_post("/api/token", token_handler)
+    app.router.add_get("/", lambda _request: web.FileResponse(client_dist / "index.html"))
+    app.router.add_static("/", client_dist)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield Site(url=f"http://127.0.0.1:{port}")
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def standin_site(client_dist, livekit, make_token):
+    """STAND-IN for token_server's join API, for stand-in-bot tests: serves client/dist and
+    POST /api/token {room, identity, name} -> {token, url} minted by the test's make_token. It
+    dispatches no bot (the test brings its own), which is exactly what the real server must not do."""
+
+    async def token(request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response({"token": make_token(body["room"], body["identity"], name=body["name"]),
+                                  "url": livekit.url})
+
+    async with serve_client(client_dist, token) as site:
+        yield site

@@ -1,0 +1,138 @@
+"""The browser client against the whole stack: real livekit-server, Ollama, the token server
+serving client/dist and dispatching the real bot (faster-whisper, embedded voice, builtin face).
+
+Headless Chromium joins with a fake microphone looping a recorded question. The tests check what
+a person gets (transcripts, decoded video, audible audio, word progress, the 3D mode's lips) and
+print what the page measured: voice-to-voice latency per turn and A/V / lip offsets.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiohttp import web
+from PIL import Image
+
+from tests.e2e.browser import DOCS, run_browser, write_fake_mic_wav
+from tests.support.speech import speak
+from token_server.app import create_app
+from token_server.settings import TokenServerSettings
+
+QUESTION = "What is the capital of France?"
+STARTUP_S = 150  # the bot loads its models on 2 shared cores
+STATS = "JSON.parse(JSON.stringify(window.avatarStats))"
+# Once the bot has heard the question, the person mutes (the fake microphone would otherwise
+# repeat it and talk over the answer on a slow machine).
+HEARD_QUESTION = "avatarStats.transcript.user.some(t => /capital/i.test(t))"
+
+
+@pytest.fixture(scope="module")
+def question_wav(tmp_path_factory):
+    samples, rate = speak(QUESTION)
+    # Chromium loops the file: the question comes back every ~16 s, so a bot that was still
+    # loading the first time hears the next one.
+    return write_fake_mic_wav(tmp_path_factory.mktemp("mic") / "question.wav", samples, rate,
+                              lead_s=1.0, tail_s=12.0)
+
+
+@pytest.fixture(scope="module")
+async def avatar_site(client_dist, livekit, ollama, stack_settings):
+    """The real token server on a loopback port. Each test uses its own room (its own bot): a bot
+    leaves a room a few seconds after it empties."""
+    settings = TokenServerSettings(
+        livekit_url=livekit.url, livekit_public_url=livekit.url, livekit_api_key=livekit.api_key,
+        livekit_api_secret=livekit.api_secret, api_key=None, max_bots=2,
+        room_check_s=2.0, ollama_url=ollama.url, ollama_model=ollama.model,
+        whisper_model=stack_settings.whisper_model, cache=stack_settings.cache, client_dist=client_dist)
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def _browse(url: str, wav: Path, steps: list[dict], *, diagnose: str = STATS) -> list:
+    report = await run_browser({"url": url, "wav": str(wav), "viewport": [1100, 820], "steps": steps,
+                                "diagnose": diagnose}, timeout_s=STARTUP_S + 240)
+    assert report["ok"], report["error"]
+    assert not report["pageErrors"], report["pageErrors"]
+    return report["results"]
+
+
+def _summary(values: list[float]) -> str:
+    if not values:
+        return "none"
+    return f"{values} (median {statistics.median(values):.0f})"
+
+
+async def test_page_conversation_with_the_avatar(avatar_site, question_wav):
+    DOCS.mkdir(exist_ok=True)
+    shot = DOCS / "client.png"
+    steps = [
+        {"waitFor": "window.avatarStats?.botReady", "timeout_s": STARTUP_S},
+        {"waitFor": HEARD_QUESTION, "timeout_s": 90},
+        {"click": "#mic"},
+        {"screenshot": str(shot)},  # replaced below once the answer is in
+        {"waitFor": "avatarStats.turns.length >= 1", "timeout_s": 120},
+        {"waitFor": "avatarStats.transcript.bot.length >= 2", "timeout_s": 180},  # Ollama on 2 busy cores
+        {"waitFor": "avatarStats.fpsPeak >= 20", "timeout_s": 30},
+        {"waitFor": "avatarStats.botAudioPeak > 0.02", "timeout_s": 30},
+        {"waitFor": "document.querySelectorAll('#transcript .word.said').length >= 3", "timeout_s": 60},
+        {"waitFor": "avatarStats.avOffsets.length >= 1", "timeout_s": 60},
+        {"screenshot": str(shot)},
+        {"eval": STATS},
+    ]
+    stats = (await _browse(f"{avatar_site}/?room=e2e-page&name=Tester&autojoin=1", question_wav, steps))[-1]
+    print(f"\nlive page: user said {stats['transcript']['user']}\n  bot said {stats['transcript']['bot']}"
+          f"\n  voice-to-voice ms {_summary(stats['turns'])}\n  A/V offset ms (video − audio) "
+          f"{_summary(stats['avOffsets'])} (latest estimate {stats.get('avProbe')})\n  video {stats['fps']} fps decoded (peak {stats['fpsPeak']}), "
+          f"{stats['presentedFps']} presented, {stats['video']}\n  RTVI metrics {json.dumps(stats['metrics'])}")
+    assert stats["audio"]["totalAudioEnergy"] > 0
+    assert stats["video"]["frameWidth"] > 0
+    assert float(np.asarray(Image.open(shot).convert("L"), dtype=np.float64).std()) > 10
+
+
+async def test_minimal_rtvi_page(avatar_site, question_wav):
+    steps = [
+        {"waitFor": "window.rtviEvents?.botReady", "timeout_s": STARTUP_S},
+        {"waitFor": "rtviEvents.userTranscripts.some(t => /capital/i.test(t))", "timeout_s": 90},
+        {"click": "#mute"},
+        {"waitFor": "rtviEvents.botOutputs.length >= 1 && rtviEvents.wordEvents >= 3", "timeout_s": 120},
+        {"eval": "JSON.parse(JSON.stringify(window.rtviEvents))"},
+    ]
+    events = (await _browse(f"{avatar_site}/rtvi-minimal.html?room=e2e-minimal&name=Minimal&autojoin=1", question_wav,
+                            steps, diagnose="JSON.parse(JSON.stringify(window.rtviEvents))"))[-1]
+    print(f"\nminimal RTVI page: {json.dumps(events)[:600]}")
+    assert events["state"] == "ready"
+    assert not events["errors"]
+
+
+async def test_talkinghead_mode_lips_follow_the_bot(avatar_site, question_wav):
+    shot = DOCS / "client-3d.png"
+    steps = [
+        {"waitFor": "window.avatarStats?.head3dReady", "timeout_s": 60},
+        {"waitFor": "avatarStats.botReady", "timeout_s": STARTUP_S},
+        {"waitFor": HEARD_QUESTION, "timeout_s": 90},
+        {"click": "#mic"},
+        {"waitFor": "avatarStats.timingMessages >= 1 && avatarStats.sentences.length >= 1", "timeout_s": 120},
+        {"waitFor": "avatarStats.mouthPeak > 0.3", "timeout_s": 60},
+        {"waitFor": "avatarStats.lipOffsets.length >= 1", "timeout_s": 60},
+        {"screenshot": str(shot), "selector": "#stage"},
+        {"eval": STATS},
+    ]
+    stats = (await _browse(f"{avatar_site}/?room=e2e-3d&name=Viewer&autojoin=1&mode=3d", question_wav, steps))[-1]
+    synced = sum(s["synced"] for s in stats["sentences"])
+    print(f"\nlive 3D: lips − heard audio ms {_summary(stats['lipOffsets'])}; "
+          f"{synced}/{len(stats['sentences'])} sentences anchored on heard audio; mouth peak {stats['mouthPeak']:.2f}")
+    assert synced >= 1
+    assert float(np.asarray(Image.open(shot).convert("L"), dtype=np.float64).std()) > 10
