@@ -1,0 +1,24 @@
+"""`python -m bot --room NAME`: run one talking avatar in a LiveKit room until it empties."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from loguru import logger
+
+from bot.pipeline import AvatarBot
+from bot.settings import BotSettings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    parser.add_argument("--room", required=True, help="LiveKit room to join")
+    args = parser.parse_args(argv)
+    settings = BotSettings.from_env()
+    logger.info(f"bot {settings.identity} joining room {args.room} at {settings.livekit_url}")
+    asyncio.run(AvatarBot(settings=settings, room=args.room).run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""The bot's Pipecat pipeline for one LiveKit room (ARCHITECTURE §3) and its room behaviour.
+
+LiveKit in → speaker selection → Whisper STT → meeting addressing → user context (Silero VAD +
+smart-turn v3) → Ollama LLM → reply guard → embedded-voice TTS → face video → LiveKit out →
+assistant context.
+RTVI (processor + observer) is added by the `PipelineWorker` itself and speaks over the LiveKit
+data channel. Around the pipeline: greeting the first person, leaving when the room empties or
+closes, and reporting per-turn latency (log + RTVI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from livekit import rtc
+from loguru import logger
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.observers.user_bot_latency_observer import LatencyBreakdown, UserBotLatencyObserver
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.services.ollama.llm import OLLamaLLMService
+from pipecat.services.whisper.stt import WhisperSTTService
+from pipecat.transcriptions.language import Language
+from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
+from pipecat.workers.runner import WorkerRunner
+
+from bot.addressing import MeetingAddressing
+from bot.reply_guard import LLMReplyGuard
+from bot.settings import BotSettings
+from bot.token import bot_token
+from processors.face.video import FaceSettings, FaceVideoProcessor
+from processors.speakers import SpeakerSelector
+from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoiceSettings
+
+# RTVI server-message type carrying one turn's measured latency and its breakdown.
+LATENCY_MESSAGE_TYPE = "bot-latency"
+# Audio rates: Whisper and the VAD work at 16 kHz; the embedded voice speaks at 24 kHz.
+AUDIO_IN_SAMPLE_RATE = 16000
+AUDIO_OUT_SAMPLE_RATE = 24000
+# Pipecat's non-live video loop sleeps a whole frame period after each draw, so it runs a few
+# percent slower than asked (~23 of 25 fps here); drawing a little faster keeps every face frame
+# on the track (the current picture is then sometimes sent twice).
+VIDEO_DRAW_HEADROOM_FPS = 5
+# Whisper tiny.en on 2 CPU cores: end of speech → transcript, p99 (s). Whisper's transcripts are
+# final per segment, so this only bounds the turn detector's safety net.
+WHISPER_TTFS_P99_SECS = 1.5
+
+
+class AvatarBot:
+    """One talking avatar in one LiveKit room: the pipeline plus its room behaviour."""
+
+    def __init__(self, *, settings: BotSettings, room: str):
+        self._settings = settings
+        self._room = room
+        self._greeted = False
+        self._leave_task: asyncio.Task | None = None
+        self._names: dict[str, str] = {}
+
+        face_settings = FaceSettings.from_env()
+        self.transport = LiveKitTransport(
+            url=settings.livekit_url,
+            token=bot_token(settings, room),
+            room_name=room,
+            params=LiveKitParams(
+                audio_in_enabled=True,
+                audio_out_enabled=True,
+                audio_out_sample_rate=AUDIO_OUT_SAMPLE_RATE,
+                audio_out_queue_size_ms=settings.audio_out_queue_ms,
+                video_out_enabled=True,
+                video_out_width=face_settings.width,
+                video_out_height=face_settings.height,
+                video_out_framerate=face_settings.fps + VIDEO_DRAW_HEADROOM_FPS,
+                video_out_is_live=FaceVideoProcessor.VIDEO_OUT_IS_LIVE,
+                # With a bitrate the track is published at the face's frame rate; without one
+                # LiveKit's encoding preset for this size caps it at 20 fps.
+                video_out_max_bitrate=settings.video_max_bitrate,
+            ),
+        )
+        self.speakers = SpeakerSelector(is_agent=self.is_agent)
+        stt = WhisperSTTService(
+            device="cpu",
+            compute_type=settings.whisper_compute_type,
+            ttfs_p99_latency=WHISPER_TTFS_P99_SECS,
+            settings=WhisperSTTService.Settings(model=settings.whisper_model, language=Language.EN),
+        )
+        addressing = MeetingAddressing(
+            bot_name=settings.name,
+            humans=self.humans,
+            display_name=lambda identity: self._names.get(identity) or identity,
+            answer_only_when_addressed=settings.group_answer_only_when_addressed,
+        )
+        self.llm = OLLamaLLMService(
+            base_url=settings.ollama_openai_url,
+            settings=OLLamaLLMService.Settings(
+                model=settings.ollama_model,
+                system_instruction=settings.system_prompt,
+                temperature=settings.llm_temperature,
+                seed=settings.llm_seed,
+                max_tokens=settings.llm_max_tokens,
+            ),
+        )
+        self.context = LLMContext()
+        aggregators = LLMContextAggregatorPair(
+            self.context,
+            user_params=LLMUserAggregatorParams(
+                vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=settings.vad_stop_secs)),
+            ),
+        )
+        guard = LLMReplyGuard(
+            llm=self.llm,
+            unreachable_notice=settings.llm_unreachable_notice,
+            empty_notice=settings.empty_reply_notice,
+        )
+        tts = EmbeddedTTSService(settings=EmbeddedVoiceSettings.from_env())
+        face = FaceVideoProcessor.from_settings(face_settings)
+
+        pipeline = Pipeline(
+            [
+                self.transport.input(),
+                self.speakers,
+                stt,
+                addressing,
+                aggregators.user(),
+                self.llm,
+                guard,
+                tts,
+                face,
+                self.transport.output(),
+                aggregators.assistant(),
+            ]
+        )
+        self.latency = UserBotLatencyObserver()
+        self.worker = PipelineWorker(
+            pipeline,
+            params=PipelineParams(
+                audio_in_sample_rate=AUDIO_IN_SAMPLE_RATE,
+                audio_out_sample_rate=AUDIO_OUT_SAMPLE_RATE,
+                enable_metrics=True,
+                enable_usage_metrics=True,
+            ),
+            observers=[self.latency],
+            # The bot lives as long as people are in the room; emptiness ends it, not silence.
+            idle_timeout_secs=None,
+        )
+        self._wire_events()
+
+    def is_agent(self, identity: str) -> bool:
+        """Whether a participant is an agent (never listened to): by LiveKit kind or identity."""
+        if identity == self._settings.identity or identity.startswith(
+            self._settings.agent_identity_prefixes
+        ):
+            return True
+        # Pipecat's LiveKit transport exposes no participant kind, so read it from its room.
+        participant = self.transport._client.room.remote_participants.get(identity)
+        return participant is not None and participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+
+    def humans(self) -> list[str]:
+        """Identities of the people (not agents) in the room."""
+        return [p for p in self.transport.get_participants() if not self.is_agent(p)]
+
+    def _wire_events(self) -> None:
+        transport, latency = self.transport, self.latency
+        transport.add_event_handler("on_participant_connected", self._on_participant_connected)
+        transport.add_event_handler("on_participant_disconnected", self._on_participant_disconnected)
+        transport.add_event_handler("on_active_speaker_changed", self._on_active_speaker_changed)
+        transport.add_event_handler("on_disconnected", self._on_disconnected)
+        latency.add_event_handler("on_latency_measured", self._on_latency_measured)
+        latency.add_event_handler("on_latency_breakdown", self._on_latency_breakdown)
+
+    async def _on_participant_connected(self, _transport, identity: str):
+        if self.is_agent(identity):
+            logger.info(f"agent {identity} joined; its audio is ignored")
+            return
+        metadata = await self.transport.get_participant_metadata(identity)
+        self._names[identity] = metadata.get("name", "")
+        if self._leave_task:
+            self._leave_task.cancel()
+            self._leave_task = None
+        if not self._greeted and self._settings.greeting:
+            self._greeted = True
+            await self.worker.queue_frame(TTSSpeakFrame(self._settings.greeting))
+
+    async def _on_participant_disconnected(self, _transport, identity: str):
+        self.speakers.remove_participant(identity)
+        if not self.humans() and (self._leave_task is None or self._leave_task.done()):
+            logger.info(f"room {self._room} has no people left; leaving in "
+                        f"{self._settings.empty_room_grace_secs:.0f} s unless someone joins")
+            self._leave_task = asyncio.create_task(self._leave_when_still_empty())
+
+    async def _leave_when_still_empty(self):
+        await asyncio.sleep(self._settings.empty_room_grace_secs)
+        if not self.humans():
+            logger.info(f"leaving empty room {self._room}")
+            await self.worker.end(reason="room empty")
+
+    async def _on_active_speaker_changed(self, _transport, speaker: dict):
+        self.speakers.set_active_speaker(speaker["id"])
+
+    async def _on_disconnected(self, _transport):
+        logger.info(f"disconnected from room {self._room}; stopping")
+        await self.worker.cancel(reason="room closed")
+
+    async def _on_latency_measured(self, _observer, seconds: float):
+        logger.info(f"turn latency (user stopped → bot speaking): {seconds * 1000:.0f} ms")
+
+    async def _on_latency_breakdown(self, _observer, breakdown: LatencyBreakdown):
+        for line in breakdown.turn_contribution_lines():
+            logger.info(f"  {line}")
+        await self.worker.rtvi.send_server_message(
+            {
+                "type": LATENCY_MESSAGE_TYPE,
+                "measured_from": breakdown.measured_from,
+                "total_ms": round(breakdown.total_secs * 1000),
+                "user_turn_ms": _ms(breakdown.user_turn_secs),
+                "ttfb_ms": {t.processor: _ms(t.duration_secs) for t in breakdown.ttfb},
+                "contributions": [
+                    {"key": c.key, "owner": c.owner, "ms": _ms(c.duration_secs)}
+                    for c in breakdown.contributions
+                ],
+            }
+        )
+
+    async def run(self) -> None:
+        """Join the room and run until the room empties or closes (or SIGINT/SIGTERM)."""
+        runner = WorkerRunner(handle_sigint=True, handle_sigterm=True)
+        await runner.add_workers(self.worker)
+        await runner.run()
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)

@@ -1,0 +1,69 @@
+"""Starting and stopping one `python -m bot --room NAME` process (tests, benchmarks, supervisors)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from loguru import logger
+
+ROOT = Path(__file__).resolve().parent.parent
+STOP_TIMEOUT_SECS = 10.0
+
+
+class BotProcess:
+    """A bot subprocess for one room, with its output in `log_path`; stopped by its own pid."""
+
+    def __init__(self, *, room: str, env: dict[str, str], log_path: Path):
+        """`env` is added to this process's environment (LIVEKIT_URL, OLLAMA_URL, BOT_*...)."""
+        self.room = room
+        self.log_path = log_path
+        self._env = {**os.environ, **env}
+        self._proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "bot not started"
+        return self._proc.pid
+
+    def start(self) -> "BotProcess":
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "bot", "--room", self.room],
+                cwd=ROOT, env=self._env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        logger.info(f"bot for room {self.room} started (pid {self._proc.pid}, log {self.log_path})")
+        return self
+
+    def exit_code(self) -> int | None:
+        """The exit status once the bot has ended on its own, else None."""
+        return None if self._proc is None else self._proc.poll()
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the bot to end by itself; subprocess.TimeoutExpired if it does not."""
+        assert self._proc is not None, "bot not started"
+        return self._proc.wait(timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> int | None:
+        """SIGTERM (the bot leaves the room cleanly), SIGKILL if it does not end in time."""
+        if self._proc is None or self._proc.poll() is not None:
+            return None if self._proc is None else self._proc.returncode
+        self._proc.send_signal(signal.SIGTERM)
+        try:
+            return self._proc.wait(STOP_TIMEOUT_SECS)
+        except subprocess.TimeoutExpired:
+            logger.warning(f"bot pid {self._proc.pid} ignored SIGTERM; killing it")
+            self._proc.kill()
+            return self._proc.wait(STOP_TIMEOUT_SECS)
+
+    def __enter__(self) -> "BotProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

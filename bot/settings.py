@@ -1,0 +1,117 @@
+"""Typed settings of the bot process, read once from the environment.
+
+The LiveKit, Ollama and Whisper locations are the stack's (`stack.settings.StackSettings`), so a
+bot started by `./avatar`, the token server or a test talks to the same servers; everything
+else here is about how the bot behaves in a room.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from stack.models import whisper_model
+from stack.settings import StackSettings
+
+DEFAULT_IDENTITY = "avatar-bot"
+DEFAULT_NAME = "Ava"
+DEFAULT_SYSTEM_PROMPT = (
+    "You are Ava, a friendly assistant who talks with people in a video call. "
+    "Answer in one or two short spoken sentences. Do not use lists, markdown or emoji."
+)
+DEFAULT_GREETING = "Hello! I am Ava. How can I help you?"
+DEFAULT_LLM_UNREACHABLE_NOTICE = "Sorry, my language model is not reachable right now."
+DEFAULT_EMPTY_REPLY_NOTICE = "Sorry, I have no answer to that."
+# Identity prefixes of participants that are agents even when their token carries no agent kind.
+DEFAULT_AGENT_IDENTITY_PREFIXES = ("agent-", "bot-", "avatar-")
+
+
+def _env_number(name: str, default: float, kind: type) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'}, "
+                         f"got {value!r}") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    return _env_number(name, default, float)
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(_env_number(name, default, int))
+
+
+@dataclass(frozen=True, slots=True)
+class BotSettings:
+    """Everything `python -m bot` needs besides the room name."""
+
+    livekit_url: str
+    livekit_api_key: str
+    livekit_api_secret: str
+    token: str | None
+    identity: str
+    name: str
+    agent_identity_prefixes: tuple[str, ...]
+    group_answer_only_when_addressed: bool
+    ollama_url: str
+    ollama_model: str
+    llm_temperature: float
+    llm_seed: int
+    llm_max_tokens: int
+    whisper_model: str
+    whisper_compute_type: str
+    system_prompt: str
+    greeting: str
+    llm_unreachable_notice: str
+    empty_reply_notice: str
+    vad_stop_secs: float
+    audio_out_queue_ms: int
+    video_max_bitrate: int
+    empty_room_grace_secs: float
+
+    @classmethod
+    def from_env(cls) -> "BotSettings":
+        """Read the settings from the environment (`.env.example`, section "bot")."""
+        stack = StackSettings.from_env()
+        env = os.environ.get
+        prefixes = env("BOT_AGENT_IDENTITY_PREFIXES")
+        return cls(
+            livekit_url=stack.livekit_url,
+            livekit_api_key=stack.livekit_api_key,
+            livekit_api_secret=stack.livekit_api_secret,
+            token=env("BOT_TOKEN") or None,
+            identity=env("BOT_IDENTITY", DEFAULT_IDENTITY),
+            name=env("BOT_NAME", DEFAULT_NAME),
+            agent_identity_prefixes=(
+                tuple(p.strip() for p in prefixes.split(",") if p.strip())
+                if prefixes is not None
+                else DEFAULT_AGENT_IDENTITY_PREFIXES
+            ),
+            group_answer_only_when_addressed=env("BOT_GROUP_ONLY_WHEN_ADDRESSED", "1").lower()
+            not in ("0", "false", "no"),
+            ollama_url=stack.ollama_url.rstrip("/"),
+            ollama_model=stack.ollama_model,
+            llm_temperature=_env_float("BOT_LLM_TEMPERATURE", 0.2),
+            llm_seed=_env_int("BOT_LLM_SEED", 7),
+            llm_max_tokens=_env_int("BOT_LLM_MAX_TOKENS", 80),
+            whisper_model=whisper_model(stack.whisper_model, stack.cache),
+            whisper_compute_type=env("BOT_WHISPER_COMPUTE_TYPE", "int8"),
+            system_prompt=env("BOT_SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
+            greeting=env("BOT_GREETING", DEFAULT_GREETING),
+            llm_unreachable_notice=env("BOT_LLM_UNREACHABLE_NOTICE", DEFAULT_LLM_UNREACHABLE_NOTICE),
+            empty_reply_notice=env("BOT_EMPTY_REPLY_NOTICE", DEFAULT_EMPTY_REPLY_NOTICE),
+            vad_stop_secs=_env_float("BOT_VAD_STOP_SECS", 0.2),
+            audio_out_queue_ms=_env_int("BOT_AUDIO_OUT_QUEUE_MS", 200),
+            video_max_bitrate=_env_int("BOT_VIDEO_MAX_BITRATE", 1_200_000),
+            empty_room_grace_secs=_env_float("BOT_EMPTY_ROOM_GRACE_SECS", 5.0),
+        )
+
+    @property
+    def ollama_openai_url(self) -> str:
+        """Ollama's OpenAI-compatible endpoint, which Pipecat's Ollama service speaks."""
+        return f"{self.ollama_url}/v1"
+

@@ -1,0 +1,265 @@
+"""The bot end to end: `python -m bot` in a real LiveKit room with real Ollama, Whisper and voice.
+
+A Python participant (tests/support/human.py) speaks recorded questions into the room and
+judges the bot by what comes back: RTVI messages on the data channel, its audio and its video.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from bot.probe import (
+    frames_per_second,
+    level_dbfs,
+    lip_box,
+    lip_motion,
+    rtvi_messages,
+    server_messages,
+    speech_times,
+    spoken_words,
+    user_transcripts,
+    video_frames,
+    words_of,
+)
+from bot.process import BotProcess
+from bot.settings import DEFAULT_IDENTITY, DEFAULT_LLM_UNREACHABLE_NOTICE
+from processors.timing import TTS_TIMING_MESSAGE_TYPE
+from stack import binaries, services
+from tests.support.human import HumanParticipant
+from tests.support.speech import speak
+
+BOT_READY_TIMEOUT = 120.0
+REPLY_TIMEOUT = 180.0
+MIN_FPS = 20
+
+
+async def voice(text: str) -> tuple[np.ndarray, int]:
+    """The recorded utterance, synthesized off the event loop so receiving never stalls."""
+    return await asyncio.to_thread(speak, text)
+
+
+@dataclass
+class Session:
+    """One room: the bot subprocess and the participant talking to it."""
+
+    human: HumanParticipant
+    bot: BotProcess
+    identity: str = DEFAULT_IDENTITY
+
+    def alive(self) -> bool:
+        """True while the bot process runs; a dead bot fails the test at once, not by timeout."""
+        if self.bot.exit_code() is not None:
+            raise AssertionError(f"the bot exited with status {self.bot.exit_code()}")
+        return True
+
+    async def ask(self, text: str) -> float:
+        """Speak `text` into the room; returns when its last sample left (monotonic)."""
+        await self.human.publish_audio(*await voice(text))
+        return self.human.speech_ended_at
+
+    def speech(self, since: float = 0.0) -> list[float]:
+        return speech_times(self.human.audio, self.identity, since)
+
+    def said(self, since: float = 0.0, until: float = float("inf")) -> list[str]:
+        return words_of(" ".join(spoken_words(self.human.messages, since, until)))
+
+    def llm_requests(self) -> list[list[dict]]:
+        """The message lists the bot sent to the LLM, read from its (debug) log."""
+        marker = "Generating LLM response "
+        return [ast.literal_eval(line.split(marker, 1)[1])
+                for line in self.bot.log().splitlines() if marker in line]
+
+    def heard(self, since: float = 0.0) -> list[str]:
+        return words_of(" ".join(user_transcripts(self.human.messages, since)))
+
+    async def reply_end(self, since: float, *, quiet: float = 2.5, timeout: float = REPLY_TIMEOUT) -> float:
+        """Wait until the bot spoke after `since` and was then quiet `quiet` s; its last speech time."""
+
+        def ended():
+            times = self.alive() and self.speech(since)
+            return times and time.monotonic() - times[-1] > quiet and times[-1]
+
+        return await self.human.wait_for(ended, timeout, what="the bot's spoken reply")
+
+
+@pytest.fixture
+def bot_env(livekit, ollama, whisper_model) -> dict[str, str]:
+    return {
+        "LIVEKIT_URL": livekit.url, "LIVEKIT_API_KEY": livekit.api_key,
+        "LIVEKIT_API_SECRET": livekit.api_secret, "OLLAMA_URL": ollama.url,
+        "OLLAMA_MODEL": ollama.model, "WHISPER_MODEL": whisper_model, "BOT_GREETING": "",
+        "BOT_LLM_TEMPERATURE": "0", "BOT_LLM_MAX_TOKENS": "32", "BOT_EMPTY_ROOM_GRACE_SECS": "1",
+        "LOGURU_LEVEL": "DEBUG",
+    }
+
+
+@pytest.fixture
+def session(livekit, make_token, bot_env, tmp_path) -> Callable:
+    """`async with session(**env) as s`: a fresh room with the bot (subprocess) and a person."""
+    bots: list[BotProcess] = []
+
+    @asynccontextmanager
+    async def open_session(*, identity: str = "human-1", **env: str) -> AsyncIterator[Session]:
+        room = f"test-{uuid.uuid4().hex[:8]}"
+        bot = BotProcess(room=room, env={**bot_env, **env}, log_path=tmp_path / f"bot-{room}.log")
+        bots.append(bot.start())
+        try:
+            async with HumanParticipant.connect(livekit.url, make_token(room, identity)) as human:
+                s = Session(human=human, bot=bot)
+                await human.wait_for(lambda: s.alive() and any(w == s.identity for _, w, _ in human.video),
+                                     BOT_READY_TIMEOUT, what="the bot's video")
+                yield s
+        except BaseException:
+            lines = [line[:300] for line in bot.log().splitlines()
+                     if "| DEBUG " not in line or "Generating LLM response" in line]
+            print(f"--- bot log ({bot.log_path}), without debug lines ---", *lines[-80:], sep="\n")
+            raise
+
+    yield open_session
+    for bot in bots:
+        bot.stop()
+
+
+async def test_spoken_question_gets_a_spoken_lip_synced_answer(session):
+    async with session() as s:
+        h = s.human
+        asked = await s.ask("What is the capital of France?")
+        last_speech = await s.reply_end(asked)
+
+        assert {"capital", "france"} <= set(s.heard(asked - 10)), s.heard(asked - 10)
+        loudest = max(level_dbfs(x) for at, who, x, _ in h.audio if who == s.identity and at > asked)
+        assert loudest > -25, f"the reply has no speech energy ({loudest:.0f} dBFS)"
+
+        timings = server_messages(h.messages, TTS_TIMING_MESSAGE_TYPE, asked)
+        assert timings, "no bot-tts-timing message"
+        for t in timings:
+            assert " ".join(t["words"]).split() == t["text"].split()
+            assert len(t["wtimes"]) == len(t["words"]) == len(t["wdurations"])
+        assert s.said(asked) == words_of(" ".join(t["text"] for t in timings))
+
+        frames = video_frames(h.video, s.identity)
+        fps = frames_per_second([at for at, _ in frames], asked, last_speech)
+        assert min(fps) >= MIN_FPS, f"video frames per second, question to end of reply: {fps}"
+        speech = np.array(s.speech(asked))
+        speaking, silent = [], []
+        for at, change in lip_motion(frames, lip_box(frames[0][1])):
+            gap = np.min(np.abs(speech - at))
+            (speaking if gap < 0.05 else silent if gap > 1.0 else []).append(change)
+        assert speaking and silent, "need frames while speaking and while silent"
+        assert np.median(speaking) > 2 * np.median(silent) + 0.5, (np.median(speaking), np.median(silent))
+
+
+async def test_two_turns_keep_context(session):
+    async with session() as s:
+        first = await s.ask("My name is Alice.")
+        await s.reply_end(first)
+        second = await s.ask("What is my name?")
+        await s.reply_end(second)
+
+        assert "alice" in s.heard(first - 10)
+        # The second LLM request carries the first exchange: the name and the bot's answer.
+        requests = s.llm_requests()
+        assert len(requests) >= 2, "the LLM was not asked twice"
+        roles = [m["role"] for m in requests[-1]]
+        assert roles[-3:] == ["user", "assistant", "user"], roles
+        assert "Alice" in requests[-1][-3]["content"] and "name" in requests[-1][-1]["content"]
+
+
+async def test_barge_in_stops_the_bot_and_the_new_question_is_answered(session):
+    async with session(BOT_LLM_MAX_TOKENS="150") as s:
+        h = s.human
+        asked = await s.ask("Tell me a long story about a brave knight and a dragon.")
+        await h.wait_for(lambda: s.speech(asked), REPLY_TIMEOUT, what="the bot starting its story")
+        started = s.speech(asked)[0]
+        await h.wait_for(lambda: s.speech(started + 2.0), 30, what="two seconds of story")
+
+        await h.publish_audio(*await voice("Stop please. What is the capital of France?"), wait=False)
+        await h.wait_for(lambda: h.speech_started_at and h.speech_started_at > started, 5)
+        interrupted = h.speech_started_at
+        said_until = await h.wait_for(lambda: h.speech_ended_at, 20, what="the interruption")
+
+        # The bot fell silent while the person was still talking...
+        over = [at for at in s.speech(interrupted) if at < said_until]
+        assert not over or over[-1] < said_until - 0.5, "the bot kept talking over the person"
+        # ...then answered the new question...
+        await s.reply_end(said_until)
+        assert "france" in s.heard(interrupted)
+        # ...and only what it got to say of the story is in the context the LLM sees next.
+        story_said = s.said(asked, said_until)
+        story_written = words_of("".join(m["data"]["text"] for at, m in
+                                         rtvi_messages(h.messages, "bot-llm-text", asked)
+                                         if at <= said_until))
+        kept = [m["content"] for m in s.llm_requests()[-1] if m["role"] == "assistant"]
+        assert story_said and len(story_said) < len(story_written)
+        assert kept and words_of(kept[-1]) == story_said
+        # The mouth stopped with the voice: lips as still as before the story once it was cut.
+        frames = video_frames(h.video, s.identity, asked - 2.0)
+        motion = lip_motion(frames, lip_box(frames[0][1]))
+        idle = [m for at, m in motion if at < asked]
+        cut = [m for at, m in motion if over[-1] + 0.3 < at < said_until] if over else []
+        if cut:
+            assert np.median(cut) < 2 * np.median(idle) + 0.5, (np.median(cut), np.median(idle))
+
+
+async def test_bad_inputs_neither_crash_nor_hang_the_bot(session):
+    rng = np.random.default_rng(0)
+    async with session() as s:
+        h = s.human
+        await h.publish_audio(np.zeros(24000 * 3, np.int16), 24000)  # silence
+        await h.publish_audio(rng.normal(0, 2000, 24000 * 2).astype(np.int16), 24000)  # noise
+        await s.ask("Wie spät ist es? Ich hätte gern einen Kaffee mit Milch, bitte.")  # not English
+        await s.ask(" ".join(["I keep talking about the weather, the trains and the sea."] * 16))
+        assert s.bot.exit_code() is None, "the bot died"
+        question = await s.ask("What is the capital of France?")
+        await s.reply_end(question)
+        assert "france" in s.heard(question - 10)
+        assert s.said(question), "no spoken answer after the bad inputs"
+        assert s.bot.exit_code() is None
+
+
+async def test_stopped_ollama_gives_a_spoken_notice_and_recovers(session, ollama, stack_settings,
+                                                                 tmp_path):
+    port = services.free_port()
+    own = services.ollama_server(binaries.ollama(stack_settings.cache), port=port,
+                                 models_dir=stack_settings.cache / "ollama",
+                                 log_path=tmp_path / "ollama-own.log")
+    own.start()
+    try:
+        async with session(OLLAMA_URL=f"http://127.0.0.1:{port}") as s:
+            own.stop()  # Ollama goes away
+            asked = await s.ask("What is the capital of France?")
+            await s.reply_end(asked)
+            assert s.said(asked) == words_of(DEFAULT_LLM_UNREACHABLE_NOTICE)
+
+            own.start()  # and comes back: the next turn is answered by the LLM again
+            again = await s.ask("What is the capital of France?")
+            await s.reply_end(again)
+            assert s.said(again) and s.said(again) != words_of(DEFAULT_LLM_UNREACHABLE_NOTICE)
+    finally:
+        own.stop()
+
+
+async def test_greets_ignores_other_agents_and_leaves_an_empty_room(session, livekit, make_token):
+    greeting = "Hello there, nice to meet you."
+    async with session(BOT_GREETING=greeting) as s:
+        await s.human.wait_for(lambda: len(s.said()) >= len(words_of(greeting)), 60,
+                               what="the greeting")
+        assert s.said() == words_of(greeting)
+        # Another agent speaks in the room: the bot neither transcribes nor answers it.
+        # Its identity has no agent prefix: LiveKit's participant kind alone marks it an agent.
+        token = make_token(s.bot.room, "assistant-two", agent=True)
+        async with HumanParticipant.connect(livekit.url, token) as agent:
+            await agent.publish_audio(*await voice("What is the capital of France?"))
+            await asyncio.sleep(5)
+        assert "france" not in s.heard()
+    # Everybody left: the bot leaves the room and its process ends by itself, cleanly.
+    assert s.bot.wait(30) == 0
