@@ -11,6 +11,7 @@ closes, and reporting per-turn latency (log + RTVI).
 from __future__ import annotations
 
 import asyncio
+import os
 
 from livekit import rtc
 from loguru import logger
@@ -37,7 +38,12 @@ from bot.settings import BotSettings
 from bot.token import bot_token
 from processors.face.video import FaceSettings, FaceVideoProcessor
 from processors.speakers import SpeakerSelector
+from processors.align.whisper_aligner import WhisperAligner, WhisperAlignerSettings
 from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoiceSettings
+from processors.tts.gpt_sovits import ENV_URL as GPT_SOVITS_URL_ENV
+from processors.tts.gpt_sovits import GPTSoVITSSettings, GPTSoVITSTTSService
+from processors.tts.hibari_voice import HibariVoice
+from processors.tts.timed import TimedTTSService
 
 # RTVI server-message type carrying one turn's measured latency and its breakdown.
 LATENCY_MESSAGE_TYPE = "bot-latency"
@@ -118,7 +124,7 @@ class AvatarBot:
             unreachable_notice=settings.llm_unreachable_notice,
             empty_notice=settings.empty_reply_notice,
         )
-        tts = EmbeddedTTSService(settings=EmbeddedVoiceSettings.from_env())
+        tts = build_tts()
         face = FaceVideoProcessor.from_settings(face_settings)
 
         pipeline = Pipeline(
@@ -236,3 +242,16 @@ class AvatarBot:
 
 def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
+
+
+def build_tts() -> TimedTTSService:
+    """The embedded voice, or GPT-SoVITS when GPT_SOVITS_URL is set (the embedded voice is then
+    its fallback while the server is down)."""
+    voice = EmbeddedVoiceSettings.from_env()
+    if not os.environ.get(GPT_SOVITS_URL_ENV):
+        return EmbeddedTTSService(settings=voice)
+    return GPTSoVITSTTSService(
+        settings=GPTSoVITSSettings.from_env(),
+        aligner=WhisperAligner.from_settings(WhisperAlignerSettings.from_env()),
+        fallback=HibariVoice(voice=voice.voice, speed=voice.speed, threads=voice.threads),
+    )

@@ -70,3 +70,14 @@ def test_minted_token_joins_the_room_as_an_agent(clean_env):
 def test_given_token_is_used_as_is(clean_env):
     clean_env.setenv("BOT_TOKEN", "given.jwt.token")
     assert bot_token(BotSettings.from_env(), "any") == "given.jwt.token"
+
+
+def test_voice_choice_follows_gpt_sovits_url(monkeypatch):
+    from bot.pipeline import build_tts
+    from processors.tts.embedded import EmbeddedTTSService
+    from processors.tts.gpt_sovits import GPTSoVITSTTSService
+
+    monkeypatch.delenv("GPT_SOVITS_URL", raising=False)
+    assert isinstance(build_tts(), EmbeddedTTSService)
+    monkeypatch.setenv("GPT_SOVITS_URL", "http://127.0.0.1:9880")
+    assert isinstance(build_tts(), GPTSoVITSTTSService)
