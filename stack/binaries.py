@@ -65,14 +65,19 @@ def _go_install(module: str, version: str, *, binary: str, target: Path, what: s
     return target
 
 
-def livekit_server(cache: Path) -> Path:
-    """Path of a livekit-server binary, building it on first use when needed."""
-    found = shutil.which("livekit-server")
+def _installed(command: str, cached: Path) -> Path | None:
+    """The command on PATH, else the cached build, else None."""
+    found = shutil.which(command)
     if found:
         return Path(found)
+    return cached if cached.exists() else None
+
+
+def livekit_server(cache: Path) -> Path:
+    """Path of a livekit-server binary, building it on first use when needed."""
     target = _bin_dir(cache) / f"livekit-server-{LIVEKIT_VERSION}"
-    if target.exists():
-        return target
+    if found := _installed("livekit-server", target):
+        return found
     return _go_install(LIVEKIT_MODULE, LIVEKIT_VERSION, binary="server", target=target,
                        what="livekit-server", hint=LIVEKIT_INSTALL_HINT, log=cache / "logs" / "livekit-build.log")
 
@@ -101,12 +106,9 @@ def _ollama_headers(cache: Path) -> Path:
 
 def ollama(cache: Path) -> Path:
     """Path of an ollama binary, building the CPU version on first use when needed."""
-    found = shutil.which("ollama")
-    if found:
-        return Path(found)
     target = _bin_dir(cache) / f"ollama-{OLLAMA_VERSION}-native"
-    if target.exists():
-        return target
+    if found := _installed("ollama", target):
+        return found
     include = _ollama_headers(cache)
     cppflags = f"{os.environ.get('CGO_CPPFLAGS', '')} -I{include}".strip()
     return _go_install(OLLAMA_MODULE, OLLAMA_VERSION, binary="ollama", target=target, what="ollama",

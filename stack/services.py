@@ -65,6 +65,7 @@ class ManagedServer:
     env: dict[str, str]
     ready_url: str
     log_path: Path
+    niceness: int = 0
     process: subprocess.Popen | None = field(default=None, init=False)
 
     def start(self, *, timeout: float = 60.0) -> "ManagedServer":
@@ -72,7 +73,8 @@ class ManagedServer:
         log = open(self.log_path, "ab")
         logger.info(f"starting {self.name}: {' '.join(self.cmd)} (log: {self.log_path})")
         self.process = subprocess.Popen(self.cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True,
+                                        preexec_fn=(lambda: os.nice(self.niceness)) if self.niceness else None)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -137,10 +139,16 @@ def livekit_server(binary: Path, *, port: int, tcp_port: int, udp_port: int, api
                          ready_url=f"http://{LOOPBACK}:{port}/", log_path=log_path)
 
 
+# The LLM is throughput work; audio, video and VAD in the bots are real-time work. On a small
+# machine Ollama yields the CPU to them (it still gets every idle cycle).
+OLLAMA_NICENESS = 5
+
+
 def ollama_server(binary: Path, *, port: int, models_dir: Path, log_path: Path) -> ManagedServer:
-    """`ollama serve` on loopback with the cache's model store, not yet started."""
+    """`ollama serve` on loopback with the cache's model store, at lower CPU priority; not yet started."""
     require_free(port, what="Ollama", setting="OLLAMA_URL")
     env = {**os.environ, "OLLAMA_HOST": f"{LOOPBACK}:{port}", "OLLAMA_MODELS": str(models_dir),
            "OLLAMA_KEEP_ALIVE": "-1", "OLLAMA_NOPRUNE": "1"}
     return ManagedServer(name="ollama", cmd=[str(binary), "serve"], env=env,
-                         ready_url=f"http://{LOOPBACK}:{port}/", log_path=log_path)
+                         ready_url=f"http://{LOOPBACK}:{port}/", log_path=log_path,
+                         niceness=OLLAMA_NICENESS)

@@ -39,6 +39,7 @@ from token_server.voices import (
     decode_clip,
     read_upload,
     requested_language,
+    stored_folder,
     transcribe,
     write_wav,
 )
@@ -57,7 +58,6 @@ MIN_SLICE_S, MAX_SLICE_S = 2.0, 10.0
 SLICE_PAUSE_S = 0.25
 SLICE_MARGIN_S = 0.1
 _SPEAKER = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
-_DATASET_ID = re.compile(r"^[0-9a-f]{12}$")
 
 ENV_GPT_SOVITS_DIR = "GPT_SOVITS_DIR"
 ENV_GPT_SOVITS_PYTHON = "GPT_SOVITS_PYTHON"
@@ -179,11 +179,8 @@ async def job_log(request: web.Request) -> web.Response:
 
 
 def _dataset_folder(request: web.Request) -> Path:
-    dataset_id = request.match_info["dataset_id"]
-    folder = request.app[TRAINING_SETTINGS].datasets_dir / dataset_id
-    if not _DATASET_ID.match(dataset_id) or not (folder / DATASET_FILE).is_file():
-        raise ApiError(404, "unknown_dataset", f"no training dataset {dataset_id!r}")
-    return folder
+    return stored_folder(request.app[TRAINING_SETTINGS].datasets_dir, request.match_info["dataset_id"],
+                         marker=DATASET_FILE, error="unknown_dataset", what="training dataset")
 
 
 # -- dataset -----------------------------------------------------------------------------------------

@@ -56,7 +56,6 @@ CLIP_LEVEL = 0.999
 CLIP_RUN = 3
 MAX_CLIPPED_SHARE = 0.001
 MAX_TEXT_FIELD = 1000
-_VOICE_ID = re.compile(r"^[0-9a-f]{12}$")
 UPLOAD_CHUNK = 1 << 16
 
 ENV_MAX_UPLOAD_MB = "AVATAR_VOICE_MAX_UPLOAD_MB"
@@ -183,10 +182,18 @@ async def delete_voice(request: web.Request) -> web.Response:
 
 
 def _voice_folder(request: web.Request) -> Path:
-    voice_id = request.match_info["voice_id"]
-    folder = request.app[VOICE_SETTINGS].voices_dir / voice_id
-    if not _VOICE_ID.match(voice_id) or not (folder / VOICE_FILE).is_file():
-        raise ApiError(404, "unknown_voice", f"no voice {voice_id!r}")
+    return stored_folder(request.app[VOICE_SETTINGS].voices_dir, request.match_info["voice_id"],
+                         marker=VOICE_FILE, error="unknown_voice", what="voice")
+
+
+STORED_ID = re.compile(r"^[0-9a-f]{12}$")
+
+
+def stored_folder(root: Path, item_id: str, *, marker: str, error: str, what: str) -> Path:
+    """The folder of a stored item (voice, dataset) by id, or 404 when there is none."""
+    folder = root / item_id
+    if not STORED_ID.match(item_id) or not (folder / marker).is_file():
+        raise ApiError(404, error, f"no {what} {item_id!r}")
     return folder
 
 

@@ -62,7 +62,7 @@ ENV_THREADS = "AVATAR_ALIGN_THREADS"
 ENV_REFERENCE = "AVATAR_ALIGN_REFERENCE"
 ENV_SILENCES = "AVATAR_ALIGN_SILENCES"
 
-_WORD_CHAR = re.compile(r"\w")
+WORD_CHAR = re.compile(r"\w")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,11 +185,11 @@ class WhisperAligner:
         # Whisper's words are token groups (punctuation on its own); map them to the text's
         # words by the position of their word characters.
         owner = np.repeat(np.arange(len(words)),
-                          [len(_WORD_CHAR.findall(w)) for w in words])
+                          [len(WORD_CHAR.findall(w)) for w in words])
         spans: list[list[float]] = [[] for _ in words]
         seen = 0
         for piece in pieces:
-            count = len(_WORD_CHAR.findall(piece["word"]))
+            count = len(WORD_CHAR.findall(piece["word"]))
             if count and seen < len(owner):
                 spans[owner[seen]] += [piece["start"], piece["end"]]
             seen += count

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -29,7 +28,7 @@ import numpy as np
 from loguru import logger
 from pipecat.services.settings import TTSSettings
 
-from processors.align.whisper_aligner import WhisperAligner, parse_flag
+from processors.align.whisper_aligner import WORD_CHAR, WhisperAligner, parse_flag
 from processors.timing import TimedSpeech, WordTiming
 from processors.tts.hibari_voice import HibariVoice
 from processors.tts.timed import AudioChunk, TimedTTSService
@@ -61,7 +60,6 @@ ENV_RETRIES = "GPT_SOVITS_RETRIES"
 ENV_FALLBACK = "GPT_SOVITS_FALLBACK"
 ENV_HOLD_FOR_TIMINGS = "GPT_SOVITS_HOLD_FOR_TIMINGS"
 
-_WORD_CHAR = re.compile(r"\w")
 
 
 def voices_dir() -> Path:
@@ -386,7 +384,7 @@ def _voice_name(voice: GPTSoVITSVoice | None) -> str | None:
 def _spread(text: str, audio: np.ndarray, sample_rate: int) -> TimedSpeech:
     """Words spread over the audio in proportion to their letters (when alignment failed)."""
     words = text.split()
-    weights = np.array([max(1, len(_WORD_CHAR.findall(w))) for w in words], dtype=float)
+    weights = np.array([max(1, len(WORD_CHAR.findall(w))) for w in words], dtype=float)
     edges = np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum() * (len(audio) / sample_rate)
     return TimedSpeech(text=text, audio=audio, sample_rate=sample_rate,
                        words=[WordTiming(w, a, b - a) for w, a, b in zip(words, edges[:-1], edges[1:])])

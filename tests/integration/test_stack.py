@@ -8,9 +8,8 @@ import json
 import urllib.request
 
 import numpy as np
-import pytest
 
-from tests.support.human import HumanParticipant, rms_dbfs
+from tests.support.human import HumanParticipant, resample, rms_dbfs
 from tests.support.speech import speak
 
 QUESTION = "What is the capital of France?"
@@ -63,8 +62,6 @@ def test_whisper_transcribes_question(whisper_model):
     from faster_whisper import WhisperModel
 
     audio, sr = speak(QUESTION)
-    from tests.support.human import resample
-
     audio16k = resample(audio, sr, 16000).astype(np.float32) / 32768.0
     model = WhisperModel(whisper_model, device="cpu", compute_type="int8", cpu_threads=2)
     segments, _ = model.transcribe(audio16k, language="en", beam_size=1)

@@ -55,7 +55,7 @@ def test_unreachable_ollama_url_cli_says_what_to_do(tmp_path):
     fake_bin.mkdir()
     (fake_bin / "livekit-server").symlink_to("/bin/true")
     proc = subprocess.run([sys.executable, "-m", "stack", "setup"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, proc.stderr
