@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import time
 from contextlib import ExitStack
@@ -109,7 +110,15 @@ def setup(settings: StackSettings, *, client: bool, browser: bool) -> None:
         step(f"chromium: {shutil.which('chromium')}")
 
 
+def _stop_on(signum: int, _frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def up(settings: StackSettings) -> None:
+    # Ctrl-C, `docker stop` and service managers all end the stack the same way, also when the
+    # shell that started it ignores SIGINT (background jobs).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _stop_on)
     setup(settings, client=True, browser=False)
     port = settings.token_server_port
     services.require_free(port, what="the token server", setting="TOKEN_SERVER_PORT")
