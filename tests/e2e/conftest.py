@@ -3,7 +3,6 @@ for tests that put a stand-in bot (not the token server's own bot) in the room."
 
 from __future__ import annotations
 
-import socket
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -11,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from tests.e2e.browser import ensure_client_built, missing_prerequisite
+from tests.support.serve import serve_app
 
 
 @pytest.fixture(scope="session")
@@ -33,16 +33,8 @@ async def serve_client(client_dist, token_handler):
     app.router.add_post("/api/token", token_handler)
     app.router.add_get("/", lambda _request: web.FileResponse(client_dist / "index.html"))
     app.router.add_static("/", client_dist)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield Site(url=f"http://127.0.0.1:{port}")
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as url:
+        yield Site(url=url)
 
 
 @pytest.fixture

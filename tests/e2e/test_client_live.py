@@ -9,16 +9,15 @@ print what the page measured: voice-to-voice latency per turn and A/V / lip offs
 from __future__ import annotations
 
 import json
-import socket
 import statistics
 from pathlib import Path
 
 import numpy as np
 import pytest
-from aiohttp import web
 from PIL import Image
 
 from tests.e2e.browser import DOCS, run_browser, write_fake_mic_wav
+from tests.support.serve import serve_app
 from tests.support.speech import speak
 from token_server.app import create_app
 from token_server.settings import TokenServerSettings
@@ -49,16 +48,8 @@ async def avatar_site(client_dist, livekit, ollama, stack_settings):
         livekit_api_secret=livekit.api_secret, api_key=None, max_bots=2,
         room_check_s=2.0, ollama_url=ollama.url, ollama_model=ollama.model,
         whisper_model=stack_settings.whisper_model, cache=stack_settings.cache, client_dist=client_dist)
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(create_app(settings)) as url:
+        yield url
 
 
 async def _browse(url: str, wav: Path, steps: list[dict], *, diagnose: str = STATS) -> list:
