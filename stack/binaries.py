@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
@@ -117,8 +116,3 @@ def ollama(cache: Path) -> Path:
                                   "CGO_CFLAGS": OLLAMA_CFLAGS, "CGO_CXXFLAGS": OLLAMA_CFLAGS},
                        log=cache / "logs" / "ollama-build.log")
 
-
-def version_of(binary: Path) -> str:
-    """First line of `binary --version` (for health output and logs)."""
-    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30)
-    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else "?"

@@ -48,7 +48,6 @@ class StandInBot:
         self.video = rtc.VideoSource(WIDTH, HEIGHT)
         self.envelope: np.ndarray | None = None  # mouth opening per video frame of the reply
         self.reply_started_at: float | None = None
-        self.heard_user: str | None = None
         self._face = self._draw_face()
         self.frame_times: list[float] = []  # when each video frame was handed to LiveKit
 
@@ -69,8 +68,7 @@ class StandInBot:
         sender, msg = ready
         await self.p.send_data(rtvi("bot-ready", {"version": "2.2.0", "about": {"library": "stand-in"}},
                                     msg.get("id")))
-        self.heard_user = await self.p.wait_for(lambda: self._heard(sender), timeout,
-                                                what="the page's microphone audio")
+        await self.p.wait_for(lambda: self._heard(sender), timeout, what="the page's microphone audio")
         await self.p.send_data(rtvi("user-transcription", {
             "text": "Hello avatar.", "final": True, "user_id": sender, "timestamp": "now"}))
         await self._speak()

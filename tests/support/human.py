@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from livekit import rtc
-from loguru import logger
 
 MIC_SAMPLE_RATE = 48000
 MIC_FRAME_MS = 10
@@ -189,8 +188,3 @@ def rms_dbfs(samples: np.ndarray) -> float:
     rms = float(np.sqrt(np.mean((samples.astype(np.float64) / 32768.0) ** 2)))
     return 20 * np.log10(rms) if rms > 0 else float("-inf")
 
-
-def log_summary(human: HumanParticipant) -> None:
-    r = human.received
-    logger.info(f"{human.identity}: {len(r.audio)} audio frames, {len(r.video)} video frames, "
-                f"{len(r.messages)} data messages")
