@@ -80,16 +80,22 @@ def build_client() -> None:
     run_streamed([npm, "run", "build"], what="vite build", cwd=CLIENT_DIR)
 
 
+# Debian packages of the test tiers: the browser of the e2e tier and a second, unlike test voice.
+TEST_PACKAGES = {"chromium": "chromium", "espeak-ng": "espeak-ng"}
+
+
 def install_browser() -> None:
-    """Debian's chromium for the e2e tier (apt-get; needs root)."""
-    if shutil.which("chromium"):
+    """Debian's chromium and espeak-ng for the test tiers (apt-get; needs root)."""
+    missing = [pkg for binary, pkg in TEST_PACKAGES.items() if not shutil.which(binary)]
+    if not missing:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise StackError("the e2e tests need Chromium at /usr/bin/chromium: run "
-                         "`sudo apt-get install -y chromium`")
+        raise StackError(f"the tests need {' and '.join(missing)}: run "
+                         f"`sudo apt-get install -y {' '.join(missing)}`")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     run_streamed(["apt-get", "update", "-q"], what="apt-get update", env=env)
-    run_streamed(["apt-get", "install", "-y", "-q", "chromium"], what="apt-get install chromium", env=env)
+    run_streamed(["apt-get", "install", "-y", "-q", *missing],
+                 what=f"apt-get install {' '.join(missing)}", env=env)
 
 
 def setup(settings: StackSettings, *, client: bool, browser: bool) -> None:
