@@ -45,10 +45,11 @@ class SessionRecorder:
         self._lock = threading.Lock()
         self._written = 0
         self._lost = 0
-        self._resync = True  # the session row is written before the first write
+        self._resync = False  # set after a lost write: the session row is written again first
         self.write_latencies_s: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._thread = threading.Thread(target=self._drain, name=f"records-{session.id}", daemon=True)
         self._thread.start()
+        self._submit("session start", lambda store: store.ensure_session(session))
 
     @property
     def stats(self) -> RecorderStats:

@@ -11,10 +11,14 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from stack import services
 
@@ -34,7 +38,7 @@ def pg_bin() -> Path | None:
 
 
 class PostgresServer:
-    """One throwaway cluster: `start()`, `url`, `stop()` (fast shutdown; `start()` again reuses
+    """One throwaway cluster: `start()`, `url()`, `stop()` (fast shutdown; `start()` again reuses
     the data folder, which is how tests take the database away and bring it back)."""
 
     def __init__(self, *, bin_dir: Path, folder: Path):
@@ -49,9 +53,19 @@ class PostgresServer:
         self._run("initdb", "-D", str(self._data), "-U", USER, "--auth=trust", "-E", "UTF8",
                   "--no-sync")
 
-    @property
-    def url(self) -> str:
-        return f"postgresql+psycopg://{USER}@127.0.0.1:{self.port}/{DATABASE}"
+    def url(self, database: str = DATABASE) -> str:
+        return f"postgresql+psycopg://{USER}@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        """An empty database of its own (one per test), as a SQLAlchemy URL."""
+        name = f"records_{uuid.uuid4().hex[:12]}"
+        with self._admin() as db:
+            db.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def _admin(self) -> psycopg.Connection:
+        return psycopg.connect(f"host=127.0.0.1 port={self.port} user={USER} dbname=postgres",
+                               autocommit=True)
 
     def _run(self, tool: str, *args: str) -> None:
         subprocess.run([*self._as_user, str(self._bin / tool), *args], check=True,
@@ -61,8 +75,7 @@ class PostgresServer:
         options = f"-h 127.0.0.1 -p {self.port} -k '' -c fsync=off"
         self._run("pg_ctl", "-D", str(self._data), "-l", str(self._log), "-o", options, "-w",
                   "-t", str(START_TIMEOUT_S), "start")
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user={USER} dbname=postgres",
-                             autocommit=True) as db:
+        with self._admin() as db:
             if not db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
                 db.execute(f"CREATE DATABASE {DATABASE}")
         return self
@@ -88,3 +101,30 @@ class PostgresServer:
                 return
             time.sleep(0.05)
         os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the session; skipped, with the reason, when it cannot be had."""
+    bin_dir = pg_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL binaries missing and `apt-get install -y postgresql` failed")
+    # Not under pytest's own temp folder: that one is private to root, and the server is not.
+    folder = Path(tempfile.mkdtemp(prefix="records-postgres-"))
+    try:
+        server = PostgresServer(bin_dir=bin_dir, folder=folder)
+        try:
+            yield server.start()
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def records_url(request, tmp_path) -> str:
+    """A fresh records database on each backend: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'records.sqlite3'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database()
