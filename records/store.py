@@ -298,9 +298,11 @@ class RecordStore:
 
 
 def _sqlite_pragmas(connection, _record) -> None:
-    """WAL (readers never block the writer), a busy wait, and enforced foreign keys."""
+    """WAL (readers never block the writer; NORMAL sync is durable in WAL except for the last
+    commits on power loss), a busy wait, and enforced foreign keys."""
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
