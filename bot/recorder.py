@@ -73,11 +73,14 @@ def open_records(*, options: RecordsOptions | None, room: str, bot_identity: str
             history = [{"role": LLM_ROLES[t["role"]], "content": t["text"]} for t in turns]
             logger.info(f"resuming session {session.id} of room {room} with {len(history)} turns")
     except Exception as exc:
-        logger.warning(f"records database unreachable at start ({exc!r:.300}); "
-                       f"recording a new session when it answers")
+        logger.warning(
+            f"records database unreachable at start ({exc!r:.300}); "
+            f"recording a new session when it answers"
+        )
     if session is None:
-        session = SessionInfo(id=uuid.uuid4().hex, room=room, bot_identity=bot_identity,
-                              started_at=now())
+        session = SessionInfo(
+            id=uuid.uuid4().hex, room=room, bot_identity=bot_identity, started_at=now()
+        )
     return OpenedRecords(recorder=SessionRecorder(store=store, session=session), history=history)
 
 
@@ -146,11 +149,18 @@ class ConversationRecorder(BaseObserver):
     def _user_utterance(self, frame: TranscriptionFrame) -> Utterance:
         ended = now()
         started = self._user_started or ended
-        stopped = self._user_stopped if self._user_stopped and self._user_stopped >= started else ended
+        stopped = (
+            self._user_stopped if self._user_stopped and self._user_stopped >= started else ended
+        )
         self._user_started = None
-        return Utterance(speaker_identity=frame.user_id or "", text=frame.text.strip(),
-                         speaker_name=self._names.get(frame.user_id, ""), role=ROLE_USER,
-                         started_at=started, ended_at=stopped)
+        return Utterance(
+            speaker_identity=frame.user_id or "",
+            text=frame.text.strip(),
+            speaker_name=self._names.get(frame.user_id, ""),
+            role=ROLE_USER,
+            started_at=started,
+            ended_at=stopped,
+        )
 
     def _flush_pending(self, addressed_by: str | None = None) -> None:
         """Write waiting transcriptions: addressed when they reached the LLM, else not."""
@@ -164,10 +174,18 @@ class ConversationRecorder(BaseObserver):
         latency, self._latency_ms = self._latency_ms, None
         if not message.content.strip() or started is None:
             return  # nothing was spoken
-        self._recorder.utterance(Utterance(
-            speaker_identity=self._bot_identity, speaker_name=self._bot_name, role=ROLE_BOT,
-            text=message.content.strip(), started_at=started, ended_at=now(),
-            interrupted=message.interrupted, latency_ms=latency))
+        self._recorder.utterance(
+            Utterance(
+                speaker_identity=self._bot_identity,
+                speaker_name=self._bot_name,
+                role=ROLE_BOT,
+                text=message.content.strip(),
+                started_at=started,
+                ended_at=now(),
+                interrupted=message.interrupted,
+                latency_ms=latency,
+            )
+        )
 
     async def _on_latency(self, _observer, seconds: float):
         self._latency_ms = round(seconds * 1000)
@@ -198,6 +216,7 @@ class ConversationRecorder(BaseObserver):
         if not self._present:
             self._recorder.end(now())
         stats = await asyncio.to_thread(self._recorder.close, CLOSE_TIMEOUT_S)
-        logger.info(f"records of session {self._recorder.session.id}: {stats.written} written, "
-                    f"{stats.lost} lost")
-
+        logger.info(
+            f"records of session {self._recorder.session.id}: {stats.written} written, "
+            f"{stats.lost} lost"
+        )

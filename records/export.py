@@ -61,6 +61,8 @@ def as_webvtt(session: dict[str, Any]) -> str:
         begin = u["started_at"] - start
         end = max(u["ended_at"] - start, begin + timedelta(milliseconds=1))
         speaker = _cue_text(_speaker(u))
-        blocks.append(f"{number}\n{_cue_time(begin)} --> {_cue_time(end)}\n"
-                      f"<v {speaker}>{_cue_text(u['text'])}")
+        blocks.append(
+            f"{number}\n{_cue_time(begin)} --> {_cue_time(end)}\n"
+            f"<v {speaker}>{_cue_text(u['text'])}"
+        )
     return "\n\n".join(blocks) + "\n"

@@ -26,7 +26,7 @@ def postgres_url(url: str) -> str:
     """`postgres://` and `postgresql://` URLs mean psycopg 3 (the driver this package ships)."""
     for scheme in ("postgres://", "postgresql://"):
         if url.startswith(scheme):
-            return "postgresql+psycopg://" + url[len(scheme):]
+            return "postgresql+psycopg://" + url[len(scheme) :]
     return url
 
 
@@ -39,7 +39,9 @@ class RecordsOptions:
     retention_days: int = 0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ, *, cache: Path | None = None) -> RecordsOptions:
+    def from_env(
+        cls, env: Mapping[str, str] = os.environ, *, cache: Path | None = None
+    ) -> RecordsOptions:
         """DATABASE_URL (else SQLite in `cache`, default $AVATAR_CACHE), RECORDS_ENABLED,
         RECORDS_RETENTION_DAYS; a bad value raises ValueError naming the variable."""
         folder = cache or Path(env.get(CACHE_ENV) or DEFAULT_CACHE)
@@ -48,7 +50,9 @@ class RecordsOptions:
         try:
             days = int(raw_days)
         except ValueError:
-            raise ValueError(f"{RETENTION_ENV} must be a whole number of days, got {raw_days!r}") from None
+            raise ValueError(
+                f"{RETENTION_ENV} must be a whole number of days, got {raw_days!r}"
+            ) from None
         if days < 0:
             raise ValueError(f"{RETENTION_ENV} must be >= 0 (0 keeps records forever), got {days}")
         return cls(

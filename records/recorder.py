@@ -37,8 +37,9 @@ class RecorderStats:
 class SessionRecorder:
     """The record of one room session, written in order by a background thread."""
 
-    def __init__(self, *, store: RecordStore, session: SessionInfo,
-                 max_pending: int = DEFAULT_MAX_PENDING):
+    def __init__(
+        self, *, store: RecordStore, session: SessionInfo, max_pending: int = DEFAULT_MAX_PENDING
+    ):
         self.session = session
         self._store = store
         self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
@@ -47,26 +48,34 @@ class SessionRecorder:
         self._lost = 0
         self._resync = False  # set after a lost write: the session row is written again first
         self.write_latencies_s: deque[float] = deque(maxlen=LATENCY_WINDOW)
-        self._thread = threading.Thread(target=self._drain, name=f"records-{session.id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._drain, name=f"records-{session.id}", daemon=True
+        )
         self._thread.start()
         self._submit("session start", lambda store: store.ensure_session(session))
 
     @property
     def stats(self) -> RecorderStats:
         with self._lock:
-            return RecorderStats(written=self._written, lost=self._lost, pending=self._queue.qsize())
+            return RecorderStats(
+                written=self._written, lost=self._lost, pending=self._queue.qsize()
+            )
 
     def participant_joined(self, identity: str, name: str, at: datetime) -> bool:
-        return self._submit(f"join of {identity}",
-                            lambda s: s.participant_joined(self.session.id, identity, name, at))
+        return self._submit(
+            f"join of {identity}",
+            lambda s: s.participant_joined(self.session.id, identity, name, at),
+        )
 
     def participant_left(self, identity: str, at: datetime) -> bool:
-        return self._submit(f"leave of {identity}",
-                            lambda s: s.participant_left(self.session.id, identity, at))
+        return self._submit(
+            f"leave of {identity}", lambda s: s.participant_left(self.session.id, identity, at)
+        )
 
     def utterance(self, utterance: Utterance) -> bool:
-        return self._submit(f"{utterance.role} utterance",
-                            lambda s: s.add_utterance(self.session.id, utterance))
+        return self._submit(
+            f"{utterance.role} utterance", lambda s: s.add_utterance(self.session.id, utterance)
+        )
 
     def end(self, at: datetime) -> bool:
         return self._submit("session end", lambda s: s.end_session(self.session.id, at))
@@ -81,8 +90,10 @@ class SessionRecorder:
         self._thread.join(max(0.0, deadline - time.monotonic()))
         stats = self.stats
         if stats.lost or stats.pending:
-            logger.warning(f"records of session {self.session.id}: {stats.written} written, "
-                           f"{stats.lost} lost, {stats.pending} unwritten at close")
+            logger.warning(
+                f"records of session {self.session.id}: {stats.written} written, "
+                f"{stats.lost} lost, {stats.pending} unwritten at close"
+            )
         return stats
 
     def _submit(self, what: str, write: Callable[[RecordStore], None]) -> bool:

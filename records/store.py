@@ -108,7 +108,9 @@ class RecordStore:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_engine(
-                url, pool_pre_ping=True, connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+                url,
+                pool_pre_ping=True,
+                connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
             )
         self._sqlite_file = parsed.database if self.dialect == "sqlite" else None
 
@@ -141,34 +143,52 @@ class RecordStore:
         """Write the session's row unless it exists (start, resume, and after lost writes)."""
         with self.engine.begin() as db:
             if db.scalar(select(sessions.c.id).where(sessions.c.id == session.id)) is None:
-                db.execute(insert(sessions).values(id=session.id, room=session.room,
-                                                   bot_identity=session.bot_identity,
-                                                   started_at=session.started_at))
+                db.execute(
+                    insert(sessions).values(
+                        id=session.id,
+                        room=session.room,
+                        bot_identity=session.bot_identity,
+                        started_at=session.started_at,
+                    )
+                )
             else:
-                db.execute(update(sessions).where(sessions.c.id == session.id).values(ended_at=None))
+                db.execute(
+                    update(sessions).where(sessions.c.id == session.id).values(ended_at=None)
+                )
 
     def end_session(self, session_id: str, at: datetime) -> None:
         with self.engine.begin() as db:
             db.execute(update(sessions).where(sessions.c.id == session_id).values(ended_at=at))
-            db.execute(update(participants).where(participants.c.session_id == session_id,
-                                                  participants.c.left_at.is_(None)).values(left_at=at))
+            db.execute(
+                update(participants)
+                .where(participants.c.session_id == session_id, participants.c.left_at.is_(None))
+                .values(left_at=at)
+            )
 
     def participant_joined(self, session_id: str, identity: str, name: str, at: datetime) -> None:
         with self.engine.begin() as db:
-            found = db.scalar(select(participants.c.id).where(
-                participants.c.session_id == session_id, participants.c.identity == identity))
+            found = db.scalar(
+                select(participants.c.id).where(
+                    participants.c.session_id == session_id, participants.c.identity == identity
+                )
+            )
             if found is None:
-                db.execute(insert(participants).values(session_id=session_id, identity=identity,
-                                                       name=name, joined_at=at))
+                db.execute(
+                    insert(participants).values(
+                        session_id=session_id, identity=identity, name=name, joined_at=at
+                    )
+                )
             else:
                 values = {"left_at": None, **({"name": name} if name else {})}
                 db.execute(update(participants).where(participants.c.id == found).values(**values))
 
     def participant_left(self, session_id: str, identity: str, at: datetime) -> None:
         with self.engine.begin() as db:
-            db.execute(update(participants).where(participants.c.session_id == session_id,
-                                                   participants.c.identity == identity)
-                       .values(left_at=at))
+            db.execute(
+                update(participants)
+                .where(participants.c.session_id == session_id, participants.c.identity == identity)
+                .values(left_at=at)
+            )
 
     def add_utterance(self, session_id: str, utterance: Utterance) -> None:
         with self.engine.begin() as db:
@@ -180,25 +200,35 @@ class RecordStore:
         """The room's newest session still open (no end) with activity within `active_within`."""
         cutoff = now() - active_within
         with self.engine.connect() as db:
-            row = db.execute(select(sessions).where(sessions.c.room == room,
-                                                    sessions.c.ended_at.is_(None))
-                             .order_by(sessions.c.started_at.desc()).limit(1)).first()
+            row = db.execute(
+                select(sessions)
+                .where(sessions.c.room == room, sessions.c.ended_at.is_(None))
+                .order_by(sessions.c.started_at.desc())
+                .limit(1)
+            ).first()
             if row is None:
                 return None
-            last = db.scalar(select(func.max(utterances.c.ended_at))
-                             .where(utterances.c.session_id == row.id))
+            last = db.scalar(
+                select(func.max(utterances.c.ended_at)).where(utterances.c.session_id == row.id)
+            )
         if max(row.started_at, last or row.started_at) < cutoff:
             return None
-        return SessionInfo(id=row.id, room=row.room, bot_identity=row.bot_identity,
-                           started_at=row.started_at)
+        return SessionInfo(
+            id=row.id, room=row.room, bot_identity=row.bot_identity, started_at=row.started_at
+        )
 
     def recent_turns(self, session_id: str, *, limit: int) -> list[dict[str, Any]]:
-        """The session's last `limit` utterances that were part of the conversation, oldest first."""
+        """The last `limit` utterances that were part of the conversation, oldest first."""
         with self.engine.connect() as db:
-            rows = db.execute(select(utterances).where(
-                utterances.c.session_id == session_id,
-                (utterances.c.role == ROLE_BOT) | utterances.c.addressed.is_(True))
-                .order_by(utterances.c.started_at.desc(), utterances.c.id.desc()).limit(limit)).all()
+            rows = db.execute(
+                select(utterances)
+                .where(
+                    utterances.c.session_id == session_id,
+                    (utterances.c.role == ROLE_BOT) | utterances.c.addressed.is_(True),
+                )
+                .order_by(utterances.c.started_at.desc(), utterances.c.id.desc())
+                .limit(limit)
+            ).all()
         return [dict(r._mapping) for r in reversed(rows)]
 
     def list_sessions(self, query: SessionQuery) -> tuple[list[dict[str, Any]], int]:
@@ -207,23 +237,36 @@ class RecordStore:
         if query.room:
             where.append(sessions.c.room == query.room)
         if query.participant:
-            where.append(sessions.c.id.in_(select(participants.c.session_id).where(
-                (participants.c.identity == query.participant)
-                | (participants.c.name == query.participant))))
+            where.append(
+                sessions.c.id.in_(
+                    select(participants.c.session_id).where(
+                        (participants.c.identity == query.participant)
+                        | (participants.c.name == query.participant)
+                    )
+                )
+            )
         if query.since:
             where.append(func.coalesce(sessions.c.ended_at, now()) >= query.since)
         if query.until:
             where.append(sessions.c.started_at <= query.until)
         with self.engine.connect() as db:
             total = db.scalar(select(func.count()).select_from(sessions).where(*where))
-            rows = db.execute(select(sessions).where(*where)
-                              .order_by(sessions.c.started_at.desc(), sessions.c.id)
-                              .limit(query.limit).offset(query.offset)).all()
+            rows = db.execute(
+                select(sessions)
+                .where(*where)
+                .order_by(sessions.c.started_at.desc(), sessions.c.id)
+                .limit(query.limit)
+                .offset(query.offset)
+            ).all()
             found = [dict(r._mapping) for r in rows]
             people = self._participants(db, [s["id"] for s in found])
-            counts = dict(db.execute(select(utterances.c.session_id, func.count())
-                                     .where(utterances.c.session_id.in_([s["id"] for s in found]))
-                                     .group_by(utterances.c.session_id)).all())
+            counts = dict(
+                db.execute(
+                    select(utterances.c.session_id, func.count())
+                    .where(utterances.c.session_id.in_([s["id"] for s in found]))
+                    .group_by(utterances.c.session_id)
+                ).all()
+            )
         for s in found:
             s["participants"] = people.get(s["id"], [])
             s["utterance_count"] = counts.get(s["id"], 0)
@@ -237,13 +280,19 @@ class RecordStore:
                 return None
             found = dict(row._mapping)
             found["participants"] = self._participants(db, [session_id]).get(session_id, [])
-            found["utterances"] = [dict(r._mapping) for r in db.execute(
-                select(utterances).where(utterances.c.session_id == session_id)
-                .order_by(utterances.c.started_at, utterances.c.id)).all()]
+            found["utterances"] = [
+                dict(r._mapping)
+                for r in db.execute(
+                    select(utterances)
+                    .where(utterances.c.session_id == session_id)
+                    .order_by(utterances.c.started_at, utterances.c.id)
+                ).all()
+            ]
         return found
 
-    def search(self, words: str, *, room: str | None = None, limit: int = 50,
-               offset: int = 0) -> list[dict[str, Any]]:
+    def search(
+        self, words: str, *, room: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[dict[str, Any]]:
         """Utterances matching every word of `words` (SQLite FTS5 / PostgreSQL tsvector), best
         first, each with its session's room."""
         terms = WORD.findall(words)
@@ -252,18 +301,23 @@ class RecordStore:
         columns = [*utterances.c, sessions.c.room]
         if self.dialect == "sqlite":
             fts = table(SQLITE_FTS_TABLE, column("rowid"), column("rank"))
-            statement = (select(*columns)
-                         .select_from(utterances.join(sessions)
-                                      .join(fts, fts.c.rowid == utterances.c.id))
-                         .where(literal_column(SQLITE_FTS_TABLE).op("MATCH")(
-                             " ".join(f'"{t}"' for t in terms)))
-                         .order_by(fts.c.rank, utterances.c.id))
+            statement = (
+                select(*columns)
+                .select_from(utterances.join(sessions).join(fts, fts.c.rowid == utterances.c.id))
+                .where(
+                    literal_column(SQLITE_FTS_TABLE).op("MATCH")(" ".join(f'"{t}"' for t in terms))
+                )
+                .order_by(fts.c.rank, utterances.c.id)
+            )
         else:
             vector = func.to_tsvector(POSTGRES_FTS_CONFIG, utterances.c.text)
             query = func.plainto_tsquery(POSTGRES_FTS_CONFIG, " ".join(terms))
-            statement = (select(*columns).select_from(utterances.join(sessions))
-                         .where(vector.bool_op("@@")(query))
-                         .order_by(func.ts_rank(vector, query).desc(), utterances.c.id))
+            statement = (
+                select(*columns)
+                .select_from(utterances.join(sessions))
+                .where(vector.bool_op("@@")(query))
+                .order_by(func.ts_rank(vector, query).desc(), utterances.c.id)
+            )
         if room:
             statement = statement.where(sessions.c.room == room)
         with self.engine.connect() as db:
@@ -288,12 +342,16 @@ class RecordStore:
     @staticmethod
     def _participants(db, session_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         found: dict[str, list[dict[str, Any]]] = {}
-        rows = db.execute(select(participants).where(participants.c.session_id.in_(session_ids))
-                          .order_by(participants.c.joined_at)).all()
+        rows = db.execute(
+            select(participants)
+            .where(participants.c.session_id.in_(session_ids))
+            .order_by(participants.c.joined_at)
+        ).all()
         for r in rows:
             p = dict(r._mapping)
             found.setdefault(p.pop("session_id"), []).append(
-                {k: p[k] for k in ("identity", "name", "joined_at", "left_at")})
+                {k: p[k] for k in ("identity", "name", "joined_at", "left_at")}
+            )
         return found
 
 
@@ -308,4 +366,12 @@ def _sqlite_pragmas(connection, _record) -> None:
     cursor.close()
 
 
-__all__ = ["ROLE_BOT", "ROLE_USER", "RecordStore", "SessionInfo", "SessionQuery", "Utterance", "now"]
+__all__ = [
+    "ROLE_BOT",
+    "ROLE_USER",
+    "RecordStore",
+    "SessionInfo",
+    "SessionQuery",
+    "Utterance",
+    "now",
+]

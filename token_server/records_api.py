@@ -42,8 +42,12 @@ RECORDS = web.AppKey("records", RecordStore)
 def _only(params: Mapping[str, str], allowed: set[str]) -> None:
     unknown = sorted(set(params) - allowed)
     if unknown:
-        raise ApiError(400, "invalid_query", f"unknown query parameter(s): {', '.join(unknown)}; "
-                                             f"allowed: {', '.join(sorted(allowed))}")
+        raise ApiError(
+            400,
+            "invalid_query",
+            f"unknown query parameter(s): {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(allowed))}",
+        )
 
 
 def _int(params: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
@@ -62,8 +66,9 @@ def _time(params: Mapping[str, str], name: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ApiError(400, "invalid_query",
-                       f"{name} must be an ISO 8601 time such as 2026-11-30T10:00:00Z") from None
+        raise ApiError(
+            400, "invalid_query", f"{name} must be an ISO 8601 time such as 2026-11-30T10:00:00Z"
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -77,8 +82,10 @@ def _text(params: Mapping[str, str], name: str) -> str | None:
 
 
 def _page(params: Mapping[str, str]) -> tuple[int, int]:
-    return (_int(params, "limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT),
-            _int(params, "offset", 0, low=0, high=10**9))
+    return (
+        _int(params, "limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT),
+        _int(params, "offset", 0, low=0, high=10**9),
+    )
 
 
 async def _call(request: web.Request, method: str, *args, **kwargs):
@@ -88,8 +95,12 @@ async def _call(request: web.Request, method: str, *args, **kwargs):
         return await asyncio.to_thread(getattr(store, method), *args, **kwargs)
     except Exception as exc:
         logger.warning(f"records: {method} failed: {exc!r:.300}")
-        raise ApiError(503, "records_unavailable", "the records database is not reachable",
-                       headers={"Retry-After": "5"}) from None
+        raise ApiError(
+            503,
+            "records_unavailable",
+            "the records database is not reachable",
+            headers={"Retry-After": "5"},
+        ) from None
 
 
 async def _session(request: web.Request) -> dict[str, Any]:
@@ -110,11 +121,18 @@ async def list_sessions(request: web.Request) -> web.Response:
     if since and until and since > until:
         raise ApiError(400, "invalid_query", "from must not be later than to")
     limit, offset = _page(params)
-    query = SessionQuery(room=_text(params, "room"), participant=_text(params, "participant"),
-                         since=since, until=until, limit=limit, offset=offset)
+    query = SessionQuery(
+        room=_text(params, "room"),
+        participant=_text(params, "participant"),
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )
     found, total = await _call(request, "list_sessions", query)
-    return web.json_response(export.to_jsonable(
-        {"sessions": found, "total": total, "limit": limit, "offset": offset}))
+    return web.json_response(
+        export.to_jsonable({"sessions": found, "total": total, "limit": limit, "offset": offset})
+    )
 
 
 async def get_session(request: web.Request) -> web.Response:
@@ -130,8 +148,14 @@ async def export_session(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_query", f"format must be one of {', '.join(EXPORTS)}")
     render, mime, suffix = EXPORTS[kind]
     found = await _session(request)
-    return web.Response(text=render(found), content_type=mime, charset="utf-8", headers={
-        "Content-Disposition": f'attachment; filename="{found["room"]}-{found["id"]}.{suffix}"'})
+    return web.Response(
+        text=render(found),
+        content_type=mime,
+        charset="utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{found["room"]}-{found["id"]}.{suffix}"'
+        },
+    )
 
 
 async def delete_session(request: web.Request) -> web.Response:
@@ -147,13 +171,18 @@ async def search(request: web.Request) -> web.Response:
     _only(params, {"q", "room", "limit", "offset"})
     words = params.get("q", "")
     if len(words) > MAX_QUERY_CHARS or not re.search(r"\w", words):
-        raise ApiError(400, "invalid_query",
-                       f"q must hold at least one word and at most {MAX_QUERY_CHARS} characters")
+        raise ApiError(
+            400,
+            "invalid_query",
+            f"q must hold at least one word and at most {MAX_QUERY_CHARS} characters",
+        )
     limit, offset = _page(params)
-    found = await _call(request, "search", words, room=_text(params, "room"), limit=limit,
-                        offset=offset)
-    return web.json_response(export.to_jsonable(
-        {"results": found, "limit": limit, "offset": offset}))
+    found = await _call(
+        request, "search", words, room=_text(params, "room"), limit=limit, offset=offset
+    )
+    return web.json_response(
+        export.to_jsonable({"results": found, "limit": limit, "offset": offset})
+    )
 
 
 async def _records_off(request: web.Request) -> web.Response:
@@ -175,9 +204,13 @@ async def _delete_expired(store: RecordStore, days: int) -> None:
 def setup_records_routes(app: web.Application, settings: TokenServerSettings) -> None:
     """Mount the records API; the store opens (and migrates) with the app."""
     options: RecordsOptions | None = settings.records
-    routes = [("GET", SESSIONS_ROUTE, list_sessions), ("GET", SESSION_ROUTE, get_session),
-              ("DELETE", SESSION_ROUTE, delete_session), ("GET", EXPORT_ROUTE, export_session),
-              ("GET", SEARCH_ROUTE, search)]
+    routes = [
+        ("GET", SESSIONS_ROUTE, list_sessions),
+        ("GET", SESSION_ROUTE, get_session),
+        ("DELETE", SESSION_ROUTE, delete_session),
+        ("GET", EXPORT_ROUTE, export_session),
+        ("GET", SEARCH_ROUTE, search),
+    ]
     if options is None or not options.enabled:
         for method, path, _handler in routes:
             app.router.add_route(method, path, _records_off)
@@ -191,8 +224,11 @@ def setup_records_routes(app: web.Application, settings: TokenServerSettings) ->
             await asyncio.to_thread(store.migrate)
         except Exception as exc:  # the API answers 503 until the database is back
             logger.warning(f"records: database not reachable at start: {exc!r:.300}")
-        cleanup = (asyncio.create_task(_delete_expired(store, options.retention_days))
-                   if options.retention_days else None)
+        cleanup = (
+            asyncio.create_task(_delete_expired(store, options.retention_days))
+            if options.retention_days
+            else None
+        )
         yield
         if cleanup:
             cleanup.cancel()

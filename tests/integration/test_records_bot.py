@@ -28,7 +28,6 @@ from bot.process import BotProcess
 from bot.settings import DEFAULT_IDENTITY
 from records.store import RecordStore, SessionQuery, now
 from tests.support.human import HumanParticipant
-from tests.support.postgres import postgres, records_url  # noqa: F401 (fixtures)
 from tests.support.speech import speak
 
 BOT_READY_TIMEOUT = 120.0
@@ -44,10 +43,16 @@ RECORDS_LOG = re.compile(r"records of session \w+: (\d+) written, (\d+) lost")
 @pytest.fixture
 def bot_env(livekit, ollama, whisper_model) -> dict[str, str]:
     return {
-        "LIVEKIT_URL": livekit.url, "LIVEKIT_API_KEY": livekit.api_key,
-        "LIVEKIT_API_SECRET": livekit.api_secret, "OLLAMA_URL": ollama.url,
-        "OLLAMA_MODEL": ollama.model, "WHISPER_MODEL": whisper_model, "BOT_GREETING": GREETING,
-        "BOT_LLM_TEMPERATURE": "0", "BOT_LLM_MAX_TOKENS": "32", "BOT_EMPTY_ROOM_GRACE_SECS": "1",
+        "LIVEKIT_URL": livekit.url,
+        "LIVEKIT_API_KEY": livekit.api_key,
+        "LIVEKIT_API_SECRET": livekit.api_secret,
+        "OLLAMA_URL": ollama.url,
+        "OLLAMA_MODEL": ollama.model,
+        "WHISPER_MODEL": whisper_model,
+        "BOT_GREETING": GREETING,
+        "BOT_LLM_TEMPERATURE": "0",
+        "BOT_LLM_MAX_TOKENS": "32",
+        "BOT_EMPTY_ROOM_GRACE_SECS": "1",
         "LOGURU_LEVEL": "DEBUG",
     }
 
@@ -61,8 +66,11 @@ class Call:
         self.bots: list[BotProcess] = []
 
     def start_bot(self, **env: str) -> BotProcess:
-        bot = BotProcess(room=self.room, env={**self._env, **env},
-                         log_path=self._logs / f"bot-{self.room}-{len(self.bots)}.log")
+        bot = BotProcess(
+            room=self.room,
+            env={**self._env, **env},
+            log_path=self._logs / f"bot-{self.room}-{len(self.bots)}.log",
+        )
         self.bots.append(bot.start())
         return bot
 
@@ -75,8 +83,9 @@ class Call:
             await asyncio.sleep(0.2)
 
     def join(self):
-        return HumanParticipant.connect(self._livekit.url,
-                                        self._make_token(self.room, "dana", name="Dana"))
+        return HumanParticipant.connect(
+            self._livekit.url, self._make_token(self.room, "dana", name="Dana")
+        )
 
     async def ready(self, human: HumanParticipant, bot: BotProcess) -> None:
         def bot_video():
@@ -114,8 +123,11 @@ def call(livekit, make_token, bot_env, tmp_path):
 
 def llm_requests(bot: BotProcess) -> list[list[dict]]:
     """The message lists the bot sent to the LLM, read from its debug log."""
-    return [ast.literal_eval(line.split(LLM_REQUEST_MARKER, 1)[1])
-            for line in bot.log().splitlines() if LLM_REQUEST_MARKER in line]
+    return [
+        ast.literal_eval(line.split(LLM_REQUEST_MARKER, 1)[1])
+        for line in bot.log().splitlines()
+        if LLM_REQUEST_MARKER in line
+    ]
 
 
 async def test_a_killed_bot_resumes_the_recorded_conversation(call, records_url):
@@ -124,8 +136,11 @@ async def test_a_killed_bot_resumes_the_recorded_conversation(call, records_url)
     wall_before = now()
     async with call.join() as dana:
         await call.ready(dana, first)
-        await dana.wait_for(lambda: len(spoken_words(dana.messages)) >= len(words_of(GREETING)),
-                            60, what="the greeting")
+        await dana.wait_for(
+            lambda: len(spoken_words(dana.messages)) >= len(words_of(GREETING)),
+            60,
+            what="the greeting",
+        )
         await call.ask(dana, FACT)
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
@@ -137,8 +152,11 @@ async def test_a_killed_bot_resumes_the_recorded_conversation(call, records_url)
     record = store.get_session(sessions[0]["id"])
     assert [(p["identity"], p["name"]) for p in record["participants"]] == [("dana", "Dana")]
     said = [(u["role"], u["speaker_identity"], u["speaker_name"]) for u in record["utterances"]]
-    assert said == [("bot", DEFAULT_IDENTITY, "Ava"), ("user", "dana", "Dana"),
-                    ("bot", DEFAULT_IDENTITY, "Ava")], record["utterances"]
+    assert said == [
+        ("bot", DEFAULT_IDENTITY, "Ava"),
+        ("user", "dana", "Dana"),
+        ("bot", DEFAULT_IDENTITY, "Ava"),
+    ], record["utterances"]
     greeting, fact, answer = record["utterances"]
     assert words_of(greeting["text"]) == words_of(GREETING)
     assert {"dana", "green"} <= set(words_of(fact["text"])) and fact["addressed"] is True
@@ -185,12 +203,10 @@ async def test_postgres_stopped_mid_call_the_call_goes_on_and_writes_resume(call
     written, lost = map(int, RECORDS_LOG.findall(bot.log())[-1])
     assert lost >= 2, bot.log()[-2000:]  # the question and the answer during the outage
     store = RecordStore(url=url)
-    record = store.get_session(store.list_sessions(
-        SessionQuery(room=call.room))[0][0]["id"])
+    record = store.get_session(store.list_sessions(SessionQuery(room=call.room))[0][0]["id"])
     users = [u["text"].lower() for u in record["utterances"] if u["role"] == "user"]
     assert len(users) == 2 and "france" in users[0] and "sky" in users[1], users
     assert [u["role"] for u in record["utterances"]] == ["user", "bot", "user", "bot"]
     assert record["ended_at"] is not None
     assert written > 0
     store.close()
-

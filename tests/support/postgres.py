@@ -50,8 +50,9 @@ class PostgresServer:
         if os.geteuid() == 0:
             self._as_user = ["runuser", "-u", USER, "--"]
             shutil.chown(folder, USER)
-        self._run("initdb", "-D", str(self._data), "-U", USER, "--auth=trust", "-E", "UTF8",
-                  "--no-sync")
+        self._run(
+            "initdb", "-D", str(self._data), "-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync"
+        )
 
     def url(self, database: str = DATABASE) -> str:
         return f"postgresql+psycopg://{USER}@127.0.0.1:{self.port}/{database}"
@@ -64,19 +65,37 @@ class PostgresServer:
         return self.url(name)
 
     def _admin(self) -> psycopg.Connection:
-        return psycopg.connect(f"host=127.0.0.1 port={self.port} user={USER} dbname=postgres",
-                               autocommit=True)
+        return psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user={USER} dbname=postgres", autocommit=True
+        )
 
     def _run(self, tool: str, *args: str) -> None:
-        subprocess.run([*self._as_user, str(self._bin / tool), *args], check=True,
-                       capture_output=True, timeout=START_TIMEOUT_S)
+        subprocess.run(
+            [*self._as_user, str(self._bin / tool), *args],
+            check=True,
+            capture_output=True,
+            timeout=START_TIMEOUT_S,
+        )
 
     def start(self) -> PostgresServer:
         options = f"-h 127.0.0.1 -p {self.port} -k '' -c fsync=off"
-        self._run("pg_ctl", "-D", str(self._data), "-l", str(self._log), "-o", options, "-w",
-                  "-t", str(START_TIMEOUT_S), "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self._data),
+            "-l",
+            str(self._log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            str(START_TIMEOUT_S),
+            "start",
+        )
         with self._admin() as db:
-            if not db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
+            if not db.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
+            ).fetchone():
                 db.execute(f"CREATE DATABASE {DATABASE}")
         return self
 

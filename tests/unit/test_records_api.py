@@ -24,7 +24,6 @@ from records.recorder import SessionRecorder
 from records.schema import ROLE_BOT, ROLE_USER
 from records.store import RecordStore, SessionInfo, Utterance, now
 from stack.services import free_port
-from tests.support.postgres import postgres, records_url  # noqa: F401 (fixtures)
 from tests.support.serve import serve_app
 from token_server.app import create_app
 from token_server.settings import TokenServerSettings
@@ -37,9 +36,17 @@ SESSIONS = "/api/records/sessions"
 def settings(records: RecordsOptions | None) -> TokenServerSettings:
     closed = f"ws://127.0.0.1:{free_port()}"
     return TokenServerSettings(
-        livekit_url=closed, livekit_public_url=closed, livekit_api_key="k", livekit_api_secret="s" * 32,
-        api_key=API_KEY, ollama_url=f"http://127.0.0.1:{free_port()}", ollama_model="unused",
-        cache=Path("/nonexistent"), max_bots=0, records=records)
+        livekit_url=closed,
+        livekit_public_url=closed,
+        livekit_api_key="k",
+        livekit_api_secret="s" * 32,
+        api_key=API_KEY,
+        ollama_url=f"http://127.0.0.1:{free_port()}",
+        ollama_model="unused",
+        cache=Path("/nonexistent"),
+        max_bots=0,
+        records=records,
+    )
 
 
 @asynccontextmanager
@@ -53,17 +60,34 @@ def record(url: str, room: str, who: str, text: str, *, started=None) -> str:
     """One session: `who` joins and says `text`, the bot answers; its id."""
     store = RecordStore(url=url)
     store.migrate()
-    session = SessionInfo(id=uuid.uuid4().hex, room=room, bot_identity="avatar-bot",
-                          started_at=started or now())
+    session = SessionInfo(
+        id=uuid.uuid4().hex, room=room, bot_identity="avatar-bot", started_at=started or now()
+    )
     rec = SessionRecorder(store=store, session=session)
     t = session.started_at
     rec.participant_joined(who, who.title(), t)
-    rec.utterance(Utterance(speaker_identity=who, speaker_name=who.title(), role=ROLE_USER, text=text,
-                            started_at=t + timedelta(seconds=1), ended_at=t + timedelta(seconds=3),
-                            addressed=True))
-    rec.utterance(Utterance(speaker_identity="avatar-bot", speaker_name="Ava", role=ROLE_BOT,
-                            text="I see.", started_at=t + timedelta(seconds=4),
-                            ended_at=t + timedelta(seconds=5), latency_ms=800))
+    rec.utterance(
+        Utterance(
+            speaker_identity=who,
+            speaker_name=who.title(),
+            role=ROLE_USER,
+            text=text,
+            started_at=t + timedelta(seconds=1),
+            ended_at=t + timedelta(seconds=3),
+            addressed=True,
+        )
+    )
+    rec.utterance(
+        Utterance(
+            speaker_identity="avatar-bot",
+            speaker_name="Ava",
+            role=ROLE_BOT,
+            text="I see.",
+            started_at=t + timedelta(seconds=4),
+            ended_at=t + timedelta(seconds=5),
+            latency_ms=800,
+        )
+    )
     assert rec.close(10).lost == 0
     store.close()
     return session.id
@@ -92,7 +116,9 @@ async def test_list_read_search_export_delete(records_url):
         async with http.get(f"{SESSIONS}/{first}") as r:
             found = await r.json()
             assert [(u["speaker_identity"], u["role"]) for u in found["utterances"]] == [
-                ("dana", "user"), ("avatar-bot", "bot")]
+                ("dana", "user"),
+                ("avatar-bot", "bot"),
+            ]
             assert found["utterances"][1]["latency_ms"] == 800
 
         async with http.get("/api/records/search", params={"q": "favourite colour"}) as r:
@@ -104,7 +130,9 @@ async def test_list_read_search_export_delete(records_url):
             assert "attachment" in r.headers["Content-Disposition"]
             cues = webvtt.from_buffer(io.StringIO(await r.text())).captions
             assert [(c.voice, c.start, c.end) for c in cues] == [
-                ("Dana", "00:00:01.000", "00:00:03.000"), ("Ava", "00:00:04.000", "00:00:05.000")]
+                ("Dana", "00:00:01.000", "00:00:03.000"),
+                ("Ava", "00:00:04.000", "00:00:05.000"),
+            ]
         async with http.get(f"{SESSIONS}/{first}/export", params={"format": "text"}) as r:
             assert "Dana: My favourite colour is green" in await r.text()
         async with http.get(f"{SESSIONS}/{first}/export") as r:

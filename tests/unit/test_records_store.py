@@ -20,7 +20,6 @@ from records.options import RecordsOptions
 from records.recorder import SessionRecorder
 from records.schema import ROLE_BOT, ROLE_USER
 from records.store import RecordStore, SessionInfo, SessionQuery, Utterance, now
-from tests.support.postgres import postgres, records_url  # noqa: F401 (fixtures)
 
 CLOSE_S = 10.0
 
@@ -34,14 +33,24 @@ def store(records_url):
 
 
 def new_session(room: str = "room-1", started=None) -> SessionInfo:
-    return SessionInfo(id=uuid.uuid4().hex, room=room, bot_identity="avatar-bot",
-                       started_at=started or now())
+    return SessionInfo(
+        id=uuid.uuid4().hex, room=room, bot_identity="avatar-bot", started_at=started or now()
+    )
 
 
-def said(who: str, text: str, at, *, role: str = ROLE_USER, secs: float = 1.5, **extra) -> Utterance:
+def said(
+    who: str, text: str, at, *, role: str = ROLE_USER, secs: float = 1.5, **extra
+) -> Utterance:
     name = {"dana": "Dana", "avatar-bot": "Ava"}.get(who, who)
-    return Utterance(speaker_identity=who, speaker_name=name, role=role, text=text, started_at=at,
-                     ended_at=at + timedelta(seconds=secs), **extra)
+    return Utterance(
+        speaker_identity=who,
+        speaker_name=name,
+        role=role,
+        text=text,
+        started_at=at,
+        ended_at=at + timedelta(seconds=secs),
+        **extra,
+    )
 
 
 def record_call(store: RecordStore, session: SessionInfo) -> SessionRecorder:
@@ -49,13 +58,34 @@ def record_call(store: RecordStore, session: SessionInfo) -> SessionRecorder:
     rec = SessionRecorder(store=store, session=session)
     t = session.started_at
     rec.participant_joined("dana", "Dana", t)
-    rec.utterance(said("dana", "My name is Dana and my favourite colour is green", t + timedelta(seconds=1),
-                       addressed=True))
-    rec.utterance(said("avatar-bot", "Nice to meet you, Dana.", t + timedelta(seconds=4), role=ROLE_BOT,
-                       latency_ms=1200))
+    rec.utterance(
+        said(
+            "dana",
+            "My name is Dana and my favourite colour is green",
+            t + timedelta(seconds=1),
+            addressed=True,
+        )
+    )
+    rec.utterance(
+        said(
+            "avatar-bot",
+            "Nice to meet you, Dana.",
+            t + timedelta(seconds=4),
+            role=ROLE_BOT,
+            latency_ms=1200,
+        )
+    )
     rec.utterance(said("sam", "is it lunch yet", t + timedelta(seconds=7), addressed=False))
-    rec.utterance(said("avatar-bot", "Green is a", t + timedelta(seconds=9), role=ROLE_BOT,
-                       interrupted=True, latency_ms=900))
+    rec.utterance(
+        said(
+            "avatar-bot",
+            "Green is a",
+            t + timedelta(seconds=9),
+            role=ROLE_BOT,
+            interrupted=True,
+            latency_ms=900,
+        )
+    )
     return rec
 
 
@@ -70,7 +100,11 @@ def test_migrations_are_idempotent_and_a_call_is_recorded_in_order(store):
     assert [p["identity"] for p in found["participants"]] == ["dana"]
     rows = found["utterances"]
     assert [(u["speaker_identity"], u["role"]) for u in rows] == [
-        ("dana", "user"), ("avatar-bot", "bot"), ("sam", "user"), ("avatar-bot", "bot")]
+        ("dana", "user"),
+        ("avatar-bot", "bot"),
+        ("sam", "user"),
+        ("avatar-bot", "bot"),
+    ]
     assert rows[0]["started_at"] == session.started_at + timedelta(seconds=1)
     assert rows[0]["ended_at"] == session.started_at + timedelta(seconds=2.5)
     assert rows[3]["interrupted"] is True and rows[1]["interrupted"] is False
@@ -85,8 +119,11 @@ def test_resume_finds_the_open_session_and_its_conversation_turns(store):
     assert store.open_session("other-room", active_within=timedelta(minutes=10)) is None
     turns = store.recent_turns(session.id, limit=20)
     # The utterance not addressed to the bot never was part of its conversation.
-    assert [t["text"] for t in turns] == ["My name is Dana and my favourite colour is green",
-                                          "Nice to meet you, Dana.", "Green is a"]
+    assert [t["text"] for t in turns] == [
+        "My name is Dana and my favourite colour is green",
+        "Nice to meet you, Dana.",
+        "Green is a",
+    ]
     assert [t["text"] for t in store.recent_turns(session.id, limit=1)] == ["Green is a"]
 
     rec = SessionRecorder(store=store, session=session)
@@ -140,7 +177,12 @@ def test_exports_are_valid_json_text_and_webvtt(store):
     assert vtt.startswith("WEBVTT\n\n")
     cues = webvtt.from_buffer(io.StringIO(vtt)).captions
     assert [c.voice for c in cues] == ["Dana", "Ava", "sam", "Ava"]
-    assert [c.start for c in cues] == ["00:00:01.000", "00:00:04.000", "00:00:07.000", "00:00:09.000"]
+    assert [c.start for c in cues] == [
+        "00:00:01.000",
+        "00:00:04.000",
+        "00:00:07.000",
+        "00:00:09.000",
+    ]
     assert [c.end for c in cues] == ["00:00:02.500", "00:00:05.500", "00:00:08.500", "00:00:10.500"]
     assert cues[0].text == "My name is Dana and my favourite colour is green"
 
@@ -151,8 +193,11 @@ def test_exports_are_valid_json_text_and_webvtt(store):
 
 def test_webvtt_escapes_what_would_break_a_cue():
     at = now()
-    found = {"room": "r", "started_at": at, "utterances": [
-        vars(said("x<y>", "a --> b\n\nc & <i>", at))]}
+    found = {
+        "room": "r",
+        "started_at": at,
+        "utterances": [vars(said("x<y>", "a --> b\n\nc & <i>", at))],
+    }
     vtt = export.as_webvtt(found)
     cues = webvtt.from_buffer(io.StringIO(vtt)).captions
     assert len(cues) == 1 and "-->" not in cues[0].raw_text.split("\n", 1)[-1]
@@ -207,11 +252,19 @@ def test_postgres_going_away_mid_call_loses_counted_writes_then_resumes(postgres
 
 
 def test_options_from_env(tmp_path):
-    assert RecordsOptions.from_env({}, cache=tmp_path).url == f"sqlite:///{tmp_path}/records.sqlite3"
+    assert (
+        RecordsOptions.from_env({}, cache=tmp_path).url == f"sqlite:///{tmp_path}/records.sqlite3"
+    )
     assert RecordsOptions.from_env({"AVATAR_CACHE": str(tmp_path)}).url.endswith(
-        f"{tmp_path}/records.sqlite3")
-    pg = RecordsOptions.from_env({"DATABASE_URL": "postgres://u@h/db", "RECORDS_ENABLED": "0",
-                                  "RECORDS_RETENTION_DAYS": "30"})
+        f"{tmp_path}/records.sqlite3"
+    )
+    pg = RecordsOptions.from_env(
+        {
+            "DATABASE_URL": "postgres://u@h/db",
+            "RECORDS_ENABLED": "0",
+            "RECORDS_RETENTION_DAYS": "30",
+        }
+    )
     assert (pg.url, pg.enabled, pg.retention_days) == ("postgresql+psycopg://u@h/db", False, 30)
     for bad in ("x", "-1"):
         with pytest.raises(ValueError, match="RECORDS_RETENTION_DAYS"):

@@ -13,11 +13,13 @@ branch_labels = None
 depends_on = None
 
 SQLITE_FTS = [
-    "CREATE VIRTUAL TABLE utterances_fts USING fts5(text, content='utterances', content_rowid='id')",
+    "CREATE VIRTUAL TABLE utterances_fts USING fts5("
+    "text, content='utterances', content_rowid='id')",
     "CREATE TRIGGER utterances_fts_insert AFTER INSERT ON utterances BEGIN "
     "INSERT INTO utterances_fts(rowid, text) VALUES (new.id, new.text); END",
     "CREATE TRIGGER utterances_fts_delete AFTER DELETE ON utterances BEGIN "
-    "INSERT INTO utterances_fts(utterances_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
+    "INSERT INTO utterances_fts(utterances_fts, rowid, text) "
+    "VALUES ('delete', old.id, old.text); END",
     "CREATE TRIGGER utterances_fts_update AFTER UPDATE OF text ON utterances BEGIN "
     "INSERT INTO utterances_fts(utterances_fts, rowid, text) VALUES ('delete', old.id, old.text); "
     "INSERT INTO utterances_fts(rowid, text) VALUES (new.id, new.text); END",
@@ -42,8 +44,12 @@ def upgrade() -> None:
     op.create_table(
         "participants",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("session_id", sa.String(32), sa.ForeignKey("sessions.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "session_id",
+            sa.String(32),
+            sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("identity", sa.String(255), nullable=False),
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("joined_at", when, nullable=False),
@@ -54,8 +60,12 @@ def upgrade() -> None:
     op.create_table(
         "utterances",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("session_id", sa.String(32), sa.ForeignKey("sessions.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "session_id",
+            sa.String(32),
+            sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("speaker_identity", sa.String(255), nullable=False),
         sa.Column("speaker_name", sa.String(255), nullable=False),
         sa.Column("role", sa.String(8), nullable=False),
