@@ -241,6 +241,9 @@ def test_postgres_going_away_mid_call_loses_counted_writes_then_resumes(postgres
         for i in range(3):
             assert rec.utterance(said("dana", f"during the outage {i}", now(), addressed=True))
         _wait(lambda: rec.stats.lost == 3 and rec.stats.pending == 0, "the lost writes")
+        # A bot starting while the database is away: its session row is lost too.
+        late = SessionRecorder(store=store, session=new_session("late-room"))
+        _wait(lambda: late.stats.lost == 1, "the lost session row")
     finally:
         postgres.start()
     rec.utterance(said("dana", "after the outage", now(), addressed=True))
@@ -248,6 +251,10 @@ def test_postgres_going_away_mid_call_loses_counted_writes_then_resumes(postgres
     assert (stats.written, stats.lost) == (3, 3)
     texts = [u["text"] for u in store.get_session(session.id)["utterances"]]
     assert texts == ["before the outage", "after the outage"]
+    # The late session's row is written again before its first utterance.
+    late.utterance(said("lee", "first words", now(), addressed=True))
+    assert late.close(CLOSE_S).written == 1
+    assert [u["text"] for u in store.get_session(late.session.id)["utterances"]] == ["first words"]
     store.close()
 
 
