@@ -9,6 +9,7 @@ from loguru import logger
 
 from bot.pipeline import AvatarBot
 from bot.settings import BotSettings
+from records.options import RecordsOptions
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,7 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = BotSettings.from_env()
     logger.info(f"bot {settings.identity} joining room {args.room} at {settings.livekit_url}")
-    asyncio.run(AvatarBot(settings=settings, room=args.room).run())
+    records = RecordsOptions.from_env()
+    asyncio.run(AvatarBot(settings=settings, room=args.room, records=records).run())
 
 
 if __name__ == "__main__":

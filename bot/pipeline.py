@@ -33,6 +33,7 @@ from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
 from pipecat.workers.runner import WorkerRunner
 
 from bot.addressing import MeetingAddressing
+from bot.recorder import ConversationRecorder, open_records
 from bot.reply_guard import LLMReplyGuard
 from bot.settings import BotSettings
 from bot.token import bot_token
@@ -44,6 +45,7 @@ from processors.tts.gpt_sovits import ENV_URL as GPT_SOVITS_URL_ENV
 from processors.tts.gpt_sovits import GPTSoVITSSettings, GPTSoVITSTTSService
 from processors.tts.hibari_voice import HibariVoice
 from processors.tts.timed import TimedTTSService
+from records.options import RecordsOptions
 
 # RTVI server-message type carrying one turn's measured latency and its breakdown.
 LATENCY_MESSAGE_TYPE = "bot-latency"
@@ -62,7 +64,7 @@ WHISPER_TTFS_P99_SECS = 1.5
 class AvatarBot:
     """One talking avatar in one LiveKit room: the pipeline plus its room behaviour."""
 
-    def __init__(self, *, settings: BotSettings, room: str):
+    def __init__(self, *, settings: BotSettings, room: str, records: RecordsOptions | None = None):
         self._settings = settings
         self._room = room
         self._greeted = False
@@ -112,7 +114,10 @@ class AvatarBot:
                 max_tokens=settings.llm_max_tokens,
             ),
         )
-        self.context = LLMContext()
+        # A bot replacing a killed one resumes the room's open session: its context, no greeting.
+        opened = open_records(options=records, room=room, bot_identity=settings.identity)
+        self._greeted = opened.resumed
+        self.context = LLMContext(opened.history)
         aggregators = LLMContextAggregatorPair(
             self.context,
             user_params=LLMUserAggregatorParams(
@@ -143,6 +148,12 @@ class AvatarBot:
             ]
         )
         self.latency = UserBotLatencyObserver()
+        observers = [self.latency]
+        if opened.recorder:
+            observers.append(ConversationRecorder(
+                recorder=opened.recorder, transport=self.transport, is_agent=self.is_agent,
+                bot_identity=settings.identity, bot_name=settings.name, user_turns=aggregators.user(),
+                assistant_turns=aggregators.assistant(), latency=self.latency))
         self.worker = PipelineWorker(
             pipeline,
             params=PipelineParams(
@@ -151,7 +162,7 @@ class AvatarBot:
                 enable_metrics=True,
                 enable_usage_metrics=True,
             ),
-            observers=[self.latency],
+            observers=observers,
             # The bot lives as long as people are in the room; emptiness ends it, not silence.
             idle_timeout_secs=None,
         )

@@ -18,6 +18,8 @@ from stack import binaries, models, services
 from stack.settings import DEV_API_KEY, DEV_API_SECRET, StackSettings
 
 ROOT = Path(__file__).resolve().parent.parent
+# Fixtures `postgres` (a real PostgreSQL server) and `records_url` (SQLite and PostgreSQL).
+pytest_plugins = ["tests.support.postgres"]
 
 
 @dataclass(frozen=True)

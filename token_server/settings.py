@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.settings import DEFAULT_AGENT_IDENTITY_PREFIXES, DEFAULT_IDENTITY, DEFAULT_SYSTEM_PROMPT
+from records.options import RecordsOptions
 from stack.settings import StackSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +73,7 @@ class TokenServerSettings:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     client_dist: Path = REPO_ROOT / "client" / "dist"
     log_level: str = "INFO"
+    records: RecordsOptions | None = None
 
     @classmethod
     def from_env(cls) -> TokenServerSettings:
@@ -109,4 +111,5 @@ class TokenServerSettings:
             system_prompt=env.get("BOT_SYSTEM_PROMPT") or DEFAULT_SYSTEM_PROMPT,
             client_dist=Path(_str(env, "AVATAR_CLIENT_DIST", str(cls.client_dist))),
             log_level=_str(env, "AVATAR_LOG_LEVEL", cls.log_level).upper(),
+            records=RecordsOptions.from_env(env, cache=stack.cache),
         )

@@ -9,6 +9,7 @@ import { LogLevel, PipecatClient } from "@pipecat-ai/client-js";
 import { RoomEvent, Track } from "livekit-client";
 
 import { LiveKitTransport } from "./livekit-transport/index.js";
+import { setupHistory } from "./history.js";
 import { AudioLevel, VideoMeter, receiverStats } from "./metrics/meters.js";
 import { offsetMs, percentile, pushSample } from "./metrics/series.js";
 import { SPEECH_RMS, TurnTracker } from "./metrics/turns.js";
@@ -66,6 +67,7 @@ const turns = new TurnTracker();
 const scheduler = new SentenceScheduler();
 const transcript = new Transcript($("transcript"));
 stats.transcript = transcript.stats;
+setupHistory();
 
 // ---- notices ----------------------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Conversation records: room sessions and their utterances, kept in SQLite or PostgreSQL."""
