@@ -10,9 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.settings import DEFAULT_AGENT_IDENTITY_PREFIXES, DEFAULT_IDENTITY, DEFAULT_NAME, DEFAULT_SYSTEM_PROMPT
-from stack.settings import StackSettings
+from stack.settings import DEV_API_KEY, DEV_API_SECRET, StackSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def host_name(host: str) -> str:
+    """The name of a host or Host header value without its port ('[::1]:8080' -> '::1')."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
@@ -116,6 +124,27 @@ class TokenServerSettings:
     webhook_max_age_s: float = 300.0
     voice_max_upload_mb: float = DEFAULT_VOICE_MAX_UPLOAD_MB
     train_max_upload_mb: float = DEFAULT_TRAIN_MAX_UPLOAD_MB
+
+    @property
+    def uses_dev_keys(self) -> bool:
+        """Whether LiveKit's public development key or secret is in use (anyone can sign with it)."""
+        return self.livekit_api_key == DEV_API_KEY or self.livekit_api_secret == DEV_API_SECRET
+
+    @property
+    def public_bind(self) -> bool:
+        """Whether the server listens on an address other machines can reach."""
+        return host_name(self.host) not in LOOPBACK_HOSTS and not self.host.startswith("127.")
+
+    def exposure_problems(self) -> list[str]:
+        """What makes a public bind unsafe: no API key, LiveKit's dev keys, any Host accepted."""
+        if not self.public_bind:
+            return []
+        problems = []
+        if not self.api_key:
+            problems.append("no AVATAR_API_KEY: anyone who reaches it can mint tokens and start bots")
+        if self.uses_dev_keys:
+            problems.append("LiveKit's public dev keys: anyone can sign tokens and webhooks")
+        return problems
 
     @classmethod
     def from_env(cls) -> TokenServerSettings:
