@@ -3,10 +3,9 @@ livekit-api's WebhookReceiver)."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
-
-LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
 
 class WebhookRefused(Exception):
@@ -25,7 +24,7 @@ class WebhookGuard:
 
     def check_sender(self, remote: str | None) -> None:
         """Before the signature: the dev key is public, so only a local LiveKit may use it."""
-        if self._dev_key and remote not in LOOPBACK_ADDRESSES:
+        if self._dev_key and not _is_loopback(remote):
             raise WebhookRefused("webhooks signed with LiveKit's public development key are accepted "
                                  "only from this machine; set LIVEKIT_API_KEY/SECRET")
 
@@ -38,3 +37,12 @@ class WebhookGuard:
         if event_id in self._seen:
             raise WebhookRefused("webhook event was already received (replay)")
         self._seen[event_id] = now
+
+
+def _is_loopback(remote: str | None) -> bool:
+    try:
+        address = ipaddress.ip_address(remote or "")
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
