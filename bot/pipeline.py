@@ -32,6 +32,7 @@ from pipecat.transcriptions.language import Language
 from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
 from pipecat.workers.runner import WorkerRunner
 
+from avatar_core.identity import safe_display_name
 from bot.addressing import MeetingAddressing
 from bot.reply_guard import LLMReplyGuard
 from bot.settings import BotSettings
@@ -99,7 +100,7 @@ class AvatarBot:
         addressing = MeetingAddressing(
             bot_name=settings.name,
             humans=self.humans,
-            display_name=lambda identity: self._names.get(identity) or identity,
+            display_name=lambda identity: safe_display_name(self._names.get(identity) or identity),
             answer_only_when_addressed=settings.group_answer_only_when_addressed,
         )
         self.llm = OLLamaLLMService(
