@@ -34,6 +34,7 @@ from pipecat.workers.runner import WorkerRunner
 
 from avatar_core.identity import safe_display_name
 from bot.addressing import MeetingAddressing
+from bot.llm_watchdog import LLMWatchdog
 from bot.reply_guard import LLMReplyGuard
 from bot.settings import BotSettings
 from bot.token import bot_token
@@ -125,6 +126,12 @@ class AvatarBot:
             unreachable_notice=settings.llm_unreachable_notice,
             empty_notice=settings.empty_reply_notice,
         )
+        watchdog = LLMWatchdog(
+            wait_notice=settings.llm_wait_notice,
+            wait_notice_s=settings.llm_wait_notice_s,
+            give_up_notice=settings.llm_give_up_notice,
+            give_up_s=settings.llm_give_up_s,
+        )
         tts = build_tts()
         face = FaceVideoProcessor.from_settings(face_settings)
 
@@ -136,6 +143,7 @@ class AvatarBot:
                 addressing,
                 aggregators.user(),
                 self.llm,
+                watchdog,
                 guard,
                 tts,
                 face,
