@@ -215,3 +215,13 @@ def test_slow_headers_are_cut_off(server):
                 closed_after = time.monotonic() - started
                 break
     assert closed_after is not None and closed_after < 20, closed_after
+
+
+def test_control_bytes_in_request_headers_are_a_400_without_an_error_line(server):
+    """Finding 10: NUL or control bytes in a request header logged an ERROR traceback
+    ('Error handling request'); it is the client's mistake: 400 and an INFO line."""
+    for header in (b"X-Probe: \x00", b"X-Probe: a\x01b", b"X\x7fProbe: 1"):
+        answer = _raw_request(server.port, b"GET /api/voices HTTP/1.1\r\nHost: 127.0.0.1\r\n" + header
+                              + b"\r\nConnection: close\r\n\r\n", b"")
+        assert answer.split(b" ", 2)[1] == b"400", answer[:200]
+    time.sleep(0.5)
