@@ -146,14 +146,14 @@ async def chat(request: web.Request) -> web.StreamResponse:
     room = validate_room(body["room"]) if body.get("room") is not None else None
     message = validate_message(body.get("message"))
     history = validate_history(body.get("history"))
+    if services.chat_slots.locked():
+        raise ApiError(429, "chat_busy", "the text chat is answering someone else; live rooms keep the "
+                                         "rest of the language model", headers={"Retry-After": str(CHAT_BUSY_RETRY_S)})
     if not request[OPERATOR]:
         try:
             services.limits.admit_chat(request.remote or "")
         except RateLimited as exc:
             raise _rate_limited(exc) from None
-    if services.chat_slots.locked():
-        raise ApiError(429, "chat_busy", "the text chat is answering someone else; live rooms keep the "
-                                         "rest of the language model", headers={"Retry-After": str(CHAT_BUSY_RETRY_S)})
     async with services.chat_slots:
         return await _stream_chat(request, services, room=room, message=message, history=history)
 

@@ -17,7 +17,7 @@ import httpx
 from stack.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-READY_TIMEOUT_S = 60.0
+READY_TIMEOUT_S = 180.0
 # Settings a test environment may carry that would change the defaults under test.
 _CLEARED_PREFIXES = ("AVATAR_", "TOKEN_SERVER_", "BOT_", "GPT_SOVITS_", "LIVEKIT_PUBLIC_URL")
 UPLOAD_PREFIX = ".upload-"
