@@ -40,7 +40,7 @@ class MeetingAddressing(FrameProcessor):
         await super().process_frame(frame, direction)
         if isinstance(frame, TranscriptionFrame) and len(self._humans()) > 1:
             if self._only_when_addressed and not self._addressed.search(frame.text):
-                logger.info(f"{self}: not addressed, not answering: {frame.text.strip()!r}")
+                logger.debug(f"{self}: not addressed, not answering: {frame.text.strip()!r}")
                 return
             name = self._display_name(frame.user_id) if frame.user_id else "Someone"
             frame = replace(frame, text=f"{name}: {frame.text.strip()}")

@@ -32,8 +32,10 @@ from pipecat.transcriptions.language import Language
 from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
 from pipecat.workers.runner import WorkerRunner
 
+from avatar_core.identity import safe_display_name
 from bot.addressing import MeetingAddressing
 from bot.recorder import ConversationRecorder, open_records
+from bot.llm_watchdog import LLMWatchdog
 from bot.reply_guard import LLMReplyGuard
 from bot.settings import BotSettings
 from bot.token import bot_token
@@ -101,7 +103,7 @@ class AvatarBot:
         addressing = MeetingAddressing(
             bot_name=settings.name,
             humans=self.humans,
-            display_name=lambda identity: self._names.get(identity) or identity,
+            display_name=lambda identity: safe_display_name(self._names.get(identity) or identity),
             answer_only_when_addressed=settings.group_answer_only_when_addressed,
         )
         self.llm = OLLamaLLMService(
@@ -129,6 +131,12 @@ class AvatarBot:
             unreachable_notice=settings.llm_unreachable_notice,
             empty_notice=settings.empty_reply_notice,
         )
+        watchdog = LLMWatchdog(
+            wait_notice=settings.llm_wait_notice,
+            wait_notice_s=settings.llm_wait_notice_s,
+            give_up_notice=settings.llm_give_up_notice,
+            give_up_s=settings.llm_give_up_s,
+        )
         tts = build_tts()
         face = FaceVideoProcessor.from_settings(face_settings)
 
@@ -140,6 +148,7 @@ class AvatarBot:
                 addressing,
                 aggregators.user(),
                 self.llm,
+                watchdog,
                 guard,
                 tts,
                 face,

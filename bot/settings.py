@@ -22,6 +22,10 @@ DEFAULT_SYSTEM_PROMPT = (
 DEFAULT_GREETING = "Hello! I am Ava. How can I help you?"
 DEFAULT_LLM_UNREACHABLE_NOTICE = "Sorry, my language model is not reachable right now."
 DEFAULT_EMPTY_REPLY_NOTICE = "Sorry, I have no answer to that."
+DEFAULT_LLM_WAIT_NOTICE = "One moment, please."
+DEFAULT_LLM_GIVE_UP_NOTICE = "Sorry, my language model is not answering right now. Please ask again."
+DEFAULT_LLM_WAIT_NOTICE_S = 4.0
+DEFAULT_LLM_GIVE_UP_S = 20.0
 # Identity prefixes of participants that are agents even when their token carries no agent kind.
 DEFAULT_AGENT_IDENTITY_PREFIXES = ("agent-", "bot-", "avatar-")
 
@@ -72,6 +76,11 @@ class BotSettings:
     audio_out_queue_ms: int
     video_max_bitrate: int
     empty_room_grace_secs: float
+    # LLM watchdog (bot/llm_watchdog.py): silence before the wait notice, and before giving up.
+    llm_wait_notice: str = DEFAULT_LLM_WAIT_NOTICE
+    llm_wait_notice_s: float = DEFAULT_LLM_WAIT_NOTICE_S
+    llm_give_up_notice: str = DEFAULT_LLM_GIVE_UP_NOTICE
+    llm_give_up_s: float = DEFAULT_LLM_GIVE_UP_S
 
     @classmethod
     def from_env(cls) -> "BotSettings":
@@ -108,6 +117,10 @@ class BotSettings:
             audio_out_queue_ms=_env_int("BOT_AUDIO_OUT_QUEUE_MS", 200),
             video_max_bitrate=_env_int("BOT_VIDEO_MAX_BITRATE", 1_200_000),
             empty_room_grace_secs=_env_float("BOT_EMPTY_ROOM_GRACE_SECS", 5.0),
+            llm_wait_notice=env("BOT_LLM_WAIT_NOTICE", DEFAULT_LLM_WAIT_NOTICE),
+            llm_wait_notice_s=_env_float("BOT_LLM_WAIT_NOTICE_S", DEFAULT_LLM_WAIT_NOTICE_S),
+            llm_give_up_notice=env("BOT_LLM_GIVE_UP_NOTICE", DEFAULT_LLM_GIVE_UP_NOTICE),
+            llm_give_up_s=_env_float("BOT_LLM_GIVE_UP_S", DEFAULT_LLM_GIVE_UP_S),
         )
 
     @property

@@ -148,7 +148,9 @@ def ollama_server(binary: Path, *, port: int, models_dir: Path, log_path: Path) 
     """`ollama serve` on loopback with the cache's model store, at lower CPU priority; not yet started."""
     require_free(port, what="Ollama", setting="OLLAMA_URL")
     env = {**os.environ, "OLLAMA_HOST": f"{LOOPBACK}:{port}", "OLLAMA_MODELS": str(models_dir),
-           "OLLAMA_KEEP_ALIVE": "-1", "OLLAMA_NOPRUNE": "1"}
+           "OLLAMA_KEEP_ALIVE": "-1", "OLLAMA_NOPRUNE": "1",
+           # Two requests at once: a room's reply runs beside a text chat instead of behind it.
+           "OLLAMA_NUM_PARALLEL": os.environ.get("OLLAMA_NUM_PARALLEL", "2")}
     return ManagedServer(name="ollama", cmd=[str(binary), "serve"], env=env,
                          ready_url=f"http://{LOOPBACK}:{port}/", log_path=log_path,
                          niceness=OLLAMA_NICENESS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -12,10 +13,12 @@ from loguru import logger
 
 from token_server.chat import ChatUnavailable
 from token_server.errors import ApiError, read_json_object
+from token_server.limits import OPERATOR, RateLimited
 from token_server.rooms import LiveKitUnavailable, ParticipantView
 from token_server.services import SERVICES
 from token_server.settings import TokenServerSettings
 from token_server.supervisor import BotCapacityError
+from token_server.webhook_guard import WebhookRefused
 from token_server.validation import (
     validate_display_name,
     validate_history,
@@ -25,6 +28,7 @@ from token_server.validation import (
 )
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+CHAT_BUSY_RETRY_S = 5
 SSE_CONTENT_TYPE = "text/event-stream"
 # LiveKit webhook events that change who is in a room.
 ROOM_EVENTS = ("participant_joined", "participant_left", "room_finished")
@@ -43,6 +47,10 @@ def _livekit_down(exc: LiveKitUnavailable) -> ApiError:
     return ApiError(503, "livekit_unavailable", str(exc), headers={"Retry-After": "5"})
 
 
+def _rate_limited(exc: RateLimited) -> ApiError:
+    return ApiError(429, "rate_limited", str(exc), headers={"Retry-After": str(exc.retry_after_s)})
+
+
 async def create_token(request: web.Request) -> web.Response:
     """Mint a join token for a person and make sure the room has its avatar."""
     services = request.app[SERVICES]
@@ -50,9 +58,19 @@ async def create_token(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     room = validate_room(body.get("room"))
     identity = validate_identity(
-        body.get("identity"), bot_identity=settings.bot_identity, reserved_prefixes=settings.reserved_prefixes
+        body.get("identity"),
+        bot_identity=settings.bot_identity,
+        reserved_prefixes=settings.reserved_prefixes,
+        bot_name=settings.bot_name,
     )
-    name = validate_display_name(body.get("name"), default=identity)
+    name = validate_display_name(
+        body.get("name"), default=identity, reserved=(settings.bot_identity, settings.bot_name)
+    )
+    if not request[OPERATOR]:
+        try:
+            services.limits.admit_token(request.remote or "", room)
+        except RateLimited as exc:
+            raise _rate_limited(exc) from None
     try:
         dispatch = await services.supervisor.ensure_bot(room)
     except BotCapacityError as exc:
@@ -107,8 +125,13 @@ async def list_rooms(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """200 when livekit-server, Ollama and the model are usable, else 503; details either way."""
-    healthy, details = await request.app[SERVICES].health.check()
+    """200 when livekit-server, Ollama and the model are usable, else 503. The details (versions,
+    addresses, counts) go only to the operator (API key) or when no key is set; others get
+    each component's ok."""
+    services = request.app[SERVICES]
+    healthy, details = await services.health.check()
+    if services.settings.api_key and not request[OPERATOR]:
+        details = {name: {"ok": part.get("ok", False)} for name, part in details.items()}
     return web.json_response({"ok": healthy, **details}, status=200 if healthy else 503)
 
 
@@ -123,6 +146,19 @@ async def chat(request: web.Request) -> web.StreamResponse:
     room = validate_room(body["room"]) if body.get("room") is not None else None
     message = validate_message(body.get("message"))
     history = validate_history(body.get("history"))
+    if services.chat_slots.locked():
+        raise ApiError(429, "chat_busy", "the text chat is answering someone else; live rooms keep the "
+                                         "rest of the language model", headers={"Retry-After": str(CHAT_BUSY_RETRY_S)})
+    if not request[OPERATOR]:
+        try:
+            services.limits.admit_chat(request.remote or "")
+        except RateLimited as exc:
+            raise _rate_limited(exc) from None
+    async with services.chat_slots:
+        return await _stream_chat(request, services, room=room, message=message, history=history)
+
+
+async def _stream_chat(request: web.Request, services, *, room: str | None, message: str, history: list) -> web.StreamResponse:
     try:
         deltas = await services.chat.reply(message=message, history=history, user=room)
     except ChatUnavailable as exc:
@@ -132,17 +168,23 @@ async def chat(request: web.Request) -> web.StreamResponse:
     text = []
     try:
         try:
-            async for delta in deltas:
-                text.append(delta)
-                await response.write(_sse({"delta": delta}))
+            async with asyncio.timeout(services.settings.chat_max_s):
+                async for delta in deltas:
+                    text.append(delta)
+                    await response.write(_sse({"delta": delta}))
         except (openai.APIError, httpx.HTTPError) as exc:  # the status line is sent: report it in the stream
             logger.bind(room=room).warning("chat stream failed: {!r}", exc)
             await response.write(_sse({"error": "llm_stream_failed", "detail": str(exc)}))
+        except TimeoutError:
+            await response.write(_sse({"error": "chat_time_limit", "detail": "the reply took too long and was cut",
+                                       "text": "".join(text)}))
         else:
             await response.write(_sse({"done": True, "text": "".join(text)}))
         await response.write_eof()
     except ConnectionResetError:
         logger.bind(room=room).info("chat client went away")
+    finally:
+        await deltas.aclose()
     logger.bind(room=room, chars=sum(map(len, text))).info("chat turn streamed")
     return response
 
@@ -152,9 +194,18 @@ async def livekit_webhook(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     auth = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     try:
-        event = services.webhooks.receive((await request.read()).decode(), auth)
+        services.webhook_guard.check_sender(request.remote)
+    except WebhookRefused as exc:
+        raise ApiError(403, "webhook_refused", str(exc)) from None
+    body = await request.read()  # past the body limit: 413 (before the signature)
+    try:
+        event = services.webhooks.receive(body.decode(), auth)
     except Exception as exc:  # WebhookReceiver raises bare Exception for a bad signature or hash
         raise ApiError(401, "invalid_webhook", f"webhook signature rejected: {exc}") from None
+    try:
+        services.webhook_guard.check_event(event.id, event.created_at)
+    except WebhookRefused as exc:
+        raise ApiError(409, "webhook_replayed", str(exc)) from None
     room = event.room.name
     if event.event in ROOM_EVENTS and services.supervisor.bot(room) is not None:
         await services.supervisor.check_room(room)

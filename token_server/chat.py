@@ -16,14 +16,16 @@ class ChatUnavailable(RuntimeError):
 
 
 class PersonaChat:
-    """Streams one reply from the configured Ollama model with the bot's system prompt."""
+    """Streams one reply (at most `max_tokens`) from the configured Ollama model with the bot's
+    system prompt."""
 
-    def __init__(self, *, ollama_url: str, model: str, system_prompt: str) -> None:
+    def __init__(self, *, ollama_url: str, model: str, system_prompt: str, max_tokens: int) -> None:
         self._client = openai.AsyncOpenAI(
             base_url=f"{ollama_url}/v1", api_key=OLLAMA_API_KEY, timeout=REQUEST_TIMEOUT_S, max_retries=0
         )
         self.model = model
         self._system_prompt = system_prompt
+        self._max_tokens = max_tokens
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -33,7 +35,11 @@ class PersonaChat:
         messages = [{"role": "system", "content": self._system_prompt}, *history, {"role": "user", "content": message}]
         try:
             stream = await self._client.chat.completions.create(
-                model=self.model, messages=messages, stream=True, **({"user": user} if user else {})
+                model=self.model,
+                messages=messages,
+                stream=True,
+                max_tokens=self._max_tokens,
+                **({"user": user} if user else {}),
             )
         except openai.APIStatusError as exc:
             raise ChatUnavailable(f"Ollama refused the request for model '{self.model}': {exc.message}") from exc

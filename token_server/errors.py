@@ -34,7 +34,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 saying what is wrong with it."""
     raw = await request.read()
     try:
-        body = json.loads(raw)
+        body = json.loads(raw.decode("utf-8"))  # json.loads(bytes) would also take UTF-16/32
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_json", "the body is not UTF-8 text") from None
     except ValueError as exc:
@@ -60,6 +60,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
             raise
         detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         return error_response(exc.status, _http_error_code(exc), detail, headers=_passthrough_headers(exc))
+    except ConnectionError:  # the client went away: nobody reads an answer, nothing failed here
+        logger.bind(method=request.method, path=request.path).info("client closed the connection")
+        raise
     except Exception:
         logger.bind(method=request.method, path=request.path).exception("unhandled error")
         return error_response(500, "internal_error", "the server failed on this request; see its log")

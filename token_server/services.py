@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -9,10 +10,12 @@ from livekit.api import TokenVerifier, WebhookReceiver
 
 from token_server.chat import PersonaChat
 from token_server.health import HealthChecker
+from token_server.limits import ClientLimits
 from token_server.rooms import RoomDirectory
 from token_server.settings import TokenServerSettings
 from token_server.supervisor import BotSupervisor
 from token_server.tokens import TokenMinter
+from token_server.webhook_guard import WebhookGuard
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +29,10 @@ class Services:
     chat: PersonaChat
     health: HealthChecker
     webhooks: WebhookReceiver
+    webhook_guard: WebhookGuard
+    limits: ClientLimits
+    # Chat turns that may run at once: live rooms keep the rest of the LLM's capacity.
+    chat_slots: asyncio.Semaphore
 
     @classmethod
     def build(cls, settings: TokenServerSettings) -> Services:
@@ -49,7 +56,10 @@ class Services:
             rooms=rooms,
             supervisor=supervisor,
             chat=PersonaChat(
-                ollama_url=settings.ollama_url, model=settings.ollama_model, system_prompt=settings.system_prompt
+                ollama_url=settings.ollama_url,
+                model=settings.ollama_model,
+                system_prompt=settings.system_prompt,
+                max_tokens=settings.chat_max_tokens,
             ),
             health=HealthChecker(
                 rooms=rooms,
@@ -60,6 +70,14 @@ class Services:
                 cache=settings.cache,
             ),
             webhooks=WebhookReceiver(TokenVerifier(settings.livekit_api_key, settings.livekit_api_secret)),
+            webhook_guard=WebhookGuard(dev_keys=settings.uses_dev_keys, max_age_s=settings.webhook_max_age_s),
+            limits=ClientLimits(
+                window_s=settings.client_window_s,
+                tokens=settings.client_tokens,
+                new_rooms=settings.client_new_rooms,
+                chats=settings.client_chats,
+            ),
+            chat_slots=asyncio.Semaphore(settings.chat_concurrency),
         )
 
     async def start(self) -> None:

@@ -34,10 +34,12 @@ from loguru import logger
 
 from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE, speech_stretches
 from token_server.errors import ApiError
+from token_server.uploads import uploaded_form
 from token_server.voices import (
+    AUDIO_FIELD,
+    MEGABYTE,
     check_clip,
     decode_clip,
-    read_upload,
     requested_language,
     stored_folder,
     transcribe,
@@ -58,11 +60,11 @@ MIN_SLICE_S, MAX_SLICE_S = 2.0, 10.0
 SLICE_PAUSE_S = 0.25
 SLICE_MARGIN_S = 0.1
 _SPEAKER = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+TRAIN_FIELDS = frozenset({"speaker", "language"})
 
 ENV_GPT_SOVITS_DIR = "GPT_SOVITS_DIR"
 ENV_GPT_SOVITS_PYTHON = "GPT_SOVITS_PYTHON"
 ENV_DATASETS_DIR = "AVATAR_DATASETS_DIR"
-ENV_TRAIN_MAX_UPLOAD_MB = "AVATAR_TRAIN_MAX_UPLOAD_MB"
 ENV_HALF = "GPT_SOVITS_HALF"
 ENV_SOVITS_EPOCHS = "GPT_SOVITS_SOVITS_EPOCHS"
 ENV_GPT_EPOCHS = "GPT_SOVITS_GPT_EPOCHS"
@@ -103,9 +105,9 @@ class TrainingSettings:
     gpt_epochs: int = 15
 
     @classmethod
-    def from_env(cls, *, cache: Path) -> TrainingSettings:
-        """AVATAR_DATASETS_DIR (<cache>/datasets), AVATAR_TRAIN_MAX_UPLOAD_MB (100),
-        GPT_SOVITS_DIR / GPT_SOVITS_PYTHON (the install and its interpreter), GPT_SOVITS_HALF,
+    def from_env(cls, *, cache: Path, max_upload_mb: float = 100.0) -> TrainingSettings:
+        """AVATAR_DATASETS_DIR (<cache>/datasets), the upload limit (the token server's
+        train_max_upload_mb, AVATAR_TRAIN_MAX_UPLOAD_MB), GPT_SOVITS_DIR / GPT_SOVITS_PYTHON (the install and its interpreter), GPT_SOVITS_HALF,
         GPT_SOVITS_SOVITS_EPOCHS, GPT_SOVITS_GPT_EPOCHS."""
         from processors.align.whisper_aligner import parse_flag
 
@@ -115,7 +117,7 @@ class TrainingSettings:
         try:
             settings = cls(
                 datasets_dir=Path(env(ENV_DATASETS_DIR) or default.datasets_dir),
-                max_upload_bytes=int(float(env(ENV_TRAIN_MAX_UPLOAD_MB) or 100) * (1 << 20)),
+                max_upload_bytes=int(max_upload_mb * MEGABYTE),
                 gpt_sovits_dir=Path(install).expanduser() if install else None,
                 gpt_sovits_python=env(ENV_GPT_SOVITS_PYTHON) or default.gpt_sovits_python,
                 half=parse_flag(env(ENV_HALF), default.half),
@@ -134,7 +136,8 @@ TRAINING_SETTINGS = web.AppKey("training_settings", TrainingSettings)
 
 def setup_training_routes(app: web.Application, settings) -> None:
     """Add the training API (called by setup_voice_routes, whose Whisper model it shares)."""
-    app[TRAINING_SETTINGS] = TrainingSettings.from_env(cache=settings.cache)
+    app[TRAINING_SETTINGS] = TrainingSettings.from_env(cache=settings.cache,
+                                                       max_upload_mb=settings.train_max_upload_mb)
     app[JOBS] = {}
     app.router.add_post(TRAIN_ROUTE, create_dataset)
     app.router.add_get(TRAIN_STATUS_ROUTE, dataset_status)
@@ -146,16 +149,15 @@ def setup_training_routes(app: web.Application, settings) -> None:
 async def create_dataset(request: web.Request) -> web.Response:
     """Slice, transcribe and list a recording; start training when GPT-SoVITS is installed."""
     options: TrainingSettings = request.app[TRAINING_SETTINGS]
-    fields, upload = await read_upload(request, options.max_upload_bytes, options.datasets_dir)
-    try:
-        speaker = fields.get("speaker", "").strip() or "speaker"
+    async with uploaded_form(request, file_field=AUDIO_FIELD, text_fields=TRAIN_FIELDS,
+                             max_file_bytes=options.max_upload_bytes,
+                             directory=options.datasets_dir) as form:
+        speaker = form.fields.get("speaker", "").strip() or "speaker"
         if not _SPEAKER.match(speaker):
             raise ApiError(400, "bad_speaker", "speaker must be 1-40 letters, digits, _ or -")
-        language = requested_language(fields.get("language"))
-        recording = await asyncio.to_thread(decode_clip, upload, fields.get("filename", ""))
-        check_clip(recording, MIN_RECORDING_S, MAX_RECORDING_S)
-    finally:
-        upload.unlink(missing_ok=True)
+        language = requested_language(form.fields.get("language"))
+        recording = await asyncio.to_thread(decode_clip, form.file, form.filename, max_s=MAX_RECORDING_S)
+    check_clip(recording, MIN_RECORDING_S, MAX_RECORDING_S)
     dataset = await prepare_dataset(request.app, recording, speaker, language, options.datasets_dir)
     if options.gpt_sovits_dir is not None:
         job = TrainingJob(dataset_dir=Path(dataset["dataset_dir"]), settings=options)

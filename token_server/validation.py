@@ -6,6 +6,8 @@ import re
 import unicodedata
 from typing import Any
 
+from avatar_core.identity import impersonates, name_problem, reserved_skeletons
+
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_ROOM_LENGTH = 64
 MAX_IDENTITY_LENGTH = 64
@@ -49,12 +51,15 @@ def validate_room(value: Any) -> str:
     return _check_slug("room", value, MAX_ROOM_LENGTH)
 
 
-def validate_identity(value: Any, *, bot_identity: str, reserved_prefixes: tuple[str, ...]) -> str:
-    """A participant identity that is neither the bot's nor under a reserved agent prefix."""
+def validate_identity(
+    value: Any, *, bot_identity: str, reserved_prefixes: tuple[str, ...], bot_name: str = ""
+) -> str:
+    """A participant identity that does not look like the bot's identity or name (homoglyphs and
+    separators folded, avatar_core.identity) and is not under a reserved agent prefix."""
     identity = _check_slug("identity", value, MAX_IDENTITY_LENGTH)
     lowered = identity.lower()
-    if lowered == bot_identity.lower():
-        raise InvalidInput("reserved_identity", f"'{identity}' is the avatar bot's identity")
+    if impersonates(identity, reserved_skeletons(bot_identity, bot_name)):
+        raise InvalidInput("reserved_identity", f"'{identity}' looks like the avatar bot's identity or name")
     for prefix in reserved_prefixes:
         if lowered.startswith(prefix):
             raise InvalidInput("reserved_identity", f"identities starting with '{prefix}' are reserved for agents")
@@ -71,11 +76,17 @@ def _check_text(field: str, value: Any, max_length: int, *, error: str | None = 
     return text
 
 
-def validate_display_name(value: Any, *, default: str) -> str:
-    """An optional display name (printable text, at most 64 characters); `default` when absent."""
+def validate_display_name(value: Any, *, default: str, reserved: tuple[str, ...] = ()) -> str:
+    """An optional display name (printable text, at most 64 characters, no invisible or
+    text-direction characters or chat-template tokens, not looking like one of `reserved`);
+    `default` when absent."""
     if value is None:
         return default
     name = _check_text("name", value, MAX_DISPLAY_NAME_LENGTH).strip()
+    if problem := name_problem(name):
+        raise InvalidInput("invalid_name", f"'name' {problem}")
+    if impersonates(name, reserved_skeletons(*reserved)):
+        raise InvalidInput("reserved_name", f"'name' {name!r} looks like the avatar's name")
     return name or default
 
 

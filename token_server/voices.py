@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
-import tempfile
 import uuid
 import wave
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from loguru import logger
 from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE
 from processors.tts.gpt_sovits import VOICE_FILE, voices_dir
 from token_server.errors import ApiError
+from token_server.uploads import uploaded_form
 
 VOICES_ROUTE = "/api/voices"
 VOICE_ROUTE = "/api/voices/{voice_id}"
@@ -55,10 +54,10 @@ MIN_RMS_DBFS = -40.0
 CLIP_LEVEL = 0.999
 CLIP_RUN = 3
 MAX_CLIPPED_SHARE = 0.001
-MAX_TEXT_FIELD = 1000
-UPLOAD_CHUNK = 1 << 16
-
-ENV_MAX_UPLOAD_MB = "AVATAR_VOICE_MAX_UPLOAD_MB"
+VOICE_FIELDS = frozenset({"name", "language", "prompt_text"})
+MEGABYTE = 1 << 20
+# Highest sample rate a clip may declare (the decode buffer is sized from it).
+MAX_SAMPLE_RATE = 192_000
 
 WHISPER = web.AppKey("voice_whisper", object)  # WhisperLoader
 VOICE_SETTINGS = web.AppKey("voice_settings", object)
@@ -71,19 +70,14 @@ class VoiceApiSettings:
     voices_dir: Path
     whisper_model: str
     cache: Path
-    max_upload_bytes: int = 10 << 20
+    max_upload_bytes: int
 
     @classmethod
-    def from_env(cls, *, whisper_model: str, cache: Path) -> VoiceApiSettings:
-        """AVATAR_VOICES_DIR (default <AVATAR_CACHE>/voices) and AVATAR_VOICE_MAX_UPLOAD_MB (10);
-        the Whisper model is the stack's (WHISPER_MODEL, "" = offline tiny.en)."""
-        megabytes = os.environ.get(ENV_MAX_UPLOAD_MB, "").strip()
-        try:
-            limit = int(float(megabytes) * (1 << 20)) if megabytes else cls.max_upload_bytes
-        except ValueError:
-            raise ValueError(f"{ENV_MAX_UPLOAD_MB} must be a number, got {megabytes!r}") from None
-        return cls(voices_dir=voices_dir(), whisper_model=whisper_model, cache=cache,
-                   max_upload_bytes=limit)
+    def of(cls, settings) -> VoiceApiSettings:
+        """From the token server's settings (the one settings tree: whisper_model, cache,
+        voice_max_upload_mb) and AVATAR_VOICES_DIR (default <AVATAR_CACHE>/voices)."""
+        return cls(voices_dir=voices_dir(), whisper_model=settings.whisper_model, cache=settings.cache,
+                   max_upload_bytes=int(settings.voice_max_upload_mb * MEGABYTE))
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +105,7 @@ def setup_voice_routes(app: web.Application, settings) -> None:
     """
     from token_server.training import setup_training_routes
 
-    options = VoiceApiSettings.from_env(whisper_model=settings.whisper_model, cache=settings.cache)
+    options = VoiceApiSettings.of(settings)
     app[VOICE_SETTINGS] = options
     app[WHISPER] = WhisperLoader(options)
     app.router.add_post(VOICES_ROUTE, create_voice)
@@ -125,35 +119,36 @@ def setup_voice_routes(app: web.Application, settings) -> None:
 async def create_voice(request: web.Request) -> web.Response:
     """A new voice from an uploaded reference clip (201 with its metadata)."""
     options: VoiceApiSettings = request.app[VOICE_SETTINGS]
-    fields, upload = await read_upload(request, options.max_upload_bytes, options.voices_dir)
-    try:
-        clip = await asyncio.to_thread(decode_clip, upload, fields.get("filename", ""))
-        check_clip(clip, MIN_CLIP_S, MAX_CLIP_S)
-        language = requested_language(fields.get("language"))
-        prompt_text = fields.get("prompt_text", "").strip()
-        if not prompt_text:
-            prompt_text, language = await transcribe(request.app, clip, language)
-        if not prompt_text:
-            raise ApiError(422, "no_speech", "no speech was recognized in the clip; upload a "
-                                             "clip of someone talking (or give prompt_text)")
-        voice_id = uuid.uuid4().hex[:12]
-        folder = options.voices_dir / voice_id
-        folder.mkdir(parents=True)
-        write_wav(folder / REF_FILE, clip.samples, clip.sample_rate)
-        meta = {
-            "id": voice_id,
-            "name": fields.get("name", "").strip() or Path(clip.filename).stem or voice_id,
-            "ref_audio_path": str((folder / REF_FILE).resolve()),
-            "prompt_text": prompt_text,
-            "prompt_lang": language,
-            "duration_s": round(clip.duration, 3),
-            "sample_rate": clip.sample_rate,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        (folder / VOICE_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False))
-    finally:
-        upload.unlink(missing_ok=True)
-    logger.info(f"voice {meta['id']} ({meta['name']!r}, {language}) stored: {prompt_text!r}")
+    async with uploaded_form(request, file_field=AUDIO_FIELD, text_fields=VOICE_FIELDS,
+                             max_file_bytes=options.max_upload_bytes,
+                             directory=options.voices_dir) as form:
+        clip = await asyncio.to_thread(decode_clip, form.file, form.filename, max_s=MAX_CLIP_S)
+    fields = form.fields
+    check_clip(clip, MIN_CLIP_S, MAX_CLIP_S)
+    language = requested_language(fields.get("language"))
+    prompt_text = fields.get("prompt_text", "").strip()
+    if not prompt_text:
+        prompt_text, language = await transcribe(request.app, clip, language)
+    if not prompt_text:
+        raise ApiError(422, "no_speech", "no speech was recognized in the clip; upload a "
+                                         "clip of someone talking (or give prompt_text)")
+    voice_id = uuid.uuid4().hex[:12]
+    folder = options.voices_dir / voice_id
+    folder.mkdir(parents=True)
+    write_wav(folder / REF_FILE, clip.samples, clip.sample_rate)
+    meta = {
+        "id": voice_id,
+        "name": fields.get("name", "").strip() or Path(clip.filename).stem or voice_id,
+        "ref_audio_path": str((folder / REF_FILE).resolve()),
+        "prompt_text": prompt_text,
+        "prompt_lang": language,
+        "duration_s": round(clip.duration, 3),
+        "sample_rate": clip.sample_rate,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (folder / VOICE_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+    logger.info(f"voice {meta['id']} stored ({language}, {meta['duration_s']} s)")
+    logger.debug(f"voice {meta['id']} ({meta['name']!r}) says: {prompt_text!r}")
     return web.json_response(meta, status=201)
 
 
@@ -197,53 +192,12 @@ def stored_folder(root: Path, item_id: str, *, marker: str, error: str, what: st
     return folder
 
 
-# -- upload, decoding, checks (shared with training.py) ------------------------------------------------
-async def read_upload(request: web.Request, max_bytes: int, directory: Path
-                      ) -> tuple[dict[str, str], Path]:
-    """The multipart form's text fields and its `audio` file (streamed to a temp file, at most
-    max_bytes: 413 beyond). Field "filename" holds the uploaded file's name."""
-    if not request.content_type.startswith("multipart/"):
-        raise ApiError(400, "expected_multipart", "send multipart/form-data with an "
-                                                  f"'{AUDIO_FIELD}' file field")
-    fields: dict[str, str] = {}
-    upload: Path | None = None
-    try:
-        reader = await request.multipart()
-        async for part in reader:
-            if part.name == AUDIO_FIELD:
-                directory.mkdir(parents=True, exist_ok=True)
-                handle, name = tempfile.mkstemp(dir=directory, prefix=".upload-")
-                upload = Path(name)
-                fields["filename"] = part.filename or ""
-                size = 0
-                with os.fdopen(handle, "wb") as out:
-                    while chunk := await part.read_chunk(UPLOAD_CHUNK):
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise ApiError(413, "too_large", f"the upload is over "
-                                                             f"{max_bytes / (1 << 20):g} MB")
-                        out.write(chunk)
-            elif part.name:
-                value = await part.read_chunk(MAX_TEXT_FIELD + 1)
-                if len(value) > MAX_TEXT_FIELD:
-                    raise ApiError(400, "field_too_long", f"field {part.name!r} is over "
-                                                          f"{MAX_TEXT_FIELD} bytes")
-                fields[part.name] = value.decode("utf-8", errors="replace")
-    except ApiError:
-        if upload is not None:
-            upload.unlink(missing_ok=True)
-        raise
-    except ValueError as e:      # malformed multipart body
-        if upload is not None:
-            upload.unlink(missing_ok=True)
-        raise ApiError(400, "bad_multipart", f"could not read the form: {e}") from None
-    if upload is None:
-        raise ApiError(400, "missing_audio", f"no '{AUDIO_FIELD}' file in the form")
-    return fields, upload
-
-
-def decode_clip(path: Path, filename: str) -> Clip:
-    """WAV/MP3/OGG file → mono float32 at its own sample rate (PyAV); 4xx if it is not one."""
+# -- decoding, checks (shared with training.py) ----------------------------------------------------
+def decode_clip(path: Path, filename: str, *, max_s: float) -> Clip:
+    """WAV/MP3/OGG file → mono float32 at its own sample rate (PyAV), streamed: a clip longer
+    than max_s is refused from its container's declared duration before any decoding, and
+    while decoding as soon as its samples pass max_s, so memory stays bounded by max_s of audio
+    whatever the file claims. 4xx if it is not such a file."""
     try:
         with av.open(str(path)) as container:
             formats = set(container.format.name.split(","))
@@ -253,15 +207,42 @@ def decode_clip(path: Path, filename: str) -> Clip:
             stream = next((s for s in container.streams if s.type == "audio"), None)
             if stream is None:
                 raise ApiError(400, "not_audio", "the file has no audio stream")
+            declared = _declared_seconds(container, stream)
+            if declared is not None and declared > max_s + 1.0:
+                raise ApiError(400, "too_long", f"the clip is {declared:.1f} s; at most {max_s:g} s")
             rate = stream.rate
+            if not rate or not 0 < rate <= MAX_SAMPLE_RATE:
+                raise ApiError(400, "not_audio", f"unsupported sample rate {rate}")
+            limit = int(max_s * rate) + 1
+            buffer = np.empty(limit, np.float32)      # pages are only touched as samples arrive
+            count = 0
             resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-            parts = [out.to_ndarray().reshape(-1)
-                     for frame in container.decode(stream) for out in resampler.resample(frame)]
-            parts += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+            for frame in _frames(container, stream):
+                for out in resampler.resample(frame):
+                    chunk = out.to_ndarray().reshape(-1)
+                    if count + len(chunk) > limit:
+                        raise ApiError(400, "too_long", f"the clip is longer than {max_s:g} s")
+                    buffer[count:count + len(chunk)] = chunk
+                    count += len(chunk)
     except av.error.FFmpegError as e:
-        raise ApiError(400, "not_audio", f"the file could not be decoded as audio ({e})") from None
-    samples = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
-    return Clip(samples=samples, sample_rate=rate, filename=filename)
+        raise ApiError(400, "not_audio", f"the file could not be decoded as audio "
+                                         f"({e.strerror or type(e).__name__})") from None
+    return Clip(samples=buffer[:count], sample_rate=rate, filename=filename)
+
+
+def _frames(container, stream):
+    """The stream's decoded frames, then None (flushes the resampler)."""
+    yield from container.decode(stream)
+    yield None
+
+
+def _declared_seconds(container, stream) -> float | None:
+    """The duration the container or stream header declares, if any."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
 
 
 def check_clip(clip: Clip, min_s: float, max_s: float) -> None:

@@ -102,12 +102,26 @@ function identityFor(name) {
   return id;
 }
 
+// The server's API key (AVATAR_API_KEY) when it has one: entered by the user, kept for this tab only.
+const API_KEY_STORE = "talking-avatar-api-key";
+
+function apiHeaders() {
+  const key = sessionStorage.getItem(API_KEY_STORE);
+  return { "Content-Type": "application/json", ...(key ? { Authorization: `Bearer ${key}` } : {}) };
+}
+
+function askForApiKey() {
+  sessionStorage.removeItem(API_KEY_STORE);
+  $("api-key-label").hidden = false;
+  $("api-key").focus();
+}
+
 async function fetchToken(room, name) {
   let res;
   try {
     res = await fetch(tokenUrl, {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: apiHeaders(),
       body: JSON.stringify({ room, identity: identityFor(name), name }),
     });
   } catch (e) {
@@ -120,6 +134,14 @@ async function fetchToken(room, name) {
     reason = body.detail ?? body.error ?? body.message ?? "";
   } catch {
     reason = await res.text().catch(() => "");
+  }
+  if (res.status === 401) {
+    askForApiKey();
+    throw new Error("This avatar server needs an access key: enter it and join again.");
+  }
+  if (res.status === 429) {
+    throw Object.assign(new Error(`Too many joins from here; please wait ${res.headers.get("Retry-After") ?? "a few"} s.`),
+      { retry: true });
   }
   if (res.status === 503) {
     throw Object.assign(new Error("The avatar server is full right now — every avatar is busy. Please try again in a minute."),
@@ -489,6 +511,8 @@ $("room").value = params.get("room") ?? $("room").value;
 $("name").value = params.get("name") ?? "";
 $("join").addEventListener("submit", (ev) => {
   ev.preventDefault();
+  const key = $("api-key").value.trim();
+  if (key) sessionStorage.setItem(API_KEY_STORE, key);
   join($("room").value.trim(), $("name").value.trim());
 });
 $("leave").addEventListener("click", leave);

@@ -45,7 +45,7 @@ async def avatar_site(client_dist, livekit, ollama, stack_settings):
     leaves a room a few seconds after it empties."""
     settings = TokenServerSettings(
         livekit_url=livekit.url, livekit_public_url=livekit.url, livekit_api_key=livekit.api_key,
-        livekit_api_secret=livekit.api_secret, api_key=None, max_bots=2,
+        livekit_api_secret=livekit.api_secret, api_key=None, max_bots=2, client_new_rooms=3,
         room_check_s=2.0, ollama_url=ollama.url, ollama_model=ollama.model,
         whisper_model=stack_settings.whisper_model, cache=stack_settings.cache, client_dist=client_dist)
     async with serve_app(create_app(settings)) as url:

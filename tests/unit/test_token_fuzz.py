@@ -213,5 +213,5 @@ async def test_server_is_healthy_after_fuzzing(client):
         "/api/token", json={"room": "lobby", "identity": "agent-x"}, headers={"Authorization": AUTH}
     )
     assert response.status == 400 and (await response.json())["error"] == "reserved_identity"
-    health = await (await client.get("/health")).json()
+    health = await (await client.get("/health", headers={"Authorization": AUTH})).json()
     assert health["bots"]["running"] == 0

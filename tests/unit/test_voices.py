@@ -56,9 +56,9 @@ def said():
 @pytest.fixture
 async def client(tmp_path, whisper_model, monkeypatch):
     monkeypatch.setenv("AVATAR_VOICES_DIR", str(tmp_path / "voices"))
-    monkeypatch.setenv("AVATAR_VOICE_MAX_UPLOAD_MB", "2")
     app = web.Application(middlewares=[error_middleware])
-    setup_voice_routes(app, SimpleNamespace(whisper_model=whisper_model, cache=tmp_path))
+    setup_voice_routes(app, SimpleNamespace(whisper_model=whisper_model, cache=tmp_path,
+                                            voice_max_upload_mb=2.0, train_max_upload_mb=100.0))
     async with TestClient(TestServer(app, host="127.0.0.1")) as c:
         yield c
 

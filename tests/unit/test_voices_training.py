@@ -116,7 +116,8 @@ async def make_client(tmp_path, whisper_model, monkeypatch, install: Path | None
     else:
         monkeypatch.delenv("GPT_SOVITS_DIR", raising=False)
     app = web.Application(middlewares=[error_middleware])
-    setup_voice_routes(app, SimpleNamespace(whisper_model=whisper_model, cache=tmp_path))
+    setup_voice_routes(app, SimpleNamespace(whisper_model=whisper_model, cache=tmp_path,
+                                            voice_max_upload_mb=10.0, train_max_upload_mb=100.0))
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     return client
