@@ -24,3 +24,16 @@ class SentenceTimingFrame(DataFrame):
     words: list[WordTiming] = field(default_factory=list)
     visemes: list[VisemeTiming] = field(default_factory=list)
     context_id: str | None = None
+
+
+@dataclass
+class PlayoutServerMessageFrame(DataFrame):
+    """An RTVI `server-message` to send when the audio pushed before it has been played out.
+
+    It travels downstream with the audio, in order, and the output transport passes it on only
+    once the audio before it has been handed to the room; the RTVI observer of
+    processors/rtvi_adapter.py sends it then, so a client hears the audio after it about as late
+    as the message arrives (a `bot-tts-timing` released with its sentence's first audio).
+    """
+
+    data: dict = field(default_factory=dict)
