@@ -12,7 +12,7 @@ import { LiveKitTransport } from "./livekit-transport/index.js";
 import { AudioLevel, VideoMeter, receiverStats } from "./metrics/meters.js";
 import { offsetMs, percentile, pushSample } from "./metrics/series.js";
 import { SPEECH_RMS, TurnTracker } from "./metrics/turns.js";
-import { SentenceScheduler } from "./speech-sync.js";
+import { playoutDelayMs, sentenceStart } from "./speech-sync.js";
 import { Transcript } from "./transcript.js";
 
 const TTS_TIMING = "bot-tts-timing";
@@ -41,7 +41,8 @@ const stats = {
   botAudioPeak: 0,
   mouthPeak: 0,
   timingMessages: 0,
-  sentences: [],
+  sentences: [], // {seq, startT}: when each bot-tts-timing sentence is heard (performance.now ms)
+  playoutDelayMs: 0, // the bot audio's receive jitter-buffer delay (WebRTC stats)
   metrics: {},
   errors: [],
   transcript: null,
@@ -63,7 +64,6 @@ let prevStatsT = 0;
 const people = new Map();
 const series = { audio: [], motion: [], mouth: [] };
 const turns = new TurnTracker();
-const scheduler = new SentenceScheduler();
 const transcript = new Transcript($("transcript"));
 stats.transcript = transcript.stats;
 
@@ -183,7 +183,6 @@ async function teardown() {
   if (c) await c.disconnect().catch(() => {});
   $("audio-sinks").replaceChildren();
   $("bot-video").srcObject = null;
-  scheduler.reset();
   head3d?.stop();
 }
 
@@ -285,20 +284,15 @@ function callbacks() {
     onUserTranscript: (d) => transcript.user(d, people.get(d.user_id)?.name ?? d.user_id ?? "Someone"),
     onBotOutput: (d) => transcript.botOutput(d),
     onBotTtsText: (d) => transcript.botWord(d.text),
-    onUserStartedSpeaking: () => {
-      // Barge-in: if the bot's audio stops soon after, close the 3D mouth with it.
-      setTimeout(() => {
-        if (botLevel && botLevel.rms() < SPEECH_RMS) {
-          scheduler.reset();
-          head3d?.stop();
-        }
-      }, 300);
-    },
+    // Barge-in: the bot cut off its audio, so the 3D mouth closes with it.
+    onBotInterrupted: () => head3d?.stop(),
     onMetrics: renderMetrics,
     onServerMessage: (data) => {
       if (data?.type !== TTS_TIMING) return;
       stats.timingMessages += 1;
-      scheduler.push(data, performance.now());
+      const startT = sentenceStart(data, performance.now(), stats.playoutDelayMs);
+      head3d?.speak(data, startT);
+      stats.sentences.push({ seq: data.seq, startT: Math.round(startT) });
     },
     onError: (m) => {
       const text = m?.data?.message ?? m?.data?.error ?? "unknown error";
@@ -359,10 +353,6 @@ function startSampling() {
       stats.turns.push(Math.round(turn.latencyMs));
       renderLatency();
     }
-    for (const s of scheduler.update(t, bot)) {
-      head3d?.speak(s.msg, s.startT);
-      stats.sentences.push({ seq: s.msg.seq, synced: s.synced, startT: Math.round(s.startT) });
-    }
     if (head3d) {
       const open = head3d.mouthOpenness();
       stats.mouthPeak = Math.max(stats.mouthPeak, open);
@@ -385,7 +375,9 @@ async function updateStats() {
   }
   prevStatsT = t;
   stats.presentedFps = videoMeter?.fps(t) ?? 0;
+  const prevAudio = stats.audio;
   stats.audio = await receiverStats(bot?.getTrackPublication(Track.Source.Microphone)?.track?.receiver);
+  stats.playoutDelayMs = Math.round(playoutDelayMs(prevAudio, stats.audio) ?? stats.playoutDelayMs);
   // At least a second of bot speech in the window (timed by the samples' own clock: a busy page
   // runs the sampler less often than every SAMPLE_MS).
   let voicedMs = 0;
