@@ -26,9 +26,6 @@ from tests.support.human import HumanParticipant
 
 RTVI_LABEL = "rtvi-ai"
 WIDTH, HEIGHT, FPS = 320, 240, 25
-# How far ahead of its audio each sentence's timing message goes out (the real bot's LiveKit
-# audio queue makes its messages lead the heard audio similarly).
-TIMING_LEAD_S = 0.3
 # Level (int16 RMS) above which the page's microphone counts as someone speaking.
 HEARD_RMS = 300.0
 
@@ -90,9 +87,11 @@ class StandInBot:
         for seq, (speech, offset) in enumerate(zip(sentences, offsets), start=1):
             seg = 100 + seq
             words = [w.word for w in speech.words]
-            events.append((offset - TIMING_LEAD_S, rtvi("server-message", tts_timing_message(
+            # Each sentence's timing goes out with its first audio, as the real bot's output
+            # transport releases it (played_ms 0).
+            events.append((offset, rtvi("server-message", tts_timing_message(
                 seq, speech.text, speech.words, speech.visemes))))
-            events.append((offset - TIMING_LEAD_S, rtvi("bot-output", {
+            events.append((offset, rtvi("bot-output", {
                 "text": speech.text, "will_be_spoken": True, "aggregated_by": "sentence",
                 "output_type": "sentence", "segment_id": seg, "spoken_status": "new",
                 "spoken_progress": {"accumulated_text": "", "remaining_text": speech.text}})))

@@ -25,6 +25,8 @@ from tests.support.speech import speak
 
 REPLY = "Hello there, I am the stand-in avatar. I can hear you clearly. Let us talk for a while."
 STATS = "JSON.parse(JSON.stringify(window.avatarStats))"
+# 3-D mode: the mouth against the heard audio, median over the reply's sentences.
+LIPS_TOLERANCE_MS = 60
 
 
 @pytest.fixture(scope="module")
@@ -89,14 +91,14 @@ async def test_talkinghead_mode_follows_timing(standin_site, livekit, make_token
         {"waitFor": "window.avatarStats?.head3dReady", "timeout_s": 60},
         {"waitFor": "avatarStats.botReady", "timeout_s": 45},
         {"screenshot": str(idle), "selector": "#stage"},
-        {"waitFor": "avatarStats.timingMessages >= 2 && avatarStats.sentences.length >= 2", "timeout_s": 60},
+        {"waitFor": "avatarStats.timingMessages >= 3 && avatarStats.sentences.length >= 3", "timeout_s": 60},
         {"waitFor": "avatarStats.mouthPeak > 0.3 && avatarStats.mouthPeak", "timeout_s": 30},
-        {"waitFor": "avatarStats.lipOffsets.length >= 1 && avatarStats.lipOffsets", "timeout_s": 30},
+        {"waitFor": "avatarStats.lipOffsets.length >= 3 && avatarStats.lipOffsets", "timeout_s": 30},
         {"eval": STATS},
     ]
     report, _ = await _talk(standin_site, livekit, make_token, voice, fake_mic, mode="3d", steps=steps)
     stats = report["results"][-1]
     print(f"\nstand-in 3D: lips − audio {stats['lipOffsets']} ms, sentences {stats['sentences']}")
-    assert all(s["synced"] for s in stats["sentences"]), stats["sentences"]
+    assert abs(np.median(stats["lipOffsets"])) <= LIPS_TOLERANCE_MS, stats["lipOffsets"]
     pixels = np.asarray(Image.open(idle).convert("L"), dtype=np.float64)
     assert pixels.std() > 10, "the 3D canvas looks blank"
