@@ -6,16 +6,16 @@
  * tokenUrl=<token endpoint> (default /api/token).
  */
 import { LogLevel, PipecatClient } from "@pipecat-ai/client-js";
+import { LiveKitTransport } from "@talking-avatar/livekit-transport";
 import { RoomEvent, Track } from "livekit-client";
 
-import { LiveKitTransport } from "./livekit-transport/index.js";
 import { AudioLevel, VideoMeter, receiverStats } from "./metrics/meters.js";
 import { offsetMs, percentile, pushSample } from "./metrics/series.js";
 import { SPEECH_RMS, TurnTracker } from "./metrics/turns.js";
+import { BOT_INTERRUPTED, BOT_TTS_TIMING } from "./protocol.js";
 import { playoutDelayMs, sentenceStart } from "./speech-sync.js";
 import { Transcript } from "./transcript.js";
 
-const TTS_TIMING = "bot-tts-timing";
 const OFFSET_WINDOW_MS = 10000;
 const SAMPLE_MS = 10;
 /** Correlation needed before an offset estimate is reported. */
@@ -137,7 +137,11 @@ async function join(room, name) {
   try {
     setState("authenticating");
     const { token, url } = await fetchToken(room, name);
-    transport = new LiveKitTransport();
+    // Barge-in: the bot cut off its audio, so the 3D mouth closes with it (client-js 1.13
+    // has no callback for bot-interrupted).
+    transport = new LiveKitTransport({
+      onMessage: (m) => m.type === BOT_INTERRUPTED && head3d?.stop(),
+    });
     client = new PipecatClient({ transport, enableMic: true, enableCam: false, disconnectOnBotDisconnect: false,
       callbacks: callbacks() });
     client.setLogLevel(LogLevel.WARN);
@@ -284,11 +288,9 @@ function callbacks() {
     onUserTranscript: (d) => transcript.user(d, people.get(d.user_id)?.name ?? d.user_id ?? "Someone"),
     onBotOutput: (d) => transcript.botOutput(d),
     onBotTtsText: (d) => transcript.botWord(d.text),
-    // Barge-in: the bot cut off its audio, so the 3D mouth closes with it.
-    onBotInterrupted: () => head3d?.stop(),
     onMetrics: renderMetrics,
     onServerMessage: (data) => {
-      if (data?.type !== TTS_TIMING) return;
+      if (data?.type !== BOT_TTS_TIMING) return;
       stats.timingMessages += 1;
       const startT = sentenceStart(data, performance.now(), stats.playoutDelayMs);
       head3d?.speak(data, startT);
