@@ -34,6 +34,8 @@ class PlayoutServerMessageFrame(DataFrame):
     once the audio before it has been handed to the room; the RTVI observer of
     processors/rtvi_adapter.py sends it then, so a client hears the audio after it about as late
     as the message arrives (a `bot-tts-timing` released with its sentence's first audio).
+    A `played_ms` in `data` (how much of the audio after the frame had been played) is lowered
+    by the audio the transport still holds ahead of it when it is sent.
     """
 
     data: dict = field(default_factory=dict)

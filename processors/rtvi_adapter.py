@@ -9,7 +9,8 @@ does not allow or a client cannot use:
   - the v1 field `spoken` on `bot-output` for every client.
 It also sends a `server-message` when it is pushed, never at playout. This module is the one
 place that adapts them, at the observer's documented override point (`send_rtvi_message`), and
-adds the `PlayoutServerMessageFrame`, sent when the output transport passes it on.
+adds the `PlayoutServerMessageFrame`, sent when the output transport passes it on (with its
+`played_ms` corrected by the audio LiveKit still holds then).
 tests/unit/test_rtvi_adapter_pipecat_1_14.py pins the Pipecat behaviour relied on.
 """
 
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+
+from livekit import rtc
 
 import pipecat.processors.frameworks.rtvi.models as RTVI
 from pipecat.observers.base_observer import FramePushed
@@ -27,6 +30,8 @@ from pydantic import BaseModel
 
 from processors.frames import PlayoutServerMessageFrame
 
+# Key of a playout message's data saying how much of its audio had been played when it was sent.
+PLAYED_MS_KEY = "played_ms"
 # Segments remembered as announced ("new" sent): enough for every segment of a long reply.
 ANNOUNCED_SEGMENTS_KEPT = 256
 
@@ -47,7 +52,8 @@ class PlayoutRTVIObserver(RTVIObserver):
         if isinstance(frame, PlayoutServerMessageFrame):
             if (isinstance(data.source, BaseOutputTransport)
                     and data.direction == FrameDirection.DOWNSTREAM):
-                await self.send_rtvi_message(RTVI.ServerMessage(data=frame.data))
+                await self.send_rtvi_message(RTVI.ServerMessage(
+                    data=_at_playout(frame.data, _unplayed_s(data.source))))
             return
         await super().on_push_frame(data)
 
@@ -95,6 +101,23 @@ class PlayoutRTVIObserver(RTVIObserver):
             self._announced.popitem(last=False)
         out.append(model.model_copy(update={"data": data}))
         return out
+
+
+def _unplayed_s(transport: BaseOutputTransport) -> float:
+    """Audio the transport has handed to LiveKit that is not played yet (0 for other transports).
+
+    Pipecat's LiveKit output transport keeps its `rtc.AudioSource` at `_client._audio_source`
+    (it clears that queue itself on interruption the same way).
+    """
+    source = getattr(getattr(transport, "_client", None), "_audio_source", None)
+    return source.queued_duration if isinstance(source, rtc.AudioSource) else 0.0
+
+
+def _at_playout(data: dict, unplayed_s: float) -> dict:
+    """A playout message's data, its `played_ms` (if any) less the audio still queued."""
+    if PLAYED_MS_KEY not in data:
+        return data
+    return {**data, PLAYED_MS_KEY: data[PLAYED_MS_KEY] - round(unplayed_s * 1000)}
 
 
 class PlayoutRTVIProcessor(RTVIProcessor):

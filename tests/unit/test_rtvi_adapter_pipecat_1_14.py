@@ -7,6 +7,9 @@ these, this file says so), and what the adapter sends for the same frames instea
 
 from __future__ import annotations
 
+import inspect
+
+import numpy as np
 import pipecat
 import pipecat.processors.frameworks.rtvi.models as RTVI
 from pipecat.frames.frames import (
@@ -24,6 +27,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.processors.frameworks.rtvi import RTVIObserver, RTVIProcessor
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import TransportParams
+from pipecat.transports.livekit.transport import LiveKitOutputTransport
 
 from processors.frames import PlayoutServerMessageFrame
 from processors.rtvi_adapter import PlayoutRTVIObserver, PlayoutRTVIProcessor
@@ -155,3 +159,21 @@ async def test_playout_message_is_sent_when_the_output_transport_passes_it_on():
     assert rtvi.sent == [{"label": "rtvi-ai", "type": "server-message",
                           "data": {"type": "bot-tts-timing", "seq": 1}}]
 
+
+
+def test_livekit_output_transport_keeps_its_audio_source_where_the_adapter_reads_it():
+    assert "self._client._audio_source" in inspect.getsource(LiveKitOutputTransport)
+
+
+async def test_played_ms_is_lowered_by_the_audio_livekit_still_holds():
+    rtvi = Recording()
+    pipeline = Pipeline(rtvi.create_rtvi_observer())
+    source = rtc.AudioSource(24000, 1, queue_size_ms=1000)
+    pipeline.output._client = type("Client", (), {"_audio_source": source})()
+    silence = np.zeros(24000 * 3 // 10, np.int16)            # 300 ms queued ahead
+    await source.capture_frame(rtc.AudioFrame(silence.tobytes(), 24000, 1, len(silence)))
+    message = PlayoutServerMessageFrame(data={"type": "bot-tts-timing", "played_ms": 0})
+    await pipeline.push(message, by_output=True, first_push=False)
+    played = rtvi.sent[0]["data"]["played_ms"]
+    assert -300 <= played <= -250, played
+    await source.aclose()
