@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 
 import numpy as np
+from livekit import rtc
 import pipecat
 import pipecat.processors.frameworks.rtvi.models as RTVI
 from pipecat.frames.frames import (
