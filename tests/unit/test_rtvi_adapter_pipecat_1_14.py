@@ -10,9 +10,9 @@ from __future__ import annotations
 import inspect
 
 import numpy as np
-from livekit import rtc
 import pipecat
 import pipecat.processors.frameworks.rtvi.models as RTVI
+from livekit import rtc
 from pipecat.frames.frames import (
     AggregatedTextFrame,
     AggregatedTextProgressFrame,
