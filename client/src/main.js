@@ -63,6 +63,7 @@ let statsTimer = null;
 let prevStatsT = 0;
 const people = new Map();
 const series = { audio: [], motion: [], mouth: [] };
+window.avatarSeries = series; // bot audio level, video motion, 3D mouth over time (for tests)
 const turns = new TurnTracker();
 const transcript = new Transcript($("transcript"));
 stats.transcript = transcript.stats;

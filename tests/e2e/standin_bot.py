@@ -38,10 +38,13 @@ def rtvi(type_: str, data: dict, id_: str | None = None) -> bytes:
 class StandInBot:
     """Drive a HumanParticipant (joined with an agent token) as the bot."""
 
-    def __init__(self, *, participant: HumanParticipant, voice: HibariVoice, reply: str):
+    def __init__(self, *, participant: HumanParticipant, voice: HibariVoice, reply: str,
+                 cut_after_s: float | None = None):
         self.p = participant
         self.voice = voice
         self.reply = reply
+        # Barge-in: this long into the reply, cut its audio and send bot-interrupted.
+        self.cut_after_s = cut_after_s
         self.video = rtc.VideoSource(WIDTH, HEIGHT)
         self.envelope: np.ndarray | None = None  # mouth opening per video frame of the reply
         self.reply_started_at: float | None = None
@@ -104,10 +107,15 @@ class StandInBot:
                     "spoken_status": "completed" if not rest else "in-progress",
                     "spoken_progress": {"accumulated_text": done, "remaining_text": rest}})))
                 events.append((offset + w.start, rtvi("bot-tts-text", {"text": w.word})))
+        if self.cut_after_s is not None:
+            events = [e for e in events if e[0] < self.cut_after_s]
+            events.append((self.cut_after_s, rtvi("bot-interrupted", {})))
         for at, payload in sorted(events, key=lambda e: e[0]):
             delay = start + at - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if at == self.cut_after_s:
+                self.p.stop_audio()
             await self.p.send_data(payload)
         await self.p.wait_for(lambda: self.p.speech_ended_at, 30, what="reply audio to end")
         logger.info(f"stand-in bot said {len(sentences)} sentences ({len(audio) / rate:.1f} s)")
