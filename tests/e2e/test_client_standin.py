@@ -30,7 +30,7 @@ LIPS_TOLERANCE_MS = 60
 # Barge-in: the 3-D mouth stops at most this long after the heard audio does.
 MOUTH_STOP_TOLERANCE_MS = 100
 # Page levels: bot audio RMS that is speech (client/src/metrics/turns.js), an open mouth.
-SPEECH_RMS = 0.008
+SPEECH_RMS = 0.01
 OPEN_MOUTH = 0.05
 
 
