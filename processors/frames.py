@@ -28,14 +28,15 @@ class SentenceTimingFrame(DataFrame):
 
 @dataclass
 class PlayoutServerMessageFrame(DataFrame):
-    """An RTVI `server-message` to send when the audio pushed before it has been played out.
+    """An RTVI `server-message` sent on the playout clock, not when it is pushed.
 
-    It travels downstream with the audio, in order, and the output transport passes it on only
-    once the audio before it has been handed to the room; the RTVI observer of
-    processors/rtvi_adapter.py sends it then, so a client hears the audio after it about as late
-    as the message arrives (a `bot-tts-timing` released with its sentence's first audio).
-    A `played_ms` in `data` (how much of the audio after the frame had been played) is lowered
-    by the audio the transport still holds ahead of it when it is sent.
+    It travels downstream with the audio, in order, and the output transport passes it on once
+    the audio before it has been handed to the room; the RTVI observer of
+    processors/rtvi_adapter.py sends it then or, with `with_next_audio`, once the first audio
+    after it has been handed over too (a `bot-tts-timing` goes with its sentence's first audio).
+    A `played_ms` in `data` (how much of the sentence had been played) is lowered by the audio
+    LiveKit still holds ahead of that point when it is sent.
     """
 
     data: dict = field(default_factory=dict)
+    with_next_audio: bool = False

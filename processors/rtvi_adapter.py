@@ -9,8 +9,8 @@ does not allow or a client cannot use:
   - the v1 field `spoken` on `bot-output` for every client.
 It also sends a `server-message` when it is pushed, never at playout. This module is the one
 place that adapts them, at the observer's documented override point (`send_rtvi_message`), and
-adds the `PlayoutServerMessageFrame`, sent when the output transport passes it on (with its
-`played_ms` corrected by the audio LiveKit still holds then).
+adds the `PlayoutServerMessageFrame`, sent when the output transport passes it on or hands
+over the audio after it (with its `played_ms` corrected by the audio LiveKit still holds then).
 tests/unit/test_rtvi_adapter_pipecat_1_14.py pins the Pipecat behaviour relied on.
 """
 
@@ -22,6 +22,7 @@ from collections import OrderedDict
 from livekit import rtc
 
 import pipecat.processors.frameworks.rtvi.models as RTVI
+from pipecat.frames.frames import InterruptionFrame, OutputAudioRawFrame
 from pipecat.observers.base_observer import FramePushed
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.processors.frameworks.rtvi import RTVIObserver, RTVIObserverParams, RTVIProcessor
@@ -46,16 +47,31 @@ class PlayoutRTVIObserver(RTVIObserver):
         self._bot_speaking = False
         # Segment id → True, for the bot-output segments whose "new" message went out.
         self._announced: OrderedDict[int, bool] = OrderedDict()
+        # Playout messages the transport passed on that wait for the audio after them.
+        self._awaiting_audio: list[PlayoutServerMessageFrame] = []
 
     async def on_push_frame(self, data: FramePushed):
         frame = data.frame
+        played_out = (isinstance(data.source, BaseOutputTransport)
+                      and data.direction == FrameDirection.DOWNSTREAM)
         if isinstance(frame, PlayoutServerMessageFrame):
-            if (isinstance(data.source, BaseOutputTransport)
-                    and data.direction == FrameDirection.DOWNSTREAM):
-                await self.send_rtvi_message(RTVI.ServerMessage(
-                    data=_at_playout(frame.data, _unplayed_s(data.source))))
+            if played_out and frame.with_next_audio:
+                self._awaiting_audio.append(frame)
+            elif played_out:
+                await self._send_playout(frame, _unplayed_s(data.source))
             return
+        if played_out and self._awaiting_audio and isinstance(frame, OutputAudioRawFrame):
+            # That audio was just handed over: what is still queued before it has to play first.
+            ahead = _unplayed_s(data.source) - frame.num_frames / frame.sample_rate
+            waiting, self._awaiting_audio = self._awaiting_audio, []
+            for message in waiting:
+                await self._send_playout(message, max(ahead, 0.0))
+        elif isinstance(frame, InterruptionFrame):
+            self._awaiting_audio.clear()
         await super().on_push_frame(data)
+
+    async def _send_playout(self, frame: PlayoutServerMessageFrame, unplayed_s: float):
+        await self.send_rtvi_message(RTVI.ServerMessage(data=_at_playout(frame.data, unplayed_s)))
 
     async def send_rtvi_message(self, model: BaseModel, exclude_none: bool = True):
         for message in self._conforming(model):

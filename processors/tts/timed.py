@@ -141,7 +141,7 @@ class TimedTTSService(TTSService):
             logger.debug(f"{self}: nothing to say in [{speech.text}]")
             return
         seq = self._next_seq()
-        yield self._timing_message(seq, speech, played=0.0)
+        yield self._timing_message(seq, speech, played=0.0, with_next_audio=True)
         yield SentenceTimingFrame(seq=seq, text=speech.text, sample_rate=self.sample_rate,
                                   words=speech.words, visemes=speech.visemes, context_id=context_id)
         await self._report_words(speech, context_id)
@@ -169,7 +169,7 @@ class TimedTTSService(TTSService):
             return
         speech = await self.align_sentence(text, np.concatenate([c.audio for c in chunks]),
                                            chunks[0].sample_rate)
-        yield self._timing_message(seq, speech, played=speech.duration)
+        yield self._timing_message(seq, speech, played=speech.duration, with_next_audio=False)
         await self._report_words(speech, context_id)
         self._advance(context_id, speech.duration)
 
@@ -186,10 +186,11 @@ class TimedTTSService(TTSService):
         return self._seq
 
     @staticmethod
-    def _timing_message(seq: int, speech: TimedSpeech, *, played: float
+    def _timing_message(seq: int, speech: TimedSpeech, *, played: float, with_next_audio: bool
                         ) -> PlayoutServerMessageFrame:
-        return PlayoutServerMessageFrame(data=tts_timing_message(
-            seq, speech.text, speech.words, speech.visemes, played=played))
+        return PlayoutServerMessageFrame(
+            data=tts_timing_message(seq, speech.text, speech.words, speech.visemes, played=played),
+            with_next_audio=with_next_audio)
 
     async def _report_words(self, speech: TimedSpeech, context_id: str):
         offset = self._context_offsets.get(context_id, 0.0)

@@ -20,6 +20,7 @@ from pipecat.frames.frames import (
     BotStoppedSpeakingFrame,
     InterruptionFrame,
     MetricsFrame,
+    OutputAudioRawFrame,
     TextType,
 )
 from pipecat.metrics.metrics import TurnMetricsData, TTFBMetricsData
@@ -166,15 +167,30 @@ def test_livekit_output_transport_keeps_its_audio_source_where_the_adapter_reads
     assert "self._client._audio_source" in inspect.getsource(LiveKitOutputTransport)
 
 
-async def test_played_ms_is_lowered_by_the_audio_livekit_still_holds():
+async def test_a_message_with_the_next_audio_waits_for_that_audio_to_be_handed_over():
     rtvi = Recording()
     pipeline = Pipeline(rtvi.create_rtvi_observer())
     source = rtc.AudioSource(24000, 1, queue_size_ms=1000)
     pipeline.output._client = type("Client", (), {"_audio_source": source})()
-    silence = np.zeros(24000 * 3 // 10, np.int16)            # 300 ms queued ahead
-    await source.capture_frame(rtc.AudioFrame(silence.tobytes(), 24000, 1, len(silence)))
-    message = PlayoutServerMessageFrame(data={"type": "bot-tts-timing", "played_ms": 0})
-    await pipeline.push(message, by_output=True, first_push=False)
+
+    async def hand_over(ms: int):
+        """What the LiveKit output transport does with an audio frame: write, then push it."""
+        pcm = np.zeros(24 * ms, np.int16)
+        await source.capture_frame(rtc.AudioFrame(pcm.tobytes(), 24000, 1, len(pcm)))
+        await pipeline.push(OutputAudioRawFrame(pcm.tobytes(), 24000, 1), by_output=True,
+                            first_push=False)
+
+    await hand_over(300)                       # the end of the sentence before
+    timing = PlayoutServerMessageFrame(data={"type": "bot-tts-timing", "played_ms": 0},
+                                       with_next_audio=True)
+    await pipeline.push(timing, by_output=True, first_push=False)
+    assert rtvi.sent == []                     # not before its sentence's first audio
+    await hand_over(40)
     played = rtvi.sent[0]["data"]["played_ms"]
-    assert -300 <= played <= -250, played
+    assert -300 <= played <= -250, played      # 300 ms of the sentence before still to play
+
+    await pipeline.push(timing, by_output=True, first_push=False)
+    await pipeline.push(InterruptionFrame())   # cut off before its audio: never sent
+    await hand_over(40)
+    assert len(rtvi.sent) == 1
     await source.aclose()

@@ -234,9 +234,11 @@ async def test_streaming_voice_with_an_aligner(voice, stream_before_timings):
         # ...and says that the whole sentence had been played when it was released.
         assert [m["played_ms"] for m in messages] == [
             round(len(audio) / 24) for _, audio in sentences]
+        assert not any(f.with_next_audio for f in down if isinstance(f, PlayoutServerMessageFrame))
     else:                                     # released with the sentence's first audio
         assert first_message < first_timing < first_audio
         assert all(m["played_ms"] == 0 for m in messages)
+        assert all(f.with_next_audio for f in down if isinstance(f, PlayoutServerMessageFrame))
     words = [f for f in down if isinstance(f, TTSTextFrame)]
     assert [w.text for w in words] == "Good morning. How are you?".split()
     pts = [w.pts for w in words]
