@@ -40,6 +40,7 @@ from bot.reply_guard import LLMReplyGuard
 from bot.settings import BotSettings
 from bot.token import bot_token
 from processors.face.video import FaceSettings, FaceVideoProcessor
+from processors.rtvi_adapter import PlayoutRTVIProcessor
 from processors.speakers import SpeakerSelector
 from processors.align.whisper_aligner import WhisperAligner, WhisperAlignerSettings
 from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoiceSettings
@@ -61,6 +62,9 @@ VIDEO_DRAW_HEADROOM_FPS = 5
 # Whisper tiny.en on 2 CPU cores: end of speech → transcript, p99 (s). Whisper's transcripts are
 # final per segment, so this only bounds the turn detector's safety net.
 WHISPER_TTFS_P99_SECS = 1.5
+# The greeting waits for an RTVI client's client-ready (so that bot-ready comes before anything
+# about the greeting) at most this long; a participant without RTVI is greeted after it.
+GREETING_CLIENT_READY_WAIT_SECS = 3.0
 
 
 class AvatarBot:
@@ -172,6 +176,8 @@ class AvatarBot:
                 enable_usage_metrics=True,
             ),
             observers=observers,
+            # RTVI 2.2 as clients read it, and bot-tts-timing released at playout.
+            rtvi_processor=PlayoutRTVIProcessor(),
             # The bot lives as long as people are in the room; emptiness ends it, not silence.
             idle_timeout_secs=None,
         )
@@ -211,6 +217,8 @@ class AvatarBot:
             self._leave_task = None
         if not self._greeted and self._settings.greeting:
             self._greeted = True
+            # (Pipecat runs each event handler in a task of its own, so waiting here is fine.)
+            await self.worker.rtvi.wait_bot_ready(GREETING_CLIENT_READY_WAIT_SECS)
             await self.worker.queue_frame(TTSSpeakFrame(self._settings.greeting))
 
     async def _on_participant_disconnected(self, _transport, identity: str):

@@ -24,3 +24,19 @@ class SentenceTimingFrame(DataFrame):
     words: list[WordTiming] = field(default_factory=list)
     visemes: list[VisemeTiming] = field(default_factory=list)
     context_id: str | None = None
+
+
+@dataclass
+class PlayoutServerMessageFrame(DataFrame):
+    """An RTVI `server-message` sent on the playout clock, not when it is pushed.
+
+    It travels downstream with the audio, in order, and the output transport passes it on once
+    the audio before it has been handed to the room; the RTVI observer of
+    processors/rtvi_adapter.py sends it then or, with `with_next_audio`, once the first audio
+    after it has been handed over too (a `bot-tts-timing` goes with its sentence's first audio).
+    A `played_ms` in `data` (how much of the sentence had been played) is lowered by the audio
+    LiveKit still holds ahead of that point when it is sent.
+    """
+
+    data: dict = field(default_factory=dict)
+    with_next_audio: bool = False

@@ -62,8 +62,14 @@ class TimedSpeech:
 
 
 def tts_timing_message(seq: int, text: str, words: list[WordTiming],
-                       visemes: list[VisemeTiming]) -> dict:
-    """The `bot-tts-timing` payload of ARCHITECTURE §6 (milliseconds, TalkingHead's shape)."""
+                       visemes: list[VisemeTiming], *, played: float = 0.0) -> dict:
+    """The `bot-tts-timing` payload of ARCHITECTURE §6 (milliseconds, TalkingHead's shape).
+
+    It is sent when the bot's output transport hands the sentence's audio to the room:
+    `played_ms` is how much of the sentence's audio had been played then (0: with its first
+    audio; negative: that much earlier audio was still queued ahead of it), so a client puts
+    time 0 of the sentence at its arrival minus `played_ms`.
+    """
 
     def ms(seconds: float) -> int:
         return int(round(seconds * 1000))
@@ -71,6 +77,7 @@ def tts_timing_message(seq: int, text: str, words: list[WordTiming],
     return {
         "type": TTS_TIMING_MESSAGE_TYPE,
         "seq": seq,
+        "played_ms": ms(played),
         "text": text,
         "words": [w.word for w in words],
         "wtimes": [ms(w.start) for w in words],

@@ -6,17 +6,17 @@
  * tokenUrl=<token endpoint> (default /api/token).
  */
 import { LogLevel, PipecatClient } from "@pipecat-ai/client-js";
+import { LiveKitTransport } from "@talking-avatar/livekit-transport";
 import { RoomEvent, Track } from "livekit-client";
 
-import { LiveKitTransport } from "./livekit-transport/index.js";
 import { setupHistory } from "./history.js";
 import { AudioLevel, VideoMeter, receiverStats } from "./metrics/meters.js";
 import { offsetMs, percentile, pushSample } from "./metrics/series.js";
 import { SPEECH_RMS, TurnTracker } from "./metrics/turns.js";
-import { SentenceScheduler } from "./speech-sync.js";
+import { BOT_INTERRUPTED, BOT_TTS_TIMING } from "./protocol.js";
+import { playoutDelayMs, sentenceStart } from "./speech-sync.js";
 import { Transcript } from "./transcript.js";
 
-const TTS_TIMING = "bot-tts-timing";
 const OFFSET_WINDOW_MS = 10000;
 const SAMPLE_MS = 10;
 /** Correlation needed before an offset estimate is reported. */
@@ -42,7 +42,8 @@ const stats = {
   botAudioPeak: 0,
   mouthPeak: 0,
   timingMessages: 0,
-  sentences: [],
+  sentences: [], // {seq, startT}: when each bot-tts-timing sentence is heard (performance.now ms)
+  playoutDelayMs: 0, // the bot audio's receive jitter-buffer delay (WebRTC stats)
   metrics: {},
   errors: [],
   transcript: null,
@@ -63,8 +64,8 @@ let statsTimer = null;
 let prevStatsT = 0;
 const people = new Map();
 const series = { audio: [], motion: [], mouth: [] };
+window.avatarSeries = series; // bot audio level, video motion, 3D mouth over time (for tests)
 const turns = new TurnTracker();
-const scheduler = new SentenceScheduler();
 const transcript = new Transcript($("transcript"));
 stats.transcript = transcript.stats;
 setupHistory();
@@ -161,7 +162,11 @@ async function join(room, name) {
   try {
     setState("authenticating");
     const { token, url } = await fetchToken(room, name);
-    transport = new LiveKitTransport();
+    // Barge-in: the bot cut off its audio, so the 3D mouth closes with it (client-js 1.13
+    // has no callback for bot-interrupted).
+    transport = new LiveKitTransport({
+      onMessage: (m) => m.type === BOT_INTERRUPTED && head3d?.stop(),
+    });
     client = new PipecatClient({ transport, enableMic: true, enableCam: false, disconnectOnBotDisconnect: false,
       callbacks: callbacks() });
     client.setLogLevel(LogLevel.WARN);
@@ -207,7 +212,6 @@ async function teardown() {
   if (c) await c.disconnect().catch(() => {});
   $("audio-sinks").replaceChildren();
   $("bot-video").srcObject = null;
-  scheduler.reset();
   head3d?.stop();
 }
 
@@ -309,20 +313,13 @@ function callbacks() {
     onUserTranscript: (d) => transcript.user(d, people.get(d.user_id)?.name ?? d.user_id ?? "Someone"),
     onBotOutput: (d) => transcript.botOutput(d),
     onBotTtsText: (d) => transcript.botWord(d.text),
-    onUserStartedSpeaking: () => {
-      // Barge-in: if the bot's audio stops soon after, close the 3D mouth with it.
-      setTimeout(() => {
-        if (botLevel && botLevel.rms() < SPEECH_RMS) {
-          scheduler.reset();
-          head3d?.stop();
-        }
-      }, 300);
-    },
     onMetrics: renderMetrics,
     onServerMessage: (data) => {
-      if (data?.type !== TTS_TIMING) return;
+      if (data?.type !== BOT_TTS_TIMING) return;
       stats.timingMessages += 1;
-      scheduler.push(data, performance.now());
+      const startT = sentenceStart(data, performance.now(), stats.playoutDelayMs);
+      head3d?.speak(data, startT);
+      stats.sentences.push({ seq: data.seq, startT: Math.round(startT) });
     },
     onError: (m) => {
       const text = m?.data?.message ?? m?.data?.error ?? "unknown error";
@@ -383,10 +380,6 @@ function startSampling() {
       stats.turns.push(Math.round(turn.latencyMs));
       renderLatency();
     }
-    for (const s of scheduler.update(t, bot)) {
-      head3d?.speak(s.msg, s.startT);
-      stats.sentences.push({ seq: s.msg.seq, synced: s.synced, startT: Math.round(s.startT) });
-    }
     if (head3d) {
       const open = head3d.mouthOpenness();
       stats.mouthPeak = Math.max(stats.mouthPeak, open);
@@ -409,7 +402,9 @@ async function updateStats() {
   }
   prevStatsT = t;
   stats.presentedFps = videoMeter?.fps(t) ?? 0;
+  const prevAudio = stats.audio;
   stats.audio = await receiverStats(bot?.getTrackPublication(Track.Source.Microphone)?.track?.receiver);
+  stats.playoutDelayMs = Math.round(playoutDelayMs(prevAudio, stats.audio) ?? stats.playoutDelayMs);
   // At least a second of bot speech in the window (timed by the samples' own clock: a busy page
   // runs the sampler less often than every SAMPLE_MS).
   let voicedMs = 0;

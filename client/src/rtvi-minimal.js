@@ -4,8 +4,9 @@
  * another front end needs to use this bot, and the e2e tests use it to check the transport alone.
  */
 import { PipecatClient, RTVIEvent } from "@pipecat-ai/client-js";
+import { LiveKitTransport } from "@talking-avatar/livekit-transport";
 
-import { LiveKitTransport } from "./livekit-transport/index.js";
+import { BOT_TTS_TIMING } from "./protocol.js";
 
 const params = new URLSearchParams(location.search);
 const room = params.get("room") ?? "lobby";
@@ -44,7 +45,7 @@ client.on(RTVIEvent.BotTtsText, (d) => {
   log(`word: ${d.text}`);
 });
 client.on(RTVIEvent.ServerMessage, (d) => {
-  if (d?.type === "bot-tts-timing") events.timingMessages += 1;
+  if (d?.type === BOT_TTS_TIMING) events.timingMessages += 1;
 });
 client.on(RTVIEvent.Error, (m) => {
   events.errors.push(JSON.stringify(m.data));

@@ -1,10 +1,9 @@
-// Unit tests for the client's measurements: cross-correlation offset, turn latency, sentence sync.
+// Unit tests for the client's measurements: cross-correlation offset, turn latency.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { bestLag, offsetMs, percentile, pushSample, resample } from "../src/metrics/series.js";
 import { TurnTracker } from "../src/metrics/turns.js";
-import { SentenceScheduler, firstVoicedMs, lastVoicedMs } from "../src/speech-sync.js";
 
 /** A speech-like envelope: bursts of different lengths separated by pauses (deterministic). */
 function envelope(t) {
@@ -80,70 +79,5 @@ describe("TurnTracker", () => {
   test("bot audio while nobody spoke is not a turn", () => {
     const tr = new TurnTracker();
     for (let t = 0; t < 3000; t += 10) assert.equal(tr.update(t, 0, t > 1000 ? 0.2 : 0), null);
-  });
-});
-
-describe("SentenceScheduler", () => {
-  const s1 = { type: "bot-tts-timing", seq: 1, text: "Hello there.", words: ["Hello", "there."],
-    wtimes: [50, 500], wdurations: [400, 450], visemes: ["sil", "kk", "aa"], vtimes: [0, 50, 120],
-    vdurations: [50, 70, 300] };
-  const s2 = { ...s1, seq: 2, words: ["Bye."], wtimes: [80], wdurations: [300], visemes: ["PP", "aa"],
-    vtimes: [80, 150], vdurations: [70, 230] };
-
-  test("first/last voiced times come from visemes and words", () => {
-    assert.equal(firstVoicedMs(s1), 50);
-    assert.equal(lastVoicedMs(s1), 950);
-  });
-
-  test("a sentence whose message leads the audio starts at the heard onset", () => {
-    const sch = new SentenceScheduler();
-    sch.push(s1, 1000); // message 700 ms ahead of the audio
-    const started = [];
-    for (let t = 1000; t < 3000; t += 10) {
-      const voiced = (t >= 1700 && t < 2100) || (t >= 2150 && t < 2600); // words at +0 and +450
-      started.push(...sch.update(t, voiced ? 0.1 : 0));
-    }
-    assert.equal(started.length, 1);
-    assert.equal(started[0].synced, true);
-    assert.equal(started[0].startT, 1700 - 50);
-  });
-
-  test("a late message is anchored on an onset already heard", () => {
-    const sch = new SentenceScheduler();
-    let t = 0;
-    for (; t < 1300; t += 10) sch.update(t, t >= 1200 ? 0.1 : 0);
-    sch.push(s1, 1300);
-    const started = sch.update(1300, 0.1);
-    assert.equal(started.length, 1);
-    assert.equal(started[0].startT, 1200 - 50);
-  });
-
-  test("the next sentence waits for the onset after the previous one's last word", () => {
-    const sch = new SentenceScheduler();
-    sch.push(s1, 0);
-    sch.push(s2, 10);
-    const started = [];
-    for (let t = 0; t < 4000; t += 10) {
-      // s1 voice 1000–1900 with an internal gap; s2 voice from 2100.
-      const voiced = (t >= 1000 && t < 1400) || (t >= 1450 && t < 1900) || (t >= 2100 && t < 2400);
-      started.push(...sch.update(t, voiced ? 0.1 : 0));
-    }
-    assert.deepEqual(started.map((s) => [s.msg.seq, s.startT]), [[1, 950], [2, 2100 - 80]]);
-  });
-
-  test("with no audio the sentence still starts, marked unsynced", () => {
-    const sch = new SentenceScheduler();
-    sch.push(s1, 0);
-    const started = [];
-    for (let t = 0; t < 2000; t += 10) started.push(...sch.update(t, 0));
-    assert.equal(started.length, 1);
-    assert.equal(started[0].synced, false);
-  });
-
-  test("reset drops queued sentences", () => {
-    const sch = new SentenceScheduler();
-    sch.push(s1, 0);
-    sch.reset();
-    for (let t = 0; t < 2000; t += 10) assert.deepEqual(sch.update(t, 0.1), []);
   });
 });

@@ -2,8 +2,9 @@
 
 Every voice in the project speaks sentence by sentence and knows, per sentence, when each word
 is said (ARCHITECTURE §4). This base class does the Pipecat side once for all of them: for each
-sentence it pushes a SentenceTimingFrame (for the face), the `bot-tts-timing` RTVI
-server-message (for 3D clients), the TTSAudioRawFrames, and reports the words through
+sentence it pushes the `bot-tts-timing` RTVI server-message (for 3D clients) as a
+PlayoutServerMessageFrame, so the output transport releases it with the sentence's first audio,
+a SentenceTimingFrame (for the face), the TTSAudioRawFrames, and reports the words through
 `add_word_timestamps` with times cumulative over the turn, the way Pipecat's word tracker
 expects them (one baseline per audio context, set by its first audio).
 
@@ -13,7 +14,9 @@ A subclass provides one of:
     (timings from the whole sentence's audio, e.g. forced alignment) — for voices such as
     GPT-SoVITS. With `stream_before_timings=True` audio is pushed as it streams and the
     timings follow the sentence (its SentenceTimingFrame then carries no visemes, and the face
-    falls back to audio-driven mouth shapes); otherwise the sentence is held until aligned.
+    falls back to audio-driven mouth shapes), and its `bot-tts-timing` is released after the
+    sentence's audio with `played_ms` saying how much of it was already played; otherwise the
+    sentence is held until aligned.
 """
 
 from __future__ import annotations
@@ -26,12 +29,11 @@ import numpy as np
 from loguru import logger
 from pipecat.audio.utils import create_stream_resampler
 from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
-from pipecat.processors.frameworks.rtvi.frames import RTVIServerMessageFrame
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 from pipecat.utils.string import match_endofsentence
 
-from processors.frames import SentenceTimingFrame
+from processors.frames import PlayoutServerMessageFrame, SentenceTimingFrame
 from processors.timing import TimedSpeech, tts_timing_message
 
 # Audio is pushed in chunks of one 25 fps video frame, so the face can lock frames to samples.
@@ -47,7 +49,7 @@ class AudioChunk:
 
 
 class TimedTTSService(TTSService):
-    """Pipecat TTS base: per-sentence timing frame + RTVI message + audio + word timestamps."""
+    """Pipecat TTS base: per-sentence RTVI timing message + timing frame + audio + word times."""
 
     def __init__(self, *, stream_before_timings: bool = False, settings: TTSSettings | None = None,
                  **kwargs):
@@ -130,14 +132,18 @@ class TimedTTSService(TTSService):
 
     # -- internals -------------------------------------------------------------------------------
     async def _timed_sentence_frames(self, speech: TimedSpeech, context_id: str):
-        """Timing frame and message first, then the words, then the audio."""
+        """Timing message and frame first, then the words, then the audio.
+
+        The message goes before the SentenceTimingFrame: a face keeps frames that follow the
+        frame inside the sentence, so the message would be released after its first audio.
+        """
         if len(speech.audio) == 0:
             logger.debug(f"{self}: nothing to say in [{speech.text}]")
             return
         seq = self._next_seq()
+        yield self._timing_message(seq, speech, played=0.0, with_next_audio=True)
         yield SentenceTimingFrame(seq=seq, text=speech.text, sample_rate=self.sample_rate,
                                   words=speech.words, visemes=speech.visemes, context_id=context_id)
-        yield self._timing_message(seq, speech)
         await self._report_words(speech, context_id)
         async for frame in self._sentence_audio(_whole(speech), context_id):
             yield frame
@@ -163,7 +169,7 @@ class TimedTTSService(TTSService):
             return
         speech = await self.align_sentence(text, np.concatenate([c.audio for c in chunks]),
                                            chunks[0].sample_rate)
-        yield self._timing_message(seq, speech)
+        yield self._timing_message(seq, speech, played=speech.duration, with_next_audio=False)
         await self._report_words(speech, context_id)
         self._advance(context_id, speech.duration)
 
@@ -180,9 +186,11 @@ class TimedTTSService(TTSService):
         return self._seq
 
     @staticmethod
-    def _timing_message(seq: int, speech: TimedSpeech) -> RTVIServerMessageFrame:
-        return RTVIServerMessageFrame(
-            data=tts_timing_message(seq, speech.text, speech.words, speech.visemes))
+    def _timing_message(seq: int, speech: TimedSpeech, *, played: float, with_next_audio: bool
+                        ) -> PlayoutServerMessageFrame:
+        return PlayoutServerMessageFrame(
+            data=tts_timing_message(seq, speech.text, speech.words, speech.visemes, played=played),
+            with_next_audio=with_next_audio)
 
     async def _report_words(self, speech: TimedSpeech, context_id: str):
         offset = self._context_offsets.get(context_id, 0.0)

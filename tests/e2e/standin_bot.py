@@ -26,9 +26,6 @@ from tests.support.human import HumanParticipant
 
 RTVI_LABEL = "rtvi-ai"
 WIDTH, HEIGHT, FPS = 320, 240, 25
-# How far ahead of its audio each sentence's timing message goes out (the real bot's LiveKit
-# audio queue makes its messages lead the heard audio similarly).
-TIMING_LEAD_S = 0.3
 # Level (int16 RMS) above which the page's microphone counts as someone speaking.
 HEARD_RMS = 300.0
 
@@ -41,10 +38,13 @@ def rtvi(type_: str, data: dict, id_: str | None = None) -> bytes:
 class StandInBot:
     """Drive a HumanParticipant (joined with an agent token) as the bot."""
 
-    def __init__(self, *, participant: HumanParticipant, voice: HibariVoice, reply: str):
+    def __init__(self, *, participant: HumanParticipant, voice: HibariVoice, reply: str,
+                 cut_after_s: float | None = None):
         self.p = participant
         self.voice = voice
         self.reply = reply
+        # Barge-in: this long into the reply, cut its audio and send bot-interrupted.
+        self.cut_after_s = cut_after_s
         self.video = rtc.VideoSource(WIDTH, HEIGHT)
         self.envelope: np.ndarray | None = None  # mouth opening per video frame of the reply
         self.reply_started_at: float | None = None
@@ -90,9 +90,11 @@ class StandInBot:
         for seq, (speech, offset) in enumerate(zip(sentences, offsets), start=1):
             seg = 100 + seq
             words = [w.word for w in speech.words]
-            events.append((offset - TIMING_LEAD_S, rtvi("server-message", tts_timing_message(
+            # Each sentence's timing goes out with its first audio, as the real bot's output
+            # transport releases it (played_ms 0).
+            events.append((offset, rtvi("server-message", tts_timing_message(
                 seq, speech.text, speech.words, speech.visemes))))
-            events.append((offset - TIMING_LEAD_S, rtvi("bot-output", {
+            events.append((offset, rtvi("bot-output", {
                 "text": speech.text, "will_be_spoken": True, "aggregated_by": "sentence",
                 "output_type": "sentence", "segment_id": seg, "spoken_status": "new",
                 "spoken_progress": {"accumulated_text": "", "remaining_text": speech.text}})))
@@ -105,10 +107,15 @@ class StandInBot:
                     "spoken_status": "completed" if not rest else "in-progress",
                     "spoken_progress": {"accumulated_text": done, "remaining_text": rest}})))
                 events.append((offset + w.start, rtvi("bot-tts-text", {"text": w.word})))
+        if self.cut_after_s is not None:
+            events = [e for e in events if e[0] < self.cut_after_s]
+            events.append((self.cut_after_s, rtvi("bot-interrupted", {})))
         for at, payload in sorted(events, key=lambda e: e[0]):
             delay = start + at - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if at == self.cut_after_s:
+                self.p.stop_audio()
             await self.p.send_data(payload)
         await self.p.wait_for(lambda: self.p.speech_ended_at, 30, what="reply audio to end")
         logger.info(f"stand-in bot said {len(sentences)} sentences ({len(audio) / rate:.1f} s)")

@@ -97,6 +97,12 @@ class HumanParticipant:
             while self._spoken < target:
                 await asyncio.sleep(0.01)
 
+    def stop_audio(self) -> None:
+        """Drop what is still to be said, at once (as a bot cuts its audio on barge-in)."""
+        self._pending.clear()
+        self._cut = True
+        self._source.clear_queue()
+
     async def wait_for(self, predicate: Callable[[], object], timeout: float, *, what: str = "") -> object:
         """Poll predicate until it returns something truthy; TimeoutError names `what`."""
         deadline = time.monotonic() + timeout
@@ -113,6 +119,7 @@ class HumanParticipant:
     # -- internals ------------------------------------------------------------------------------
     _queued = 0
     _spoken = 0
+    _cut = False
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
@@ -126,6 +133,11 @@ class HumanParticipant:
         pos = 0
         while True:
             last = False
+            if self._cut:
+                self._cut = False
+                if current is not None:
+                    current, self._spoken = None, self._queued
+                    self.speech_ended_at = time.monotonic()
             if current is None and self._pending:
                 current, pos = self._pending.popleft(), 0
                 self.speech_started_at = time.monotonic() + MIC_QUEUE_MS / 1000

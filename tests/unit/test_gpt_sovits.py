@@ -19,11 +19,10 @@ from pipecat.frames.frames import (
 )
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
-from pipecat.processors.frameworks.rtvi.frames import RTVIServerMessageFrame
 from pipecat.tests.utils import SleepFrame, run_test
 
 from processors.align.whisper_aligner import WhisperAligner
-from processors.frames import SentenceTimingFrame
+from processors.frames import PlayoutServerMessageFrame, SentenceTimingFrame
 from processors.timing import TTS_TIMING_MESSAGE_TYPE
 from processors.tts.gpt_sovits import (
     GPTSoVITSError,
@@ -84,7 +83,7 @@ def errors_of(frames) -> list[str]:
 
 def timing_messages(frames):
     return [f.data for f in frames
-            if isinstance(f, RTVIServerMessageFrame) and f.data.get("type") == TTS_TIMING_MESSAGE_TYPE]
+            if isinstance(f, PlayoutServerMessageFrame) and f.data.get("type") == TTS_TIMING_MESSAGE_TYPE]
 
 
 class FirstAudioProbe(FrameProcessor):

@@ -17,12 +17,11 @@ from pipecat.frames.frames import (
     TTSStoppedFrame,
     TTSTextFrame,
 )
-from pipecat.processors.frameworks.rtvi.frames import RTVIServerMessageFrame
 from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.utils.time import nanoseconds_to_seconds
 from scipy.signal import resample_poly
 
-from processors.frames import SentenceTimingFrame
+from processors.frames import PlayoutServerMessageFrame, SentenceTimingFrame
 from processors.timing import TTS_TIMING_MESSAGE_TYPE, TimedSpeech
 from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoiceSettings
 from processors.tts.hibari_voice import HibariVoice
@@ -56,7 +55,7 @@ def sentences_of(frames):
 
 def timing_messages(frames):
     return [f.data for f in frames
-            if isinstance(f, RTVIServerMessageFrame) and f.data.get("type") == TTS_TIMING_MESSAGE_TYPE]
+            if isinstance(f, PlayoutServerMessageFrame) and f.data.get("type") == TTS_TIMING_MESSAGE_TYPE]
 
 
 async def test_llm_turn_frames_messages_and_cumulative_word_times(voice):
@@ -227,10 +226,19 @@ async def test_streaming_voice_with_an_aligner(voice, stream_before_timings):
             assert [w.word for w in timing.words] == timing.text.split()
     messages = timing_messages(down)
     assert [" ".join(m["words"]) for m in messages] == tts.aligned
-    if stream_before_timings:                 # the message follows its sentence's audio
-        first_message = down.index(next(f for f in down if isinstance(f, RTVIServerMessageFrame)))
-        first_audio = down.index(next(f for f in down if isinstance(f, TTSAudioRawFrame)))
+    first_message = down.index(next(f for f in down if isinstance(f, PlayoutServerMessageFrame)))
+    first_audio = down.index(next(f for f in down if isinstance(f, TTSAudioRawFrame)))
+    first_timing = down.index(next(f for f in down if isinstance(f, SentenceTimingFrame)))
+    if stream_before_timings:                 # the message follows its sentence's audio...
         assert first_audio < first_message
+        # ...and says that the whole sentence had been played when it was released.
+        assert [m["played_ms"] for m in messages] == [
+            round(len(audio) / 24) for _, audio in sentences]
+        assert not any(f.with_next_audio for f in down if isinstance(f, PlayoutServerMessageFrame))
+    else:                                     # released with the sentence's first audio
+        assert first_message < first_timing < first_audio
+        assert all(m["played_ms"] == 0 for m in messages)
+        assert all(f.with_next_audio for f in down if isinstance(f, PlayoutServerMessageFrame))
     words = [f for f in down if isinstance(f, TTSTextFrame)]
     assert [w.text for w in words] == "Good morning. How are you?".split()
     pts = [w.pts for w in words]

@@ -72,11 +72,15 @@ export class LiveKitTransport extends Transport {
    * @param {(participant: import("livekit-client").Participant) => boolean} [opts.isBot]
    *   Which remote participant is the bot (default: an agent participant).
    * @param {import("livekit-client").RoomOptions} [opts.roomOptions] Passed to `new Room()`.
+   * @param {(message: RTVIMessage) => void} [opts.onMessage] Called with every RTVI message from
+   *   the bot before the client SDK handles it, also types the installed SDK does not know
+   *   (client-js 1.13 drops `bot-interrupted`, for one).
    */
-  constructor({ isBot = isAgentParticipant, roomOptions = {} } = {}) {
+  constructor({ isBot = isAgentParticipant, roomOptions = {}, onMessage = null } = {}) {
     super();
     this._isBot = isBot;
     this._roomOptions = roomOptions;
+    this._onAnyMessage = onMessage;
     this._room = null;
     this._micTrack = null;
     this._micReleased = false;
@@ -402,6 +406,7 @@ export class LiveKitTransport extends Transport {
       this.state = "ready";
     }
     try {
+      this._onAnyMessage?.(message);
       this._onMessage(message);
     } catch (e) {
       logger.error(`[LiveKitTransport] handler failed on ${message.type}; message ignored`, e);

@@ -86,7 +86,8 @@ export async function receiverStats(receiver) {
       Object.assign(out, { framesDecoded: s.framesDecoded, framesPerSecond: s.framesPerSecond,
         frameWidth: s.frameWidth, frameHeight: s.frameHeight });
     } else if (s.kind === "audio") {
-      Object.assign(out, { audioLevel: s.audioLevel, totalAudioEnergy: s.totalAudioEnergy });
+      Object.assign(out, { audioLevel: s.audioLevel, totalAudioEnergy: s.totalAudioEnergy,
+        jitterBufferDelay: s.jitterBufferDelay, jitterBufferEmittedCount: s.jitterBufferEmittedCount });
     }
   });
   return out;

@@ -9,7 +9,7 @@ globalThis.window ??= globalThis;
 
 const { PipecatClient, RTVIMessage, RTVI_MESSAGE_LABEL } = await import("@pipecat-ai/client-js");
 const { LiveKitTransport, decodeRtviPacket, encodeRtviMessage } = await import(
-  "../src/livekit-transport/index.js"
+  "../index.js"
 );
 
 const enc = new TextEncoder();
