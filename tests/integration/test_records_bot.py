@@ -38,6 +38,8 @@ GREETING = "Hello there, I am Ava."
 FACT = "My name is Dana and my favourite colour is green."
 QUESTION = "What is my favourite colour?"
 LLM_REQUEST_MARKER = "Generating LLM response "
+# Several spoken turns with real models; minutes each when the shared machine is loaded.
+pytestmark = pytest.mark.timeout(1800)
 RECORDS_LOG = re.compile(r"records of session \w+: (\d+) written, (\d+) lost")
 
 
