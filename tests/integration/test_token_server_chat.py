@@ -64,7 +64,8 @@ async def test_health_names_a_missing_model(livekit, ollama, stack_settings):
 
 
 async def test_chat_streams_a_reply_from_the_persona(livekit, ollama, stack_settings):
-    async with serving(livekit, ollama, stack_settings) as client:
+    # A generous time cap: this checks the stream, not the cap, on a possibly loaded machine.
+    async with serving(livekit, ollama, stack_settings, chat_max_s=300.0) as client:
         response = await client.post(
             "/api/chat",
             headers=AUTH,
