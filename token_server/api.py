@@ -158,7 +158,10 @@ async def chat(request: web.Request) -> web.StreamResponse:
         return await _stream_chat(request, services, room=room, message=message, history=history)
 
 
-async def _stream_chat(request: web.Request, services, *, room: str | None, message: str, history: list) -> web.StreamResponse:
+async def _stream_chat(
+    request: web.Request, services, *, room: str | None, message: str, history: list
+) -> web.StreamResponse:
+    """The chat turn as server-sent events, within one deadline of AVATAR_CHAT_MAX_S."""
     # One deadline for the whole turn, the wait for the model's first answer included.
     deadline = asyncio.get_running_loop().time() + services.settings.chat_max_s
     try:

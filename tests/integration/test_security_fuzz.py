@@ -26,6 +26,7 @@ def test_openapi_fuzzing_finds_no_5xx_error_line_or_leftover(tmp_path, livekit, 
     server = start_token_server(
         tmp_path, LIVEKIT_URL=livekit.url, OLLAMA_URL=ollama.url, OLLAMA_MODEL=ollama.model,
         AVATAR_BOT_COMMAND=f"{sys.executable} {STANDIN}", AVATAR_CHAT_MAX_TOKENS="24",
+        AVATAR_CLIENT_CHATS="1", AVATAR_CHAT_MAX_S="120",
     )
     try:
         run = subprocess.run(
