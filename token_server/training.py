@@ -98,7 +98,7 @@ class TrainingSettings:
     """Where datasets go, the upload limit, and the GPT-SoVITS install that trains (if any)."""
 
     datasets_dir: Path
-    max_upload_bytes: int = 100 << 20
+    max_upload_bytes: int = int(DEFAULT_TRAIN_MAX_UPLOAD_MB) << 20
     gpt_sovits_dir: Path | None = None
     gpt_sovits_python: str = "python"
     half: bool = True
