@@ -158,17 +158,26 @@ async def chat(request: web.Request) -> web.StreamResponse:
         return await _stream_chat(request, services, room=room, message=message, history=history)
 
 
-async def _stream_chat(request: web.Request, services, *, room: str | None, message: str, history: list) -> web.StreamResponse:
+async def _stream_chat(
+    request: web.Request, services, *, room: str | None, message: str, history: list
+) -> web.StreamResponse:
+    """The chat turn as server-sent events, within one deadline of AVATAR_CHAT_MAX_S."""
+    # One deadline for the whole turn, the wait for the model's first answer included.
+    deadline = asyncio.get_running_loop().time() + services.settings.chat_max_s
     try:
-        deltas = await services.chat.reply(message=message, history=history, user=room)
+        async with asyncio.timeout_at(deadline):
+            deltas = await services.chat.reply(message=message, history=history, user=room)
     except ChatUnavailable as exc:
         raise ApiError(503, "llm_unavailable", str(exc), headers={"Retry-After": "5"}) from None
+    except TimeoutError:
+        raise ApiError(503, "llm_busy", "the language model did not start answering in time",
+                       headers={"Retry-After": "5"}) from None
     response = web.StreamResponse(headers={"Content-Type": SSE_CONTENT_TYPE, "Cache-Control": "no-cache"})
     await response.prepare(request)
     text = []
     try:
         try:
-            async with asyncio.timeout(services.settings.chat_max_s):
+            async with asyncio.timeout_at(deadline):
                 async for delta in deltas:
                     text.append(delta)
                     await response.write(_sse({"delta": delta}))

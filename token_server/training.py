@@ -34,6 +34,7 @@ from loguru import logger
 
 from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE, speech_stretches
 from token_server.errors import ApiError
+from token_server.settings import DEFAULT_TRAIN_MAX_UPLOAD_MB
 from token_server.uploads import uploaded_form
 from token_server.voices import (
     AUDIO_FIELD,
@@ -97,7 +98,7 @@ class TrainingSettings:
     """Where datasets go, the upload limit, and the GPT-SoVITS install that trains (if any)."""
 
     datasets_dir: Path
-    max_upload_bytes: int = 100 << 20
+    max_upload_bytes: int = int(DEFAULT_TRAIN_MAX_UPLOAD_MB) << 20
     gpt_sovits_dir: Path | None = None
     gpt_sovits_python: str = "python"
     half: bool = True
@@ -105,9 +106,10 @@ class TrainingSettings:
     gpt_epochs: int = 15
 
     @classmethod
-    def from_env(cls, *, cache: Path, max_upload_mb: float = 100.0) -> TrainingSettings:
+    def from_env(cls, *, cache: Path, max_upload_mb: float = DEFAULT_TRAIN_MAX_UPLOAD_MB) -> TrainingSettings:
         """AVATAR_DATASETS_DIR (<cache>/datasets), the upload limit (the token server's
-        train_max_upload_mb, AVATAR_TRAIN_MAX_UPLOAD_MB), GPT_SOVITS_DIR / GPT_SOVITS_PYTHON (the install and its interpreter), GPT_SOVITS_HALF,
+        train_max_upload_mb, AVATAR_TRAIN_MAX_UPLOAD_MB), GPT_SOVITS_DIR / GPT_SOVITS_PYTHON
+        (the install and its interpreter), GPT_SOVITS_HALF,
         GPT_SOVITS_SOVITS_EPOCHS, GPT_SOVITS_GPT_EPOCHS."""
         from processors.align.whisper_aligner import parse_flag
 

@@ -73,8 +73,8 @@ def test_room_replies_keep_their_latency_while_chat_is_flooded(tmp_path, ollama)
         busy = [r for r in results if r[0] == 429]
         assert len(served) == 1 and len(busy) == FLOOD - 1, results
         assert all(r[2] == "chat_busy" and int(r[3]) >= 1 for r in busy)
-        # The served chat was cut at the output cap (200 tokens), not after minutes.
-        assert served[0][1] < 30 + 5 and len(served[0][2]) < 200 * 8, served
+        # The served chat ended at its output cap (200 tokens) or time cap (30 s), not after minutes.
+        assert served[0][1] < 30 + 10 and len(served[0][2]) < 200 * 8, served
 
         # Per-client rate limit: AVATAR_CLIENT_CHATS (6) turns per minute, then 429 rate_limited.
         statuses = []

@@ -17,15 +17,18 @@ from pathlib import Path
 from tests.support.token_server_process import start_token_server
 
 STANDIN = Path(__file__).with_name("token_server_standin_bot.py")
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 8
 SEED = 17
 RUN_TIMEOUT_S = 240
 
 
 def test_openapi_fuzzing_finds_no_5xx_error_line_or_leftover(tmp_path, livekit, ollama):
+    pids = tmp_path / "standin-pids"  # the stand-in bot notes its pid there
+    pids.mkdir()
     server = start_token_server(
         tmp_path, LIVEKIT_URL=livekit.url, OLLAMA_URL=ollama.url, OLLAMA_MODEL=ollama.model,
         AVATAR_BOT_COMMAND=f"{sys.executable} {STANDIN}", AVATAR_CHAT_MAX_TOKENS="24",
+        AVATAR_CLIENT_CHATS="1", AVATAR_CHAT_MAX_S="120", STANDIN_PID_DIR=str(pids),
     )
     try:
         run = subprocess.run(
@@ -40,4 +43,4 @@ def test_openapi_fuzzing_finds_no_5xx_error_line_or_leftover(tmp_path, livekit, 
         assert server.error_lines() == [], server.error_lines()
         assert server.temp_files() == []
     finally:
-        server.stop()
+        server.stop()  # stops its stand-in bots too

@@ -45,7 +45,7 @@ def events(text: str) -> list[dict]:
 
 async def test_health_is_green_with_every_dependency_up(livekit, ollama, stack_settings):
     async with serving(livekit, ollama, stack_settings) as client:
-        response = await client.get("/health")
+        response = await client.get("/health", headers=AUTH)
         body = await response.json()
         assert response.status == 200, body
         assert body["ok"] and body["livekit"]["ok"] and body["ollama"]["ok"] and body["whisper"]["ok"]
@@ -54,7 +54,7 @@ async def test_health_is_green_with_every_dependency_up(livekit, ollama, stack_s
 
 async def test_health_names_a_missing_model(livekit, ollama, stack_settings):
     async with serving(livekit, ollama, stack_settings, ollama_model="no-such-model:1b") as client:
-        response = await client.get("/health")
+        response = await client.get("/health", headers=AUTH)
         body = await response.json()
         assert response.status == 503
         assert body["ollama"]["ok"] and not body["model"]["ok"]
@@ -64,7 +64,8 @@ async def test_health_names_a_missing_model(livekit, ollama, stack_settings):
 
 
 async def test_chat_streams_a_reply_from_the_persona(livekit, ollama, stack_settings):
-    async with serving(livekit, ollama, stack_settings) as client:
+    # A generous time cap: this checks the stream, not the cap, on a possibly loaded machine.
+    async with serving(livekit, ollama, stack_settings, chat_max_s=300.0) as client:
         response = await client.post(
             "/api/chat",
             headers=AUTH,
