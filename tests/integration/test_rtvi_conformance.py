@@ -117,28 +117,11 @@ def timing_offset(s: Session, since: float) -> float:
 
 async def test_a_conversation_is_rtvi_2_2(session, tmp_path):
     async with session(BOT_GREETING=GREETING) as s:
-        h = s.human
-        joined = time.monotonic()
-        await client_ready(s)
-        ready_at = rtvi_messages(h.messages, "bot-ready")[0][0]
-        await s.reply_end(joined)
-        offsets = [timing_offset(s, ready_at)]
-
-        for question in ("What is the capital of France?", "And what is the capital of Spain?"):
-            asked = await s.ask(question)
-            await s.reply_end(asked, timeout=SLOW_REPLY_TIMEOUT)
-            offsets.append(timing_offset(s, asked))
-
-        # Barge in as the story's first sentence starts (a slow LLM leaves silent gaps later).
-        barge_in = await voice("Stop please. What is the capital of Italy?")
-        asked = await s.ask("Tell me a long story about a brave knight and a dragon.")
-        await h.wait_for(lambda: s.speech(asked), SLOW_REPLY_TIMEOUT, what="the story")
-        await h.publish_audio(*barge_in)
-        offsets.append(timing_offset(s, asked))
-        await s.reply_end(h.speech_ended_at, timeout=SLOW_REPLY_TIMEOUT)
-
-        messages = rtvi_messages(h.messages)
-        (tmp_path / "rtvi-messages.json").write_text(json.dumps(messages, indent=1))
+        try:
+            offsets = await converse(s)
+        finally:
+            messages = rtvi_messages(s.human.messages)
+            (tmp_path / "rtvi-messages.json").write_text(json.dumps(messages, indent=1))
         print(f"timing offsets (s): {[round(o, 3) for o in offsets]}; "
               f"load {os.getloadavg()}; messages in {tmp_path / 'rtvi-messages.json'}")
         kinds = [m["type"] for _, m in messages]
@@ -147,3 +130,27 @@ async def test_a_conversation_is_rtvi_2_2(session, tmp_path):
         assert kinds.count("user-started-speaking") > kinds.count("bot-interrupted")
         assert all(abs(o) <= TIMING_TOLERANCE_S for o in offsets), offsets
         assert abs(statistics.median(offsets)) <= TIMING_TOLERANCE_S
+
+
+async def converse(s: Session) -> list[float]:
+    """Greeting, two turns and a barge-in; each reply's timing offset (s)."""
+    h = s.human
+    joined = time.monotonic()
+    await client_ready(s)
+    ready_at = rtvi_messages(h.messages, "bot-ready")[0][0]
+    await s.reply_end(joined)
+    offsets = [timing_offset(s, ready_at)]
+
+    for question in ("What is the capital of France?", "And what is the capital of Spain?"):
+        asked = await s.ask(question)
+        await s.reply_end(asked, timeout=SLOW_REPLY_TIMEOUT)
+        offsets.append(timing_offset(s, asked))
+
+    # Barge in as the story's first sentence starts (a slow LLM leaves silent gaps later).
+    barge_in = await voice("Stop please. What is the capital of Italy?")
+    asked = await s.ask("Tell me a long story about a brave knight and a dragon.")
+    await h.wait_for(lambda: s.speech(asked), SLOW_REPLY_TIMEOUT, what="the story")
+    await h.publish_audio(*barge_in)
+    offsets.append(timing_offset(s, asked))
+    await s.reply_end(h.speech_ended_at, timeout=SLOW_REPLY_TIMEOUT)
+    return offsets
