@@ -35,9 +35,10 @@ GREETING = "Hello, I am your avatar. Ask me anything."
 SLOW_REPLY_TIMEOUT = 2 * REPLY_TIMEOUT
 # The project's own server-message types.
 SERVER_MESSAGE_TYPES = {TTS_TIMING_MESSAGE_TYPE, LATENCY_MESSAGE_TYPE}
-# A timing message may be early or late against its audio by one audio chunk, plus the
-# receiver's 10 ms audio frames.
+# A reply's timing message against its heard audio: the median within one audio chunk (plus
+# the receiver's 10 ms audio frames), each within three (the receiver's jitter buffer varies).
 TIMING_TOLERANCE_S = AUDIO_CHUNK_S + 0.01
+TIMING_EACH_TOLERANCE_S = 3 * AUDIO_CHUNK_S
 
 
 def message_models() -> dict[str, type[BaseModel]]:
@@ -128,7 +129,7 @@ async def test_a_conversation_is_rtvi_2_2(session, tmp_path):
         assert protocol_violations(messages) == []
         assert kinds.count("bot-interrupted") >= 1, "the barge-in did not interrupt the bot"
         assert kinds.count("user-started-speaking") > kinds.count("bot-interrupted")
-        assert all(abs(o) <= TIMING_TOLERANCE_S for o in offsets), offsets
+        assert all(abs(o) <= TIMING_EACH_TOLERANCE_S for o in offsets), offsets
         assert abs(statistics.median(offsets)) <= TIMING_TOLERANCE_S
 
 
