@@ -105,11 +105,15 @@ def first_voiced_s(timing: dict) -> float:
     return min(voiced or timing["wtimes"] or [0]) / 1000
 
 
-def timing_offset(s: Session, since: float) -> float:
+async def timing_offset(s: Session, since: float) -> float:
     """Heard onset of the first reply after `since` minus when its timing message says it is."""
-    at, message = next((at, m) for at, m in rtvi_messages(s.human.messages, "server-message",
-                                                          since)
-                       if m["data"].get("type") == TTS_TIMING_MESSAGE_TYPE)
+
+    def first_timing():
+        return next(((at, m) for at, m in rtvi_messages(s.human.messages, "server-message", since)
+                     if m["data"].get("type") == TTS_TIMING_MESSAGE_TYPE), None)
+
+    # A loaded receiver may get data packets a few seconds after the audio they go with.
+    at, message = await s.human.wait_for(first_timing, 30, what="the reply's bot-tts-timing")
     timing = message["data"]
     expected = at - timing["played_ms"] / 1000 + first_voiced_s(timing)
     heard = s.speech(since)[0]
@@ -140,18 +144,18 @@ async def converse(s: Session) -> list[float]:
     await client_ready(s)
     ready_at = rtvi_messages(h.messages, "bot-ready")[0][0]
     await s.reply_end(joined)
-    offsets = [timing_offset(s, ready_at)]
+    offsets = [await timing_offset(s, ready_at)]
 
     for question in ("What is the capital of France?", "And what is the capital of Spain?"):
         asked = await s.ask(question)
         await s.reply_end(asked, timeout=SLOW_REPLY_TIMEOUT)
-        offsets.append(timing_offset(s, asked))
+        offsets.append(await timing_offset(s, asked))
 
     # Barge in as the story's first sentence starts (a slow LLM leaves silent gaps later).
     barge_in = await voice("Stop please. What is the capital of Italy?")
     asked = await s.ask("Tell me a long story about a brave knight and a dragon.")
     await h.wait_for(lambda: s.speech(asked), SLOW_REPLY_TIMEOUT, what="the story")
     await h.publish_audio(*barge_in)
-    offsets.append(timing_offset(s, asked))
+    offsets.append(await timing_offset(s, asked))
     await s.reply_end(h.speech_ended_at, timeout=SLOW_REPLY_TIMEOUT)
     return offsets
