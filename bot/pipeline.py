@@ -174,6 +174,8 @@ class AvatarBot:
                 audio_out_sample_rate=AUDIO_OUT_SAMPLE_RATE,
                 enable_metrics=True,
                 enable_usage_metrics=True,
+                # Zero-valued metrics at start would reach a joining client before bot-ready.
+                send_initial_empty_metrics=False,
             ),
             observers=observers,
             # RTVI 2.2 as clients read it, and bot-tts-timing released at playout.

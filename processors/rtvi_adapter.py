@@ -22,6 +22,7 @@ from collections import OrderedDict
 from livekit import rtc
 
 import pipecat.processors.frameworks.rtvi.models as RTVI
+from loguru import logger
 from pipecat.frames.frames import InterruptionFrame, OutputAudioRawFrame
 from pipecat.observers.base_observer import FramePushed
 from pipecat.processors.frame_processor import FrameDirection
@@ -71,6 +72,7 @@ class PlayoutRTVIObserver(RTVIObserver):
         await super().on_push_frame(data)
 
     async def _send_playout(self, frame: PlayoutServerMessageFrame, unplayed_s: float):
+        logger.debug(f"{self}: {frame.data.get('type')} at playout, {unplayed_s:.3f} s queued ahead")
         await self.send_rtvi_message(RTVI.ServerMessage(data=_at_playout(frame.data, unplayed_s)))
 
     async def send_rtvi_message(self, model: BaseModel, exclude_none: bool = True):
