@@ -10,6 +10,7 @@ from aiohttp import web
 from loguru import logger
 
 from token_server.api import PUBLIC_ROUTES, setup_api_routes
+from token_server.avatar_videos import setup_avatar_video_routes
 from token_server.client import setup_client_routes
 from token_server.voices import setup_voice_routes
 from token_server.errors import error_middleware, error_response
@@ -73,5 +74,6 @@ def create_app(settings: TokenServerSettings) -> web.Application:
     setup_api_routes(app, settings)
     # Feature route modules register here, one line each, before the client's catch-all route.
     setup_voice_routes(app, settings)
+    setup_avatar_video_routes(app, settings)
     setup_client_routes(app, settings)
     return app

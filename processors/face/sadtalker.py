@@ -68,7 +68,8 @@ DEFAULT_MAX_SLOWDOWN = 3.0
 
 ENV = {"code": "SADTALKER_DIR", "checkpoints": "SADTALKER_CHECKPOINTS",
        "config": "SADTALKER_CONFIG", "size": "SADTALKER_SIZE", "device": "SADTALKER_DEVICE",
-       "batch": "SADTALKER_BATCH", "max_slowdown": "SADTALKER_MAX_SLOWDOWN"}
+       "batch": "SADTALKER_BATCH", "max_slowdown": "SADTALKER_MAX_SLOWDOWN",
+       "idle_s": "SADTALKER_IDLE_S"}
 
 
 class SadTalkerUnavailable(RuntimeError):
@@ -91,10 +92,11 @@ class SadTalkerSettings:
     device: str = ""  # "" = cuda when available, else cpu
     batch: int = DEFAULT_BATCH
     max_slowdown: float = DEFAULT_MAX_SLOWDOWN
+    idle_s: float = DEFAULT_IDLE_S
 
     @classmethod
     def from_env(cls) -> SadTalkerSettings:
-        """SADTALKER_DIR, _CHECKPOINTS, _CONFIG, _SIZE, _DEVICE, _BATCH, _MAX_SLOWDOWN."""
+        """SADTALKER_DIR, _CHECKPOINTS, _CONFIG, _SIZE, _DEVICE, _BATCH, _MAX_SLOWDOWN, _IDLE_S."""
         env, default = os.environ.get, cls()
 
         def path(name: str) -> Path | None:
@@ -106,7 +108,8 @@ class SadTalkerSettings:
                        size=int(env(ENV["size"]) or default.size),
                        device=env(ENV["device"]) or default.device,
                        batch=int(env(ENV["batch"]) or default.batch),
-                       max_slowdown=float(env(ENV["max_slowdown"]) or default.max_slowdown))
+                       max_slowdown=float(env(ENV["max_slowdown"]) or default.max_slowdown),
+                       idle_s=float(env(ENV["idle_s"]) or default.idle_s))
         except ValueError as e:
             raise ValueError(f"bad SadTalker setting: {e}") from e
 
@@ -179,7 +182,7 @@ class SadTalkerFaceEngine:
     renders_ahead = True
 
     def __init__(self, *, settings: SadTalkerSettings, width: int = 512, height: int = 512,
-                 fps: int = SADTALKER_FPS, idle_s: float = DEFAULT_IDLE_S) -> None:
+                 fps: int = SADTALKER_FPS, idle_s: float | None = None) -> None:
         if settings.size not in SIZES:
             raise ValueError(f"SadTalker size must be one of {SIZES}, not {settings.size}")
         import torch
@@ -188,7 +191,7 @@ class SadTalkerFaceEngine:
         self._width, self._height = width, height
         self._size = settings.size
         self._batch = max(1, settings.batch)
-        self._idle_s = idle_s
+        self._idle_s = settings.idle_s if idle_s is None else idle_s
         self.max_slowdown = settings.max_slowdown
         self._torch = torch
         self.device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -258,6 +261,8 @@ class SadTalkerFaceEngine:
         coefficients = self._cached_coefficients(source, framed, lm)
         avatar = Avatar(image=framed, landmarks=lm, source=source)
         avatar.rig = self._rig(framed, coefficients)
+        if self._idle_s <= 0:  # offline videos need no idle loop
+            return avatar
         started = time.perf_counter()
         avatar.rig.idle = self._idle_loop(avatar)
         avatar.rig.slowdown = (time.perf_counter() - started) / max(self._idle_s, 1e-6)
@@ -374,10 +379,6 @@ class SadTalkerFaceEngine:
             yield [cv2.resize(p, (self._width, self._height), interpolation=cv2.INTER_LINEAR)
                    for p in pictures]
 
-    def frame_rows(self, count: int) -> list[int]:
-        """The 25 fps motion row each of `count` output frames shows (at the engine's fps)."""
-        return [int((k + 0.5) * SADTALKER_FPS / self.fps) for k in range(count)]
-
     def render_ahead(self, avatar: Avatar, audio: np.ndarray, sample_rate: int) -> RenderAhead:
         """Start rendering `audio`'s frames in a worker thread; see RenderAhead."""
         return RenderAhead(self, avatar, audio, sample_rate)
@@ -395,9 +396,16 @@ class SadTalkerFaceEngine:
             ahead.close()
 
     def idle(self, avatar: Avatar, clock: float) -> np.ndarray:
-        """The cached idle loop's frame at `clock`."""
+        """The cached idle loop's frame at `clock` (the still portrait without a loop)."""
         loop = avatar.rig.idle
+        if not loop:
+            return avatar.image.copy()
         return loop[int(clock * SADTALKER_FPS) % len(loop)].copy()
+
+
+def frame_rows(count: int, fps: int) -> list[int]:
+    """The 25 fps motion row each of `count` frames at `fps` shows (by its centre time)."""
+    return [int((k + 0.5) * SADTALKER_FPS / fps) for k in range(count)]
 
 
 class RenderAhead:
@@ -413,7 +421,7 @@ class RenderAhead:
         self.count = int(np.ceil(len(audio) * engine.fps / sample_rate - 1e-9))
         self.held_s = 0.0
         self.compute_s = 0.0
-        self._rows = engine.frame_rows(self.count)
+        self._rows = frame_rows(self.count, engine.fps)
         self._ready: list[np.ndarray] = []  # by motion row
         self._error: BaseException | None = None
         self._done = False

@@ -20,6 +20,9 @@ import numpy as np
 
 from processors.face.sadtalker import CHECKPOINT, MAPPING_CHECKPOINT, load_sadtalker
 
+# The stand-in files (about 850 MB) are built once per machine, in the cache, by this name.
+STANDIN_VERSION = "sadtalker-standin-v1"
+
 # Model shapes from SadTalker's src/config (Apache-2.0, OpenTalker/SadTalker).
 AUDIO2EXP = {"MODEL": {"FRAMEWORK": "V2"}, "DATASET": {"EXP_DIM": 64, "COEFF_LEN": 73}}
 AUDIO2POSE = {
@@ -96,3 +99,17 @@ def build_standin(folder: Path, *, size: int = 256, seed: int = 0) -> tuple[Path
     mapping = st.mapping.MappingNet(**params["mapping_params"])
     torch.save({"mapping": mapping.state_dict(), "epoch": 0}, checkpoints / MAPPING_CHECKPOINT)
     return checkpoints, config
+
+
+def cached_standin() -> tuple[Path, Path]:
+    """The stand-in (checkpoints, config) in the cache (AVATAR_CACHE), built on first use."""
+    import shutil
+
+    from stack.settings import StackSettings
+
+    folder = StackSettings.from_env().cache / STANDIN_VERSION
+    if not (folder / "complete").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        build_standin(folder)
+        (folder / "complete").touch()
+    return folder / "checkpoints", folder / "config"
