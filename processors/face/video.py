@@ -87,12 +87,14 @@ class FaceSettings:
     audio_lead_frames: int = DEFAULT_AUDIO_LEAD_FRAMES
     video_delay_ms: int = DEFAULT_VIDEO_DELAY_MS
     probe: bool = False
+    engine: str = "builtin"  # processors.face.engines.ENGINES
 
     @classmethod
     def from_env(cls) -> FaceSettings:
         """FACE_AVATAR, FACE_FPS, FACE_WIDTH, FACE_HEIGHT, FACE_AUDIO_LEAD_FRAMES,
-        FACE_VIDEO_DELAY_MS, FACE_PROBE."""
+        FACE_VIDEO_DELAY_MS, FACE_PROBE, FACE_ENGINE."""
         return cls(
+            engine=os.environ.get("FACE_ENGINE") or "builtin",
             avatar_image_path=Path(os.environ.get("FACE_AVATAR") or DEFAULT_AVATAR).expanduser(),
             fps=_env_int("FACE_FPS", DEFAULT_FPS),
             width=_env_int("FACE_WIDTH", DEFAULT_SIZE),
