@@ -1,13 +1,13 @@
 """Offline avatar videos: `POST /api/avatar-videos` renders the avatar saying a text (or an
 uploaded recording) to an H.264/AAC MP4, as a job outside the server's event loop.
 
-    POST /api/avatar-videos            JSON {text, engine?, size?} or multipart/form-data with
+    POST /api/avatar-videos                  JSON {text, engine?, size?} or multipart/form-data with
                                        text | audio (WAV/MP3/OGG file), image? (PNG/JPEG file),
                                        engine? (builtin|sadtalker), size? (64-1024, default 512)
                                        -> 202 {id, status, status_url, video_url}
-    GET  /api/avatar-videos/{id}       -> {id, status: queued|running|done|failed, progress,
+    GET  /api/avatar-videos/{video_id}       -> {id, status: queued|running|done|failed, progress,
                                        error?, duration_s?, video_url}
-    GET  /api/avatar-videos/{id}/video -> the MP4 (409 until done)
+    GET  /api/avatar-videos/{video_id}/video -> the MP4 (409 until done)
 
 Jobs run one at a time in a worker process (processors.face.tool.make_video, the CLI's
 implementation); text is spoken by the configured embedded voice (EMBEDDED_VOICE/_SPEED), 30 fps.
@@ -42,8 +42,8 @@ from token_server.errors import ApiError, read_json_object
 from token_server.voices import decode_clip
 
 VIDEOS_ROUTE = "/api/avatar-videos"
-VIDEO_ROUTE = "/api/avatar-videos/{id}"
-VIDEO_FILE_ROUTE = "/api/avatar-videos/{id}/video"
+VIDEO_ROUTE = "/api/avatar-videos/{video_id}"
+VIDEO_FILE_ROUTE = "/api/avatar-videos/{video_id}/video"
 FPS = 30
 DEFAULT_SIZE, MIN_SIZE, MAX_SIZE = 512, 64, 1024
 # Longest speech a request may ask for, and the text length that stands for it (the embedded
@@ -192,17 +192,18 @@ async def get_video_file(request: web.Request) -> web.StreamResponse:
 
 
 def _job(request: web.Request) -> _Job:
-    job = request.app[JOBS].jobs.get(request.match_info["id"])
+    video_id = request.match_info["video_id"]
+    job = request.app[JOBS].jobs.get(video_id)
     if job is None:
-        raise ApiError(404, "no_such_video", f"no avatar video {request.match_info['id']!r}")
+        raise ApiError(404, "no_such_video", f"no avatar video {video_id!r}")
     return job
 
 
 def _status(jobs: AvatarVideoJobs, job: _Job) -> dict:
     progress = jobs.progress(job)
     out = {"id": job.id, "status": job.status, "progress": progress,
-           "status_url": VIDEO_ROUTE.format(id=job.id),
-           "video_url": VIDEO_FILE_ROUTE.format(id=job.id)}
+           "status_url": VIDEO_ROUTE.format(video_id=job.id),
+           "video_url": VIDEO_FILE_ROUTE.format(video_id=job.id)}
     if job.error:
         out["error"] = job.error
     if job.duration_s is not None:
