@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import json
 import os
 import re
@@ -91,13 +92,18 @@ CONDITIONS = {"embedded": ("embedded", 1.0, 1.0), "shifted-up": ("embedded", 0.9
 METHODS = ("faster-whisper words", "whisper DTW", "+ silences", "+ reference")
 
 
+@functools.lru_cache(maxsize=None)
+def embedded_voice(speed: float) -> HibariVoice:
+    return HibariVoice(speed=speed, seed=0)
+
+
 def spoken(voice: str, speed: float, text: str
            ) -> tuple[np.ndarray, int, list[tuple[float, float]]]:
     """`text` by the embedded or the Piper voice at `speed`: int16 audio, rate, exact spans."""
     if voice == "piper":
         audio, rate, words = piper_words(text, length_scale=1.0 / speed)
         return audio, rate, [(w.start, w.end) for w in words]
-    speech = HibariVoice(speed=speed, seed=0).synthesize(text)
+    speech = embedded_voice(speed).synthesize(text)
     return speech.audio, speech.sample_rate, [(w.start, w.end) for w in speech.words]
 
 
@@ -163,8 +169,8 @@ def chart(results: dict, path: Path) -> None:
     width = 0.8 / len(METHODS)
     for k, method in enumerate(METHODS):
         x = np.arange(len(conditions)) + (k - (len(METHODS) - 1) / 2) * width
-        means = [results[c][method]["mean_ms"] for c in conditions]
-        p95 = [results[c][method]["p95_ms"] for c in conditions]
+        means = [results[c].get(method, {}).get("mean_ms", np.nan) for c in conditions]
+        p95 = [results[c].get(method, {}).get("p95_ms", np.nan) for c in conditions]
         ax.bar(x, means, width, label=f"{method} (mean)")
         ax.scatter(x, p95, marker="_", s=200, color="black")
     ax.axhline(AIM_MS, color="red", linestyle="--", linewidth=1, label=f"aim {AIM_MS:.0f} ms")
@@ -180,9 +186,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=len(SENTENCES))
     parser.add_argument("--conditions", default=",".join(CONDITIONS))
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="a subset saves time; the others keep their earlier figures")
     args = parser.parse_args()
     sentences = SENTENCES[:args.sentences]
     conditions = args.conditions.split(",")
+    methods = args.methods.split(",")
 
     stack = StackSettings.from_env()
     path = whisper_model(stack.whisper_model, stack.cache)
@@ -193,39 +202,45 @@ def main() -> None:
         "+ silences": WhisperAligner(model=model),
         "+ reference": WhisperAligner(model=model, reference=reference),
     }
+    aligners = {name: aligner for name, aligner in aligners.items() if name in methods}
     results: dict[str, dict] = {}
     for condition in conditions:
         voice, speed, factor = CONDITIONS[condition]
-        collected = {m: ([], 0, []) for m in METHODS}
+        collected = {m: ([], 0, []) for m in methods}
         for text in sentences:
             audio, rate, truth = spoken(voice, speed, text)
             audio, truth = shifted(audio, rate, truth, factor)
-            estimates = {}
-            t0 = time.perf_counter()
-            estimates["faster-whisper words"] = whisper_words(model, audio, rate, text)
-            seconds = {"faster-whisper words": time.perf_counter() - t0}
+            estimates, seconds = {}, {}
+            if "faster-whisper words" in methods:
+                t0 = time.perf_counter()
+                estimates["faster-whisper words"] = whisper_words(model, audio, rate, text)
+                seconds["faster-whisper words"] = time.perf_counter() - t0
             for name, aligner in aligners.items():
                 t0 = time.perf_counter()
                 estimates[name] = [(w.start, w.end) for w in aligner.align(text, audio, rate).words]
                 seconds[name] = time.perf_counter() - t0
-            for method in METHODS:
+            for method in methods:
                 errs, missed = errors(estimates[method], truth)
                 values, total_missed, times = collected[method]
                 collected[method] = (values + errs, total_missed + missed,
                                      times + [seconds[method]])
-        results[condition] = {m: summary(*collected[m]) for m in METHODS}
+        results[condition] = {m: summary(*collected[m]) for m in methods}
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    measured = {c: {"voice": CONDITIONS[c][0], "speed": CONDITIONS[c][1],
-                    "frequency_factor": CONDITIONS[c][2], "sentences": len(sentences),
-                    "load_average": [round(x, 2) for x in os.getloadavg()]}
-                for c in conditions}
     previous = RESULTS / "align.json"
     kept = json.loads(previous.read_text()) if previous.exists() else {}
+    merged = kept.get("results", {})
+    for condition, by_method in results.items():
+        for method, figures in by_method.items():
+            figures["sentences"] = len(sentences)
+            figures["load_average"] = [round(x, 2) for x in os.getloadavg()]
+        merged[condition] = {**merged.get(condition, {}), **by_method}
     report = {"whisper_model": path, "aim_mean_ms": AIM_MS,
-              "conditions": {**kept.get("conditions", {}), **measured},
-              "results": {**kept.get("results", {}), **results}}
-    results = report["results"]
+              "conditions": {**kept.get("conditions", {}),
+                             **{c: {"voice": CONDITIONS[c][0], "speed": CONDITIONS[c][1],
+                                    "frequency_factor": CONDITIONS[c][2]} for c in conditions}},
+              "results": merged}
+    results = {c: merged[c] for c in CONDITIONS if c in merged}
     (RESULTS / "align.json").write_text(json.dumps(report, indent=2))
     chart(results, RESULTS / "align.png")
     print(json.dumps(report, indent=2))
