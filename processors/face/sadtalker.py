@@ -157,6 +157,7 @@ def load_sadtalker(code: Path | None = None) -> types.SimpleNamespace:
             mapping=module("facerender.modules.mapping"),
             animation=module("facerender.modules.make_animation"),
             paths=module("utils.init_path"),
+            safetensors=module("utils.safetensor_helper"),
         )
     except ImportError as e:
         raise SadTalkerUnavailable(f"SadTalker's code needs a package that is missing: {e} "
@@ -233,7 +234,7 @@ class SadTalkerFaceEngine:
         weights = safetensors.torch.load_file(self._paths["checkpoint"])
 
         def part(prefix: str) -> dict:
-            return {k[len(prefix) + 1:]: v for k, v in weights.items() if k.startswith(prefix + ".")}
+            return st.safetensors.load_x_from_safetensor(weights, prefix)
 
         recon = st.networks.define_net_recon(net_recon="resnet50", use_last_fc=False, init_path="")
         recon.load_state_dict(part("face_3drecon"))

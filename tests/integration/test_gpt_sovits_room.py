@@ -103,11 +103,13 @@ async def test_gpt_sovits_voice_in_a_room_with_the_face_in_sync(livekit, make_to
     aligner = WhisperAligner(model=WhisperModel(whisper_model, device="cpu", compute_type="int8",
                                                 cpu_threads=1), reference=HibariVoice(seed=5))
     room, bot_identity = "gpt-sovits-face", "voice-bot"
-    async with GPTSoVITSStandIn(voice=ClickedPiper(), realtime=2.0) as server:
+    voice = ClickedPiper()
+    await asyncio.to_thread(voice.synthesize, SENTENCES[0])  # loads the Piper model first
+    async with GPTSoVITSStandIn(voice=voice, realtime=2.0) as server:
         tts = GPTSoVITSTTSService(
             settings=GPTSoVITSSettings(url=server.url, voice=GPTSoVITSVoice(
                 ref_audio_path=str(reference), prompt_text="Hello, this is my voice."),
-                first_audio_timeout_s=30.0, chunk_timeout_s=30.0),
+                first_audio_timeout_s=90.0, chunk_timeout_s=90.0),
             aligner=aligner, sample_rate=SR)
         async with HumanParticipant.connect(livekit.url, make_token(room, "viewer")) as viewer, \
                 gpt_sovits_face_bot(livekit.url, make_token(room, bot_identity, agent=True), room,
