@@ -42,9 +42,13 @@ from tests.support.gpt_sovits_standin import GPTSoVITSStandIn
 from tests.support.human import HumanParticipant
 from tests.support.voices import PiperTestVoice
 
-SENTENCES = ("Good morning, and welcome to the room.", "The weather is quiet today.",
-             "Let me tell you about our new garden.", "It has roses, tulips and a small pond.",
-             "Most visitors come back in the spring.", "Thank you for listening so patiently.")
+# Sentences whose words Piper's phonemizer keeps one to one (tests/support/voices.py).
+SENTENCES = ("The quick brown fox jumps over the lazy dog.",
+             "I think we should meet again next week, maybe on Tuesday.",
+             "Please remember to bring your notebook and a pen.",
+             "Well, that depends on what you mean by simple.",
+             "She sells sea shells by the sea shore.",
+             "How are you today?")
 # Speech peak and click level (shares of full scale): the face's probe marks frames above 0.25,
 # the receiver's click detector hears above 0.15, so speech stays below both.
 SPEECH_PEAK, CLICK_LEVEL = 0.1, 0.6
