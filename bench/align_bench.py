@@ -1,7 +1,8 @@
-"""Accuracy of the forced aligner against the embedded voice's exact word timings.
+"""Accuracy of the forced aligner against exact word timings, on its own reference voice and on
+a foreign one.
 
-Every sentence is spoken by the embedded voice (HibariVoice, exact word timings) and the words
-are placed again from the bare audio by:
+Every sentence is spoken by a voice that knows its exact word timings and the words are placed
+again from the bare audio by:
 
   faster-whisper words   faster-whisper's own word timestamps (transcribe, word_timestamps=True);
                          its words are matched to the sentence's (unmatched ones count as missed)
@@ -15,17 +16,26 @@ Conditions (the reference voice is always HibariVoice at speed 1.0 with another 
   shifted-up     speed 0.9, then every frequency raised 12 % (resampled: pitch and formants up,
                  like a smaller speaker) - a voice and tempo the reference does not have.
   shifted-down   speed 1.15, frequencies lowered 11 %.
+  piper          Piper en_US-joe-medium (a foreign male voice; exact timings from its phoneme
+                 sample counts; dev-only, tests/support/voices.py).
+  piper-slow     Piper with every phoneme 25 % longer (time-stretched; timings stay exact).
+  piper-fast     Piper 20 % faster.
+  piper-up       Piper at speed 0.9, every frequency raised 12 % (pitch-shifted).
+  piper-down     Piper at speed 1.15, frequencies lowered 11 %.
 Truth times are scaled with the resampling. Error: |estimate - truth| of every word start and
-end, in ms. Prints JSON and a table; writes bench/results/align.json and align.png.
+end, in ms. Prints JSON and a table; writes bench/results/align.json (a run replaces the
+conditions it measured and keeps the others) and align.png.
 
-    uv run python bench/align_bench.py [--sentences 24] [--conditions embedded,shifted-up]
+    uv run python bench/align_bench.py [--sentences 24] [--conditions piper,piper-slow]
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import json
+import os
 import re
 import sys
 import time
@@ -42,6 +52,7 @@ from faster_whisper import WhisperModel  # noqa: E402
 from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE, WhisperAligner  # noqa: E402
 from processors.timing import TimedSpeech  # noqa: E402
 from processors.tts.hibari_voice import HibariVoice  # noqa: E402
+from tests.support.voices import piper_words  # noqa: E402
 from stack.models import whisper_model  # noqa: E402
 from stack.settings import StackSettings  # noqa: E402
 
@@ -73,18 +84,37 @@ SENTENCES = (
     "Yes. No. Maybe later, when the meeting is over.",
     "A small boat drifted slowly across the quiet lake.",
 )
-# condition -> (voice speed, frequency factor)
-CONDITIONS = {"embedded": (1.0, 1.0), "shifted-up": (0.9, 1.12), "shifted-down": (1.15, 0.89)}
+# condition -> (voice, speed, frequency factor)
+CONDITIONS = {"embedded": ("embedded", 1.0, 1.0), "shifted-up": ("embedded", 0.9, 1.12),
+              "shifted-down": ("embedded", 1.15, 0.89), "piper": ("piper", 1.0, 1.0),
+              "piper-slow": ("piper", 0.8, 1.0), "piper-fast": ("piper", 1.25, 1.0),
+              "piper-up": ("piper", 0.9, 1.12), "piper-down": ("piper", 1.15, 0.89)}
 METHODS = ("faster-whisper words", "whisper DTW", "+ silences", "+ reference")
 
 
-def shifted(speech: TimedSpeech, factor: float) -> tuple[np.ndarray, list[tuple[float, float]]]:
+@functools.lru_cache(maxsize=None)
+def embedded_voice(speed: float) -> HibariVoice:
+    return HibariVoice(speed=speed, seed=0)
+
+
+def spoken(voice: str, speed: float, text: str
+           ) -> tuple[np.ndarray, int, list[tuple[float, float]]]:
+    """`text` by the embedded or the Piper voice at `speed`: int16 audio, rate, exact spans."""
+    if voice == "piper":
+        audio, rate, words = piper_words(text, length_scale=1.0 / speed)
+        return audio, rate, [(w.start, w.end) for w in words]
+    speech = embedded_voice(speed).synthesize(text)
+    return speech.audio, speech.sample_rate, [(w.start, w.end) for w in speech.words]
+
+
+def shifted(audio: np.ndarray, rate: int, truth: list[tuple[float, float]], factor: float
+            ) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """Audio with every frequency times `factor` (played faster) and the truth spans scaled."""
-    audio = speech.audio.astype(np.float32) / 32768.0
+    wave = audio.astype(np.float32) / 32768.0
     if factor != 1.0:
-        audio = soxr.resample(audio, speech.sample_rate, round(speech.sample_rate / factor))
-    pcm = np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16)
-    return pcm, [(w.start / factor, w.end / factor) for w in speech.words]
+        wave = soxr.resample(wave, rate, round(rate / factor))
+    pcm = np.round(np.clip(wave, -1, 1) * 32767).astype(np.int16)
+    return pcm, [(s / factor, e / factor) for s, e in truth]
 
 
 def whisper_words(model: WhisperModel, audio: np.ndarray, rate: int, text: str
@@ -135,18 +165,18 @@ def chart(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     conditions = list(results)
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = plt.subplots(figsize=(12, 4.5))
     width = 0.8 / len(METHODS)
     for k, method in enumerate(METHODS):
         x = np.arange(len(conditions)) + (k - (len(METHODS) - 1) / 2) * width
-        means = [results[c][method]["mean_ms"] for c in conditions]
-        p95 = [results[c][method]["p95_ms"] for c in conditions]
+        means = [results[c].get(method, {}).get("mean_ms", np.nan) for c in conditions]
+        p95 = [results[c].get(method, {}).get("p95_ms", np.nan) for c in conditions]
         ax.bar(x, means, width, label=f"{method} (mean)")
         ax.scatter(x, p95, marker="_", s=200, color="black")
     ax.axhline(AIM_MS, color="red", linestyle="--", linewidth=1, label=f"aim {AIM_MS:.0f} ms")
     ax.set_xticks(np.arange(len(conditions)), conditions)
     ax.set_ylabel("word boundary error, ms (bar: mean, tick: p95)")
-    ax.set_title("Forced alignment vs exact embedded-voice timings")
+    ax.set_title("Forced alignment vs exact word timings (embedded and Piper voices)")
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -156,9 +186,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=len(SENTENCES))
     parser.add_argument("--conditions", default=",".join(CONDITIONS))
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="a subset saves time; the others keep their earlier figures")
     args = parser.parse_args()
     sentences = SENTENCES[:args.sentences]
     conditions = args.conditions.split(",")
+    methods = args.methods.split(",")
 
     stack = StackSettings.from_env()
     path = whisper_model(stack.whisper_model, stack.cache)
@@ -169,34 +202,45 @@ def main() -> None:
         "+ silences": WhisperAligner(model=model),
         "+ reference": WhisperAligner(model=model, reference=reference),
     }
+    aligners = {name: aligner for name, aligner in aligners.items() if name in methods}
     results: dict[str, dict] = {}
     for condition in conditions:
-        speed, factor = CONDITIONS[condition]
-        voice = HibariVoice(speed=speed, seed=0)
-        collected = {m: ([], 0, []) for m in METHODS}
+        voice, speed, factor = CONDITIONS[condition]
+        collected = {m: ([], 0, []) for m in methods}
         for text in sentences:
-            audio, truth = shifted(voice.synthesize(text), factor)
-            rate = voice.sample_rate
-            estimates = {}
-            t0 = time.perf_counter()
-            estimates["faster-whisper words"] = whisper_words(model, audio, rate, text)
-            seconds = {"faster-whisper words": time.perf_counter() - t0}
+            audio, rate, truth = spoken(voice, speed, text)
+            audio, truth = shifted(audio, rate, truth, factor)
+            estimates, seconds = {}, {}
+            if "faster-whisper words" in methods:
+                t0 = time.perf_counter()
+                estimates["faster-whisper words"] = whisper_words(model, audio, rate, text)
+                seconds["faster-whisper words"] = time.perf_counter() - t0
             for name, aligner in aligners.items():
                 t0 = time.perf_counter()
                 estimates[name] = [(w.start, w.end) for w in aligner.align(text, audio, rate).words]
                 seconds[name] = time.perf_counter() - t0
-            for method in METHODS:
+            for method in methods:
                 errs, missed = errors(estimates[method], truth)
                 values, total_missed, times = collected[method]
                 collected[method] = (values + errs, total_missed + missed,
                                      times + [seconds[method]])
-        results[condition] = {m: summary(*collected[m]) for m in METHODS}
+        results[condition] = {m: summary(*collected[m]) for m in methods}
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    report = {"whisper_model": path, "sentences": len(sentences), "aim_mean_ms": AIM_MS,
-              "conditions": {c: {"speed": CONDITIONS[c][0], "frequency_factor": CONDITIONS[c][1]}
-                             for c in conditions},
-              "results": results}
+    previous = RESULTS / "align.json"
+    kept = json.loads(previous.read_text()) if previous.exists() else {}
+    merged = kept.get("results", {})
+    for condition, by_method in results.items():
+        for method, figures in by_method.items():
+            figures["sentences"] = len(sentences)
+            figures["load_average"] = [round(x, 2) for x in os.getloadavg()]
+        merged[condition] = {**merged.get(condition, {}), **by_method}
+    report = {"whisper_model": path, "aim_mean_ms": AIM_MS,
+              "conditions": {**kept.get("conditions", {}),
+                             **{c: {"voice": CONDITIONS[c][0], "speed": CONDITIONS[c][1],
+                                    "frequency_factor": CONDITIONS[c][2]} for c in conditions}},
+              "results": merged}
+    results = {c: merged[c] for c in CONDITIONS if c in merged}
     (RESULTS / "align.json").write_text(json.dumps(report, indent=2))
     chart(results, RESULTS / "align.png")
     print(json.dumps(report, indent=2))

@@ -39,6 +39,8 @@ from bot.llm_watchdog import LLMWatchdog
 from bot.reply_guard import LLMReplyGuard
 from bot.settings import BotSettings
 from bot.token import bot_token
+from processors.face.engines import SADTALKER, face_engine
+from processors.face.sadtalker import SadTalkerSettings
 from processors.face.video import FaceSettings, FaceVideoProcessor
 from processors.rtvi_adapter import PlayoutRTVIProcessor
 from processors.speakers import SpeakerSelector
@@ -52,6 +54,8 @@ from records.options import RecordsOptions
 
 # RTVI server-message type carrying one turn's measured latency and its breakdown.
 LATENCY_MESSAGE_TYPE = "bot-latency"
+# RTVI server-message type saying the chosen face engine (SadTalker) gave way to the builtin one.
+FACE_FALLBACK_MESSAGE_TYPE = "face-engine-fallback"
 # Audio rates: Whisper and the VAD work at 16 kHz; the embedded voice speaks at 24 kHz.
 AUDIO_IN_SAMPLE_RATE = 16000
 AUDIO_OUT_SAMPLE_RATE = 24000
@@ -76,6 +80,8 @@ class AvatarBot:
         self._greeted = False
         self._leave_task: asyncio.Task | None = None
         self._names: dict[str, str] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._face_notices: list[str] = []  # face-engine fallbacks not yet sent to clients
 
         face_settings = FaceSettings.from_env()
         self.transport = LiveKitTransport(
@@ -142,7 +148,12 @@ class AvatarBot:
             give_up_s=settings.llm_give_up_s,
         )
         tts = build_tts()
-        face = FaceVideoProcessor.from_settings(face_settings)
+        engine = face_engine(face_settings.engine, width=face_settings.width,
+                             height=face_settings.height, fps=face_settings.fps,
+                             sadtalker=(SadTalkerSettings.from_env()
+                                        if face_settings.engine == SADTALKER else None),
+                             notify=self._face_fell_back)
+        face = FaceVideoProcessor.from_settings(face_settings, engine=engine)
 
         pipeline = Pipeline(
             [
@@ -217,6 +228,7 @@ class AvatarBot:
         if self._leave_task:
             self._leave_task.cancel()
             self._leave_task = None
+        await self._send_face_notices()
         if not self._greeted and self._settings.greeting:
             self._greeted = True
             # (Pipecat runs each event handler in a task of its own, so waiting here is fine.)
@@ -263,8 +275,22 @@ class AvatarBot:
             }
         )
 
+    def _face_fell_back(self, reason: str) -> None:
+        """The face engine handed over to the builtin face (called from any thread): tell the
+        people in the room now, or whoever joins first."""
+        self._face_notices.append(reason)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(lambda: self._loop.create_task(self._send_face_notices()))
+
+    async def _send_face_notices(self) -> None:
+        while self._face_notices:
+            reason = self._face_notices.pop(0)
+            await self.worker.rtvi.send_server_message(
+                {"type": FACE_FALLBACK_MESSAGE_TYPE, "engine": "builtin", "reason": reason})
+
     async def run(self) -> None:
         """Join the room and run until the room empties or closes (or SIGINT/SIGTERM)."""
+        self._loop = asyncio.get_running_loop()
         runner = WorkerRunner(handle_sigint=True, handle_sigterm=True)
         await runner.add_workers(self.worker)
         await runner.run()

@@ -10,6 +10,7 @@ from aiohttp import web
 from loguru import logger
 
 from token_server.api import PUBLIC_ROUTES, WEBHOOK_ROUTE, setup_api_routes
+from token_server.avatar_videos import setup_avatar_video_routes
 from token_server.client import setup_client_routes
 from token_server.records_api import setup_records_routes
 from token_server.voices import setup_voice_routes
@@ -88,5 +89,6 @@ def create_app(settings: TokenServerSettings) -> web.Application:
     # Feature route modules register here, one line each, before the client's catch-all route.
     setup_voice_routes(app, settings)
     setup_records_routes(app, settings)
+    setup_avatar_video_routes(app, settings)
     setup_client_routes(app, settings)
     return app

@@ -2,19 +2,25 @@
 
     uv run python -m processors.face prepare IMAGE [--preview OUT.png]
     uv run python -m processors.face render --text "..." | --wav FILE -o out.mp4 [--image IMAGE]
-        [--strip strip.png]
+        [--engine builtin|sadtalker] [--size 512] [--fps 25] [--strip strip.png]
 
 `prepare` detects and caches the landmarks next to the image (what the bot reads at runtime)
-and draws the face mesh and the engine's warp boxes on a preview. `render` speaks text with
-the embedded voice (exact visemes) or takes a WAV (envelope fallback) and writes an MP4 with
-sound through PyAV, optionally with a PNG strip of frames for a quick look.
+and draws the face mesh and the engine's warp boxes on a preview. `render` (`make_video`, also
+behind the token server's avatar-video API) speaks text with the embedded voice (exact visemes)
+or takes a WAV (envelope fallback), draws it with the builtin engine or SadTalker (settings from
+SADTALKER_*), and writes an H.264/AAC MP4 through PyAV as the frames come, optionally with a PNG
+strip of frames for a quick look.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import math
 import sys
 import wave
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,7 +31,9 @@ from loguru import logger
 
 from processors.face.base import DEFAULT_AVATAR, Avatar, AvatarImageError
 from processors.face.builtin import BuiltinFaceEngine
+from processors.face.engines import BUILTIN, ENGINES, SADTALKER
 from processors.face.landmarks import cache_path, cached_landmarks, load_image
+from processors.face.sadtalker import SadTalkerSettings, SadTalkerUnavailable
 from processors.face.timeline import VisemeTimeline
 from processors.timing import VisemeTiming
 
@@ -34,11 +42,66 @@ MP4_AUDIO_CODEC = "aac"
 STRIP_FRAMES = 10
 
 
-def speak(text: str) -> tuple[np.ndarray, int, list[VisemeTiming]]:
+@dataclass(frozen=True, slots=True)
+class VideoRequest:
+    """One avatar video: speech from `text` (the embedded voice `voice` at `speed`) or a WAV
+    file, the portrait, the engine (one of ENGINES), the square frame side and the rate."""
+
+    out: Path
+    text: str | None = None
+    wav: Path | None = None
+    image: Path = DEFAULT_AVATAR
+    engine: str = BUILTIN
+    size: int = 512
+    fps: int = 25
+    voice: str = "heart"
+    speed: float = 1.0
+    sadtalker: SadTalkerSettings | None = None
+
+
+def make_video(request: VideoRequest, *, progress: Callable[[float], None] | None = None,
+               on_frame: Callable[[np.ndarray], None] | None = None) -> float:
+    """Render `request` to its MP4; `progress` hears the share of frames written. Returns the
+    speech's duration in seconds. Raises ValueError / AvatarImageError / SadTalkerUnavailable
+    with a reason for bad input or an engine that cannot run."""
+    if request.engine not in ENGINES:
+        raise ValueError(f"unknown face engine {request.engine!r}; choose one of "
+                         f"{', '.join(ENGINES)}")
+    if request.text is not None:
+        audio, sr, visemes = speak(request.text, voice=request.voice, speed=request.speed)
+        timeline = VisemeTimeline.from_visemes(visemes).with_audio(audio, sr)
+    else:
+        audio, sr = read_wav(request.wav)
+        timeline = VisemeTimeline.from_audio(audio, sr)
+    if request.engine == SADTALKER:
+        from processors.face.sadtalker import SadTalkerFaceEngine
+
+        engine = SadTalkerFaceEngine(settings=request.sadtalker or SadTalkerSettings(),
+                                     width=request.size, height=request.size, fps=request.fps,
+                                     idle_s=0.0)
+    else:
+        engine = BuiltinFaceEngine(width=request.size, height=request.size, fps=request.fps)
+    avatar = engine.load_avatar(request.image)
+    total = math.ceil(len(audio) * request.fps / sr - 1e-9)
+
+    def frames() -> Iterable[np.ndarray]:
+        for k, frame in enumerate(engine.render(avatar, audio, sr, timeline)):
+            if on_frame:
+                on_frame(frame)
+            if progress:
+                progress((k + 1) / total)
+            yield frame
+
+    write_mp4(request.out, frames(), request.fps, audio, sr)
+    return len(audio) / sr
+
+
+def speak(text: str, *, voice: str = "heart", speed: float = 1.0
+          ) -> tuple[np.ndarray, int, list[VisemeTiming]]:
     """Text spoken by the embedded voice, sentence by sentence, with visemes on one clock."""
     from processors.tts.hibari_voice import HibariVoice
 
-    voice = HibariVoice()
+    voice = HibariVoice(voice=voice, speed=speed)
     pieces, visemes, offset = [], [], 0.0
     for sentence in voice.sentences(text):
         speech = voice.synthesize(sentence)
@@ -65,22 +128,19 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     return data, rate
 
 
-def render_frames(engine: BuiltinFaceEngine, avatar: Avatar, audio: np.ndarray, sample_rate: int,
-                  timeline: VisemeTimeline) -> list[np.ndarray]:
-    return list(engine.render(avatar, audio, sample_rate, timeline))
-
-
-def write_mp4(path: Path, frames: list[np.ndarray], fps: int, audio: np.ndarray,
+def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: int, audio: np.ndarray,
               sample_rate: int) -> None:
-    """H.264 + AAC MP4 of RGB frames and int16 mono audio."""
+    """H.264 + AAC MP4 of RGB frames (written as they come) and int16 mono audio."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    frames = iter(frames)
+    first = next(frames)
     with av.open(str(path), "w") as out:
         vs = out.add_stream(MP4_VIDEO_CODEC, rate=fps)
-        vs.width, vs.height = frames[0].shape[1], frames[0].shape[0]
+        vs.width, vs.height = first.shape[1], first.shape[0]
         vs.pix_fmt = "yuv420p"
         as_ = out.add_stream(MP4_AUDIO_CODEC, rate=sample_rate)
         as_.layout = "mono"
-        for img in frames:
+        for img in itertools.chain([first], frames):
             out.mux(vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
         out.mux(vs.encode())
         step = 1024
@@ -127,21 +187,12 @@ def prepare(image: Path, preview: Path | None) -> Path:
     return preview
 
 
-def render(image: Path, text: str | None, wav: Path | None, out: Path, strip: Path | None,
-           fps: int) -> None:
-    engine = BuiltinFaceEngine(fps=fps)
-    avatar = engine.load_avatar(image)
-    if text is not None:
-        audio, sr, visemes = speak(text)
-        timeline = VisemeTimeline.from_visemes(visemes).with_audio(audio, sr)
-    else:
-        audio, sr = read_wav(wav)
-        timeline = VisemeTimeline.from_audio(audio, sr)
-    frames = render_frames(engine, avatar, audio, sr, timeline)
-    write_mp4(out, frames, fps, audio, sr)
-    logger.info(f"wrote {out}: {len(frames)} frames, {len(audio) / sr:.2f} s")
+def render(request: VideoRequest, strip: Path | None) -> None:
+    kept: list[np.ndarray] = []
+    duration = make_video(request, on_frame=kept.append if strip else None)
+    logger.info(f"wrote {request.out}: {duration:.2f} s at {request.fps} fps")
     if strip:
-        write_strip(strip, frames)
+        write_strip(strip, kept)
         logger.info(f"wrote {strip}")
 
 
@@ -159,13 +210,19 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--image", type=Path, default=DEFAULT_AVATAR)
     r.add_argument("--strip", type=Path, help="also write a PNG strip of frames")
     r.add_argument("--fps", type=int, default=25)
+    r.add_argument("--size", type=int, default=512, help="square frame side in pixels")
+    r.add_argument("--engine", choices=ENGINES, default=BUILTIN,
+                   help="face engine (sadtalker reads SADTALKER_* settings)")
     args = parser.parse_args(argv)
     try:
         if args.command == "prepare":
             prepare(args.image, args.preview)
         else:
-            render(args.image, args.text, args.wav, args.out, args.strip, args.fps)
-    except (AvatarImageError, ValueError) as e:
+            sadtalker = SadTalkerSettings.from_env() if args.engine == SADTALKER else None
+            render(VideoRequest(out=args.out, text=args.text, wav=args.wav, image=args.image,
+                                engine=args.engine, size=args.size, fps=args.fps,
+                                sadtalker=sadtalker), args.strip)
+    except (AvatarImageError, ValueError, SadTalkerUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -14,7 +14,10 @@ latency after the AudioSource (network packetisation, the receiver's jitter buff
 `video_out_is_live=False` on the transport: live video drops sync_with_audio pictures.)
 Between turns it sends idle frames
 (blinks, breathing, sway) so the track never freezes; on InterruptionFrame it drops every
-queued piece of audio and picture at once. In probe mode a marker square flashes white in
+queued piece of audio and picture at once. An engine that `renders_ahead` (SadTalker) gets each
+whole sentence once its audio is in and renders it in a worker; each piece of audio waits for its
+picture, so when the engine is behind real time both are held together (the time held goes out
+as an RTVI processing metric). In probe mode a marker square flashes white in
 frames whose audio holds a probe click, so a receiver can measure the A/V offset.
 """
 
@@ -34,11 +37,13 @@ from pipecat.frames.frames import (
     EndFrame,
     Frame,
     InterruptionFrame,
+    MetricsFrame,
     OutputImageRawFrame,
     StartFrame,
     SystemFrame,
     TTSAudioRawFrame,
 )
+from pipecat.metrics.metrics import ProcessingMetricsData
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from processors.face.base import DEFAULT_AVATAR, Avatar, FaceEngine
@@ -61,6 +66,9 @@ DEFAULT_VIDEO_DELAY_MS = 40
 PROBE_MARKER_SHARE = 0.125
 PROBE_CLICK_LEVEL = 0.25
 PROBE_TONE_HZ = 1000.0
+# RTVI processing metric (processor name + suffix): seconds a render-ahead engine (SadTalker)
+# held a sentence's audio and pictures back because it was behind real time.
+HELD_METRIC_SUFFIX = ":face-held"
 
 
 def _env_int(name: str, default: int) -> int:
@@ -79,12 +87,14 @@ class FaceSettings:
     audio_lead_frames: int = DEFAULT_AUDIO_LEAD_FRAMES
     video_delay_ms: int = DEFAULT_VIDEO_DELAY_MS
     probe: bool = False
+    engine: str = "builtin"  # processors.face.engines.ENGINES
 
     @classmethod
     def from_env(cls) -> FaceSettings:
         """FACE_AVATAR, FACE_FPS, FACE_WIDTH, FACE_HEIGHT, FACE_AUDIO_LEAD_FRAMES,
-        FACE_VIDEO_DELAY_MS, FACE_PROBE."""
+        FACE_VIDEO_DELAY_MS, FACE_PROBE, FACE_ENGINE."""
         return cls(
+            engine=os.environ.get("FACE_ENGINE") or "builtin",
             avatar_image_path=Path(os.environ.get("FACE_AVATAR") or DEFAULT_AVATAR).expanduser(),
             fps=_env_int("FACE_FPS", DEFAULT_FPS),
             width=_env_int("FACE_WIDTH", DEFAULT_SIZE),
@@ -144,6 +154,7 @@ class _Sentence:
     audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
     frames_done: int = 0
     complete: bool = False
+    ahead: object | None = None  # the engine's render-ahead of this sentence, if it renders ahead
     _timeline: VisemeTimeline | None = None
     _timeline_samples: int = -1
 
@@ -256,6 +267,9 @@ class FaceVideoProcessor(FrameProcessor):
         if dropped or self._pending:
             logger.debug(f"{self}: interrupted, dropping {dropped} sentence(s) and "
                          f"{len(self._pending)} queued picture(s)")
+        for item in self._items:
+            if isinstance(item, _Sentence) and item.ahead is not None:
+                item.ahead.close()
         self._items.clear()
         self._pending.clear()
         self._delayed.clear()  # the last picture stays up while the audio in flight plays
@@ -325,12 +339,15 @@ class FaceVideoProcessor(FrameProcessor):
                 await self.push_frame(item)
                 continue
             audio = item.samples()
+            if self._renders_ahead() and item.ahead is None and not item.complete:
+                return None  # a render-ahead engine renders whole sentences
             start, end = frame_bounds(item.frames_done, item.sample_rate, self._fps)
             if end > len(audio):
                 if not item.complete:
                     return None
                 if start >= len(audio):
                     self._items.popleft()
+                    await self._sentence_done(item)
                     continue
                 audio = np.concatenate([audio, np.zeros(end - len(audio), np.int16)])
             return await self._send_speech_frame(item, audio[start:end], start)
@@ -349,11 +366,29 @@ class FaceVideoProcessor(FrameProcessor):
         self._pending.append(image)
         return audio
 
+    def _renders_ahead(self) -> bool:
+        return getattr(self._engine, "renders_ahead", False)
+
+    async def _sentence_done(self, item: _Sentence) -> None:
+        """Report how long a render-ahead engine held this sentence's audio (RTVI metrics)."""
+        if item.ahead is None:
+            return
+        item.ahead.close()
+        if item.ahead.held_s > 0:
+            logger.debug(f"{self}: held audio {item.ahead.held_s:.3f} s for the face engine")
+            await self.push_frame(MetricsFrame(data=[ProcessingMetricsData(
+                processor=f"{self.name}{HELD_METRIC_SUFFIX}", value=item.ahead.held_s)]))
+
     def _render(self, item: _Sentence, piece: np.ndarray, start: int, clock: float) -> np.ndarray:
         sr = item.sample_rate
-        frames = self._engine.render(self._avatar, piece, sr, item.timeline(), start=start / sr,
-                                     clock=clock)
-        image = next(iter(frames))
+        if item.ahead is None and self._renders_ahead():
+            item.ahead = self._engine.render_ahead(self._avatar, item.samples(), sr)
+        if item.ahead is not None:  # blocks until the picture exists: audio waits with it
+            image = item.ahead.frame(item.frames_done)
+        else:
+            frames = self._engine.render(self._avatar, piece, sr, item.timeline(),
+                                         start=start / sr, clock=clock)
+            image = next(iter(frames))
         if self._probe:
             draw_probe_marker(image, float(np.abs(piece).max(initial=0)) >= PROBE_CLICK_LEVEL * 32767)
         return image

@@ -4,9 +4,11 @@ It follows the documented HTTP behaviour of `api_v2.py`'s `/tts` endpoint: GET (
 (JSON) with text, text_lang, ref_audio_path, prompt_text, prompt_lang, text_split_method,
 speed_factor, streaming_mode (0-3 or true/false), media_type (wav/raw); 400 with a JSON
 {"message": ...} for a bad request; a streamed answer is a WAV header (wav) followed by raw
-16-bit PCM chunks, a non-streamed one a whole WAV file (or raw PCM). The voice is the embedded
-one (HibariVoice), resampled to 32 kHz like GPT-SoVITS v2 models, so tests know the exact
-words and timings of what was "synthesized" (`spoken`).
+16-bit PCM chunks, a non-streamed one a whole WAV file (or raw PCM). The voice is Piper's joe
+by default (tests/support/voices.py; any object with `synthesize(text) -> TimedSpeech` will do),
+not the embedded voice the aligner uses as its reference, so tests do not align a voice to
+itself; it is resampled to 32 kHz like GPT-SoVITS v2 models, and tests know the exact words and
+timings of what was "synthesized" (`spoken`).
 
 Knobs (`mode`): "ok"; "slow" (headers, then nothing for `slow_s`); "garbage" (200 with bytes
 that are not audio); "cut" (the connection drops after the first chunk). `go_down()` /
@@ -28,7 +30,7 @@ import soxr
 from aiohttp import web
 
 from processors.timing import TimedSpeech
-from processors.tts.hibari_voice import HibariVoice
+from tests.support.voices import PiperTestVoice
 
 TTS_PATH = "/tts"
 SAMPLE_RATE = 32000
@@ -40,9 +42,9 @@ MEDIA_TYPES = ("wav", "raw")
 
 @dataclass
 class GPTSoVITSStandIn:
-    """The stand-in server; `async with GPTSoVITSStandIn(voice=...) as server: server.url`."""
+    """The stand-in server; `async with GPTSoVITSStandIn() as server: server.url`."""
 
-    voice: HibariVoice
+    voice: object = field(default_factory=PiperTestVoice)
     mode: str = "ok"
     first_chunk_s: float = 0.15     # model warm-up before the first chunk
     chunk_s: float = 0.2            # audio per streamed chunk

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from processors.timing import TimedSpeech, WordTiming
 from tests.support.speech import speak as speak_embedded
 
 # espeak-ng voice variants used as distinct "people" (language+variant names of espeak-ng).
@@ -51,19 +52,33 @@ def speak(text: str, voice: str = "embedded") -> tuple[np.ndarray, int]:
     raise ValueError(f"unknown test voice {voice!r}; choose one of {', '.join(VOICES)}")
 
 
-def piper_words(text: str) -> tuple[np.ndarray, int, list[TimedWord]]:
+def piper_words(text: str, *, length_scale: float = 1.0
+                ) -> tuple[np.ndarray, int, list[TimedWord]]:
     """Piper speech for `text` with exact word timings from its per-phoneme sample counts.
+
+    `length_scale` stretches every phoneme (> 1 slower, < 1 faster; the timings stay exact).
 
     Words are the phoneme groups between Piper's word separators, labelled with the text's
     words; raises ValueError when espeak's phonemizer split the text into a different number
     of words (numbers, abbreviations), since the labels would then be guesses.
     """
-    audio, rate, words = _piper(text)
+    audio, rate, words = _piper(text, length_scale)
     labels = text.split()
     if len(labels) != len(words):
         raise ValueError(f"piper split {text!r} into {len(words)} words, the text has {len(labels)}")
     return (np.frombuffer(audio, np.int16), rate,
             [TimedWord(label, start, end) for label, (start, end) in zip(labels, words, strict=True)])
+
+
+class PiperTestVoice:
+    """The Piper voice shaped like HibariVoice (`synthesize(text) -> TimedSpeech`, exact word
+    timings, no visemes): a voice that is not the aligner's reference, for the GPT-SoVITS
+    stand-in server."""
+
+    def synthesize(self, text: str) -> TimedSpeech:
+        audio, rate, words = piper_words(text)
+        return TimedSpeech(text=text, audio=audio, sample_rate=rate,
+                           words=[WordTiming(w.word, w.start, w.end - w.start) for w in words])
 
 
 def with_noise(audio: np.ndarray, *, snr_db: float = 10.0, seed: int = 0) -> np.ndarray:
@@ -83,12 +98,16 @@ def _piper_voice():
 
 
 @lru_cache(maxsize=128)
-def _piper(text: str) -> tuple[bytes, int, tuple[tuple[float, float], ...]]:
+def _piper(text: str, length_scale: float = 1.0
+           ) -> tuple[bytes, int, tuple[tuple[float, float], ...]]:
+    from piper import SynthesisConfig
+
     voice = _piper_voice()
+    config = SynthesisConfig(length_scale=voice.config.length_scale * length_scale)
     pieces: list[np.ndarray] = []
     words: list[tuple[float, float]] = []
     offset, rate = 0, voice.config.sample_rate
-    for chunk in voice.synthesize(text, include_alignments=True):
+    for chunk in voice.synthesize(text, config, include_alignments=True):
         rate = chunk.sample_rate
         start = None
         position = offset

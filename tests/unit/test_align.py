@@ -127,3 +127,22 @@ def test_settings_from_env(monkeypatch):
     monkeypatch.setenv("AVATAR_ALIGN_SILENCES", "maybe")
     with pytest.raises(ValueError, match="AVATAR_ALIGN_SILENCES"):
         WhisperAlignerSettings.from_env()
+
+
+PIPER_SENTENCES = ("The quick brown fox jumps over the lazy dog.",
+                   "Please remember to bring your notebook and a pen.",
+                   "She sells sea shells by the sea shore.")
+
+
+def test_a_foreign_voice_is_aligned_within_the_aim(model, reference):
+    """Piper's joe (exact timings from its phoneme sample counts) is neither the reference's
+    voice nor its tempo; the full aligner's mean boundary error stays within the 40 ms aim."""
+    from tests.support.voices import piper_words
+
+    errors = []
+    for text in PIPER_SENTENCES:
+        audio, rate, truth = piper_words(text)
+        speech = WhisperAligner(model=model, reference=reference).align(text, audio, rate)
+        assert [w.word for w in speech.words] == text.split()
+        errors.append(errors_ms(speech.words, [(w.start, w.end) for w in truth]))
+    assert np.concatenate(errors).mean() < 40, [e.round() for e in errors]

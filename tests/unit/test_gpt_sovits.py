@@ -56,8 +56,9 @@ def ref_clip(tmp_path):
 
 
 @pytest.fixture
-async def server(voice):
-    async with GPTSoVITSStandIn(voice=voice) as s:
+async def server():
+    """The stand-in speaks with the Piper voice: not the aligner's reference voice."""
+    async with GPTSoVITSStandIn() as s:
         yield s
 
 
