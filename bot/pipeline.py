@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import dataclass
 
+from faster_whisper import WhisperModel
 from livekit import rtc
 from loguru import logger
 from pipecat.audio.vad.silero import SileroVADAnalyzer
@@ -38,6 +40,7 @@ from bot.settings import BotSettings
 from bot.token import bot_token
 from processors.face.video import FaceSettings, FaceVideoProcessor
 from processors.speakers import SpeakerSelector
+from processors.stt.loaded_whisper import LoadedWhisperSTTService
 from processors.align.whisper_aligner import WhisperAligner, WhisperAlignerSettings
 from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoiceSettings
 from processors.tts.gpt_sovits import ENV_URL as GPT_SOVITS_URL_ENV
@@ -59,10 +62,23 @@ VIDEO_DRAW_HEADROOM_FPS = 5
 WHISPER_TTFS_P99_SECS = 1.5
 
 
-class AvatarBot:
-    """One talking avatar in one LiveKit room: the pipeline plus its room behaviour."""
+@dataclass(frozen=True, kw_only=True)
+class BotModels:
+    """Models loaded before the room is known (a worker's prewarmed job process)."""
 
-    def __init__(self, *, settings: BotSettings, room: str):
+    whisper: WhisperModel
+    voice: HibariVoice
+
+
+class AvatarBot:
+    """One talking avatar in one LiveKit room: the pipeline plus its room behaviour.
+
+    `token` is the join token (else one is minted from the settings); `models` are already
+    loaded models to use instead of loading them here.
+    """
+
+    def __init__(self, *, settings: BotSettings, room: str, token: str | None = None,
+                 models: BotModels | None = None):
         self._settings = settings
         self._room = room
         self._greeted = False
@@ -72,7 +88,7 @@ class AvatarBot:
         face_settings = FaceSettings.from_env()
         self.transport = LiveKitTransport(
             url=settings.livekit_url,
-            token=bot_token(settings, room),
+            token=token or bot_token(settings, room),
             room_name=room,
             params=LiveKitParams(
                 audio_in_enabled=True,
@@ -90,12 +106,14 @@ class AvatarBot:
             ),
         )
         self.speakers = SpeakerSelector(is_agent=self.is_agent)
-        stt = WhisperSTTService(
+        stt_options = dict(
             device="cpu",
             compute_type=settings.whisper_compute_type,
             ttfs_p99_latency=WHISPER_TTFS_P99_SECS,
             settings=WhisperSTTService.Settings(model=settings.whisper_model, language=Language.EN),
         )
+        stt = (LoadedWhisperSTTService(model=models.whisper, **stt_options) if models
+               else WhisperSTTService(**stt_options))
         addressing = MeetingAddressing(
             bot_name=settings.name,
             humans=self.humans,
@@ -124,7 +142,7 @@ class AvatarBot:
             unreachable_notice=settings.llm_unreachable_notice,
             empty_notice=settings.empty_reply_notice,
         )
-        tts = build_tts()
+        tts = build_tts(voice=models.voice if models else None)
         face = FaceVideoProcessor.from_settings(face_settings)
 
         pipeline = Pipeline(
@@ -233,9 +251,10 @@ class AvatarBot:
             }
         )
 
-    async def run(self) -> None:
-        """Join the room and run until the room empties or closes (or SIGINT/SIGTERM)."""
-        runner = WorkerRunner(handle_sigint=True, handle_sigterm=True)
+    async def run(self, *, handle_signals: bool = True) -> None:
+        """Join the room and run until the room empties or closes (or SIGINT/SIGTERM when
+        `handle_signals`; a LiveKit job is stopped by its worker instead)."""
+        runner = WorkerRunner(handle_sigint=handle_signals, handle_sigterm=handle_signals)
         await runner.add_workers(self.worker)
         await runner.run()
 
@@ -244,14 +263,16 @@ def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
 
 
-def build_tts() -> TimedTTSService:
+def build_tts(*, voice: HibariVoice | None = None) -> TimedTTSService:
     """The embedded voice, or GPT-SoVITS when GPT_SOVITS_URL is set (the embedded voice is then
-    its fallback while the server is down)."""
-    voice = EmbeddedVoiceSettings.from_env()
+    its fallback while the server is down). `voice` is an already loaded embedded voice."""
+    settings = EmbeddedVoiceSettings.from_env()
+    voice = voice or HibariVoice(voice=settings.voice, speed=settings.speed,
+                                 threads=settings.threads)
     if not os.environ.get(GPT_SOVITS_URL_ENV):
-        return EmbeddedTTSService(settings=voice)
+        return EmbeddedTTSService(voice=voice)
     return GPTSoVITSTTSService(
         settings=GPTSoVITSSettings.from_env(),
         aligner=WhisperAligner.from_settings(WhisperAlignerSettings.from_env()),
-        fallback=HibariVoice(voice=voice.voice, speed=voice.speed, threads=voice.threads),
+        fallback=voice,
     )
