@@ -137,7 +137,7 @@ class WorkerSettings:
         """Read the worker settings (`.env.example`, section "worker")."""
         env = os.environ.get
         settings = cls(
-            agent_name=env("BOT_AGENT_NAME", DEFAULT_AGENT_NAME),
+            agent_name=env("BOT_AGENT_NAME") or DEFAULT_AGENT_NAME,
             max_rooms=_env_int("BOT_WORKER_MAX_ROOMS", 3),
             load_threshold=_env_float("BOT_WORKER_LOAD_THRESHOLD", 1.0),
             idle_processes=_env_int("BOT_WORKER_IDLE_PROCESSES", 1),
@@ -145,8 +145,8 @@ class WorkerSettings:
             http_host=env("BOT_WORKER_HTTP_HOST", "127.0.0.1"),
             http_port=_env_int("BOT_WORKER_HTTP_PORT", 0),
         )
-        if settings.max_rooms < 1 or settings.idle_processes < 0:
-            raise ValueError("BOT_WORKER_MAX_ROOMS must be >= 1 and BOT_WORKER_IDLE_PROCESSES >= 0")
-        if not settings.agent_name:
-            raise ValueError("BOT_AGENT_NAME must not be empty (LiveKit dispatches by name)")
+        if settings.max_rooms < 1:
+            raise ValueError(f"BOT_WORKER_MAX_ROOMS must be >= 1, got {settings.max_rooms}")
+        if settings.idle_processes < 0:
+            raise ValueError(f"BOT_WORKER_IDLE_PROCESSES must be >= 0, got {settings.idle_processes}")
         return settings

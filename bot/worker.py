@@ -26,6 +26,8 @@ from bot.settings import BotSettings, WorkerSettings
 from processors.tts.embedded import EmbeddedVoiceSettings
 from processors.tts.hibari_voice import HibariVoice
 
+# Logged by livekit-agents once livekit-server accepted the worker (readiness for `stack up`).
+REGISTERED_LOG = "registered worker"
 # JobProcess.userdata key of the models a job process loaded before its job arrived.
 MODELS_KEY = "avatar.models"
 # Loading Whisper and the voice takes a few seconds on a busy 2-core machine; livekit-agents'
@@ -87,6 +89,9 @@ def build_server(settings: WorkerSettings, bot: BotSettings) -> AgentServer:
         load_threshold=settings.load_threshold,
         num_idle_processes=settings.idle_processes,
         initialize_process_timeout=PREWARM_TIMEOUT_S,
+        # Imported once in the forkserver: a new job process (a replacement too) starts as a fork
+        # with Pipecat and the pipeline's modules in memory, and only loads the models.
+        preload_modules=[AvatarBot.__module__],
         drain_timeout=settings.drain_timeout_s,
         host=settings.http_host,
         port=settings.http_port,
