@@ -118,6 +118,8 @@ class BotSettings:
 
 
 DEFAULT_AGENT_NAME = "avatar"
+# What livekit-agents logs once livekit-server has registered a worker (its readiness).
+WORKER_REGISTERED_LOG = "registered worker"
 
 
 @dataclass(frozen=True, slots=True)

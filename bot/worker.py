@@ -13,6 +13,7 @@ ones, then exits.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from dataclasses import dataclass
 from functools import partial
@@ -26,8 +27,6 @@ from bot.settings import BotSettings, WorkerSettings
 from processors.tts.embedded import EmbeddedVoiceSettings
 from processors.tts.hibari_voice import HibariVoice
 
-# Logged by livekit-agents once livekit-server accepted the worker (readiness for `stack up`).
-REGISTERED_LOG = "registered worker"
 # JobProcess.userdata key of the models a job process loaded before its job arrived.
 MODELS_KEY = "avatar.models"
 # Loading Whisper and the voice takes a few seconds on a busy 2-core machine; livekit-agents'
@@ -72,7 +71,7 @@ async def entrypoint(ctx: JobContext, *, settings: BotSettings) -> None:
         await bot.worker.end(reason=reason)
 
     ctx.add_shutdown_callback(stop)
-    logger.info(f"job {ctx.job.id}: avatar joining room {room}")
+    logger.info(f"job {ctx.job.id} in process {os.getpid()}: avatar joining room {room}")
     await bot.run(handle_signals=False)
     ctx.shutdown(reason="avatar left the room")
 
