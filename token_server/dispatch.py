@@ -1,12 +1,15 @@
 """Keeps an avatar in every room that has people, through LiveKit's agent dispatch API.
 
 LiveKit dispatches the avatar once, when a person's token creates the room (the token's room
-configuration). It does not dispatch again when that job fails (the job process or its whole
-worker dies), nor when no worker was registered at that moment. So the token server checks the
-rooms (every AVATAR_ROOM_CHECK_S, and at once on LiveKit's participant webhooks): a room with a
-person in it and no dispatch job pending or running for the avatar gets a new dispatch, which
-LiveKit gives to the least-loaded worker. The new bot joins under the same identity, so LiveKit
-replaces a stale one still listed in the room.
+configuration). It does not dispatch again when that job fails (its process or its whole worker
+host dies: the dispatch even goes on listing the job as running), nor when no worker was
+registered at the moment the room was created. So the token server checks the rooms (every
+AVATAR_ROOM_CHECK_S, and at once on LiveKit's participant webhooks): a room with a person in it,
+without the avatar and without a dispatch young enough for its bot to be still on the way, gets
+a new dispatch, which LiveKit gives to the least-loaded live worker.
+
+A killed bot stays listed in its room until LiveKit times its connection out (~20 s); the new
+one is dispatched then.
 """
 
 from __future__ import annotations
@@ -19,24 +22,19 @@ from loguru import logger
 
 from token_server.rooms import LiveKitUnavailable, RoomDirectory
 
-# Job states in which a dispatch still has (or is getting) its bot.
-LIVE_JOB_STATES = (api.JobStatus.JS_PENDING, api.JobStatus.JS_RUNNING)
-# A dispatch without any job yet is LiveKit still looking for a worker (it waits a few seconds
-# for one); only after this long is it taken as lost.
-UNASSIGNED_GRACE_S = 10.0
+# How long a dispatched bot may take to join before its dispatch is taken as lost: LiveKit waits
+# up to ~5 s for a worker, then a job process may have to be started and prewarmed.
+DISPATCH_JOIN_S = 20.0
+NANOSECONDS = 1e9
 
 
-def has_live_job(dispatch: api.AgentDispatch, *, now: float) -> bool:
-    """Whether `dispatch` has a pending or running job, or may still get its first one."""
-    jobs = dispatch.state.jobs
-    if not jobs:
-        # created_at is in nanoseconds since the epoch.
-        return now - dispatch.state.created_at / 1e9 < UNASSIGNED_GRACE_S
-    return any(job.state.status in LIVE_JOB_STATES for job in jobs)
+def joining(dispatch: api.AgentDispatch, *, now: float) -> bool:
+    """Whether the dispatch is young enough that its bot may still be joining."""
+    return now - dispatch.state.created_at / NANOSECONDS < DISPATCH_JOIN_S
 
 
 class BotKeeper:
-    """Re-dispatches the avatar to rooms with people whose dispatch has no live job."""
+    """Dispatches the avatar again to rooms that have people but lost their bot."""
 
     def __init__(self, *, rooms: RoomDirectory, agent_name: str, check_s: float) -> None:
         self._rooms = rooms
@@ -66,20 +64,17 @@ class BotKeeper:
                 pass  # already logged; the next round tries again
 
     async def check(self, room: str) -> bool:
-        """Dispatch the avatar to `room` if it has people and no live job; True if dispatched."""
+        """Dispatch the avatar to `room` if it has people, no bot and no bot on its way; True if
+        dispatched."""
         async with self._lock:
             participants = await self._rooms.participants(room)
-            if not any(p.is_human for p in participants):
+            if not any(p.is_human for p in participants) or any(p.is_bot for p in participants):
                 return False
-            dispatches = [d for d in await self._rooms.dispatches(room)
-                          if d.agent_name == self._agent_name]
             now = time.time()
-            if any(has_live_job(d, now=now) for d in dispatches):
+            if any(joining(d, now=now) for d in await self._rooms.dispatches(room)
+                   if d.agent_name == self._agent_name):
                 return False
-            for stale in dispatches:
-                await self._rooms.delete_dispatch(room, stale.id)
             await self._rooms.create_dispatch(room, self._agent_name)
         self.redispatched += 1
-        logger.bind(room=room).warning("the avatar's job in this room ended while people are in it;"
-                                       " asked LiveKit for a new one")
+        logger.bind(room=room).warning("this room has people but no avatar; asked LiveKit for one")
         return True

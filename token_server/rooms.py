@@ -130,8 +130,3 @@ class RoomDirectory:
         assert self._api is not None, "RoomDirectory.start() not called"
         request = api.CreateAgentDispatchRequest(room=room, agent_name=agent_name)
         await self._request("creating a dispatch", self._api.agent_dispatch.create_dispatch(request))
-
-    async def delete_dispatch(self, room: str, dispatch_id: str) -> None:
-        assert self._api is not None, "RoomDirectory.start() not called"
-        await self._request("deleting a dispatch",
-                            self._api.agent_dispatch.delete_dispatch(dispatch_id, room))
