@@ -4,9 +4,9 @@ LiveKit dispatches the avatar once, when a person's token creates the room (the 
 configuration). It does not dispatch again when that job fails (its process or its whole worker
 host dies: the dispatch even goes on listing the job as running), nor when no worker was
 registered at the moment the room was created. So the token server checks the rooms (every
-AVATAR_ROOM_CHECK_S, and at once on LiveKit's participant webhooks): a room with a person in it,
-without the avatar and without a dispatch young enough for its bot to be still on the way, gets
-a new dispatch, which LiveKit gives to the least-loaded live worker.
+AVATAR_ROOM_CHECK_S, and at once on LiveKit's participant webhooks): a room with a person in it
+gets a new dispatch, which LiveKit gives to the least-loaded live worker, when its bot was there
+and is gone, or when its dispatch found no worker, or when its job never brought a bot.
 
 A killed bot stays listed in its room until LiveKit times its connection out (~20 s); the new
 one is dispatched then.
@@ -22,15 +22,18 @@ from loguru import logger
 
 from token_server.rooms import LiveKitUnavailable, RoomDirectory
 
-# How long a dispatched bot may take to join before its dispatch is taken as lost: LiveKit waits
-# up to ~5 s for a worker, then a job process may have to be started and prewarmed.
-DISPATCH_JOIN_S = 20.0
+# How long after a dispatch its bot may still join: without a job, LiveKit is looking for a
+# worker (it waits ~5 s); with one, the worker may first start and prewarm a job process, which
+# takes long on a busy machine.
+UNASSIGNED_JOIN_S = 15.0
+ASSIGNED_JOIN_S = 120.0
 NANOSECONDS = 1e9
 
 
 def joining(dispatch: api.AgentDispatch, *, now: float) -> bool:
     """Whether the dispatch is young enough that its bot may still be joining."""
-    return now - dispatch.state.created_at / NANOSECONDS < DISPATCH_JOIN_S
+    limit = ASSIGNED_JOIN_S if dispatch.state.jobs else UNASSIGNED_JOIN_S
+    return now - dispatch.state.created_at / NANOSECONDS < limit
 
 
 class BotKeeper:
@@ -43,6 +46,7 @@ class BotKeeper:
         # One check at a time, so a webhook and the periodic round never both re-dispatch a room.
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
+        self._had_bot: set[str] = set()  # rooms whose current dispatch's bot has been seen
         self.redispatched = 0
 
     def start(self) -> None:
@@ -58,23 +62,30 @@ class BotKeeper:
         while True:
             await asyncio.sleep(self._check_s)
             try:
-                for room in await self._rooms.room_names():
+                rooms = await self._rooms.room_names()
+                self._had_bot &= set(rooms)
+                for room in rooms:
                     await self.check(room)
             except LiveKitUnavailable:
                 pass  # already logged; the next round tries again
 
     async def check(self, room: str) -> bool:
-        """Dispatch the avatar to `room` if it has people, no bot and no bot on its way; True if
-        dispatched."""
+        """Dispatch the avatar to `room` if it has people and lost its bot, or its bot never
+        came; True if dispatched."""
         async with self._lock:
             participants = await self._rooms.participants(room)
-            if not any(p.is_human for p in participants) or any(p.is_bot for p in participants):
+            if any(p.is_bot for p in participants):
+                self._had_bot.add(room)
                 return False
-            now = time.time()
-            if any(joining(d, now=now) for d in await self._rooms.dispatches(room)
-                   if d.agent_name == self._agent_name):
+            if not any(p.is_human for p in participants):
                 return False
+            if room not in self._had_bot:
+                now = time.time()
+                if any(joining(d, now=now) for d in await self._rooms.dispatches(room)
+                       if d.agent_name == self._agent_name):
+                    return False
             await self._rooms.create_dispatch(room, self._agent_name)
+            self._had_bot.discard(room)
         self.redispatched += 1
         logger.bind(room=room).warning("this room has people but no avatar; asked LiveKit for one")
         return True
