@@ -7,7 +7,8 @@ process, started ahead of time and prewarmed with the models (Whisper, the embed
 a room gets its greeting without waiting for a Python start-up or a model load. The worker
 reports its load (rooms / BOT_WORKER_MAX_ROOMS), takes no job at or above
 BOT_WORKER_LOAD_THRESHOLD, and on SIGTERM or SIGINT drains: it finishes its rooms, takes no new
-ones, then exits.
+ones, then exits. A job process that dies is noticed at once: its bot is removed from the
+room, and the token server's BotKeeper has LiveKit dispatch a new one.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import signal
 from dataclasses import dataclass
 from functools import partial
 
+import aiohttp
 from faster_whisper import WhisperModel
+from livekit import api
 from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest
 from loguru import logger
 
@@ -27,6 +30,10 @@ from bot.settings import BotSettings, WorkerSettings
 from processors.tts.embedded import EmbeddedVoiceSettings
 from processors.tts.hibari_voice import HibariVoice
 
+# Participant attribute of the bot: the LiveKit job it runs for.
+JOB_ATTRIBUTE = "avatar.job"
+# How often the worker looks for jobs that ended (ended → their bots must have left).
+JOB_WATCH_S = 0.5
 # JobProcess.userdata key of the models a job process loaded before its job arrived.
 MODELS_KEY = "avatar.models"
 # Loading Whisper and the voice takes a few seconds on a busy 2-core machine; livekit-agents'
@@ -55,8 +62,10 @@ def prewarm(proc: JobProcess, *, settings: BotSettings, voice: EmbeddedVoiceSett
 
 
 async def accept(request: JobRequest, *, settings: BotSettings) -> None:
-    """Take the room as the bot's identity and display name (one per room: LiveKit's guarantee)."""
-    await request.accept(identity=settings.identity, name=settings.name)
+    """Take the room as the bot's identity and display name (one per room: LiveKit's guarantee);
+    the job id in an attribute tells this job's participant from a later bot of the room."""
+    await request.accept(identity=settings.identity, name=settings.name,
+                         attributes={JOB_ATTRIBUTE: request.id})
 
 
 async def entrypoint(ctx: JobContext, *, settings: BotSettings) -> None:
@@ -100,6 +109,41 @@ def build_server(settings: WorkerSettings, bot: BotSettings) -> AgentServer:
     return server
 
 
+class StaleBotRemover:
+    """Removes the bot of a job whose process died from its room at once.
+
+    A job process that ends normally has left its room. One that was killed stays listed as a
+    participant until LiveKit times its connection out (~20 s), and with it the room looks as
+    if it had its avatar; removing it lets the token server's BotKeeper dispatch a new one now.
+    """
+
+    def __init__(self, *, server: AgentServer, bot: BotSettings) -> None:
+        self._server = server
+        self._bot = bot
+        self._jobs: dict[str, str] = {}  # job id → room
+
+    async def run(self) -> None:
+        async with api.LiveKitAPI(self._bot.livekit_url, self._bot.livekit_api_key,
+                                  self._bot.livekit_api_secret) as lkapi:
+            while True:
+                await asyncio.sleep(JOB_WATCH_S)
+                jobs = {info.job.id: info.job.room.name for info in self._server.active_jobs}
+                for job_id, room in self._jobs.items():
+                    if job_id not in jobs:
+                        await self._remove_if_still_there(lkapi, job_id, room)
+                self._jobs = jobs
+
+    async def _remove_if_still_there(self, lkapi: api.LiveKitAPI, job_id: str, room: str) -> None:
+        who = api.RoomParticipantIdentity(room=room, identity=self._bot.identity)
+        try:
+            participant = await lkapi.room.get_participant(who)
+            if participant.attributes.get(JOB_ATTRIBUTE) == job_id:
+                await lkapi.room.remove_participant(who)
+                logger.warning(f"job {job_id} ended without leaving room {room}; removed its bot")
+        except (api.TwirpError, aiohttp.ClientError, TimeoutError) as exc:
+            logger.debug(f"room {room}: no stale bot of job {job_id} removed ({exc})")
+
+
 async def run(settings: WorkerSettings, bot: BotSettings) -> None:
     """Register and take jobs until SIGTERM/SIGINT, then drain (finish rooms, take none) and exit."""
     server = build_server(settings, bot)
@@ -108,6 +152,7 @@ async def run(settings: WorkerSettings, bot: BotSettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     serving = asyncio.create_task(server.run())
+    remover = asyncio.create_task(StaleBotRemover(server=server, bot=bot).run())
     logger.info(f"worker for agent {settings.agent_name!r} connecting to {bot.livekit_url}")
     await asyncio.wait({serving, asyncio.create_task(stop.wait())},
                        return_when=asyncio.FIRST_COMPLETED)
@@ -117,6 +162,7 @@ async def run(settings: WorkerSettings, bot: BotSettings) -> None:
             await server.drain()
         except asyncio.TimeoutError:
             logger.warning(f"rooms still running after {settings.drain_timeout_s} s; closing them")
+    remover.cancel()
     await server.aclose()
     if serving.done() and serving.exception() is not None:
         raise serving.exception()
