@@ -145,7 +145,8 @@ async def run_round(n: int, *, url: str, minter: TokenMinter, worker: WorkerProc
                                    for i, r in enumerate(rooms)))
         talk_wall = time.monotonic() - t1
         for r in rooms:
-            r.cpu["talking_core"] = (cpu_seconds(r.job_pid) - start[r.name]) / talk_wall
+            r.cpu["talking_core"] = ((cpu_seconds(r.job_pid) - start[r.name]) / talk_wall
+                                     if questions else None)
         fps = frames_per_second(watcher.arrivals, t0, time.monotonic())
     return {
         "rooms": n,
@@ -159,6 +160,11 @@ async def run_round(n: int, *, url: str, minter: TokenMinter, worker: WorkerProc
             "cpu_idle_core": r.cpu["idle_core"], "cpu_talking_core": r.cpu["talking_core"],
         } for r in rooms],
     }
+
+
+def mean_of(values) -> float:
+    known = [v for v in values if v is not None]
+    return statistics.fmean(known) if known else float("nan")
 
 
 def chart(rounds: list[dict], path: Path) -> None:
@@ -178,7 +184,7 @@ def chart(rounds: list[dict], path: Path) -> None:
     a.set_ylabel("seconds (worst room)")
     a.legend()
     for key, label in (("cpu_idle_core", "idle"), ("cpu_talking_core", "talking")):
-        b.plot(ns, [statistics.fmean(p[key] for p in r["per_room"]) for r in rounds], "o-",
+        b.plot(ns, [mean_of(p[key] for p in r["per_room"]) for r in rounds], "o-",
                label=f"CPU per room, {label}")
     b.axhline(AIM_IDLE_CORE, color="grey", lw=0.8, ls=":")
     b.set_xlabel("rooms at once")
@@ -202,7 +208,7 @@ def print_table(rounds: list[dict]) -> None:
               f"{(max(p50) if p50 else float('nan')):>8.2f} {(max(p95) if p95 else float('nan')):>8.2f} "
               f"{sum(p['unanswered'] for p in per):>5} "
               f"{statistics.fmean(p['cpu_idle_core'] for p in per):>9.2f} "
-              f"{statistics.fmean(p['cpu_talking_core'] for p in per):>9.2f} "
+              f"{mean_of(p['cpu_talking_core'] for p in per):>9.2f} "
               f"{(fps or float('nan')):>7.1f} {r['load_average']['after'][0]:>5.1f}")
 
 
