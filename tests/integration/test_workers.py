@@ -174,9 +174,13 @@ async def test_racing_tokens_give_one_bot_per_room_spread_over_both_workers(work
             assert len(await bots_in(admin, room)) == 1, room
             assert len(await job_workers(admin, room)) == 1, room
         placed = {room: next(iter(await job_workers(admin, room))) for room in rooms}
-        print(f"rooms placed by LiveKit: {placed}")
+        print(f"rooms placed by LiveKit: {placed}; re-dispatched by the token server: "
+              f"{client.keeper.redispatched}")
         assert len(set(placed.values())) == 2, f"all rooms on one worker: {placed}"
-    assert client.keeper.redispatched == 0
+    # A worker with one prewarmed process answers one job request at a time (livekit-agents
+    # counts a pending job as threshold / idle processes of load), so a room created in the same
+    # instant as two others may find no worker; the token server's keeper dispatched it again.
+    assert client.keeper.redispatched <= 1
 
 
 async def replaced(admin, room: str, old_sid: str, killed_at: float, what: str) -> float:
