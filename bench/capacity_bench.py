@@ -205,7 +205,8 @@ def print_table(rounds: list[dict]) -> None:
         p95 = [p["v2v_p95_s"] for p in per if p["v2v_p95_s"] is not None]
         fps = r["video_fps_room1"]["mean"]
         print(f"{r['rooms']:>5} {max(p['join_to_greeting_s'] for p in per):>8.2f} "
-              f"{(max(p50) if p50 else float('nan')):>8.2f} {(max(p95) if p95 else float('nan')):>8.2f} "
+              f"{(max(p50) if p50 else float('nan')):>8.2f} "
+              f"{(max(p95) if p95 else float('nan')):>8.2f} "
               f"{sum(p['unanswered'] for p in per):>5} "
               f"{statistics.fmean(p['cpu_idle_core'] for p in per):>9.2f} "
               f"{mean_of(p['cpu_talking_core'] for p in per):>9.2f} "
@@ -222,16 +223,18 @@ async def main_async(args) -> dict:
     ollama_bin = binaries.ollama(settings.cache)
     ollama_port = services.free_port()
     ollama = services.ollama_server(ollama_bin, port=ollama_port,
-                                    models_dir=settings.cache / "ollama", log_path=logs / "ollama.log")
+                                    models_dir=settings.cache / "ollama",
+                                    log_path=logs / "ollama.log")
     ollama_url, url = f"http://127.0.0.1:{ollama_port}", f"ws://127.0.0.1:{lk_port}"
     livekit.start()
     ollama.start()
     worker = None
     try:
-        models.ensure_ollama_model(ollama_bin=ollama_bin, url=ollama_url, name=settings.ollama_model,
-                                   cache=settings.cache)
+        models.ensure_ollama_model(ollama_bin=ollama_bin, url=ollama_url,
+                                   name=settings.ollama_model, cache=settings.cache)
         worker = WorkerProcess(log_path=logs / "worker.log", env={
-            "LIVEKIT_URL": url, "LIVEKIT_API_KEY": DEV_API_KEY, "LIVEKIT_API_SECRET": DEV_API_SECRET,
+            "LIVEKIT_URL": url, "LIVEKIT_API_KEY": DEV_API_KEY,
+            "LIVEKIT_API_SECRET": DEV_API_SECRET,
             "OLLAMA_URL": ollama_url, "OLLAMA_MODEL": settings.ollama_model,
             "WHISPER_MODEL": models.whisper_model(settings.whisper_model, settings.cache),
             "BOT_WORKER_MAX_ROOMS": str(max(args.rooms)),

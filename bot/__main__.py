@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> None:
         from bot.worker import run
 
         # livekit-agents logs through the standard logging module (registration, jobs, drain).
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         asyncio.run(run(WorkerSettings.from_env(), settings))
         return
     from bot.pipeline import AvatarBot

@@ -150,5 +150,6 @@ class WorkerSettings:
         if settings.max_rooms < 1:
             raise ValueError(f"BOT_WORKER_MAX_ROOMS must be >= 1, got {settings.max_rooms}")
         if settings.idle_processes < 0:
-            raise ValueError(f"BOT_WORKER_IDLE_PROCESSES must be >= 0, got {settings.idle_processes}")
+            raise ValueError("BOT_WORKER_IDLE_PROCESSES must be >= 0, "
+                             f"got {settings.idle_processes}")
         return settings

@@ -145,7 +145,7 @@ class StaleBotRemover:
 
 
 async def run(settings: WorkerSettings, bot: BotSettings) -> None:
-    """Register and take jobs until SIGTERM/SIGINT, then drain (finish rooms, take none) and exit."""
+    """Take jobs until SIGTERM/SIGINT, then drain (finish rooms, take none) and exit."""
     server = build_server(settings, bot)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

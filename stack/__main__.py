@@ -145,8 +145,9 @@ def up(settings: StackSettings) -> None:
                 env=dict(os.environ), ready_url=None, ready_log=WORKER_REGISTERED_LOG,
                 log_path=logs / "worker.log"), WORKER_START_TIMEOUT_S),
             (services.ManagedServer(
-                name="token server", cmd=[sys.executable, "-m", "token_server"], env=dict(os.environ),
-                ready_url=f"http://127.0.0.1:{port}/health", log_path=logs / "token_server.log"), 60),
+                name="token server", cmd=[sys.executable, "-m", "token_server"],
+                env=dict(os.environ), ready_url=f"http://127.0.0.1:{port}/health",
+                log_path=logs / "token_server.log"), 60),
         ):
             server.start(timeout=timeout)
             exits.callback(server.stop)

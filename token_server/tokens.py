@@ -1,4 +1,4 @@
-"""LiveKit join tokens for people, minted with livekit-api; each carries the room's avatar dispatch."""
+"""LiveKit join tokens for people (livekit-api); each carries the room's avatar dispatch."""
 
 from __future__ import annotations
 

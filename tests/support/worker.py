@@ -55,7 +55,8 @@ class WorkerProcess:
             if self.exit_code() is not None:
                 raise AssertionError(f"worker exited ({self.exit_code()}):\n{self.log()[-3000:]}")
             if time.monotonic() > deadline:
-                raise AssertionError(f"worker not registered in {timeout:.0f} s; see {self.log_path}")
+                raise AssertionError(f"worker not registered in {timeout:.0f} s; "
+                                     f"see {self.log_path}")
             time.sleep(0.2)
 
     def jobs(self) -> dict[str, int]:

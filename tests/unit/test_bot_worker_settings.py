@@ -31,7 +31,8 @@ def test_values_from_the_environment(clean_env):
     clean_env.setenv("BOT_WORKER_LOAD_THRESHOLD", "0.75")
     clean_env.setenv("BOT_WORKER_IDLE_PROCESSES", "2")
     s = WorkerSettings.from_env()
-    assert (s.agent_name, s.max_rooms, s.load_threshold, s.idle_processes) == ("avatar-eu", 8, 0.75, 2)
+    got = (s.agent_name, s.max_rooms, s.load_threshold, s.idle_processes)
+    assert got == ("avatar-eu", 8, 0.75, 2)
 
 
 @pytest.mark.parametrize(("name", "value"), [("BOT_WORKER_MAX_ROOMS", "0"),
