@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.latency_bench import QUESTIONS, percentile, wait_quiet  # noqa: E402
 from livekit import rtc  # noqa: E402
+from loguru import logger  # noqa: E402
 
 from bot.probe import frames_per_second, speech_times  # noqa: E402
 from bot.settings import (  # noqa: E402
@@ -108,11 +109,16 @@ async def open_room(room: Room, *, url: str, minter: TokenMinter, worker: Worker
     issued = time.monotonic()
     token = minter.user_token(room=room.name, identity=f"person-{room.name}", name="Person")
     room.human = await stack.enter_async_context(HumanParticipant.connect(url, token, video=False))
-    first = await room.human.wait_for(lambda: speech_times(room.human.audio, DEFAULT_IDENTITY),
-                                      GREETING_TIMEOUT_S, what=f"the greeting in {room.name}")
-    room.greeting_s = first[0] - issued
-    room.job_pid = worker.jobs()[room.name]
-    await wait_quiet(room.human, first[0])
+    try:
+        first = await room.human.wait_for(lambda: speech_times(room.human.audio, DEFAULT_IDENTITY),
+                                          GREETING_TIMEOUT_S, what=f"the greeting in {room.name}")
+    except TimeoutError:
+        logger.warning(f"no greeting heard in {room.name} within {GREETING_TIMEOUT_S:.0f} s")
+    else:
+        room.greeting_s = first[0] - issued
+        await wait_quiet(room.human, first[0])
+    room.job_pid = await room.human.wait_for(lambda: worker.jobs().get(room.name),
+                                             GREETING_TIMEOUT_S, what=f"the job of {room.name}")
 
 
 async def ask(room: Room, question: str) -> None:
@@ -185,7 +191,7 @@ def chart(rounds: list[dict], path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     for key, label in (("v2v_p50_s", "voice-to-voice p50"), ("v2v_p95_s", "p95")):
         a.plot(ns, [max((p[key] or 0) for p in r["per_room"]) for r in rounds], "o-", label=label)
-    a.plot(ns, [max(p["join_to_greeting_s"] for p in r["per_room"]) for r in rounds], "s--",
+    a.plot(ns, [max((p["join_to_greeting_s"] or 0) for p in r["per_room"]) for r in rounds], "s--",
            label="join → greeting (max)")
     a.axhline(AIM_P95_S, color="grey", lw=0.8, ls=":")
     a.set_xlabel("rooms at once")
@@ -212,7 +218,8 @@ def print_table(rounds: list[dict]) -> None:
         p50 = [p["v2v_p50_s"] for p in per if p["v2v_p50_s"] is not None]
         p95 = [p["v2v_p95_s"] for p in per if p["v2v_p95_s"] is not None]
         fps = r["video_fps_room1"]["mean"]
-        print(f"{r['rooms']:>5} {max(p['join_to_greeting_s'] for p in per):>8.2f} "
+        greet = [p["join_to_greeting_s"] for p in per if p["join_to_greeting_s"] is not None]
+        print(f"{r['rooms']:>5} {(max(greet) if greet else float('nan')):>8.2f} "
               f"{(max(p50) if p50 else float('nan')):>8.2f} "
               f"{(max(p95) if p95 else float('nan')):>8.2f} "
               f"{sum(p['unanswered'] for p in per):>5} "
@@ -259,6 +266,7 @@ async def main_async(args) -> dict:
         for n in args.rooms:
             rounds.append(await run_round(n, url=url, minter=minter, worker=worker,
                                           questions=args.questions, idle_s=args.idle_s))
+            save(args.name, {"rounds": rounds, "partial": True})
             await asyncio.sleep(5)  # the bots leave their emptied rooms; fresh processes warm up
         return {"rounds": rounds, "machine": {"cpus": len(os.sched_getaffinity(0))},
                 "face_idle_fps": os.environ.get("FACE_IDLE_FPS", "default"), "logs": str(logs)}
@@ -267,6 +275,11 @@ async def main_async(args) -> dict:
             worker.stop()
         ollama.stop()
         livekit.stop()
+
+
+def save(name: str, report: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2))
 
 
 def main() -> None:
@@ -278,8 +291,7 @@ def main() -> None:
     parser.add_argument("--name", default="capacity", help="result file name (JSON + PNG)")
     args = parser.parse_args()
     report = asyncio.run(main_async(args))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2))
+    save(args.name, report)
     chart(report["rounds"], RESULTS / f"{args.name}.png")
     print(json.dumps(report["rounds"], indent=2))
     print_table(report["rounds"])

@@ -48,8 +48,9 @@ def ensure_ollama(settings: StackSettings, exits: ExitStack,
         return binary
     server = services.ollama_server(binary, port=settings.ollama_port,
                                     models_dir=settings.cache / "ollama",
-                                    log_path=settings.cache / "logs" / "ollama.log").start()
-    exits.callback(server.stop)
+                                    log_path=settings.cache / "logs" / "ollama.log")
+    exits.callback(server.stop)  # also when a signal ends the stack while it starts
+    server.start()
     if supervisor is not None:
         supervisor.watch(server)
     return binary
@@ -68,8 +69,9 @@ def ensure_livekit(settings: StackSettings, exits: ExitStack, supervisor: servic
         binaries.livekit_server(settings.cache), port=settings.livekit_port,
         tcp_port=settings.livekit_rtc_tcp_port, udp_port=settings.livekit_rtc_udp_port,
         api_key=settings.livekit_api_key, api_secret=settings.livekit_api_secret,
-        log_path=settings.cache / "logs" / "livekit.log", webhook_urls=webhook_urls).start()
-    exits.callback(server.stop)
+        log_path=settings.cache / "logs" / "livekit.log", webhook_urls=webhook_urls)
+    exits.callback(server.stop)  # also when a signal ends the stack while it starts
+    server.start()
     supervisor.watch(server)
 
 
@@ -149,8 +151,8 @@ def up(settings: StackSettings) -> None:
                 env=dict(os.environ), ready_url=f"http://127.0.0.1:{port}/health",
                 log_path=logs / "token_server.log"), 60),
         ):
+            exits.callback(server.stop)  # also when a signal ends the stack while it starts
             server.start(timeout=timeout)
-            exits.callback(server.stop)
             supervisor.watch(server)
         print(f"\n  Talking avatar is up: open http://127.0.0.1:{port}/ in your browser"
               f"\n  (logs in {logs}; Ctrl-C stops everything)\n", flush=True)
