@@ -252,7 +252,9 @@ async def main_async(args) -> dict:
             "LIVEKIT_API_SECRET": DEV_API_SECRET,
             "OLLAMA_URL": ollama_url, "OLLAMA_MODEL": settings.ollama_model,
             "WHISPER_MODEL": models.whisper_model(settings.whisper_model, settings.cache),
-            "BOT_WORKER_MAX_ROOMS": str(max(args.rooms)),
+            # One spare: a room of the previous round may still be closing when the next starts
+            # (at exactly its maximum a worker takes no room).
+            "BOT_WORKER_MAX_ROOMS": str(max(args.rooms) + 1),
             "BOT_WORKER_IDLE_PROCESSES": str(max(args.rooms)),
             "BOT_EMPTY_ROOM_GRACE_SECS": "1",
         }).start()
