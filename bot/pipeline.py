@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import dataclass
 
+from faster_whisper import WhisperModel
 from livekit import rtc
 from loguru import logger
 from pipecat.audio.vad.silero import SileroVADAnalyzer
@@ -44,6 +46,7 @@ from processors.face.sadtalker import SadTalkerSettings
 from processors.face.video import FaceSettings, FaceVideoProcessor
 from processors.rtvi_adapter import PlayoutRTVIProcessor
 from processors.speakers import SpeakerSelector
+from processors.stt.loaded_whisper import LoadedWhisperSTTService
 from processors.align.whisper_aligner import WhisperAligner, WhisperAlignerSettings
 from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoiceSettings
 from processors.tts.gpt_sovits import ENV_URL as GPT_SOVITS_URL_ENV
@@ -71,10 +74,24 @@ WHISPER_TTFS_P99_SECS = 1.5
 GREETING_CLIENT_READY_WAIT_SECS = 3.0
 
 
-class AvatarBot:
-    """One talking avatar in one LiveKit room: the pipeline plus its room behaviour."""
+@dataclass(frozen=True, kw_only=True)
+class BotModels:
+    """Models loaded before the room is known (a worker's prewarmed job process)."""
 
-    def __init__(self, *, settings: BotSettings, room: str, records: RecordsOptions | None = None):
+    whisper: WhisperModel
+    voice: HibariVoice
+
+
+class AvatarBot:
+    """One talking avatar in one LiveKit room: the pipeline plus its room behaviour.
+
+    `token` is the join token (else one is minted from the settings); `models` are already
+    loaded models to use instead of loading them here; `records` says where the conversation
+    is recorded (None: not recorded).
+    """
+
+    def __init__(self, *, settings: BotSettings, room: str, token: str | None = None,
+                 models: BotModels | None = None, records: RecordsOptions | None = None):
         self._settings = settings
         self._room = room
         self._greeted = False
@@ -86,7 +103,7 @@ class AvatarBot:
         face_settings = FaceSettings.from_env()
         self.transport = LiveKitTransport(
             url=settings.livekit_url,
-            token=bot_token(settings, room),
+            token=token or bot_token(settings, room),
             room_name=room,
             params=LiveKitParams(
                 audio_in_enabled=True,
@@ -104,12 +121,14 @@ class AvatarBot:
             ),
         )
         self.speakers = SpeakerSelector(is_agent=self.is_agent)
-        stt = WhisperSTTService(
+        stt_options = dict(
             device="cpu",
             compute_type=settings.whisper_compute_type,
             ttfs_p99_latency=WHISPER_TTFS_P99_SECS,
             settings=WhisperSTTService.Settings(model=settings.whisper_model, language=Language.EN),
         )
+        stt = (LoadedWhisperSTTService(model=models.whisper, **stt_options) if models
+               else WhisperSTTService(**stt_options))
         addressing = MeetingAddressing(
             bot_name=settings.name,
             humans=self.humans,
@@ -147,7 +166,7 @@ class AvatarBot:
             give_up_notice=settings.llm_give_up_notice,
             give_up_s=settings.llm_give_up_s,
         )
-        tts = build_tts()
+        tts = build_tts(voice=models.voice if models else None)
         engine = face_engine(face_settings.engine, width=face_settings.width,
                              height=face_settings.height, fps=face_settings.fps,
                              sadtalker=(SadTalkerSettings.from_env()
@@ -288,10 +307,11 @@ class AvatarBot:
             await self.worker.rtvi.send_server_message(
                 {"type": FACE_FALLBACK_MESSAGE_TYPE, "engine": "builtin", "reason": reason})
 
-    async def run(self) -> None:
-        """Join the room and run until the room empties or closes (or SIGINT/SIGTERM)."""
+    async def run(self, *, handle_signals: bool = True) -> None:
+        """Join the room and run until the room empties or closes (or SIGINT/SIGTERM when
+        `handle_signals`; a LiveKit job is stopped by its worker instead)."""
         self._loop = asyncio.get_running_loop()
-        runner = WorkerRunner(handle_sigint=True, handle_sigterm=True)
+        runner = WorkerRunner(handle_sigint=handle_signals, handle_sigterm=handle_signals)
         await runner.add_workers(self.worker)
         await runner.run()
 
@@ -300,14 +320,16 @@ def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
 
 
-def build_tts() -> TimedTTSService:
+def build_tts(*, voice: HibariVoice | None = None) -> TimedTTSService:
     """The embedded voice, or GPT-SoVITS when GPT_SOVITS_URL is set (the embedded voice is then
-    its fallback while the server is down)."""
-    voice = EmbeddedVoiceSettings.from_env()
+    its fallback while the server is down). `voice` is an already loaded embedded voice."""
+    settings = EmbeddedVoiceSettings.from_env()
+    voice = voice or HibariVoice(voice=settings.voice, speed=settings.speed,
+                                 threads=settings.threads)
     if not os.environ.get(GPT_SOVITS_URL_ENV):
-        return EmbeddedTTSService(settings=voice)
+        return EmbeddedTTSService(voice=voice)
     return GPTSoVITSTTSService(
         settings=GPTSoVITSSettings.from_env(),
         aligner=WhisperAligner.from_settings(WhisperAlignerSettings.from_env()),
-        fallback=HibariVoice(voice=voice.voice, speed=voice.speed, threads=voice.threads),
+        fallback=voice,
     )

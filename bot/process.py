@@ -1,4 +1,4 @@
-"""Starting and stopping one `python -m bot --room NAME` process (tests, benchmarks, supervisors)."""
+"""Starting and stopping one `python -m bot --room NAME` process (tests, benchmarks)."""
 
 from __future__ import annotations
 

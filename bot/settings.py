@@ -128,3 +128,41 @@ class BotSettings:
         """Ollama's OpenAI-compatible endpoint, which Pipecat's Ollama service speaks."""
         return f"{self.ollama_url}/v1"
 
+
+
+DEFAULT_AGENT_NAME = "avatar"
+# What livekit-agents logs once livekit-server has registered a worker (its readiness).
+WORKER_REGISTERED_LOG = "registered worker"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """How `python -m bot worker` registers with LiveKit and how many rooms it takes."""
+
+    agent_name: str
+    max_rooms: int
+    load_threshold: float
+    idle_processes: int
+    drain_timeout_s: int
+    http_host: str
+    http_port: int
+
+    @classmethod
+    def from_env(cls) -> "WorkerSettings":
+        """Read the worker settings (`.env.example`, section "worker")."""
+        env = os.environ.get
+        settings = cls(
+            agent_name=env("BOT_AGENT_NAME") or DEFAULT_AGENT_NAME,
+            max_rooms=_env_int("BOT_WORKER_MAX_ROOMS", 3),
+            load_threshold=_env_float("BOT_WORKER_LOAD_THRESHOLD", 1.0),
+            idle_processes=_env_int("BOT_WORKER_IDLE_PROCESSES", 1),
+            drain_timeout_s=_env_int("BOT_WORKER_DRAIN_TIMEOUT_S", 3600),
+            http_host=env("BOT_WORKER_HTTP_HOST", "127.0.0.1"),
+            http_port=_env_int("BOT_WORKER_HTTP_PORT", 0),
+        )
+        if settings.max_rooms < 1:
+            raise ValueError(f"BOT_WORKER_MAX_ROOMS must be >= 1, got {settings.max_rooms}")
+        if settings.idle_processes < 0:
+            raise ValueError("BOT_WORKER_IDLE_PROCESSES must be >= 0, "
+                             f"got {settings.idle_processes}")
+        return settings

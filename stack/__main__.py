@@ -2,7 +2,8 @@
 
 setup  builds/finds livekit-server and Ollama, provides the offline models, optionally the
        browser client (--client) and Chromium for the e2e tests (--browser). Idempotent.
-up     setup, then livekit-server + Ollama + the token server on loopback; prints the URL to open.
+up     setup, then livekit-server + Ollama + one avatar worker + the token server on loopback,
+       each started again (with backoff) when it exits; prints the URL to open.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlparse
 
+from bot.settings import WORKER_REGISTERED_LOG
 from stack import binaries, models, services
 from stack.errors import StackError
 from stack.progress import run_streamed, step
@@ -24,14 +26,19 @@ from stack.settings import StackSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_DIR = ROOT / "client"
+# The worker imports Pipecat and prewarms a job process (models) before LiveKit registers it.
+WORKER_START_TIMEOUT_S = 240
+SUPERVISE_INTERVAL_S = 0.5
 
 
 def _is_loopback(url: str) -> bool:
     return urlparse(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
-def ensure_ollama(settings: StackSettings, exits: ExitStack) -> Path:
-    """Use the Ollama answering at OLLAMA_URL, or start one on loopback; returns its binary."""
+def ensure_ollama(settings: StackSettings, exits: ExitStack,
+                  supervisor: services.Supervisor | None = None) -> Path:
+    """Use the Ollama answering at OLLAMA_URL, or start one on loopback (kept running by
+    `supervisor` when given); returns its binary."""
     answering = services.http_ok(settings.ollama_url)
     if not answering and not _is_loopback(settings.ollama_url):
         raise StackError(f"Ollama does not answer at OLLAMA_URL={settings.ollama_url}: start it there "
@@ -41,13 +48,17 @@ def ensure_ollama(settings: StackSettings, exits: ExitStack) -> Path:
         return binary
     server = services.ollama_server(binary, port=settings.ollama_port,
                                     models_dir=settings.cache / "ollama",
-                                    log_path=settings.cache / "logs" / "ollama.log").start()
-    exits.callback(server.stop)
+                                    log_path=settings.cache / "logs" / "ollama.log")
+    exits.callback(server.stop)  # also when a signal ends the stack while it starts
+    server.start()
+    if supervisor is not None:
+        supervisor.watch(server)
     return binary
 
 
-def ensure_livekit(settings: StackSettings, exits: ExitStack, *, webhook_urls: list[str]) -> None:
-    """Use the LiveKit server answering at LIVEKIT_URL, or start one on loopback."""
+def ensure_livekit(settings: StackSettings, exits: ExitStack, supervisor: services.Supervisor, *,
+                   webhook_urls: list[str]) -> None:
+    """Use the LiveKit server answering at LIVEKIT_URL, or start one on loopback, kept running."""
     http_url = settings.livekit_url.replace("ws://", "http://").replace("wss://", "https://")
     if services.http_ok(http_url):
         return
@@ -58,8 +69,10 @@ def ensure_livekit(settings: StackSettings, exits: ExitStack, *, webhook_urls: l
         binaries.livekit_server(settings.cache), port=settings.livekit_port,
         tcp_port=settings.livekit_rtc_tcp_port, udp_port=settings.livekit_rtc_udp_port,
         api_key=settings.livekit_api_key, api_secret=settings.livekit_api_secret,
-        log_path=settings.cache / "logs" / "livekit.log", webhook_urls=webhook_urls).start()
-    exits.callback(server.stop)
+        log_path=settings.cache / "logs" / "livekit.log", webhook_urls=webhook_urls)
+    exits.callback(server.stop)  # also when a signal ends the stack while it starts
+    server.start()
+    supervisor.watch(server)
 
 
 def build_client() -> None:
@@ -128,20 +141,31 @@ def up(settings: StackSettings) -> None:
     setup(settings, client=True, browser=False)
     port = settings.token_server_port
     services.require_free(port, what="the token server", setting="TOKEN_SERVER_PORT")
+    logs = settings.cache / "logs"
+    supervisor = services.Supervisor()
     with ExitStack() as exits:
-        ensure_livekit(settings, exits, webhook_urls=[f"http://127.0.0.1:{port}/api/livekit/webhook"])
-        ensure_ollama(settings, exits)
-        token_server = services.ManagedServer(
-            name="token server", cmd=[sys.executable, "-m", "token_server"], env=dict(os.environ),
-            ready_url=f"http://127.0.0.1:{port}/health", log_path=settings.cache / "logs" / "token_server.log")
-        token_server.start(timeout=60)
-        exits.callback(token_server.stop)
+        ensure_livekit(settings, exits, supervisor,
+                       webhook_urls=[f"http://127.0.0.1:{port}/api/livekit/webhook"])
+        ensure_ollama(settings, exits, supervisor)
+        for server, timeout in (
+            (services.ManagedServer(
+                name="avatar worker", cmd=[sys.executable, "-m", "bot", "worker"],
+                env=dict(os.environ), ready_url=None, ready_log=WORKER_REGISTERED_LOG,
+                log_path=logs / "worker.log"), WORKER_START_TIMEOUT_S),
+            (services.ManagedServer(
+                name="token server", cmd=[sys.executable, "-m", "token_server"],
+                env=dict(os.environ), ready_url=f"http://127.0.0.1:{port}/health",
+                log_path=logs / "token_server.log"), 60),
+        ):
+            exits.callback(server.stop)  # also when a signal ends the stack while it starts
+            server.start(timeout=timeout)
+            supervisor.watch(server)
         print(f"\n  Talking avatar is up: open http://127.0.0.1:{port}/ in your browser"
-              f"\n  (logs in {settings.cache / 'logs'}; Ctrl-C stops everything)\n", flush=True)
+              f"\n  (logs in {logs}; Ctrl-C stops everything)\n", flush=True)
         try:
-            while token_server.process and token_server.process.poll() is None:
-                time.sleep(1)
-            raise StackError(f"the token server exited; see {token_server.log_path}")
+            while True:
+                supervisor.check()
+                time.sleep(SUPERVISE_INTERVAL_S)
         except KeyboardInterrupt:
             step("stopping")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -58,36 +59,62 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
 
 @dataclass
 class ManagedServer:
-    """A server subprocess we started: waits for readiness, stops by pid, keeps a log file."""
+    """A server subprocess we started: waits for readiness, stops by pid, keeps a log file.
+
+    Ready when `ready_url` answers 2xx, or (for a server without a readiness URL, such as an
+    agent worker) when its log gains a line containing `ready_log`.
+    """
 
     name: str
     cmd: list[str]
     env: dict[str, str]
-    ready_url: str
+    ready_url: str | None
     log_path: Path
     niceness: int = 0
+    ready_log: str | None = None
     process: subprocess.Popen | None = field(default=None, init=False)
+    _ready_marks: int = field(default=0, init=False)
 
-    def start(self, *, timeout: float = 60.0) -> "ManagedServer":
+    def spawn(self) -> "ManagedServer":
+        """Start the process without waiting for it to be ready."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._ready_marks = self._log_marks()
         log = open(self.log_path, "ab")
         logger.info(f"starting {self.name}: {' '.join(self.cmd)} (log: {self.log_path})")
         self.process = subprocess.Popen(self.cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True,
                                         preexec_fn=(lambda: os.nice(self.niceness)) if self.niceness else None)
         log.close()
+        return self
+
+    def _log_marks(self) -> int:
+        if self.ready_log is None or not self.log_path.exists():
+            return 0
+        return self.log_path.read_text(errors="replace").count(self.ready_log)
+
+    def ready(self) -> bool:
+        if self.ready_log is not None:
+            return self._log_marks() > self._ready_marks
+        return self.ready_url is not None and http_ok(self.ready_url)
+
+    def start(self, *, timeout: float = 60.0) -> "ManagedServer":
+        self.spawn()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 tail = self.log_path.read_text(errors="replace").splitlines()[-8:]
                 raise StackError(f"{self.name} exited with code {self.process.returncode} at start-up; "
                                  f"last log lines ({self.log_path}):\n" + "\n".join(tail))
-            if http_ok(self.ready_url):
+            if self.ready():
                 return self
             time.sleep(0.2)
         self.stop()
-        raise StackError(f"{self.name} did not answer on {self.ready_url} within {timeout:.0f}s; "
-                         f"see {self.log_path}")
+        raise StackError(f"{self.name} was not ready ({self.ready_url or self.ready_log!r}) within "
+                         f"{timeout:.0f}s; see {self.log_path}")
+
+    def exited(self) -> int | None:
+        """The exit status once the process has ended, else None."""
+        return None if self.process is None else self.process.poll()
 
     @property
     def pid(self) -> int | None:
@@ -95,16 +122,73 @@ class ManagedServer:
 
     def stop(self, *, timeout: float = 10.0) -> None:
         """Terminate the server's process group, then kill it if it does not exit."""
-        if not self.process or self.process.poll() is not None:
+        if not self.process:
             return
         try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=timeout)
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=timeout)
-        except ProcessLookupError:
             pass
+        except ProcessLookupError:
+            return
+        # Whatever of its group is left (a worker's job processes, a crashed server's children).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=timeout)
+
+
+# Restart delays after a supervised server exits: doubling from the first to the last; a server
+# that ran this long since its last start counts as healthy again (the delay starts over).
+RESTART_BACKOFF_S = (1.0, 30.0)
+HEALTHY_AFTER_S = 60.0
+
+
+@dataclass
+class _Watched:
+    server: ManagedServer
+    started_at: float
+    delay_s: float = RESTART_BACKOFF_S[0]
+    restart_at: float | None = None
+    restarts: int = 0
+
+
+class Supervisor:
+    """Keeps started servers running: one that exits is started again after a backoff delay."""
+
+    def __init__(self) -> None:
+        self._watched: list[_Watched] = []
+
+    def watch(self, server: ManagedServer) -> None:
+        self._watched.append(_Watched(server=server, started_at=time.monotonic()))
+
+    def restarts(self, name: str) -> int:
+        return sum(w.restarts for w in self._watched if w.server.name == name)
+
+    def check(self) -> None:
+        """Note servers that exited, and start those whose backoff delay has passed."""
+        now = time.monotonic()
+        for w in self._watched:
+            if w.restart_at is None:
+                code = w.server.exited()
+                if code is None:
+                    continue
+                if now - w.started_at >= HEALTHY_AFTER_S:
+                    w.delay_s = RESTART_BACKOFF_S[0]
+                logger.warning(f"{w.server.name} exited with code {code}; starting it again in "
+                               f"{w.delay_s:.0f} s (log: {w.server.log_path})")
+                w.server.stop()  # leftovers of its process group
+                w.restart_at = now + w.delay_s
+                w.delay_s = min(w.delay_s * 2, RESTART_BACKOFF_S[1])
+            elif now >= w.restart_at:
+                w.server.spawn()
+                w.started_at, w.restart_at = now, None
+                w.restarts += 1
+
+    def stop(self) -> None:
+        """Stop every watched server, the last started first."""
+        for w in reversed(self._watched):
+            w.server.stop()
 
 
 def livekit_config(*, port: int, tcp_port: int, udp_port: int, api_key: str, api_secret: str,

@@ -1,4 +1,4 @@
-"""The REST API: tokens with bot dispatch, rooms, health, text chat, LiveKit webhooks, OpenAPI."""
+"""The REST API: tokens with the avatar's dispatch, rooms, health, text chat, LiveKit webhooks, OpenAPI."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from token_server.limits import OPERATOR, RateLimited
 from token_server.rooms import LiveKitUnavailable, ParticipantView
 from token_server.services import SERVICES
 from token_server.settings import TokenServerSettings
-from token_server.supervisor import BotCapacityError
 from token_server.webhook_guard import WebhookRefused
 from token_server.validation import (
     validate_display_name,
@@ -52,7 +51,7 @@ def _rate_limited(exc: RateLimited) -> ApiError:
 
 
 async def create_token(request: web.Request) -> web.Response:
-    """Mint a join token for a person and make sure the room has its avatar."""
+    """Mint a join token for a person; it asks LiveKit to dispatch the avatar to a new room."""
     services = request.app[SERVICES]
     settings = services.settings
     body = await read_json_object(request)
@@ -71,14 +70,8 @@ async def create_token(request: web.Request) -> web.Response:
             services.limits.admit_token(request.remote or "", room)
         except RateLimited as exc:
             raise _rate_limited(exc) from None
-    try:
-        dispatch = await services.supervisor.ensure_bot(room)
-    except BotCapacityError as exc:
-        raise ApiError(503, "at_capacity", str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
-    except LiveKitUnavailable as exc:
-        raise _livekit_down(exc) from None
     token = services.minter.user_token(room=room, identity=identity, name=name)
-    logger.bind(room=room, identity=identity, bot=dispatch.value).info("token issued")
+    logger.bind(room=room, identity=identity).info("token issued")
     return web.json_response(
         {
             "token": token,
@@ -86,42 +79,28 @@ async def create_token(request: web.Request) -> web.Response:
             "room": room,
             "identity": identity,
             "expires_in": settings.token_ttl_s,
-            "bot": {"identity": settings.bot_identity, "dispatch": dispatch.value},
+            "bot": {"identity": settings.bot_identity, "agent_name": settings.agent_name},
         }
     )
 
 
-def _room_entry(name: str, participants: list[ParticipantView], local_bot: dict | None) -> dict:
+def _room_entry(name: str, participants: list[ParticipantView]) -> dict:
     return {
         "name": name,
         "participants": [p.as_json() for p in participants],
         "humans": sum(p.is_human for p in participants),
-        "bot": {
-            "in_room": any(p.is_bot for p in participants),
-            "supervised_here": local_bot is not None,
-            **(local_bot or {}),
-        },
+        "bot": {"in_room": any(p.is_bot for p in participants)},
     }
 
 
 async def list_rooms(request: web.Request) -> web.Response:
-    """Rooms in LiveKit with participants, and the state of the bots this instance supervises."""
+    """Rooms in LiveKit with their participants and whether the avatar is in each."""
     services = request.app[SERVICES]
     try:
         rooms = await services.rooms.rooms()
     except LiveKitUnavailable as exc:
         raise _livekit_down(exc) from None
-    local = services.supervisor.snapshot()
-    listed = [_room_entry(room.name, room.participants, local.get(room.name)) for room in rooms]
-    # Bots starting or restarting here whose room LiveKit does not list (yet).
-    listed += [_room_entry(name, [], state) for name, state in local.items() if name not in {r.name for r in rooms}]
-    supervisor = services.supervisor
-    return web.json_response(
-        {
-            "rooms": listed,
-            "bots": {"running": supervisor.running, "max": supervisor.max_bots, "instance": supervisor.instance_id},
-        }
-    )
+    return web.json_response({"rooms": [_room_entry(room.name, room.participants) for room in rooms]})
 
 
 async def health(request: web.Request) -> web.Response:
@@ -199,7 +178,7 @@ async def _stream_chat(
 
 
 async def livekit_webhook(request: web.Request) -> web.Response:
-    """LiveKit's signed room events: re-check the room at once instead of at the next periodic check."""
+    """LiveKit's signed room events: check the room's avatar at once, not at the next periodic check."""
     services = request.app[SERVICES]
     auth = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     try:
@@ -216,8 +195,11 @@ async def livekit_webhook(request: web.Request) -> web.Response:
     except WebhookRefused as exc:
         raise ApiError(409, "webhook_replayed", str(exc)) from None
     room = event.room.name
-    if event.event in ROOM_EVENTS and services.supervisor.bot(room) is not None:
-        await services.supervisor.check_room(room)
+    if event.event in ROOM_EVENTS:
+        try:
+            await services.keeper.check(room)
+        except LiveKitUnavailable:
+            pass  # logged; the periodic check tries again
     logger.bind(room=room, webhook_event=event.event).debug("livekit webhook")
     return web.json_response({"ok": True})
 

@@ -80,7 +80,7 @@ def create_app(settings: TokenServerSettings) -> web.Application:
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await services.start()
-        logger.bind(instance=services.supervisor.instance_id, livekit=settings.livekit_url).info("token server started")
+        logger.bind(livekit=settings.livekit_url, agent=settings.agent_name).info("token server started")
         yield
         await services.stop()
 

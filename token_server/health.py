@@ -1,4 +1,4 @@
-"""Health of the pieces the avatar needs: livekit-server, Ollama and its model, the local bots."""
+"""Health of the pieces the avatar needs: livekit-server, Ollama and its model, the STT model."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import aiohttp
 from stack.errors import StackError
 from stack.models import whisper_model
 from token_server.rooms import LiveKitUnavailable, RoomDirectory
-from token_server.supervisor import BotSupervisor
 
 OLLAMA_TAGS_PATH = "/api/tags"
 CHECK_TIMEOUT_S = 3.0
@@ -43,7 +42,6 @@ class HealthChecker:
         self,
         *,
         rooms: RoomDirectory,
-        supervisor: BotSupervisor,
         ollama_url: str,
         ollama_model: str,
         whisper_model: str,
@@ -52,7 +50,6 @@ class HealthChecker:
         self._rooms = rooms
         self._whisper_model = whisper_model
         self._cache = cache
-        self._supervisor = supervisor
         self._ollama_url = ollama_url
         self._ollama_model = ollama_model
 
@@ -87,6 +84,5 @@ class HealthChecker:
         livekit = await self._livekit()
         ollama, model = await self._ollama()
         stt = whisper_status(self._whisper_model, self._cache)
-        bots = {"ok": True, "running": self._supervisor.running, "max": self._supervisor.max_bots}
         healthy = livekit["ok"] and ollama["ok"] and model["ok"] and stt["ok"]
-        return healthy, {"livekit": livekit, "ollama": ollama, "model": model, "whisper": stt, "bots": bots}
+        return healthy, {"livekit": livekit, "ollama": ollama, "model": model, "whisper": stt}

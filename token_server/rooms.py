@@ -1,4 +1,4 @@
-"""Read-only view of LiveKit rooms and participants through the RoomService API."""
+"""LiveKit rooms, their participants and their agent dispatches, through LiveKit's server APIs."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from typing import TypeVar
 import aiohttp
 from livekit import api
 from loguru import logger
-
-from token_server.tokens import SUPERVISOR_ATTRIBUTE
 
 NOT_FOUND = "not_found"
 REQUEST_TIMEOUT_S = 5.0
@@ -31,7 +29,6 @@ class ParticipantView:
     kind: str
     is_bot: bool
     is_human: bool
-    supervisor: str | None
 
     def as_json(self) -> dict:
         return {"identity": self.identity, "name": self.name, "kind": self.kind, "is_bot": self.is_bot}
@@ -83,7 +80,6 @@ class RoomDirectory:
             kind=api.ParticipantInfo.Kind.Name(info.kind).lower(),
             is_bot=is_bot,
             is_human=not (is_bot or is_agent),
-            supervisor=info.attributes.get(SUPERVISOR_ATTRIBUTE) if is_bot else None,
         )
 
     async def _request(self, what: str, call: Awaitable[T]) -> T:
@@ -123,3 +119,14 @@ class RoomDirectory:
         names = await self.room_names()
         listed = await asyncio.gather(*(self.participants(name) for name in names))
         return [RoomView(name=name, participants=people) for name, people in zip(names, listed, strict=True)]
+
+    async def dispatches(self, room: str) -> list[api.AgentDispatch]:
+        """The agent dispatches of `room` with their jobs' states."""
+        assert self._api is not None, "RoomDirectory.start() not called"
+        return await self._request("listing dispatches", self._api.agent_dispatch.list_dispatch(room))
+
+    async def create_dispatch(self, room: str, agent_name: str) -> None:
+        """Ask LiveKit to dispatch `agent_name` to `room` (to the least-loaded worker)."""
+        assert self._api is not None, "RoomDirectory.start() not called"
+        request = api.CreateAgentDispatchRequest(room=room, agent_name=agent_name)
+        await self._request("creating a dispatch", self._api.agent_dispatch.create_dispatch(request))

@@ -9,11 +9,11 @@ from aiohttp import web
 from livekit.api import TokenVerifier, WebhookReceiver
 
 from token_server.chat import PersonaChat
+from token_server.dispatch import BotKeeper
 from token_server.health import HealthChecker
 from token_server.limits import ClientLimits
 from token_server.rooms import RoomDirectory
 from token_server.settings import TokenServerSettings
-from token_server.supervisor import BotSupervisor
 from token_server.tokens import TokenMinter
 from token_server.webhook_guard import WebhookGuard
 
@@ -25,7 +25,7 @@ class Services:
     settings: TokenServerSettings
     minter: TokenMinter
     rooms: RoomDirectory
-    supervisor: BotSupervisor
+    keeper: BotKeeper
     chat: PersonaChat
     health: HealthChecker
     webhooks: WebhookReceiver
@@ -40,7 +40,7 @@ class Services:
             api_key=settings.livekit_api_key,
             api_secret=settings.livekit_api_secret,
             ttl_s=settings.token_ttl_s,
-            bot_identity=settings.bot_identity,
+            agent_name=settings.agent_name,
         )
         rooms = RoomDirectory(
             url=settings.livekit_url,
@@ -49,12 +49,12 @@ class Services:
             bot_identity=settings.bot_identity,
             reserved_prefixes=settings.reserved_prefixes,
         )
-        supervisor = BotSupervisor(settings=settings, minter=minter, rooms=rooms)
+        keeper = BotKeeper(rooms=rooms, agent_name=settings.agent_name, check_s=settings.room_check_s)
         return cls(
             settings=settings,
             minter=minter,
             rooms=rooms,
-            supervisor=supervisor,
+            keeper=keeper,
             chat=PersonaChat(
                 ollama_url=settings.ollama_url,
                 model=settings.ollama_model,
@@ -63,7 +63,6 @@ class Services:
             ),
             health=HealthChecker(
                 rooms=rooms,
-                supervisor=supervisor,
                 ollama_url=settings.ollama_url,
                 ollama_model=settings.ollama_model,
                 whisper_model=settings.whisper_model,
@@ -82,10 +81,10 @@ class Services:
 
     async def start(self) -> None:
         await self.rooms.start()
-        self.supervisor.start()
+        self.keeper.start()
 
     async def stop(self) -> None:
-        await self.supervisor.stop()
+        await self.keeper.stop()
         await self.rooms.aclose()
         await self.chat.aclose()
 

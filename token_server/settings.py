@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
-import shlex
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.settings import DEFAULT_AGENT_IDENTITY_PREFIXES, DEFAULT_IDENTITY, DEFAULT_NAME, DEFAULT_SYSTEM_PROMPT
+from bot.settings import (
+    DEFAULT_AGENT_IDENTITY_PREFIXES,
+    DEFAULT_AGENT_NAME,
+    DEFAULT_IDENTITY,
+    DEFAULT_NAME,
+    DEFAULT_SYSTEM_PROMPT,
+)
 from records.options import RecordsOptions
 from stack.settings import DEV_API_KEY, DEV_API_SECRET, StackSettings
 
@@ -79,7 +83,7 @@ DEFAULT_TRAIN_MAX_UPLOAD_MB = 100.0
 
 @dataclass(frozen=True, kw_only=True)
 class TokenServerSettings:
-    """Everything the token server needs: LiveKit, the bot command and limits, the persona, HTTP."""
+    """Everything the token server needs: LiveKit, the avatar's agent name, the persona, HTTP."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -92,12 +96,8 @@ class TokenServerSettings:
     bot_identity: str = DEFAULT_IDENTITY
     bot_name: str = DEFAULT_NAME
     reserved_prefixes: tuple[str, ...] = DEFAULT_AGENT_IDENTITY_PREFIXES
-    bot_command: tuple[str, ...] = (sys.executable, "-m", "bot")
-    max_bots: int = 3
-    bot_grace_s: float = 30.0
-    bot_backoff_s: float = 1.0
-    bot_backoff_max_s: float = 30.0
-    room_check_s: float = 5.0
+    agent_name: str = DEFAULT_AGENT_NAME
+    room_check_s: float = 2.0
     ollama_url: str
     ollama_model: str
     whisper_model: str = ""
@@ -154,7 +154,6 @@ class TokenServerSettings:
         env = os.environ
         # LiveKit, Ollama and Whisper locations and the port are the stack's, shared with the bot.
         stack = StackSettings.from_env()
-        command = shlex.split(env.get("AVATAR_BOT_COMMAND", ""))
         prefixes = env.get("BOT_AGENT_IDENTITY_PREFIXES")
         return cls(
             host=_str(env, "TOKEN_SERVER_HOST", cls.host),
@@ -172,11 +171,7 @@ class TokenServerSettings:
                 if prefixes is not None
                 else DEFAULT_AGENT_IDENTITY_PREFIXES
             ),
-            bot_command=tuple(command) or cls.bot_command,
-            max_bots=_int(env, "AVATAR_MAX_BOTS", cls.max_bots, minimum=0),
-            bot_grace_s=_float(env, "AVATAR_BOT_GRACE_S", cls.bot_grace_s, minimum=0.0),
-            bot_backoff_s=_float(env, "AVATAR_BOT_BACKOFF_S", cls.bot_backoff_s, minimum=0.05),
-            bot_backoff_max_s=_float(env, "AVATAR_BOT_BACKOFF_MAX_S", cls.bot_backoff_max_s, minimum=0.05),
+            agent_name=_str(env, "BOT_AGENT_NAME", DEFAULT_AGENT_NAME),
             room_check_s=_float(env, "AVATAR_ROOM_CHECK_S", cls.room_check_s, minimum=0.1),
             ollama_url=stack.ollama_url.rstrip("/"),
             ollama_model=stack.ollama_model,

@@ -71,6 +71,12 @@ PROBE_TONE_HZ = 1000.0
 HELD_METRIC_SUFFIX = ":face-held"
 
 
+# Between turns the face moves slowly (breathing, sway, blinks): it is rendered at this rate and
+# each picture is sent again until the next, so the track keeps its frame rate at a third of the
+# rendering cost.
+DEFAULT_IDLE_FPS = 8
+
+
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return default if value in (None, "") else int(value)
@@ -88,11 +94,12 @@ class FaceSettings:
     video_delay_ms: int = DEFAULT_VIDEO_DELAY_MS
     probe: bool = False
     engine: str = "builtin"  # processors.face.engines.ENGINES
+    idle_fps: int = DEFAULT_IDLE_FPS
 
     @classmethod
     def from_env(cls) -> FaceSettings:
         """FACE_AVATAR, FACE_FPS, FACE_WIDTH, FACE_HEIGHT, FACE_AUDIO_LEAD_FRAMES,
-        FACE_VIDEO_DELAY_MS, FACE_PROBE, FACE_ENGINE."""
+        FACE_VIDEO_DELAY_MS, FACE_PROBE, FACE_ENGINE, FACE_IDLE_FPS."""
         return cls(
             engine=os.environ.get("FACE_ENGINE") or "builtin",
             avatar_image_path=Path(os.environ.get("FACE_AVATAR") or DEFAULT_AVATAR).expanduser(),
@@ -102,6 +109,7 @@ class FaceSettings:
             audio_lead_frames=_env_int("FACE_AUDIO_LEAD_FRAMES", DEFAULT_AUDIO_LEAD_FRAMES),
             video_delay_ms=_env_int("FACE_VIDEO_DELAY_MS", DEFAULT_VIDEO_DELAY_MS),
             probe=os.environ.get("FACE_PROBE", "0").lower() in ("1", "true", "yes"),
+            idle_fps=_env_int("FACE_IDLE_FPS", DEFAULT_IDLE_FPS),
         )
 
 
@@ -185,7 +193,7 @@ class FaceVideoProcessor(FrameProcessor):
                  width: int = DEFAULT_SIZE, height: int = DEFAULT_SIZE,
                  audio_lead_frames: int = DEFAULT_AUDIO_LEAD_FRAMES,
                  video_delay_ms: int = DEFAULT_VIDEO_DELAY_MS, probe: bool = False,
-                 **kwargs) -> None:
+                 idle_fps: int = DEFAULT_IDLE_FPS, **kwargs) -> None:
         super().__init__(**kwargs)
         if audio_lead_frames < 0 or video_delay_ms < 0:
             raise ValueError("audio_lead_frames and video_delay_ms must be >= 0")
@@ -205,6 +213,10 @@ class FaceVideoProcessor(FrameProcessor):
         self._clock = 0.0  # idle-motion time of the next picture shown
         self._generation = 0  # bumped on interruption, so in-flight renders are dropped
         self._loop_task: asyncio.Task | None = None
+        # Idle pictures: one rendered every `_idle_every` ticks, the last one repeated between.
+        self._idle_every = max(1, round(fps / max(1, idle_fps)))
+        self._idle_image: np.ndarray | None = None
+        self._idle_ticks = 0
 
     @classmethod
     def from_settings(cls, settings: FaceSettings, *,
@@ -212,7 +224,8 @@ class FaceVideoProcessor(FrameProcessor):
         return cls(engine=engine, avatar_image_path=settings.avatar_image_path, fps=settings.fps,
                    width=settings.width, height=settings.height,
                    audio_lead_frames=settings.audio_lead_frames,
-                   video_delay_ms=settings.video_delay_ms, probe=settings.probe)
+                   video_delay_ms=settings.video_delay_ms, probe=settings.probe,
+                   idle_fps=settings.idle_fps)
 
     @property
     def avatar(self) -> Avatar:
@@ -307,9 +320,15 @@ class FaceVideoProcessor(FrameProcessor):
     async def _push_image(self, image: np.ndarray | None) -> None:
         """Queue this tick's picture (idle when None) and show the one due after the delay."""
         if image is None:
-            image = await asyncio.to_thread(self._engine.idle, self._avatar, self._clock)
-            if self._probe:
-                draw_probe_marker(image, False)
+            if self._idle_image is None or self._idle_ticks % self._idle_every == 0:
+                self._idle_image = await asyncio.to_thread(self._engine.idle, self._avatar,
+                                                           self._clock)
+                if self._probe:
+                    draw_probe_marker(self._idle_image, False)
+            image = self._idle_image
+            self._idle_ticks += 1
+        else:
+            self._idle_image, self._idle_ticks = None, 0
         self._clock += 1.0 / self._fps
         self._delayed.append(image)
         if len(self._delayed) > self._delay_frames:

@@ -1,5 +1,6 @@
-"""The browser client against the whole stack: real livekit-server, Ollama, the token server
-serving client/dist and dispatching the real bot (faster-whisper, embedded voice, builtin face).
+"""The browser client against the whole stack: real livekit-server, Ollama, a real avatar worker
+(`python -m bot worker`: faster-whisper, embedded voice, builtin face) and the token server
+serving client/dist, whose tokens carry the avatar's dispatch.
 
 Headless Chromium joins with a fake microphone looping a recorded question. The tests check what
 a person gets (transcripts, decoded video, audible audio, word progress, the 3D mode's lips) and
@@ -17,10 +18,8 @@ import pytest
 from PIL import Image
 
 from tests.e2e.browser import DOCS, run_browser, write_fake_mic_wav
-from tests.support.serve import serve_app
+from tests.e2e.conftest import real_site
 from tests.support.speech import speak
-from token_server.app import create_app
-from token_server.settings import TokenServerSettings
 
 QUESTION = "What is the capital of France?"
 STARTUP_S = 150  # the bot loads its models on 2 shared cores
@@ -42,15 +41,12 @@ def question_wav(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-async def avatar_site(client_dist, livekit, ollama, stack_settings):
-    """The real token server on a loopback port. Each test uses its own room (its own bot): a bot
-    leaves a room a few seconds after it empties."""
-    settings = TokenServerSettings(
-        livekit_url=livekit.url, livekit_public_url=livekit.url, livekit_api_key=livekit.api_key,
-        livekit_api_secret=livekit.api_secret, api_key=None, max_bots=2, client_new_rooms=3,
-        room_check_s=2.0, ollama_url=ollama.url, ollama_model=ollama.model,
-        whisper_model=stack_settings.whisper_model, cache=stack_settings.cache, client_dist=client_dist)
-    async with serve_app(create_app(settings)) as url:
+async def avatar_site(client_dist, livekit, ollama, stack_settings, whisper_model, tmp_path_factory):
+    """The real token server on a loopback port and one worker. Each test uses its own room (its
+    own bot): a bot leaves a room a few seconds after it empties."""
+    async with real_site(client_dist, livekit=livekit, ollama=ollama, stack_settings=stack_settings,
+                         whisper_model=whisper_model,
+                         log_dir=tmp_path_factory.mktemp("worker")) as url:
         yield url
 
 

@@ -16,10 +16,8 @@ import pytest
 from processors.timing import TTS_TIMING_MESSAGE_TYPE
 from tests.e2e.browser import CLIENT, missing_prerequisite, run_browser, write_fake_mic_wav
 from tests.e2e.test_client_live import QUESTION, STARTUP_S
-from tests.support.serve import serve_app
+from tests.e2e.conftest import real_site
 from tests.support.speech import speak
-from token_server.app import create_app
-from token_server.settings import TokenServerSettings
 
 APP = Path(__file__).with_name("packed_app")
 PACKAGE = CLIENT / "src" / "livekit-transport"
@@ -50,14 +48,11 @@ def packed_app_dist(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-async def packed_site(packed_app_dist, livekit, ollama, stack_settings):
-    settings = TokenServerSettings(
-        livekit_url=livekit.url, livekit_public_url=livekit.url, livekit_api_key=livekit.api_key,
-        livekit_api_secret=livekit.api_secret, api_key=None, max_bots=1,
-        room_check_s=2.0, ollama_url=ollama.url, ollama_model=ollama.model,
-        whisper_model=stack_settings.whisper_model, cache=stack_settings.cache,
-        client_dist=packed_app_dist)
-    async with serve_app(create_app(settings)) as url:
+async def packed_site(packed_app_dist, livekit, ollama, stack_settings, whisper_model,
+                      tmp_path_factory):
+    async with real_site(packed_app_dist, livekit=livekit, ollama=ollama,
+                         stack_settings=stack_settings, whisper_model=whisper_model,
+                         log_dir=tmp_path_factory.mktemp("packed-worker")) as url:
         yield url
 
 

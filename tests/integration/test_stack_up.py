@@ -1,5 +1,6 @@
 """The main job, `python -m stack up` (what `./avatar up` runs): it brings up livekit-server,
-Ollama and the token server on loopback, serves the page, and stops everything on SIGTERM."""
+Ollama, an avatar worker and the token server on loopback, serves the page, starts again any of
+them that dies, and stops everything on SIGTERM."""
 
 from __future__ import annotations
 
@@ -22,6 +23,44 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+# Each server under `stack up`, by a word of its command line.
+SERVERS = {"livekit-server": "livekit-server", "ollama": "ollama", "worker": "bot worker",
+           "token server": "token_server"}
+RESTART_TIMEOUT_S = 240.0  # the worker imports Pipecat and loads its models again
+# Setup, then the servers; the worker registers once its first job process is prewarmed.
+UP_TIMEOUT_S = 480.0
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _servers(pid: int) -> dict[str, int]:
+    """Which server each child of `stack up` is."""
+    found = {}
+    for child in _children(pid):
+        line = _cmdline(child)
+        found.update({name: child for name, word in SERVERS.items() if word in line})
+    return found
+
+
+def _restarted(stack_pid: int, name: str, old_pid: int, ready) -> None:
+    deadline = time.monotonic() + RESTART_TIMEOUT_S
+    while time.monotonic() < deadline:
+        new = _servers(stack_pid).get(name)
+        if new not in (None, old_pid) and ready():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{name} was not started again within {RESTART_TIMEOUT_S:.0f} s")
+
+
+def _answers(url: str) -> bool:
+    return services.http_ok(url, timeout=2)
+
+
 def test_stack_up_serves_the_page_and_stops_cleanly(tmp_path):
     port, lk_port, ollama_port = services.free_port(), services.free_port(), services.free_port()
     env = {**os.environ, "TOKEN_SERVER_PORT": str(port), "LIVEKIT_URL": f"ws://127.0.0.1:{lk_port}",
@@ -32,10 +71,12 @@ def test_stack_up_serves_the_page_and_stops_cleanly(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "stack", "up"], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + UP_TIMEOUT_S
         while "is up" not in (tmp_path / "up.log").read_text():
             assert proc.poll() is None, (tmp_path / "up.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "stack up did not come up in 180 s"
+            assert time.monotonic() < deadline, (
+                f"stack up did not come up in {UP_TIMEOUT_S:.0f} s:\n"
+                + (tmp_path / "up.log").read_text()[-3000:])
             time.sleep(0.5)
         assert f"http://127.0.0.1:{port}/" in (tmp_path / "up.log").read_text()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
@@ -43,8 +84,22 @@ def test_stack_up_serves_the_page_and_stops_cleanly(tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=30) as health:
             report = json.load(health)
         assert report["ok"] and report["livekit"]["ok"] and report["model"]["ok"], report
-        servers = _children(proc.pid)
-        assert len(servers) >= 3, f"expected livekit-server, Ollama and the token server, got {servers}"
+        started = _servers(proc.pid)
+        assert set(started) == set(SERVERS), f"expected {set(SERVERS)}, got {started}"
+        # Each server killed outright is started again by `stack up` (finding 12).
+        checks = {"ollama": lambda: _answers(f"http://127.0.0.1:{ollama_port}/"),
+                  "livekit-server": lambda: _answers(f"http://127.0.0.1:{lk_port}/"),
+                  "worker": lambda: True}
+        for name, ready in checks.items():
+            old = _servers(proc.pid)[name]
+            os.kill(old, signal.SIGKILL)
+            killed_at = time.monotonic()
+            _restarted(proc.pid, name, old, ready)
+            print(f"{name}: killed, back in {time.monotonic() - killed_at:.1f} s")
+            assert proc.poll() is None
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=30) as health:
+            assert json.load(health)["ok"]
+        servers = list(_servers(proc.pid).values())
     finally:
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=60)

@@ -49,12 +49,21 @@ class HumanParticipant:
     # -- public API -----------------------------------------------------------------------------
     @classmethod
     @asynccontextmanager
-    async def connect(cls, url: str, token: str, *, video_format=rtc.VideoBufferType.RGB24):
+    async def connect(cls, url: str, token: str, *, video_format=rtc.VideoBufferType.RGB24,
+                      video: bool = True):
+        """Join; with `video=False` only audio tracks are subscribed (no video is received or
+        decoded here, so the load measured is the server side's)."""
         room = rtc.Room()
         human = cls(room=room, video_format=video_format)
         room.on("track_subscribed", human._on_track)
         room.on("data_received", human._on_data)
-        await room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
+        if not video:
+            room.on("track_published", _subscribe_audio)
+        await room.connect(url, token, rtc.RoomOptions(auto_subscribe=video))
+        if not video:
+            for participant in room.remote_participants.values():
+                for publication in participant.track_publications.values():
+                    _subscribe_audio(publication, participant)
         track = rtc.LocalAudioTrack.create_audio_track("microphone", human._source)
         await room.local_participant.publish_track(
             track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
@@ -180,6 +189,11 @@ class HumanParticipant:
     def _on_data(self, packet: rtc.DataPacket) -> None:
         sender = packet.participant.identity if packet.participant else ""
         self.received.messages.append((time.monotonic(), sender, packet.topic or "", bytes(packet.data)))
+
+
+def _subscribe_audio(publication: rtc.RemoteTrackPublication, _participant) -> None:
+    if publication.kind == rtc.TrackKind.KIND_AUDIO:
+        publication.set_subscribed(True)
 
 
 def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:

@@ -14,6 +14,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
+from processors.face.builtin import BuiltinFaceEngine
 from processors.face.video import (
     FaceSettings,
     FaceVideoProcessor,
@@ -89,6 +90,27 @@ async def test_idle_frames_when_nothing_is_said(processor):
     assert len(pics) >= 4  # ~12 at 25 fps; the track stays alive without speech
     first, last = pixels(pics[0]).astype(int), pixels(pics[-1]).astype(int)
     assert np.abs(first - last).mean() > 0  # breathing / sway: not a frozen picture
+
+
+class CountingEngine(BuiltinFaceEngine):
+    """The builtin engine, counting the idle pictures it renders."""
+
+    idle_renders = 0
+
+    def idle(self, avatar, clock):
+        self.idle_renders += 1
+        return super().idle(avatar, clock)
+
+
+async def test_a_still_face_is_rendered_at_the_idle_rate_and_sent_at_the_full_rate():
+    engine = CountingEngine()
+    processor = FaceVideoProcessor(engine=engine, idle_fps=5)  # every 5th tick at 25 fps
+    down, _ = await run_test(processor, frames_to_send=[SleepFrame(sleep=1.2)])
+    pics = images(down)
+    assert len(pics) >= 15  # the track keeps (about) its 25 fps
+    assert engine.idle_renders <= len(pics) // 5 + 2
+    changes = sum(p.image != q.image for p, q in zip(pics, pics[1:]))
+    assert 1 <= changes <= len(pics) // 5 + 1  # new pictures only at the idle rate
 
 
 async def test_mouth_moves_while_speaking(processor):

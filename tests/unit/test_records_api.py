@@ -44,7 +44,6 @@ def settings(records: RecordsOptions | None) -> TokenServerSettings:
         ollama_url=f"http://127.0.0.1:{free_port()}",
         ollama_model="unused",
         cache=Path("/nonexistent"),
-        max_bots=0,
         records=records,
     )
 

@@ -1,22 +1,16 @@
-"""TokenServerSettings.from_env: shared stack/bot names, the bot command, limits, bad values."""
+"""TokenServerSettings.from_env: shared stack/bot names, the avatar's agent name, bad values."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
-from bot.settings import DEFAULT_IDENTITY
+from bot.settings import DEFAULT_AGENT_NAME, DEFAULT_IDENTITY
 from token_server.settings import TokenServerSettings
 
 OWN = (
     "AVATAR_API_KEY",
     "AVATAR_TOKEN_TTL_S",
-    "AVATAR_BOT_COMMAND",
-    "AVATAR_MAX_BOTS",
-    "AVATAR_BOT_GRACE_S",
-    "AVATAR_BOT_BACKOFF_S",
-    "AVATAR_BOT_BACKOFF_MAX_S",
+    "BOT_AGENT_NAME",
     "AVATAR_ROOM_CHECK_S",
     "AVATAR_CLIENT_DIST",
     "AVATAR_LOG_LEVEL",
@@ -44,14 +38,13 @@ def test_defaults_are_local_and_shared_with_the_bot():
     assert settings.livekit_url == settings.livekit_public_url == "ws://127.0.0.1:7880"
     assert settings.api_key is None
     assert settings.bot_identity == DEFAULT_IDENTITY
-    assert settings.bot_command == (sys.executable, "-m", "bot")
+    assert settings.agent_name == DEFAULT_AGENT_NAME == "avatar"
 
 
 def test_values_from_the_environment(monkeypatch):
     monkeypatch.setenv("AVATAR_API_KEY", "k1")
-    monkeypatch.setenv("AVATAR_BOT_COMMAND", "python3 'my bot.py' --flag")
-    monkeypatch.setenv("AVATAR_MAX_BOTS", "7")
-    monkeypatch.setenv("AVATAR_BOT_GRACE_S", "2.5")
+    monkeypatch.setenv("BOT_AGENT_NAME", "avatar-staging")
+    monkeypatch.setenv("AVATAR_ROOM_CHECK_S", "0.5")
     monkeypatch.setenv("LIVEKIT_URL", "ws://10.0.0.5:7880")
     monkeypatch.setenv("LIVEKIT_PUBLIC_URL", "wss://avatar.example.org")
     monkeypatch.setenv("BOT_AGENT_IDENTITY_PREFIXES", "Agent-, svc-")
@@ -59,8 +52,7 @@ def test_values_from_the_environment(monkeypatch):
     monkeypatch.setenv("OLLAMA_MODEL", "llama3.2:3b")
     settings = TokenServerSettings.from_env()
     assert settings.api_key == "k1"
-    assert settings.bot_command == ("python3", "my bot.py", "--flag")
-    assert settings.max_bots == 7 and settings.bot_grace_s == 2.5
+    assert settings.agent_name == "avatar-staging" and settings.room_check_s == 0.5
     assert settings.livekit_url == "ws://10.0.0.5:7880"
     assert settings.livekit_public_url == "wss://avatar.example.org"
     assert settings.reserved_prefixes == ("agent-", "svc-")
@@ -71,10 +63,9 @@ def test_values_from_the_environment(monkeypatch):
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("AVATAR_MAX_BOTS", "many"),
-        ("AVATAR_MAX_BOTS", "-1"),
+        ("AVATAR_ROOM_CHECK_S", "often"),
+        ("AVATAR_ROOM_CHECK_S", "0"),
         ("AVATAR_TOKEN_TTL_S", "5"),
-        ("AVATAR_BOT_GRACE_S", "soon"),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch, name, value):

@@ -6,14 +6,14 @@ import jwt
 import pytest
 from livekit.api import TokenVerifier
 
-from token_server.tokens import SUPERVISOR_ATTRIBUTE, TokenMinter
+from token_server.tokens import TokenMinter
 
 KEY, SECRET = "testkey", "testsecret-that-is-long-enough-for-hs256"
 
 
 @pytest.fixture
 def minter():
-    return TokenMinter(api_key=KEY, api_secret=SECRET, ttl_s=600, bot_identity="avatar-bot")
+    return TokenMinter(api_key=KEY, api_secret=SECRET, ttl_s=600, agent_name="avatar")
 
 
 def test_user_token_grants_only_join_publish_subscribe_data_in_one_room(minter):
@@ -47,13 +47,12 @@ def test_user_token_lives_for_the_configured_ttl(minter):
     assert raw["iss"] == KEY
 
 
-def test_bot_token_is_an_agent_with_the_fixed_identity_and_its_supervisor(minter):
-    claims = TokenVerifier(KEY, SECRET).verify(minter.bot_token(room="lobby", supervisor_id="inst1"))
-    assert claims.identity == "avatar-bot"
-    assert claims.kind == "agent"
-    assert claims.attributes == {SUPERVISOR_ATTRIBUTE: "inst1"}
-    assert claims.video.room == "lobby" and claims.video.room_join
-    assert not claims.video.room_admin and not claims.video.room_create and not claims.video.hidden
+def test_user_token_asks_livekit_to_dispatch_the_avatar_agent_and_nothing_else(minter):
+    claims = TokenVerifier(KEY, SECRET).verify(minter.user_token(room="lobby", identity="a", name="a"))
+    agents = claims.room_config.agents
+    assert [(a.agent_name, a.metadata) for a in agents] == [("avatar", "")]
+    # Only the dispatch: no room limits or timeouts of the person's choosing.
+    assert claims.room_config.ListFields() == [(type(claims.room_config).DESCRIPTOR.fields_by_name["agents"], agents)]
 
 
 def test_a_token_signed_with_another_secret_is_rejected(minter):

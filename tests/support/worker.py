@@ -1,0 +1,87 @@
+"""`python -m bot worker` as a subprocess for tests and benchmarks: started in its own process
+group (the worker, its forkserver and its job processes: one "host"), ready once livekit-server
+registered it, stopped by its own pid."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bot.settings import WORKER_REGISTERED_LOG as REGISTERED_LOG
+
+ROOT = Path(__file__).resolve().parents[2]
+# Importing Pipecat, forking the first job process and loading its models, on 2 busy cores.
+REGISTER_TIMEOUT_S = 240.0
+STOP_TIMEOUT_S = 30.0
+JOB_LINE = re.compile(r"job (\S+) in process (\d+): avatar joining room (\S+)")
+
+
+class WorkerProcess:
+    """One worker host; `env` is added to this process's environment (LIVEKIT_*, BOT_*...)."""
+
+    def __init__(self, *, env: dict[str, str], log_path: Path):
+        self.log_path = log_path
+        self._env = {**os.environ, **env}
+        self._proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "worker not started"
+        return self._proc.pid
+
+    def start(self) -> "WorkerProcess":
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen([sys.executable, "-m", "bot", "worker"], cwd=ROOT,
+                                          env=self._env, stdout=log, stderr=subprocess.STDOUT,
+                                          start_new_session=True)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def registrations(self) -> int:
+        return self.log().count(REGISTERED_LOG)
+
+    def wait_registered(self, *, after: int = 0, timeout: float = REGISTER_TIMEOUT_S) -> None:
+        """Wait until livekit-server has registered the worker (more than `after` times)."""
+        deadline = time.monotonic() + timeout
+        while self.registrations() <= after:
+            if self.exit_code() is not None:
+                raise AssertionError(f"worker exited ({self.exit_code()}):\n{self.log()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker not registered in {timeout:.0f} s; "
+                                     f"see {self.log_path}")
+            time.sleep(0.2)
+
+    def jobs(self) -> dict[str, int]:
+        """Room → pid of the job process that joined it (the latest one per room)."""
+        return {room: int(pid) for _job, pid, room in JOB_LINE.findall(self.log())}
+
+    def exit_code(self) -> int | None:
+        return None if self._proc is None else self._proc.poll()
+
+    def terminate(self) -> None:
+        """SIGTERM: the worker drains (finishes its rooms) and exits."""
+        self._proc.send_signal(signal.SIGTERM)
+
+    def kill_host(self) -> None:
+        """SIGKILL to the worker and all its processes, as when its machine dies."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self._proc.wait(STOP_TIMEOUT_S)
+
+    def stop(self) -> None:
+        """Drain and exit; the whole process group is killed if that takes too long."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(STOP_TIMEOUT_S)
+        self.kill_host()  # and whatever of its group is left
