@@ -3,8 +3,8 @@
 LiveKit in → speaker selection → Whisper STT → meeting addressing → user context (Silero VAD +
 smart-turn v3) → Ollama LLM → reply guard → embedded-voice TTS → face video → LiveKit out →
 assistant context.
-RTVI (processor + observer) is added by the `PipelineWorker` itself and speaks over the LiveKit
-data channel. Around the pipeline: greeting the first person, leaving when the room empties or
+RTVI (processor + observer) is added by the `PipelineWorker` itself, from the project's adapter
+(processors/rtvi_adapter.py), and speaks over the LiveKit data channel. Around the pipeline: greeting the first person, leaving when the room empties or
 closes, and reporting per-turn latency (log + RTVI).
 """
 
