@@ -39,6 +39,7 @@ import os
 import re
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -182,64 +183,91 @@ def chart(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+_worker: dict = {}
+
+
+def _start_worker(path: str, methods: tuple[str, ...]) -> None:
+    """One worker process: the Whisper model and the aligners, loaded once."""
+    model = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=1)
+    aligners = {
+        "whisper DTW": lambda: WhisperAligner(model=model, silences=False),
+        "+ silences": lambda: WhisperAligner(model=model),
+        "+ reference": lambda: WhisperAligner(model=model, reference=HibariVoice(seed=1)),
+    }
+    _worker.update(model=model, methods=methods,
+                   aligners={name: make() for name, make in aligners.items() if name in methods})
+
+
+def _measure(task: tuple[str, str]) -> dict | None:
+    """(errors, missed, seconds) per method for one sentence in one condition; None when Piper
+    splits the sentence into other words than the text's (its truth would be guesswork)."""
+    condition, text = task
+    voice, speed, factor = CONDITIONS[condition]
+    try:
+        audio, rate, truth = spoken(voice, speed, text)
+    except ValueError:
+        return None
+    audio, truth = shifted(audio, rate, truth, factor)
+    estimates, seconds = {}, {}
+    if "faster-whisper words" in _worker["methods"]:
+        t0 = time.perf_counter()
+        estimates["faster-whisper words"] = whisper_words(_worker["model"], audio, rate, text)
+        seconds["faster-whisper words"] = time.perf_counter() - t0
+    for name, aligner in _worker["aligners"].items():
+        t0 = time.perf_counter()
+        estimates[name] = [(w.start, w.end) for w in aligner.align(text, audio, rate).words]
+        seconds[name] = time.perf_counter() - t0
+    return {m: (*errors(estimates[m], truth), seconds[m]) for m in _worker["methods"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=len(SENTENCES))
     parser.add_argument("--conditions", default=",".join(CONDITIONS))
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="a subset saves time; the others keep their earlier figures")
+    parser.add_argument("--jobs", type=int, default=1, help="sentences measured in parallel")
     args = parser.parse_args()
     sentences = SENTENCES[:args.sentences]
     conditions = args.conditions.split(",")
     methods = args.methods.split(",")
 
-    stack = StackSettings.from_env()
-    path = whisper_model(stack.whisper_model, stack.cache)
-    model = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=1)
-    reference = HibariVoice(seed=1)
-    aligners = {
-        "whisper DTW": WhisperAligner(model=model, silences=False),
-        "+ silences": WhisperAligner(model=model),
-        "+ reference": WhisperAligner(model=model, reference=reference),
-    }
-    aligners = {name: aligner for name, aligner in aligners.items() if name in methods}
+    path = whisper_model(StackSettings.from_env().whisper_model, StackSettings.from_env().cache)
+    tasks = [(c, text) for c in conditions for text in sentences]
+    with ProcessPoolExecutor(max_workers=args.jobs, initializer=_start_worker,
+                             initargs=(path, tuple(methods))) as pool:
+        measured = list(pool.map(_measure, tasks))
     results: dict[str, dict] = {}
+    skipped: dict[str, list[str]] = {}
     for condition in conditions:
-        voice, speed, factor = CONDITIONS[condition]
         collected = {m: ([], 0, []) for m in methods}
-        for text in sentences:
-            audio, rate, truth = spoken(voice, speed, text)
-            audio, truth = shifted(audio, rate, truth, factor)
-            estimates, seconds = {}, {}
-            if "faster-whisper words" in methods:
-                t0 = time.perf_counter()
-                estimates["faster-whisper words"] = whisper_words(model, audio, rate, text)
-                seconds["faster-whisper words"] = time.perf_counter() - t0
-            for name, aligner in aligners.items():
-                t0 = time.perf_counter()
-                estimates[name] = [(w.start, w.end) for w in aligner.align(text, audio, rate).words]
-                seconds[name] = time.perf_counter() - t0
-            for method in methods:
-                errs, missed = errors(estimates[method], truth)
+        for (c, text), by_method in zip(tasks, measured):
+            if c != condition:
+                continue
+            if by_method is None:
+                skipped.setdefault(condition, []).append(text)
+                continue
+            for method, (errs, missed, seconds) in by_method.items():
                 values, total_missed, times = collected[method]
-                collected[method] = (values + errs, total_missed + missed,
-                                     times + [seconds[method]])
+                collected[method] = (values + errs, total_missed + missed, times + [seconds])
         results[condition] = {m: summary(*collected[m]) for m in methods}
+        results[condition]["sentences"] = len(sentences) - len(skipped.get(condition, []))
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     previous = RESULTS / "align.json"
     kept = json.loads(previous.read_text()) if previous.exists() else {}
     merged = kept.get("results", {})
     for condition, by_method in results.items():
+        count = by_method.pop("sentences")
         for method, figures in by_method.items():
-            figures["sentences"] = len(sentences)
+            figures["sentences"] = count
             figures["load_average"] = [round(x, 2) for x in os.getloadavg()]
         merged[condition] = {**merged.get(condition, {}), **by_method}
     report = {"whisper_model": path, "aim_mean_ms": AIM_MS,
               "conditions": {**kept.get("conditions", {}),
                              **{c: {"voice": CONDITIONS[c][0], "speed": CONDITIONS[c][1],
                                     "frequency_factor": CONDITIONS[c][2]} for c in conditions}},
-              "results": merged}
+              "results": merged, "skipped_sentences": skipped}
     results = {c: merged[c] for c in CONDITIONS if c in merged}
     (RESULTS / "align.json").write_text(json.dumps(report, indent=2))
     chart(results, RESULTS / "align.png")
