@@ -31,7 +31,7 @@ def test_openapi_fuzzing_finds_no_5xx_error_line_or_leftover(tmp_path, livekit, 
              "--checks", "not_a_server_error", "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED),
              "--workers", "1", "--request-timeout", "60", "--phases", "examples,fuzzing",
              "--suppress-health-check", "all"],
-            capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+            capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=tmp_path,  # its cache stays there
         )
         report = run.stdout[-6000:] + run.stderr[-2000:]
         assert run.returncode == 0, report
