@@ -1,11 +1,11 @@
 """The bot's Pipecat pipeline for one LiveKit room (ARCHITECTURE §3) and its room behaviour.
 
-LiveKit in → speaker selection → Whisper STT → meeting addressing → user context (Silero VAD +
-smart-turn v3) → Ollama LLM → reply guard → embedded-voice TTS → face video → LiveKit out →
-assistant context.
-RTVI (processor + observer) is added by the `PipelineWorker` itself and speaks over the LiveKit
-data channel. Around the pipeline: greeting the first person, leaving when the room empties or
-closes, and reporting per-turn latency (log + RTVI).
+LiveKit in → per-participant Silero VAD (utterances) → Whisper STT → meeting addressing (opens
+user turns) → user context → Ollama LLM → reply guard → embedded-voice TTS → face video →
+LiveKit out → assistant context.
+RTVI (a per-participant processor + observer) is added by the `PipelineWorker` and speaks over
+the LiveKit data channel. Around the pipeline: greeting the first person, telling the LLM who
+joins and leaves, leaving when the room empties or closes, and reporting per-turn latency.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from livekit import rtc
 from loguru import logger
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
-from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.frames.frames import LLMMessagesAppendFrame, TTSSpeakFrame
 from pipecat.observers.user_bot_latency_observer import LatencyBreakdown, UserBotLatencyObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.frameworks.rtvi import RTVIObserverParams
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
@@ -30,14 +31,16 @@ from pipecat.services.ollama.llm import OLLamaLLMService
 from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.transcriptions.language import Language
 from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
+from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
-from bot.addressing import MeetingAddressing
+from bot.addressing import MeetingAddressing, NameMatcher
 from bot.reply_guard import LLMReplyGuard
 from bot.settings import BotSettings
 from bot.token import bot_token
 from processors.face.video import FaceSettings, FaceVideoProcessor
-from processors.speakers import SpeakerSelector
+from processors.participant_speech import ParticipantSpeechSegmenter
+from processors.rtvi_participants import ParticipantRTVIProcessor
 from processors.align.whisper_aligner import WhisperAligner, WhisperAlignerSettings
 from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoiceSettings
 from processors.tts.gpt_sovits import ENV_URL as GPT_SOVITS_URL_ENV
@@ -68,6 +71,8 @@ class AvatarBot:
         self._greeted = False
         self._leave_task: asyncio.Task | None = None
         self._names: dict[str, str] = {}
+        # The room's owner: its first person (RTVI disconnect-bot policy "owner").
+        self._owner: str | None = None
 
         face_settings = FaceSettings.from_env()
         self.transport = LiveKitTransport(
@@ -89,18 +94,32 @@ class AvatarBot:
                 video_out_max_bitrate=settings.video_max_bitrate,
             ),
         )
-        self.speakers = SpeakerSelector(is_agent=self.is_agent)
+        self.addressing = MeetingAddressing(
+            matcher=NameMatcher(names=settings.names),
+            humans=self.humans,
+            display_name=self.display_name,
+            follow_up_secs=settings.follow_up_secs,
+            answer_only_when_addressed=settings.group_answer_only_when_addressed,
+        )
+        self.speech = ParticipantSpeechSegmenter(
+            vad_factory=lambda: SileroVADAnalyzer(
+                params=VADParams(stop_secs=settings.vad_stop_secs)
+            ),
+            is_agent=self.is_agent,
+            may_interrupt=self.addressing.is_answering,
+        )
         stt = WhisperSTTService(
             device="cpu",
             compute_type=settings.whisper_compute_type,
             ttfs_p99_latency=WHISPER_TTFS_P99_SECS,
-            settings=WhisperSTTService.Settings(model=settings.whisper_model, language=Language.EN),
-        )
-        addressing = MeetingAddressing(
-            bot_name=settings.name,
-            humans=self.humans,
-            display_name=lambda identity: self._names.get(identity) or identity,
-            answer_only_when_addressed=settings.group_answer_only_when_addressed,
+            settings=WhisperSTTService.Settings(
+                model=settings.whisper_model,
+                language=Language.EN,
+                # The one place the bot's names bias the recogniser. tiny.en heard "Ava" as
+                # "But", "Um" or nothing in live meetings; a prompt that spells the names makes it
+                # write them (hotwords alone made it drop a leading name: README, Meetings).
+                initial_prompt=recogniser_prompt(settings.names),
+            ),
         )
         self.llm = OLLamaLLMService(
             base_url=settings.ollama_openai_url,
@@ -115,9 +134,8 @@ class AvatarBot:
         self.context = LLMContext()
         aggregators = LLMContextAggregatorPair(
             self.context,
-            user_params=LLMUserAggregatorParams(
-                vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=settings.vad_stop_secs)),
-            ),
+            # Turns are opened and closed by MeetingAddressing, per utterance meant for the bot.
+            user_params=LLMUserAggregatorParams(user_turn_strategies=ExternalUserTurnStrategies()),
         )
         guard = LLMReplyGuard(
             llm=self.llm,
@@ -130,9 +148,9 @@ class AvatarBot:
         pipeline = Pipeline(
             [
                 self.transport.input(),
-                self.speakers,
+                self.speech,
                 stt,
-                addressing,
+                self.addressing,
                 aggregators.user(),
                 self.llm,
                 guard,
@@ -152,6 +170,10 @@ class AvatarBot:
                 enable_usage_metrics=True,
             ),
             observers=[self.latency],
+            rtvi_processor=ParticipantRTVIProcessor(may_disconnect_bot=self.may_disconnect_bot),
+            # Transcripts reach clients as the STT wrote them (with the speaker's identity), not
+            # a second time as the named turn text the addressing stage gives the LLM.
+            rtvi_observer_params=RTVIObserverParams(ignored_sources=[self.addressing]),
             # The bot lives as long as people are in the room; emptiness ends it, not silence.
             idle_timeout_secs=None,
         )
@@ -171,11 +193,21 @@ class AvatarBot:
         """Identities of the people (not agents) in the room."""
         return [p for p in self.transport.get_participants() if not self.is_agent(p)]
 
+    def display_name(self, identity: str) -> str:
+        """The name a participant joined with (their identity when they gave none)."""
+        return self._names.get(identity) or identity
+
+    def may_disconnect_bot(self, identity: str | None) -> bool:
+        """Whether RTVI `disconnect-bot` from `identity` ends the bot (BOT_DISCONNECT_POLICY)."""
+        policy = self._settings.disconnect_policy
+        if policy == "anyone":
+            return True
+        return policy == "owner" and identity == self._owner and self.humans() == [identity]
+
     def _wire_events(self) -> None:
         transport, latency = self.transport, self.latency
         transport.add_event_handler("on_participant_connected", self._on_participant_connected)
         transport.add_event_handler("on_participant_disconnected", self._on_participant_disconnected)
-        transport.add_event_handler("on_active_speaker_changed", self._on_active_speaker_changed)
         transport.add_event_handler("on_disconnected", self._on_disconnected)
         latency.add_event_handler("on_latency_measured", self._on_latency_measured)
         latency.add_event_handler("on_latency_breakdown", self._on_latency_breakdown)
@@ -186,6 +218,8 @@ class AvatarBot:
             return
         metadata = await self.transport.get_participant_metadata(identity)
         self._names[identity] = metadata.get("name", "")
+        self._owner = self._owner or identity
+        await self._note(f"{self.display_name(identity)} joined the call.")
         if self._leave_task:
             self._leave_task.cancel()
             self._leave_task = None
@@ -194,7 +228,9 @@ class AvatarBot:
             await self.worker.queue_frame(TTSSpeakFrame(self._settings.greeting))
 
     async def _on_participant_disconnected(self, _transport, identity: str):
-        self.speakers.remove_participant(identity)
+        await self.speech.remove_participant(identity)
+        if not self.is_agent(identity):
+            await self._note(f"{self.display_name(identity)} left the call.")
         if not self.humans() and (self._leave_task is None or self._leave_task.done()):
             logger.info(f"room {self._room} has no people left; leaving in "
                         f"{self._settings.empty_room_grace_secs:.0f} s unless someone joins")
@@ -206,8 +242,11 @@ class AvatarBot:
             logger.info(f"leaving empty room {self._room}")
             await self.worker.end(reason="room empty")
 
-    async def _on_active_speaker_changed(self, _transport, speaker: dict):
-        self.speakers.set_active_speaker(speaker["id"])
+    async def _note(self, text: str) -> None:
+        """Tell the LLM about the room (who joins and leaves) without asking for an answer."""
+        await self.worker.queue_frame(
+            LLMMessagesAppendFrame(messages=[{"role": "system", "content": text}], run_llm=False)
+        )
 
     async def _on_disconnected(self, _transport):
         logger.info(f"disconnected from room {self._room}; stopping")
@@ -242,6 +281,11 @@ class AvatarBot:
 
 def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
+
+
+def recogniser_prompt(names: tuple[str, ...]) -> str:
+    """Whisper's initial prompt that spells the bot's names ("Ava, Eva, Hey Ava.")."""
+    return ", ".join(dict.fromkeys(names)) + "."
 
 
 def build_tts() -> TimedTTSService:
