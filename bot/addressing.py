@@ -37,21 +37,27 @@ _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 def sound_key(word: str) -> str:
     """A small phonetic key: the word's consonant skeleton with look-alike sounds merged.
 
-    Vowels collapse to one mark (so "Ava", "Eva", "Ever" share the key "*V*"), voiced and
-    unvoiced pairs merge (b/p, v/f, d/t, g/k/c/q, z/s), doubled letters and a silent final
-    "r"/"h" after a vowel drop. Enough for the short names people give assistants.
+    Vowels collapse to one mark and the lip consonants (b, p, f, v, w) to one, since a small
+    recogniser swaps them ("Ava" → "Eva", "Abba"); hard c/g/k/q and d/t and s/z merge; doubled
+    letters and an "r" or "h" after a vowel drop ("Ever" keys like "Ava"; the spelling check in
+    `_sounds_like` then tells them apart).
     """
-    word = word.lower().replace("'s", "").replace("'", "")
-    word = re.sub(r"ph", "f", word)
+    word = _undouble(word.lower().replace("'s", "").replace("'", "").replace("ph", "f"))
     word = re.sub(r"(?<=[aeiouy])[rh](?=[aeiouy]|$)", "", word)
-    merged = {"b": "p", "v": "f", "w": "f", "d": "t", "g": "k", "c": "k", "q": "k", "z": "s",
-              "x": "ks"}
     key = ""
     for ch in word:
-        token = "*" if ch in "aeiouy" else merged.get(ch, ch)
+        token = "*" if ch in "aeiouy" else _SOUNDS.get(ch, ch)
         if not key.endswith(token):
             key += token
     return key
+
+
+_SOUNDS = {"b": "f", "p": "f", "v": "f", "w": "f", "d": "t", "g": "k", "c": "k", "q": "k",
+           "z": "s", "x": "ks"}
+
+
+def _undouble(word: str) -> str:
+    return re.sub(r"(.)\1+", r"\1", word)
 
 
 def _edit_distance(a: str, b: str) -> int:
@@ -102,7 +108,7 @@ def _sounds_like(heard: str, name: str, *, strict: bool = False) -> bool:
         return True
     if strict or sound_key(heard) != sound_key(name):
         return False
-    return _edit_distance(heard, name) <= max(1, len(name) // 3)
+    return _edit_distance(_undouble(heard), _undouble(name)) <= max(1, len(name) // 3)
 
 
 class MeetingAddressing(FrameProcessor):
