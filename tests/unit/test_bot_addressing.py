@@ -10,7 +10,7 @@ from pipecat.frames.frames import (
     ProposedUserStoppedSpeakingFrame,
     TranscriptionFrame,
 )
-from pipecat.tests.utils import run_test
+from pipecat.tests.utils import SleepFrame, run_test
 
 from bot.addressing import MeetingAddressing, NameMatcher
 from bot.settings import DEFAULT_NAME, DEFAULT_NAME_ALIASES
@@ -70,6 +70,11 @@ def _said(user: str, text: str) -> TranscriptionFrame:
     return TranscriptionFrame(text=text, user_id=user, timestamp="")
 
 
+def _bot_answers() -> list:
+    """The bot speaking an answer (system frames: the sleep keeps them after what came before)."""
+    return [SleepFrame(sleep=0.05), BotStartedSpeakingFrame(), BotStoppedSpeakingFrame()]
+
+
 def _addressing(humans: list[str], *, clock=None, only_when_addressed=True) -> MeetingAddressing:
     return MeetingAddressing(matcher=MATCHER, humans=lambda: humans, display_name=NAMES.get,
                              follow_up_secs=8.0, answer_only_when_addressed=only_when_addressed,
@@ -107,12 +112,10 @@ async def test_follow_up_inside_the_window_is_answered_and_outside_it_is_not():
     addressing = _addressing(["u1", "u2"], clock=clock)
     turns = await _turns(addressing, [
         _said("u1", "Ava, what is two plus two?"),
-        BotStartedSpeakingFrame(),
-        BotStoppedSpeakingFrame(),
+        *_bot_answers(),
         _said("u1", "And three plus three?"),      # just after the answer: a follow-up
         _said("u2", "I knew that one."),            # someone else: not
-        BotStartedSpeakingFrame(),
-        BotStoppedSpeakingFrame(),
+        *_bot_answers(),
     ])
     assert turns == ["Alice: Ava, what is two plus two?", "Alice: And three plus three?"]
     assert addressing.is_answering("u1") and not addressing.is_answering("u2")
@@ -124,7 +127,7 @@ async def test_follow_up_inside_the_window_is_answered_and_outside_it_is_not():
 async def test_the_person_being_answered_may_interrupt_while_the_bot_speaks():
     clock = _Clock()
     addressing = _addressing(["u1", "u2"], clock=clock)
-    await _turns(addressing, [_said("u2", "Hey Ava, tell me a story."), BotStartedSpeakingFrame()])
+    await _turns(addressing, [_said("u2", "Hey Ava, tell me a story."), *_bot_answers()[:2]])
     clock.now += 60  # a long answer: the window stays open while the bot speaks
     assert addressing.is_answering("u2") and not addressing.is_answering("u1")
 
