@@ -28,7 +28,6 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMUserAggregatorParams,
 )
 from pipecat.services.ollama.llm import OLLamaLLMService
-from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.transcriptions.language import Language
 from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
@@ -41,6 +40,7 @@ from bot.token import bot_token
 from processors.face.video import FaceSettings, FaceVideoProcessor
 from processors.participant_speech import ParticipantSpeechSegmenter
 from processors.rtvi_participants import ParticipantRTVIProcessor
+from processors.stt_speakers import MeetingWhisperSTTService
 from processors.align.whisper_aligner import WhisperAligner, WhisperAlignerSettings
 from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoiceSettings
 from processors.tts.gpt_sovits import ENV_URL as GPT_SOVITS_URL_ENV
@@ -108,11 +108,12 @@ class AvatarBot:
             is_agent=self.is_agent,
             may_interrupt=self.addressing.is_answering,
         )
-        stt = WhisperSTTService(
+        # Transcripts keep their own segment's speaker (Pipecat stamps the latest one heard).
+        stt = MeetingWhisperSTTService(
             device="cpu",
             compute_type=settings.whisper_compute_type,
             ttfs_p99_latency=WHISPER_TTFS_P99_SECS,
-            settings=WhisperSTTService.Settings(
+            settings=MeetingWhisperSTTService.Settings(
                 model=settings.whisper_model,
                 language=Language.EN,
                 # The one place the bot's names bias the recogniser. tiny.en heard "Ava" as
