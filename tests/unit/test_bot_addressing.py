@@ -10,7 +10,15 @@ from pipecat.frames.frames import (
     ProposedUserStoppedSpeakingFrame,
     TranscriptionFrame,
 )
+from pipecat.frames.frames import LLMContextFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
 from pipecat.tests.utils import SleepFrame, run_test
+from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 
 from bot.addressing import MeetingAddressing, NameMatcher
 from bot.settings import DEFAULT_NAME, DEFAULT_NAME_ALIASES
@@ -136,3 +144,21 @@ async def test_group_without_addressing_rule_names_every_speaker():
     turns = await _turns(_addressing(["u1", "u2"], only_when_addressed=False),
                          [_said("u1", "Hello all."), _said("u2", "Hi.")])
     assert turns == ["Alice: Hello all.", "Bob: Hi."]
+
+
+async def test_a_named_utterance_becomes_one_user_turn_in_pipecats_aggregator():
+    """With the user aggregator the bot runs (external turn strategies): the proposed turn
+    frames open and close a turn whose text is the named utterance, and the LLM is asked."""
+    context = LLMContext()
+    aggregator = LLMContextAggregatorPair(context, user_params=LLMUserAggregatorParams(
+        user_turn_strategies=ExternalUserTurnStrategies())).user()
+    down, _ = await run_test(Pipeline([_addressing(["u1", "u2"]), aggregator]), frames_to_send=[
+        _said("u1", "Bob, lunch?"),
+        _said("u2", "Ava, what is the capital of France?"),
+        SleepFrame(sleep=0.3),
+        _said("u1", "Ava, and of Spain?"),
+        SleepFrame(sleep=0.3),
+    ])
+    users = [m["content"] for m in context.get_messages() if m["role"] == "user"]
+    assert users == ["Bob: Ava, what is the capital of France?", "Alice: Ava, and of Spain?"]
+    assert sum(isinstance(f, LLMContextFrame) for f in down) == 2
