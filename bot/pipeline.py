@@ -200,10 +200,8 @@ class AvatarBot:
 
     def may_disconnect_bot(self, identity: str | None) -> bool:
         """Whether RTVI `disconnect-bot` from `identity` ends the bot (BOT_DISCONNECT_POLICY)."""
-        policy = self._settings.disconnect_policy
-        if policy == "anyone":
-            return True
-        return policy == "owner" and identity == self._owner and self.humans() == [identity]
+        return disconnect_allowed(self._settings.disconnect_policy, sender=identity,
+                                  owner=self._owner, humans=self.humans())
 
     def _wire_events(self) -> None:
         transport, latency = self.transport, self.latency
@@ -282,6 +280,15 @@ class AvatarBot:
 
 def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
+
+
+def disconnect_allowed(policy: str, *, sender: str | None, owner: str | None,
+                       humans: list[str]) -> bool:
+    """The disconnect-bot policy: "anyone"; "owner" = the room's first person while alone with
+    the bot (never in a group); "never"."""
+    if policy == "anyone":
+        return True
+    return policy == "owner" and sender is not None and sender == owner and humans == [sender]
 
 
 def recogniser_prompt(names: tuple[str, ...]) -> str:
