@@ -5,7 +5,7 @@ strategies: this processor decides which utterances open a user turn. With one p
 room every utterance is for the bot. With several, an utterance is for the bot when it says
 the bot's name or an alias anywhere (matched by sound, since a small recogniser misspells a
 rare name: "Ava" comes out as "Eva", "Ave", "Aba"), or when its speaker is the person the
-bot is answering or just answered (a follow-up window). Those utterances enter the LLM
+bot is answering or just answered (a follow-up window, judged when they begin to speak). Those utterances enter the LLM
 context as "Name: text" and may interrupt the bot; the rest of the meeting's talk neither
 gets an answer nor interrupts.
 """
@@ -145,6 +145,8 @@ class MeetingAddressing(FrameProcessor):
         self._clock = clock
         self._answering: str | None = None
         self._follow_up_until = 0.0
+        # Whether each person's utterance in progress began inside their follow-up window.
+        self._began_as_follow_up: dict[str, bool] = {}
 
     def is_answering(self, identity: str) -> bool:
         """Whether `identity` is the person the bot answers now or within the follow-up window;
@@ -154,6 +156,13 @@ class MeetingAddressing(FrameProcessor):
             return identity in humans
         return identity == self._answering and self._clock() < self._follow_up_until
 
+    def speech_started(self, identity: str) -> bool:
+        """A person began to speak: notes whether they began inside their follow-up window (the
+        transcript comes later) and returns whether they may interrupt the bot now."""
+        answering = self.is_answering(identity)
+        self._began_as_follow_up[identity] = answering
+        return answering
+
     def addressed(self, identity: str, text: str) -> bool:
         """Whether an utterance is for the bot (and why, in the log)."""
         if len(self._humans()) <= 1 or not self._only_when_addressed:
@@ -161,7 +170,7 @@ class MeetingAddressing(FrameProcessor):
         if (heard := self._matcher.find(text)) is not None:
             logger.info(f"{self}: {identity} named the bot ({heard!r})")
             return True
-        if self.is_answering(identity):
+        if self._began_as_follow_up.pop(identity, False) or self.is_answering(identity):
             logger.info(f"{self}: follow-up from {identity}")
             return True
         return False

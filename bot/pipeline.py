@@ -106,7 +106,7 @@ class AvatarBot:
                 params=VADParams(stop_secs=settings.vad_stop_secs)
             ),
             is_agent=self.is_agent,
-            may_interrupt=self.addressing.is_answering,
+            on_speech_started=self.addressing.speech_started,
         )
         # Transcripts keep their own segment's speaker (Pipecat stamps the latest one heard).
         stt = MeetingWhisperSTTService(

@@ -12,8 +12,8 @@ Pipecat's segmented STT expects it:
 so two people speaking in turn, or at the same time, are each transcribed and the transcript
 carries the speaker's identity. Live audio does not pass on (the STT gets whole utterances).
 Agents (the bot itself is not a remote participant; other bots and avatars are) are never
-heard. When a person who may interrupt the bot (`may_interrupt`) starts speaking, an
-interruption is broadcast at once, before the transcript is known.
+heard. When a person starts speaking, `on_speech_started` is told; when it answers that this
+person may interrupt the bot, an interruption is broadcast at once, before the transcript.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class ParticipantSpeechSegmenter(FrameProcessor):
         *,
         vad_factory: Callable[[], VADAnalyzer],
         is_agent: Callable[[str], bool],
-        may_interrupt: Callable[[str], bool] = lambda _identity: False,
+        on_speech_started: Callable[[str], bool] = lambda _identity: False,
         **kwargs,
     ):
         """Create the segmenter.
@@ -67,12 +67,13 @@ class ParticipantSpeechSegmenter(FrameProcessor):
         Args:
             vad_factory: Makes a fresh VAD analyzer (one per participant; they keep state).
             is_agent: Whether an identity is an agent, never listened to.
-            may_interrupt: Whether a person starting to speak interrupts the bot at once.
+            on_speech_started: Called with each person who starts to speak; returns whether
+                they interrupt the bot at once.
         """
         super().__init__(**kwargs)
         self._vad_factory = vad_factory
         self._is_agent = is_agent
-        self._may_interrupt = may_interrupt
+        self._on_speech_started = on_speech_started
         self._voices: dict[str, _Voice] = {}
 
     @property
@@ -130,7 +131,7 @@ class ParticipantSpeechSegmenter(FrameProcessor):
             voice.utterance = bytearray(b"".join(voice.pre_roll))
             voice.pre_roll.clear()
             voice.pre_roll_bytes = 0
-            if self._may_interrupt(frame.user_id):
+            if self._on_speech_started(frame.user_id):
                 logger.debug(f"{self}: {frame.user_id} speaks and may interrupt the bot")
                 await self.broadcast_interruption()
 

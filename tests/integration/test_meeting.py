@@ -26,7 +26,7 @@ from tests.integration.test_bot import BOT_READY_TIMEOUT, REPLY_TIMEOUT, bot_env
 from tests.support.human import HumanParticipant
 from tests.support.voices import speak
 
-FOLLOW_UP_SECS = 6.0
+FOLLOW_UP_SECS = 5.0
 
 
 @dataclass

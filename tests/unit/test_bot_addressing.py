@@ -127,8 +127,14 @@ async def test_follow_up_inside_the_window_is_answered_and_outside_it_is_not():
     ])
     assert turns == ["Alice: Ava, what is two plus two?", "Alice: And three plus three?"]
     assert addressing.is_answering("u1") and not addressing.is_answering("u2")
+    # Began to speak inside the window, transcribed after it: still a follow-up.
+    clock.now += 7.0
+    assert addressing.speech_started("u1")
+    clock.now += 3.0
+    assert await _turns(addressing, [_said("u1", "And five plus five?"), *_bot_answers()]) == [
+        "Alice: And five plus five?"]
     clock.now += 8.5
-    assert not addressing.is_answering("u1")
+    assert not addressing.is_answering("u1") and not addressing.speech_started("u1")
     assert await _turns(addressing, [_said("u1", "What about four plus four?")]) == []
 
 

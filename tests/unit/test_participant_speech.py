@@ -84,7 +84,7 @@ async def test_people_in_turn_give_one_utterance_each_and_agents_are_never_heard
 async def test_only_a_person_who_may_interrupt_interrupts_when_they_start_speaking():
     frames = _frames("bob", _speech("Just talking to Alice here.")) + _frames(
         "alice", _speech("Stop, please."))
-    segmenter = _segmenter(may_interrupt=lambda identity: identity == "alice")
+    segmenter = _segmenter(on_speech_started=lambda identity: identity == "alice")
     down, up = await run_test(segmenter, frames_to_send=frames)
     interruptions = [i for i, f in enumerate(down) if isinstance(f, InterruptionFrame)]
     assert len(interruptions) == 1 and any(isinstance(f, InterruptionFrame) for f in up)
