@@ -161,6 +161,8 @@ class MeetingAddressing(FrameProcessor):
         transcript comes later) and returns whether they may interrupt the bot now."""
         answering = self.is_answering(identity)
         self._began_as_follow_up[identity] = answering
+        if answering:
+            logger.debug(f"{self}: {identity} speaks as the person the bot answers")
         return answering
 
     def addressed(self, identity: str, text: str) -> bool:

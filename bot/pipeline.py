@@ -218,7 +218,8 @@ class AvatarBot:
         metadata = await self.transport.get_participant_metadata(identity)
         self._names[identity] = metadata.get("name", "")
         self._owner = self._owner or identity
-        await self._note(f"{self.display_name(identity)} joined the call.")
+        if len(self.humans()) > 1:
+            await self._note(f"{self.display_name(identity)} joined the call.")
         if self._leave_task:
             self._leave_task.cancel()
             self._leave_task = None
@@ -228,7 +229,7 @@ class AvatarBot:
 
     async def _on_participant_disconnected(self, _transport, identity: str):
         await self.speech.remove_participant(identity)
-        if not self.is_agent(identity):
+        if not self.is_agent(identity) and self.humans():
             await self._note(f"{self.display_name(identity)} left the call.")
         if not self.humans() and (self._leave_task is None or self._leave_task.done()):
             logger.info(f"room {self._room} has no people left; leaving in "
@@ -242,7 +243,7 @@ class AvatarBot:
             await self.worker.end(reason="room empty")
 
     async def _note(self, text: str) -> None:
-        """Tell the LLM about the room (who joins and leaves) without asking for an answer."""
+        """Tell the LLM who joins and leaves a meeting, without asking for an answer."""
         await self.worker.queue_frame(
             LLMMessagesAppendFrame(messages=[{"role": "system", "content": text}], run_llm=False)
         )
