@@ -95,7 +95,7 @@ SCRIPT = (
     ("bob", "See you all tomorrow.", "chatter"),
 )
 ADDRESSED_KINDS = ("start", "middle", "end", "alone", "follow")
-ANSWER_WINDOW_S = 30.0
+ANSWER_WINDOW_S = 90.0
 # Time after an utterance in which a turn opened for it would show (STT + addressing).
 TURN_WINDOW_S = 6.0
 QUIET_AFTER_REPLY_S = 2.0
