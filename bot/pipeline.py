@@ -116,10 +116,10 @@ class AvatarBot:
             settings=MeetingWhisperSTTService.Settings(
                 model=settings.whisper_model,
                 language=Language.EN,
-                # The one place the bot's names bias the recogniser. tiny.en heard "Ava" as
-                # "But", "Um" or nothing in live meetings; a prompt that spells the names makes it
-                # write them (hotwords alone made it drop a leading name: README, Meetings).
-                initial_prompt=recogniser_prompt(settings.names),
+                # The one place the bot's name biases the recogniser. tiny.en heard "Ava" as
+                # "But", "Um" or nothing in live meetings; a prompt that spells the name makes it
+                # write it (hotwords alone made it drop a leading name: README, Meetings).
+                initial_prompt=recogniser_prompt(settings.name),
             ),
         )
         self.llm = OLLamaLLMService(
@@ -292,9 +292,10 @@ def disconnect_allowed(policy: str, *, sender: str | None, owner: str | None,
     return policy == "owner" and sender is not None and sender == owner and humans == [sender]
 
 
-def recogniser_prompt(names: tuple[str, ...]) -> str:
-    """Whisper's initial prompt that spells the bot's names ("Ava, Eva, Hey Ava.")."""
-    return ", ".join(dict.fromkeys(names)) + "."
+def recogniser_prompt(name: str) -> str:
+    """Whisper's initial prompt that spells the bot's name: "Hey Ava." A list of names made
+    tiny.en write them for noise ("Hey Ava, Ava, Ava…"); this short sentence did not."""
+    return f"Hey {name}."
 
 
 def build_tts() -> TimedTTSService:
