@@ -7,6 +7,7 @@ and the LLM requests in the bot's log.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import time
@@ -72,7 +73,6 @@ class Meeting:
     def user_turns(self) -> list[str]:
         """The user messages the LLM was last asked with, from the bot's debug log."""
         marker = "Generating LLM response "
-        import ast
         requests = [ast.literal_eval(line.split(marker, 1)[1])
                     for line in self.bot.log().splitlines() if marker in line]
         return [m["content"] for m in requests[-1] if m["role"] == "user"] if requests else []
@@ -137,7 +137,6 @@ async def test_two_people_in_turn_and_overlapping_are_heard_named_and_not_answer
         await m.alice.say("Bob, did you see the football game last night?")
         await m.bob.say("Yes, the second half was wonderful.")
         # Both at once: each still heard, each attributed.
-        overlap = time.monotonic()
         await asyncio.gather(m.alice.say("I think the coffee machine is broken again."),
                              m.bob.say("Shall we book the room for Tuesday morning?"))
         expected = {("alice", "football"), ("bob", "wonderful"), ("alice", "coffee"),
@@ -151,7 +150,6 @@ async def test_two_people_in_turn_and_overlapping_are_heard_named_and_not_answer
         assert {(who, w) for who, ws in m.transcripts(m.alice, start) for w in ws} >= expected
         # Nobody asked the bot: it said nothing.
         assert await m.silent(start, time.monotonic() - start + 4.0), "the bot answered chatter"
-        assert overlap > start
 
 
 async def test_the_name_anywhere_and_follow_ups_in_the_window_are_answered(meeting):
