@@ -47,7 +47,7 @@ async def test_bot_ready_goes_only_to_the_participant_that_sent_client_ready():
     down, _ = await run_test(
         _rtvi(),
         frames_to_send=[_from("alice", "client-ready", {"version": RTVI.PROTOCOL_VERSION}),
-                        SleepFrame(sleep=0.2)],
+                        SleepFrame(sleep=1.0)],
     )
     sent = _messages(down)
     assert ("bot-ready", "alice") in sent
@@ -62,7 +62,7 @@ async def test_errors_answer_their_sender():
             _from("bob", "no-such-type"),
             LiveKitInputTransportMessageFrame(message={"label": RTVI.MESSAGE_LABEL, "type": 3},
                                               participant_id="carol"),
-            SleepFrame(sleep=0.2),
+            SleepFrame(sleep=1.0),
         ],
     )
     sent = _messages(down)
@@ -81,7 +81,7 @@ async def test_server_messages_stay_room_wide_even_while_answering_a_client():
     down, _ = await run_test(
         rtvi,
         frames_to_send=[_from("alice", "client-ready", {"version": RTVI.PROTOCOL_VERSION}),
-                        SleepFrame(sleep=0.2)],
+                        SleepFrame(sleep=1.0)],
     )
     assert _messages(down) == [("bot-ready", "alice"), ("server-message", None)]
 
@@ -89,7 +89,7 @@ async def test_server_messages_stay_room_wide_even_while_answering_a_client():
 async def test_disconnect_bot_refused_by_policy_answers_the_sender_and_keeps_the_bot():
     down, _ = await run_test(
         _rtvi(may_disconnect=lambda identity: identity == "owner"),
-        frames_to_send=[_from("guest", DISCONNECT_BOT), SleepFrame(sleep=0.2)],
+        frames_to_send=[_from("guest", DISCONNECT_BOT), SleepFrame(sleep=1.0)],
     )
     assert not any(isinstance(f, EndWorkerFrame) for f in down)
     assert ("error-response", "guest") in _messages(down)
@@ -98,7 +98,7 @@ async def test_disconnect_bot_refused_by_policy_answers_the_sender_and_keeps_the
 async def test_disconnect_bot_allowed_by_policy_ends_the_bot():
     down, _ = await run_test(
         _rtvi(may_disconnect=lambda identity: identity == "owner"),
-        frames_to_send=[_from("owner", DISCONNECT_BOT), SleepFrame(sleep=0.2)],
+        frames_to_send=[_from("owner", DISCONNECT_BOT), SleepFrame(sleep=1.0)],
         send_end_frame=False,
     )
     assert any(isinstance(f, EndWorkerFrame) for f in down)
