@@ -1,47 +1,206 @@
 """Meetings: who said what, and whether it was said to the bot (ARCHITECTURE §7).
 
-Sits between the STT and the user context. With one person in the room every utterance is
-for the bot and passes unchanged. With several, each utterance enters the LLM context as
-"Name: text" so the model knows who is talking, and (when configured) only utterances that
-address the bot by name reach the LLM; the rest of the meeting's talk is not answered.
+Sits between the STT and the user context aggregator, which runs Pipecat's external turn
+strategies: this processor decides which utterances open a user turn. With one person in the
+room every utterance is for the bot. With several, an utterance is for the bot when it says
+the bot's name or an alias anywhere (matched by sound, since a small recogniser misspells a
+rare name: "Ava" comes out as "Eva", "Ave", "Aba"), or when its speaker is the person the
+bot is answering or just answered (a follow-up window, judged when they begin to speak). Those utterances enter the LLM
+context as "Name: text" and may interrupt the bot; the rest of the meeting's talk neither
+gets an answer nor interrupts.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable
-from dataclasses import replace
+import time
+from collections.abc import Callable, Iterable
 
 from loguru import logger
-from pipecat.frames.frames import Frame, TranscriptionFrame
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    Frame,
+    ProposedUserStartedSpeakingFrame,
+    ProposedUserStoppedSpeakingFrame,
+    TranscriptionFrame,
+)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+# Words that only lead into a name ("Hey Ava"): an alias written with one is matched by its
+# name alone, so "hey" itself never addresses the bot.
+_LEAD_INS = frozenset({"hey", "hi", "hello", "ok", "okay", "oh", "so", "and"})
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+def sound_key(word: str) -> str:
+    """A small phonetic key: the word's consonant skeleton with look-alike sounds merged.
+
+    Vowels collapse to one mark and the lip consonants (b, p, f, v, w) to one, since a small
+    recogniser swaps them ("Ava" → "Eva", "Abba"); hard c/g/k/q and d/t and s/z merge; doubled
+    letters and an "r" or "h" after a vowel drop ("Ever" keys like "Ava"; the spelling check in
+    `_sounds_like` then tells them apart).
+    """
+    word = _undouble(word.lower().replace("'s", "").replace("'", "").replace("ph", "f"))
+    word = re.sub(r"(?<=[aeiouy])[rh](?=[aeiouy]|$)", "", word)
+    key = ""
+    for ch in word:
+        token = "*" if ch in "aeiouy" else _SOUNDS.get(ch, ch)
+        if not key.endswith(token):
+            key += token
+    return key
+
+
+_SOUNDS = {"b": "f", "p": "f", "v": "f", "w": "f", "d": "t", "g": "k", "c": "k", "q": "k",
+           "z": "s", "x": "ks"}
+
+
+def _undouble(word: str) -> str:
+    return re.sub(r"(.)\1+", r"\1", word)
+
+
+def _edit_distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+class NameMatcher:
+    """Finds the bot's name or an alias anywhere in an utterance, by sound and spelling."""
+
+    def __init__(self, *, names: Iterable[str]):
+        """`names`: the bot's name and aliases ("Ava", "Eva", "Hey Ava"); case is ignored."""
+        self._names: list[tuple[str, ...]] = []
+        for name in names:
+            words = tuple(_WORD.findall(name.lower()))
+            while len(words) > 1 and words[0] in _LEAD_INS:
+                words = words[1:]
+            if words and words not in self._names:
+                self._names.append(words)
+        if not self._names:
+            raise ValueError("the bot needs at least one name to be addressed by")
+
+    def find(self, text: str) -> str | None:
+        """The words of `text` heard as the bot's name, or None when it is not named."""
+        words = _WORD.findall(text.lower())
+        for name in self._names:
+            for start in range(len(words) - len(name) + 1):
+                heard = words[start : start + len(name)]
+                if all(_sounds_like(h, n) for h, n in zip(heard, name, strict=True)):
+                    return " ".join(heard)
+            # A name split by the recogniser: "Ava" heard as "A va".
+            joined = "".join(name)
+            for start in range(len(words) - 1):
+                if _sounds_like(words[start] + words[start + 1], joined, strict=True):
+                    return " ".join(words[start : start + 2])
+        return None
+
+
+def _sounds_like(heard: str, name: str, *, strict: bool = False) -> bool:
+    """Same word, or the same sound key with a spelling at most ~a third different."""
+    heard = heard.removesuffix("'s")
+    if heard == name:
+        return True
+    if strict or sound_key(heard) != sound_key(name):
+        return False
+    return _edit_distance(_undouble(heard), _undouble(name)) <= max(1, len(name) // 3)
 
 
 class MeetingAddressing(FrameProcessor):
-    """Names the speaker of each transcription in a group and keeps talk not meant for the bot out."""
+    """Turns utterances meant for the bot into user turns; drops group talk not meant for it."""
 
     def __init__(
         self,
         *,
-        bot_name: str,
+        matcher: NameMatcher,
         humans: Callable[[], list[str]],
         display_name: Callable[[str], str],
+        follow_up_secs: float,
         answer_only_when_addressed: bool = True,
+        clock: Callable[[], float] = time.monotonic,
         **kwargs,
     ):
-        """`humans()` lists the people in the room; `display_name(identity)` names one of them."""
+        """Create the addressing stage.
+
+        Args:
+            matcher: Finds the bot's name in a transcript.
+            humans: Lists the people (not agents) in the room.
+            display_name: The name a participant's identity is shown with.
+            follow_up_secs: How long after the bot stops answering a person that person may go
+                on without the name.
+            answer_only_when_addressed: False answers everyone in a group too (names kept).
+            clock: Monotonic seconds (tests pass their own).
+        """
         super().__init__(**kwargs)
+        self._matcher = matcher
         self._humans = humans
         self._display_name = display_name
+        self._follow_up_secs = follow_up_secs
         self._only_when_addressed = answer_only_when_addressed
-        self._addressed = re.compile(rf"\b{re.escape(bot_name)}\b", re.IGNORECASE)
+        self._clock = clock
+        self._answering: str | None = None
+        self._follow_up_until = 0.0
+        # Whether each person's utterance in progress began inside their follow-up window.
+        self._began_as_follow_up: dict[str, bool] = {}
+
+    def is_answering(self, identity: str) -> bool:
+        """Whether `identity` is the person the bot answers now or within the follow-up window;
+        in a 1:1 call the one person always is."""
+        humans = self._humans()
+        if len(humans) <= 1:
+            return identity in humans
+        return identity == self._answering and self._clock() < self._follow_up_until
+
+    def speech_started(self, identity: str) -> bool:
+        """A person began to speak: notes whether they began inside their follow-up window (the
+        transcript comes later) and returns whether they may interrupt the bot now."""
+        answering = self.is_answering(identity)
+        self._began_as_follow_up[identity] = answering
+        if answering:
+            logger.debug(f"{self}: {identity} speaks as the person the bot answers")
+        return answering
+
+    def addressed(self, identity: str, text: str) -> bool:
+        """Whether an utterance is for the bot (and why, in the log)."""
+        if len(self._humans()) <= 1 or not self._only_when_addressed:
+            return True
+        if (heard := self._matcher.find(text)) is not None:
+            logger.info(f"{self}: {identity} named the bot ({heard!r})")
+            return True
+        if self._began_as_follow_up.pop(identity, False) or self.is_answering(identity):
+            logger.info(f"{self}: follow-up from {identity}")
+            return True
+        return False
 
     async def process_frame(self, frame: Frame, direction: FrameDirection):
+        """Open a user turn for each utterance meant for the bot, named in a group."""
         await super().process_frame(frame, direction)
-        if isinstance(frame, TranscriptionFrame) and len(self._humans()) > 1:
-            if self._only_when_addressed and not self._addressed.search(frame.text):
-                logger.debug(f"{self}: not addressed, not answering: {frame.text.strip()!r}")
-                return
+        if isinstance(frame, BotStartedSpeakingFrame):
+            self._follow_up_until = math.inf
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._follow_up_until = self._clock() + self._follow_up_secs
+        if not isinstance(frame, TranscriptionFrame) or not frame.text.strip():
+            await self.push_frame(frame, direction)
+            return
+        if not self.addressed(frame.user_id, frame.text):
+            logger.debug(f"{self}: not for the bot: {frame.user_id}: {frame.text.strip()!r}")
+            return
+        self._answering = frame.user_id
+        self._follow_up_until = math.inf
+        if len(self._humans()) > 1:
             name = self._display_name(frame.user_id) if frame.user_id else "Someone"
-            frame = replace(frame, text=f"{name}: {frame.text.strip()}")
+            frame = TranscriptionFrame(
+                text=f"{name}: {frame.text.strip()}",
+                user_id=frame.user_id,
+                timestamp=frame.timestamp,
+                language=frame.language,
+                finalized=frame.finalized,
+            )
+        await self.push_frame(ProposedUserStartedSpeakingFrame(), direction)
         await self.push_frame(frame, direction)
+        await self.push_frame(ProposedUserStoppedSpeakingFrame(), direction)

@@ -1,11 +1,12 @@
 """The bot's Pipecat pipeline for one LiveKit room (ARCHITECTURE §3) and its room behaviour.
 
-LiveKit in → speaker selection → Whisper STT → meeting addressing → user context (Silero VAD +
-smart-turn v3) → Ollama LLM → reply guard → embedded-voice TTS → face video → LiveKit out →
-assistant context.
-RTVI (processor + observer) is added by the `PipelineWorker` itself, from the project's adapter
-(processors/rtvi_adapter.py), and speaks over the LiveKit data channel. Around the pipeline: greeting the first person, leaving when the room empties or
-closes, and reporting per-turn latency (log + RTVI).
+LiveKit in → per-participant Silero VAD (utterances) → Whisper STT → meeting addressing (opens
+user turns) → user context → Ollama LLM → LLM watchdog → reply guard → TTS → face video →
+LiveKit out → assistant context.
+RTVI (a per-participant processor + observer, processors/rtvi_participants.py on top of the
+RTVI 2.2 adapter processors/rtvi_adapter.py) is added by the `PipelineWorker` and speaks over
+the LiveKit data channel. Around the pipeline: greeting the first person, telling the LLM who
+joins and leaves, leaving when the room empties or closes, and reporting per-turn latency.
 """
 
 from __future__ import annotations
@@ -19,34 +20,35 @@ from livekit import rtc
 from loguru import logger
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
-from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.frames.frames import LLMMessagesAppendFrame, TTSSpeakFrame
 from pipecat.observers.user_bot_latency_observer import LatencyBreakdown, UserBotLatencyObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.frameworks.rtvi import RTVIObserverParams
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
 from pipecat.services.ollama.llm import OLLamaLLMService
-from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.transcriptions.language import Language
 from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
+from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
 from avatar_core.identity import safe_display_name
-from bot.addressing import MeetingAddressing
-from bot.recorder import ConversationRecorder, open_records
+from bot.addressing import MeetingAddressing, NameMatcher
 from bot.llm_watchdog import LLMWatchdog
+from bot.recorder import ConversationRecorder, open_records
 from bot.reply_guard import LLMReplyGuard
 from bot.settings import BotSettings
 from bot.token import bot_token
 from processors.face.engines import SADTALKER, face_engine
 from processors.face.sadtalker import SadTalkerSettings
 from processors.face.video import FaceSettings, FaceVideoProcessor
-from processors.rtvi_adapter import PlayoutRTVIProcessor
-from processors.speakers import SpeakerSelector
-from processors.stt.loaded_whisper import LoadedWhisperSTTService
+from processors.participant_speech import ParticipantSpeechSegmenter
+from processors.rtvi_participants import ParticipantRTVIProcessor
+from processors.stt.whisper import AvatarWhisperSTTService
 from processors.align.whisper_aligner import WhisperAligner, WhisperAlignerSettings
 from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoiceSettings
 from processors.tts.gpt_sovits import ENV_URL as GPT_SOVITS_URL_ENV
@@ -99,6 +101,8 @@ class AvatarBot:
         self._names: dict[str, str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._face_notices: list[str] = []  # face-engine fallbacks not yet sent to clients
+        # The room's owner: its first person (RTVI disconnect-bot policy "owner").
+        self._owner: str | None = None
 
         face_settings = FaceSettings.from_env()
         self.transport = LiveKitTransport(
@@ -120,20 +124,30 @@ class AvatarBot:
                 video_out_max_bitrate=settings.video_max_bitrate,
             ),
         )
-        self.speakers = SpeakerSelector(is_agent=self.is_agent)
-        stt_options = dict(
-            device="cpu",
+        self.addressing = MeetingAddressing(
+            matcher=NameMatcher(names=settings.names),
+            humans=self.humans,
+            display_name=self.display_name,
+            follow_up_secs=settings.follow_up_secs,
+            answer_only_when_addressed=settings.group_answer_only_when_addressed,
+        )
+        self.speech = ParticipantSpeechSegmenter(
+            vad_factory=lambda: SileroVADAnalyzer(
+                params=VADParams(stop_secs=settings.vad_stop_secs)
+            ),
+            is_agent=self.is_agent,
+            on_speech_started=self.addressing.speech_started,
+        )
+        # Transcripts keep their own segment's speaker (Pipecat stamps the latest one heard).
+        stt = AvatarWhisperSTTService(
+            model=settings.whisper_model,
+            loaded_model=models.whisper if models else None,
             compute_type=settings.whisper_compute_type,
             ttfs_p99_latency=WHISPER_TTFS_P99_SECS,
-            settings=WhisperSTTService.Settings(model=settings.whisper_model, language=Language.EN),
-        )
-        stt = (LoadedWhisperSTTService(model=models.whisper, **stt_options) if models
-               else WhisperSTTService(**stt_options))
-        addressing = MeetingAddressing(
-            bot_name=settings.name,
-            humans=self.humans,
-            display_name=lambda identity: safe_display_name(self._names.get(identity) or identity),
-            answer_only_when_addressed=settings.group_answer_only_when_addressed,
+            # The one place the bot's name biases the recogniser. tiny.en heard "Ava" as
+            # "But", "Um" or nothing in live meetings; a prompt that spells the name makes it
+            # write it (hotwords alone made it drop a leading name: README, Meetings).
+            initial_prompt=recogniser_prompt(settings.name),
         )
         self.llm = OLLamaLLMService(
             base_url=settings.ollama_openai_url,
@@ -151,9 +165,8 @@ class AvatarBot:
         self.context = LLMContext(opened.history)
         aggregators = LLMContextAggregatorPair(
             self.context,
-            user_params=LLMUserAggregatorParams(
-                vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=settings.vad_stop_secs)),
-            ),
+            # Turns are opened and closed by MeetingAddressing, per utterance meant for the bot.
+            user_params=LLMUserAggregatorParams(user_turn_strategies=ExternalUserTurnStrategies()),
         )
         guard = LLMReplyGuard(
             llm=self.llm,
@@ -177,9 +190,9 @@ class AvatarBot:
         pipeline = Pipeline(
             [
                 self.transport.input(),
-                self.speakers,
+                self.speech,
                 stt,
-                addressing,
+                self.addressing,
                 aggregators.user(),
                 self.llm,
                 watchdog,
@@ -208,8 +221,12 @@ class AvatarBot:
                 send_initial_empty_metrics=False,
             ),
             observers=observers,
-            # RTVI 2.2 as clients read it, and bot-tts-timing released at playout.
-            rtvi_processor=PlayoutRTVIProcessor(),
+            # RTVI 2.2 as clients read it, bot-tts-timing released at playout, and replies to
+            # one client sent to that participant only.
+            rtvi_processor=ParticipantRTVIProcessor(may_disconnect_bot=self.may_disconnect_bot),
+            # Transcripts reach clients as the STT wrote them (with the speaker's identity), not
+            # a second time as the named turn text the addressing stage gives the LLM.
+            rtvi_observer_params=RTVIObserverParams(ignored_sources=[self.addressing]),
             # The bot lives as long as people are in the room; emptiness ends it, not silence.
             idle_timeout_secs=None,
         )
@@ -229,11 +246,20 @@ class AvatarBot:
         """Identities of the people (not agents) in the room."""
         return [p for p in self.transport.get_participants() if not self.is_agent(p)]
 
+    def display_name(self, identity: str) -> str:
+        """The name a participant joined with (their identity when they gave none), cleaned of
+        anything that could pass for the bot or a chat-template token in the LLM context."""
+        return safe_display_name(self._names.get(identity) or identity)
+
+    def may_disconnect_bot(self, identity: str | None) -> bool:
+        """Whether RTVI `disconnect-bot` from `identity` ends the bot (BOT_DISCONNECT_POLICY)."""
+        return disconnect_allowed(self._settings.disconnect_policy, sender=identity,
+                                  owner=self._owner, humans=self.humans())
+
     def _wire_events(self) -> None:
         transport, latency = self.transport, self.latency
         transport.add_event_handler("on_participant_connected", self._on_participant_connected)
         transport.add_event_handler("on_participant_disconnected", self._on_participant_disconnected)
-        transport.add_event_handler("on_active_speaker_changed", self._on_active_speaker_changed)
         transport.add_event_handler("on_disconnected", self._on_disconnected)
         latency.add_event_handler("on_latency_measured", self._on_latency_measured)
         latency.add_event_handler("on_latency_breakdown", self._on_latency_breakdown)
@@ -244,6 +270,9 @@ class AvatarBot:
             return
         metadata = await self.transport.get_participant_metadata(identity)
         self._names[identity] = metadata.get("name", "")
+        self._owner = self._owner or identity
+        if len(self.humans()) > 1:
+            await self._note(f"{self.display_name(identity)} joined the call.")
         if self._leave_task:
             self._leave_task.cancel()
             self._leave_task = None
@@ -255,7 +284,9 @@ class AvatarBot:
             await self.worker.queue_frame(TTSSpeakFrame(self._settings.greeting))
 
     async def _on_participant_disconnected(self, _transport, identity: str):
-        self.speakers.remove_participant(identity)
+        await self.speech.remove_participant(identity)
+        if not self.is_agent(identity) and self.humans():
+            await self._note(f"{self.display_name(identity)} left the call.")
         if not self.humans() and (self._leave_task is None or self._leave_task.done()):
             logger.info(f"room {self._room} has no people left; leaving in "
                         f"{self._settings.empty_room_grace_secs:.0f} s unless someone joins")
@@ -267,8 +298,11 @@ class AvatarBot:
             logger.info(f"leaving empty room {self._room}")
             await self.worker.end(reason="room empty")
 
-    async def _on_active_speaker_changed(self, _transport, speaker: dict):
-        self.speakers.set_active_speaker(speaker["id"])
+    async def _note(self, text: str) -> None:
+        """Tell the LLM who joins and leaves a meeting, without asking for an answer."""
+        await self.worker.queue_frame(
+            LLMMessagesAppendFrame(messages=[{"role": "system", "content": text}], run_llm=False)
+        )
 
     async def _on_disconnected(self, _transport):
         logger.info(f"disconnected from room {self._room}; stopping")
@@ -318,6 +352,21 @@ class AvatarBot:
 
 def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
+
+
+def disconnect_allowed(policy: str, *, sender: str | None, owner: str | None,
+                       humans: list[str]) -> bool:
+    """The disconnect-bot policy: "anyone"; "owner" = the room's first person while alone with
+    the bot (never in a group); "never"."""
+    if policy == "anyone":
+        return True
+    return policy == "owner" and sender is not None and sender == owner and humans == [sender]
+
+
+def recogniser_prompt(name: str) -> str:
+    """Whisper's initial prompt that spells the bot's name: "Hey Ava." A list of names made
+    tiny.en write them for noise ("Hey Ava, Ava, Ava…"); this short sentence did not."""
+    return f"Hey {name}."
 
 
 def build_tts(*, voice: HibariVoice | None = None) -> TimedTTSService:

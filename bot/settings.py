@@ -15,6 +15,11 @@ from stack.settings import StackSettings
 
 DEFAULT_IDENTITY = "avatar-bot"
 DEFAULT_NAME = "Ava"
+# Other ways people address the bot, or what a small recogniser hears for its name.
+DEFAULT_NAME_ALIASES = ("Eva", "Ava's", "Hey Ava")
+# Who may end the bot for everyone with RTVI `disconnect-bot`: the room's owner (its first
+# person, and only while nobody else is in the room), anyone, or never.
+DISCONNECT_POLICIES = ("owner", "anyone", "never")
 DEFAULT_SYSTEM_PROMPT = (
     "You are Ava, a friendly assistant who talks with people in a video call. "
     "Answer in one or two short spoken sentences. Do not use lists, markdown or emoji."
@@ -49,6 +54,10 @@ def _env_int(name: str, default: int) -> int:
     return int(_env_number(name, default, int))
 
 
+def _env_list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
 @dataclass(frozen=True, slots=True)
 class BotSettings:
     """Everything `python -m bot` needs besides the room name."""
@@ -59,6 +68,9 @@ class BotSettings:
     token: str | None
     identity: str
     name: str
+    name_aliases: tuple[str, ...]
+    follow_up_secs: float
+    disconnect_policy: str
     agent_identity_prefixes: tuple[str, ...]
     group_answer_only_when_addressed: bool
     ollama_url: str
@@ -88,6 +100,11 @@ class BotSettings:
         stack = StackSettings.from_env()
         env = os.environ.get
         prefixes = env("BOT_AGENT_IDENTITY_PREFIXES")
+        aliases = env("BOT_NAME_ALIASES")
+        disconnect_policy = env("BOT_DISCONNECT_POLICY", "owner").strip().lower()
+        if disconnect_policy not in DISCONNECT_POLICIES:
+            raise ValueError(f"BOT_DISCONNECT_POLICY must be one of {', '.join(DISCONNECT_POLICIES)}"
+                             f", got {disconnect_policy!r}")
         return cls(
             livekit_url=stack.livekit_url,
             livekit_api_key=stack.livekit_api_key,
@@ -95,10 +112,11 @@ class BotSettings:
             token=env("BOT_TOKEN") or None,
             identity=env("BOT_IDENTITY", DEFAULT_IDENTITY),
             name=env("BOT_NAME", DEFAULT_NAME),
+            name_aliases=_env_list(aliases) if aliases is not None else DEFAULT_NAME_ALIASES,
+            follow_up_secs=_env_float("BOT_FOLLOW_UP_SECS", 8.0),
+            disconnect_policy=disconnect_policy,
             agent_identity_prefixes=(
-                tuple(p.strip() for p in prefixes.split(",") if p.strip())
-                if prefixes is not None
-                else DEFAULT_AGENT_IDENTITY_PREFIXES
+                _env_list(prefixes) if prefixes is not None else DEFAULT_AGENT_IDENTITY_PREFIXES
             ),
             group_answer_only_when_addressed=env("BOT_GROUP_ONLY_WHEN_ADDRESSED", "1").lower()
             not in ("0", "false", "no"),
@@ -113,7 +131,7 @@ class BotSettings:
             greeting=env("BOT_GREETING", DEFAULT_GREETING),
             llm_unreachable_notice=env("BOT_LLM_UNREACHABLE_NOTICE", DEFAULT_LLM_UNREACHABLE_NOTICE),
             empty_reply_notice=env("BOT_EMPTY_REPLY_NOTICE", DEFAULT_EMPTY_REPLY_NOTICE),
-            vad_stop_secs=_env_float("BOT_VAD_STOP_SECS", 0.2),
+            vad_stop_secs=_env_float("BOT_VAD_STOP_SECS", 0.5),
             audio_out_queue_ms=_env_int("BOT_AUDIO_OUT_QUEUE_MS", 200),
             video_max_bitrate=_env_int("BOT_VIDEO_MAX_BITRATE", 1_200_000),
             empty_room_grace_secs=_env_float("BOT_EMPTY_ROOM_GRACE_SECS", 5.0),
@@ -122,6 +140,11 @@ class BotSettings:
             llm_give_up_notice=env("BOT_LLM_GIVE_UP_NOTICE", DEFAULT_LLM_GIVE_UP_NOTICE),
             llm_give_up_s=_env_float("BOT_LLM_GIVE_UP_S", DEFAULT_LLM_GIVE_UP_S),
         )
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name the bot answers to in a meeting: its name, then its aliases."""
+        return (self.name, *self.name_aliases)
 
     @property
     def ollama_openai_url(self) -> str:

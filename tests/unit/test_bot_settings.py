@@ -13,7 +13,8 @@ from bot.token import AGENT_KIND, bot_token
 BOT_ENV = (
     "LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "OLLAMA_URL", "OLLAMA_MODEL",
     "WHISPER_MODEL", "BOT_TOKEN", "BOT_IDENTITY", "BOT_NAME", "BOT_GREETING",
-    "BOT_LLM_TEMPERATURE", "BOT_LLM_SEED", "BOT_AGENT_IDENTITY_PREFIXES",
+    "BOT_LLM_TEMPERATURE", "BOT_LLM_SEED", "BOT_AGENT_IDENTITY_PREFIXES", "BOT_NAME_ALIASES",
+    "BOT_FOLLOW_UP_SECS", "BOT_DISCONNECT_POLICY",
 )
 
 
@@ -48,6 +49,20 @@ def test_environment_overrides(clean_env):
     assert s.greeting == ""
     assert (s.llm_temperature, s.llm_seed) == (0.0, 42)
     assert s.agent_identity_prefixes == ("robot-", "ai-")
+
+
+def test_meeting_settings(clean_env):
+    s = BotSettings.from_env()
+    assert s.names == ("Ava", "Eva", "Ava's", "Hey Ava")
+    assert (s.follow_up_secs, s.disconnect_policy) == (8.0, "owner")
+    clean_env.setenv("BOT_NAME", "Max")
+    clean_env.setenv("BOT_NAME_ALIASES", "Maxi, Hey Max")
+    clean_env.setenv("BOT_DISCONNECT_POLICY", "Never")
+    s = BotSettings.from_env()
+    assert s.names == ("Max", "Maxi", "Hey Max") and s.disconnect_policy == "never"
+    clean_env.setenv("BOT_DISCONNECT_POLICY", "everyone")
+    with pytest.raises(ValueError, match="BOT_DISCONNECT_POLICY must be one of"):
+        BotSettings.from_env()
 
 
 def test_bad_number_is_a_clear_error(clean_env):

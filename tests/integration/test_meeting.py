@@ -1,0 +1,219 @@
+"""Meetings end to end: `python -m bot` with two real LiveKit participants who speak in
+different voices (tests/support/voices.py), real Ollama, Whisper tiny.en and the embedded voice.
+
+Each test judges the bot from outside: RTVI messages each person receives, the bot's audio,
+and the LLM requests in the bot's log.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import pytest
+from pipecat.processors.frameworks.rtvi import models as RTVI
+
+from bot.probe import rtvi_messages, speech_times, words_of
+from bot.process import BotProcess
+from bot.settings import DEFAULT_IDENTITY
+from processors.rtvi_participants import DISCONNECT_BOT
+from tests.integration.test_bot import BOT_READY_TIMEOUT, REPLY_TIMEOUT, bot_env  # noqa: F401
+from tests.support.human import HumanParticipant
+from tests.support.voices import speak
+
+# Generous: under heavy load the bot hears a person seconds after they start.
+FOLLOW_UP_SECS = 12.0
+
+
+@dataclass
+class Person:
+    name: str
+    voice: str
+    human: HumanParticipant
+
+    @property
+    def identity(self) -> str:
+        return self.human.identity
+
+    async def say(self, text: str, *, wait: bool = True) -> float:
+        """Speak `text`; returns when it started (monotonic)."""
+        samples, rate = await asyncio.to_thread(speak, text, self.voice)
+        started = time.monotonic()
+        await self.human.publish_audio(samples, rate, wait=wait)
+        return started
+
+
+@dataclass
+class Meeting:
+    bot: BotProcess
+    alice: Person
+    bob: Person
+
+    def alive(self) -> bool:
+        if self.bot.exit_code() is not None:
+            raise AssertionError(f"the bot exited with status {self.bot.exit_code()}")
+        return True
+
+    def bot_speech(self, since: float) -> list[float]:
+        """When the bot's voice reached Alice (she hears every answer)."""
+        return speech_times(self.alice.human.audio, DEFAULT_IDENTITY, since)
+
+    def transcripts(self, person: Person, since: float = 0.0) -> list[tuple[str, list[str]]]:
+        """(speaker identity, words) of each final user transcription `person` received."""
+        return [(m["data"].get("user_id"), words_of(m["data"]["text"]))
+                for _, m in rtvi_messages(person.human.messages, "user-transcription", since)
+                if m["data"].get("final")]
+
+    def user_turns(self) -> list[str]:
+        """The user messages the LLM was last asked with, from the bot's debug log."""
+        marker = "Generating LLM response "
+        requests = [ast.literal_eval(line.split(marker, 1)[1])
+                    for line in self.bot.log().splitlines() if marker in line]
+        return [m["content"] for m in requests[-1] if m["role"] == "user"] if requests else []
+
+    async def answered(self, since: float, *, quiet: float = 2.5) -> float:
+        """Wait until the bot spoke after `since` and fell quiet; when it last spoke."""
+        def ended():
+            times = self.alive() and self.bot_speech(since)
+            return times and time.monotonic() - times[-1] > quiet and times[-1]
+        return await self.alice.human.wait_for(ended, REPLY_TIMEOUT, what="the bot's answer")
+
+    async def silent(self, since: float, secs: float) -> bool:
+        """True when the bot said nothing from `since` for `secs` seconds."""
+        await asyncio.sleep(max(0.0, since + secs - time.monotonic()))
+        return self.alive() and not self.bot_speech(since)
+
+
+@pytest.fixture
+def meeting(livekit, make_token, bot_env, tmp_path):  # noqa: F811
+    """`async with meeting(**env) as m`: a room with the bot, Alice (embedded voice, the owner:
+    she joins first) and Bob (Piper voice)."""
+    bots: list[BotProcess] = []
+
+    @asynccontextmanager
+    async def open_meeting(**env: str) -> AsyncIterator[Meeting]:
+        room = f"meet-{uuid.uuid4().hex[:8]}"
+        bot = BotProcess(room=room, env={**bot_env, "BOT_FOLLOW_UP_SECS": str(FOLLOW_UP_SECS),
+                                         **env}, log_path=tmp_path / f"bot-{room}.log")
+        bots.append(bot.start())
+        try:
+            async with AsyncExitStack() as stack:
+                people = []
+                for identity, name, voice in (("alice", "Alice", "embedded"),
+                                              ("bob", "Bob", "piper")):
+                    human = await stack.enter_async_context(HumanParticipant.connect(
+                        livekit.url, make_token(room, identity, name=name)))
+                    await human.wait_for(
+                        lambda h=human: bot.exit_code() is None
+                        and any(w == DEFAULT_IDENTITY for _, w, _ in h.video),
+                        BOT_READY_TIMEOUT, what="the bot's video")
+                    people.append(Person(name=name, voice=voice, human=human))
+                yield Meeting(bot=bot, alice=people[0], bob=people[1])
+        except BaseException:
+            lines = [line[:300] for line in bot.log().splitlines()
+                     if "| DEBUG " not in line or "Generating LLM response" in line]
+            print(f"--- bot log ({bot.log_path}), without debug lines ---", *lines[-80:], sep="\n")
+            raise
+
+    yield open_meeting
+    for bot in bots:
+        bot.stop()
+
+
+def _rtvi(type_: str, data: dict | None = None) -> str:
+    return json.dumps({"label": RTVI.MESSAGE_LABEL, "type": type_, "id": uuid.uuid4().hex[:8],
+                       "data": data})
+
+
+async def test_two_people_in_turn_and_overlapping_are_heard_named_and_not_answered(meeting):
+    async with meeting() as m:
+        start = time.monotonic()
+        await m.alice.say("Bob, did you see the football game last night?")
+        await m.bob.say("Yes, the second half was wonderful.")
+        # Both at once: each still heard, each attributed.
+        await asyncio.gather(m.alice.say("I think the coffee machine is broken again."),
+                             m.bob.say("Shall we book the room for Tuesday morning?"))
+        expected = {("alice", "football"), ("bob", "wonderful"), ("alice", "coffee"),
+                    ("bob", "tuesday")}
+
+        def heard_all():
+            got = {(who, w) for who, words in m.transcripts(m.bob, start) for w in words}
+            return m.alive() and expected <= got
+        await m.bob.human.wait_for(heard_all, REPLY_TIMEOUT, what=f"transcripts of {expected}")
+        # Everyone sees every transcript with its speaker.
+        assert {(who, w) for who, ws in m.transcripts(m.alice, start) for w in ws} >= expected
+        # Nobody asked the bot: it said nothing.
+        assert await m.silent(start, time.monotonic() - start + 4.0), "the bot answered chatter"
+
+
+async def test_the_name_anywhere_and_follow_ups_in_the_window_are_answered(meeting):
+    async with meeting() as m:
+        asked = await m.bob.say("Tell me, Ava, what is the capital of France?")
+        last = await m.answered(asked)
+        assert any(t.startswith("Bob:") and "france" in words_of(t) for t in m.user_turns())
+
+        follow = await m.bob.say("And what is the capital of Germany?")  # no name, in the window
+        last = await m.answered(follow)
+        assert "germany" in words_of(m.user_turns()[-1])
+
+        # Alice (not the one answered) says no name: not answered, even inside Bob's window.
+        other = await m.alice.say("I always forget the capital of Spain.")
+        assert await m.silent(other, 10.0), "the bot answered someone who did not address it"
+
+        await asyncio.sleep(max(0.0, last + FOLLOW_UP_SECS + 1.0 - time.monotonic()))
+        late = await m.bob.say("And what is the capital of Italy?")  # outside the window
+        assert await m.silent(late, 10.0), "the bot answered a follow-up after its window"
+
+        end = await m.alice.say("What is two plus two, Ava?")  # the name at the end
+        await m.answered(end)
+        assert m.user_turns()[-1].startswith("Alice:")
+
+
+async def test_chatter_does_not_stop_the_bot_and_replies_go_to_their_asker(meeting):
+    async with meeting(BOT_LLM_MAX_TOKENS="150") as m:
+        # RTVI per participant: only Bob gets the bot-ready for Bob's client-ready.
+        ready_sent = time.monotonic()
+        await m.bob.human.send_data(_rtvi("client-ready", {"version": RTVI.PROTOCOL_VERSION}))
+        await m.bob.human.wait_for(lambda: rtvi_messages(m.bob.human.messages, "bot-ready",
+                                                         ready_sent), 30, what="bot-ready")
+        # Disconnect policy: Bob is not the owner, and in a group nobody may end the bot.
+        for person in (m.bob, m.alice):
+            sent = time.monotonic()
+            await person.human.send_data(_rtvi(DISCONNECT_BOT))
+            await person.human.wait_for(
+                lambda p=person, s=sent: rtvi_messages(p.human.messages, "error-response", s),
+                30, what="the refusal of disconnect-bot")
+        assert not rtvi_messages(m.alice.human.messages, "bot-ready", ready_sent)
+
+        asked = await m.alice.say("Ava, tell me a long story.")
+        await m.alice.human.wait_for(lambda: m.alive() and m.bot_speech(asked), REPLY_TIMEOUT,
+                                     what="the bot starting its story")
+        chatter = await m.bob.say("Alice, lunch later?")
+        chatter_end = m.bob.human.speech_ended_at
+
+        def chatter_heard():
+            return m.alive() and any(who == "bob" and "lunch" in words
+                                     for who, words in m.transcripts(m.alice, chatter))
+        await m.alice.human.wait_for(chatter_heard, REPLY_TIMEOUT, what="Bob's chatter")
+        heard = time.monotonic()
+        await asyncio.sleep(2.0)
+        # The chatter was heard, but it neither interrupted the bot nor opened a turn...
+        assert not rtvi_messages(m.alice.human.messages, "bot-interrupted", chatter), \
+            "people talking stopped the bot"
+        assert "lunch" not in " ".join(m.user_turns()).lower()
+        # ...and the bot goes on with its story after the chatter was heard.
+        await m.alice.human.wait_for(lambda: m.alive() and m.bot_speech(heard), REPLY_TIMEOUT,
+                                     what="the rest of the story after the chatter")
+        assert chatter_end < heard
+
+        # Once Bob has left, Alice (the owner, now alone) may end the bot.
+        await m.bob.human.room.disconnect()
+        await asyncio.sleep(2.0)
+        await m.alice.human.send_data(_rtvi(DISCONNECT_BOT))
+        assert await asyncio.to_thread(m.bot.wait, 30) == 0

@@ -1,0 +1,23 @@
+"""The room's rules outside the pipeline: who may end the bot, the recogniser's name prompt."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.pipeline import disconnect_allowed, recogniser_prompt
+
+
+@pytest.mark.parametrize(("policy", "sender", "humans", "allowed"), [
+    ("owner", "alice", ["alice"], True),            # the owner, alone with the bot
+    ("owner", "alice", ["alice", "bob"], False),    # never in a group, not even the owner
+    ("owner", "bob", ["bob"], False),               # alone, but not the room's first person
+    ("owner", None, ["alice"], False),              # a sender LiveKit could not name
+    ("never", "alice", ["alice"], False),
+    ("anyone", "bob", ["alice", "bob"], True),
+])
+def test_disconnect_policy(policy, sender, humans, allowed):
+    assert disconnect_allowed(policy, sender=sender, owner="alice", humans=humans) is allowed
+
+
+def test_recogniser_prompt_is_one_short_sentence_with_the_name():
+    assert recogniser_prompt("Ava") == "Hey Ava."

@@ -1,0 +1,98 @@
+"""ParticipantSpeechSegmenter: each person's speech, cut by their own (real Silero) VAD."""
+
+from __future__ import annotations
+
+import numpy as np
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.frames.frames import (
+    InterruptionFrame,
+    TextFrame,
+    UserAudioRawFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.tests.utils import run_test
+
+from processors.participant_speech import ParticipantSpeechSegmenter
+from tests.support.human import resample
+from tests.support.voices import speak
+
+RATE = 16000
+CHUNK = RATE // 100  # LiveKit delivers 10 ms frames
+
+
+def _speech(text: str, voice: str = "embedded", *, lead_s=0.3, tail_s=1.0) -> np.ndarray:
+    audio, rate = speak(text, voice)
+    audio = resample(audio, rate, RATE)
+    return np.concatenate([np.zeros(int(lead_s * RATE), np.int16), audio,
+                           np.zeros(int(tail_s * RATE), np.int16)])
+
+
+def _frames(identity: str, samples: np.ndarray) -> list[UserAudioRawFrame]:
+    return [UserAudioRawFrame(audio=samples[i : i + CHUNK].tobytes(), sample_rate=RATE,
+                              num_channels=1, user_id=identity)
+            for i in range(0, len(samples) - CHUNK + 1, CHUNK)]
+
+
+def _interleave(*streams: list) -> list:
+    """Frames of several people arriving together, as LiveKit delivers overlapping speech."""
+    out = []
+    for i in range(max(len(s) for s in streams)):
+        out += [s[i] for s in streams if i < len(s)]
+    return out
+
+
+def _segmenter(**kwargs) -> ParticipantSpeechSegmenter:
+    return ParticipantSpeechSegmenter(
+        vad_factory=lambda: SileroVADAnalyzer(params=VADParams(stop_secs=0.5)),
+        is_agent=lambda identity: identity.startswith("agent-"), **kwargs)
+
+
+def _utterances(down) -> list[tuple[str, float]]:
+    """(speaker, seconds) of each utterance, checking each is framed by VAD start/stop."""
+    out = []
+    for i, frame in enumerate(down):
+        if isinstance(frame, UserAudioRawFrame):
+            assert isinstance(down[i - 1], VADUserStartedSpeakingFrame)
+            assert isinstance(down[i + 1], VADUserStoppedSpeakingFrame)
+            out.append((frame.user_id, len(frame.audio) / 2 / RATE))
+    return out
+
+
+async def test_two_people_overlapping_are_each_heard_whole_and_attributed():
+    alice = _speech("What is the capital of France?")
+    bob = _speech("I think the meeting starts at noon tomorrow.", "espeak-m", lead_s=1.0)
+    down, _ = await run_test(_segmenter(), frames_to_send=_interleave(
+        _frames("alice", alice), _frames("bob", bob)))
+    heard = _utterances(down)
+    assert sorted(who for who, _ in heard) == ["alice", "bob"]
+    lengths = dict(heard)
+    # Whole utterances: each at least its speech (the VAD cut nothing off), not the other's.
+    assert lengths["alice"] >= (len(alice) / RATE - 1.3) * 0.95
+    assert lengths["bob"] >= (len(bob) / RATE - 2.0) * 0.95
+
+
+async def test_people_in_turn_give_one_utterance_each_and_agents_are_never_heard():
+    frames = (_frames("alice", _speech("Good morning everyone."))
+              + _frames("agent-other", _speech("I am another bot speaking."))
+              + _frames("bob", _speech("Morning, shall we start?", "piper")))
+    down, _ = await run_test(_segmenter(), frames_to_send=frames)
+    assert [who for who, _ in _utterances(down)] == ["alice", "bob"]
+
+
+async def test_only_a_person_who_may_interrupt_interrupts_when_they_start_speaking():
+    frames = _frames("bob", _speech("Just talking to Alice here.")) + _frames(
+        "alice", _speech("Stop, please."))
+    segmenter = _segmenter(on_speech_started=lambda identity: identity == "alice")
+    down, up = await run_test(segmenter, frames_to_send=frames)
+    interruptions = [i for i, f in enumerate(down) if isinstance(f, InterruptionFrame)]
+    assert len(interruptions) == 1 and any(isinstance(f, InterruptionFrame) for f in up)
+    first_bob = next(i for i, f in enumerate(down) if isinstance(f, UserAudioRawFrame))
+    assert interruptions[0] > first_bob  # raised when alice began, after bob's utterance
+
+
+async def test_other_frames_pass_untouched():
+    down, _ = await run_test(_segmenter(), frames_to_send=[TextFrame("hi")],
+                             expected_down_frames=[TextFrame])
+    assert down[0].text == "hi"
