@@ -1,8 +1,8 @@
 """The bot's Pipecat pipeline for one LiveKit room (ARCHITECTURE §3) and its room behaviour.
 
 LiveKit in → speaker selection → Whisper STT → meeting addressing → user context (Silero VAD +
-smart-turn v3) → Ollama LLM → reply guard → embedded-voice TTS → face video → LiveKit out →
-assistant context.
+smart-turn v3, ended early by a clearly complete transcript) → Ollama LLM → reply guard →
+embedded-voice TTS → face video → LiveKit out → assistant context (a bounded history).
 RTVI (processor + observer) is added by the `PipelineWorker` itself and speaks over the LiveKit
 data channel. Around the pipeline: greeting the first person, leaving when the room empties or
 closes, and reporting per-turn latency (log + RTVI).
@@ -15,6 +15,8 @@ import os
 
 from livekit import rtc
 from loguru import logger
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import TTSSpeakFrame
@@ -27,9 +29,8 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMUserAggregatorParams,
 )
 from pipecat.services.ollama.llm import OLLamaLLMService
-from pipecat.services.whisper.stt import WhisperSTTService
-from pipecat.transcriptions.language import Language
 from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
 from bot.addressing import MeetingAddressing
@@ -38,6 +39,8 @@ from bot.settings import BotSettings
 from bot.token import bot_token
 from processors.face.video import FaceSettings, FaceVideoProcessor
 from processors.speakers import SpeakerSelector
+from processors.stt.whisper import DecodingWhisperSTTService
+from processors.turns.transcript_turn_stop import TranscriptTurnStopStrategy
 from processors.align.whisper_aligner import WhisperAligner, WhisperAlignerSettings
 from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoiceSettings
 from processors.tts.gpt_sovits import ENV_URL as GPT_SOVITS_URL_ENV
@@ -90,11 +93,13 @@ class AvatarBot:
             ),
         )
         self.speakers = SpeakerSelector(is_agent=self.is_agent)
-        stt = WhisperSTTService(
-            device="cpu",
+        stt = DecodingWhisperSTTService(
+            model=settings.whisper_model,
             compute_type=settings.whisper_compute_type,
+            beam_size=settings.stt_beam_size,
+            hotwords=settings.stt_hotwords,
+            initial_prompt=settings.stt_initial_prompt,
             ttfs_p99_latency=WHISPER_TTFS_P99_SECS,
-            settings=WhisperSTTService.Settings(model=settings.whisper_model, language=Language.EN),
         )
         addressing = MeetingAddressing(
             bot_name=settings.name,
@@ -116,14 +121,23 @@ class AvatarBot:
         aggregators = LLMContextAggregatorPair(
             self.context,
             user_params=LLMUserAggregatorParams(
-                vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=settings.vad_stop_secs)),
+                vad_analyzer=SileroVADAnalyzer(params=VADParams(
+                    start_secs=settings.vad_start_secs, stop_secs=settings.vad_stop_secs)),
+                user_turn_strategies=UserTurnStrategies(stop=[TranscriptTurnStopStrategy(
+                    turn_analyzer=LocalSmartTurnAnalyzerV3(
+                        params=SmartTurnParams(stop_secs=settings.turn_max_wait_secs)),
+                )]),
             ),
         )
-        guard = LLMReplyGuard(
+        self.guard = LLMReplyGuard(
             llm=self.llm,
             unreachable_notice=settings.llm_unreachable_notice,
             empty_notice=settings.empty_reply_notice,
+            off_track_notice=settings.off_track_notice,
+            reminder=settings.language_reminder,
         )
+        # A bounded history: a small model keeps to the question at hand better with less of it.
+        aggregators.assistant().add_event_handler("on_assistant_turn_stopped", self._trim_history)
         tts = build_tts()
         face = FaceVideoProcessor.from_settings(face_settings)
 
@@ -135,7 +149,7 @@ class AvatarBot:
                 addressing,
                 aggregators.user(),
                 self.llm,
-                guard,
+                self.guard,
                 tts,
                 face,
                 self.transport.output(),
@@ -213,6 +227,11 @@ class AvatarBot:
         logger.info(f"disconnected from room {self._room}; stopping")
         await self.worker.cancel(reason="room closed")
 
+    async def _trim_history(self, *_):
+        messages = self.context.get_messages()
+        if len(messages) > self._settings.llm_history_messages:
+            self.context.set_messages(messages[-self._settings.llm_history_messages:])
+
     async def _on_latency_measured(self, _observer, seconds: float):
         logger.info(f"turn latency (user stopped → bot speaking): {seconds * 1000:.0f} ms")
 
@@ -230,6 +249,8 @@ class AvatarBot:
                     {"key": c.key, "owner": c.owner, "ms": _ms(c.duration_secs)}
                     for c in breakdown.contributions
                 ],
+                # How often the reply guard held back a reply, asked again or spoke a notice.
+                "reply_guard": dict(self.guard.counts),
             }
         )
 
