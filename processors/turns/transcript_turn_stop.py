@@ -25,6 +25,8 @@ DANGLING_WORDS = frozenset(
     "did my your his her its our their this these those very like just some any no not can "
     "could would should will shall may might must".split()
 )
+# Question words can end a question ("And how?") though not a statement.
+QUESTION_WORDS = frozenset("what where when how why who whom which".split())
 # Fewest words of a statement (ending in "." or "!") taken as finished; questions need two.
 MIN_STATEMENT_WORDS = 3
 MIN_QUESTION_WORDS = 2
@@ -36,10 +38,13 @@ def looks_complete(text: str) -> bool:
     if not text or text.endswith(("...", "…", ",", "-")):
         return False
     words = re.findall(r"[a-z0-9']+", text.lower())
-    if not words or words[-1] in DANGLING_WORDS:
+    if not words:
         return False
     if text.endswith("?"):
-        return len(words) >= MIN_QUESTION_WORDS
+        ends_open = words[-1] in DANGLING_WORDS - QUESTION_WORDS
+        return len(words) >= MIN_QUESTION_WORDS and not ends_open
+    if words[-1] in DANGLING_WORDS:
+        return False
     return text.endswith((".", "!")) and len(words) >= MIN_STATEMENT_WORDS
 
 

@@ -17,7 +17,7 @@ def test_finished_questions_and_sentences_are_complete(text):
 
 @pytest.mark.parametrize("text", [
     " What is the capital of.", "How many legs does a", "I want to tell you about my...",
-    "Tell me about", "My favourite food is.", "Yes.", "Why?", "", "So, what is the,",
+    "Tell me about", "My favourite food is.", "What is the capital of?", "Yes.", "Why?", "", "So, what is the,",
 ])
 def test_fragments_are_not_complete(text):
     assert not looks_complete(text)
