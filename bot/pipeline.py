@@ -228,9 +228,12 @@ class AvatarBot:
         await self.worker.cancel(reason="room closed")
 
     async def _trim_history(self, *_):
+        """Past the limit, keep the newer half: Ollama reuses its cache of an unchanged prompt
+        prefix, so a trim every few turns costs one full prompt read instead of one per turn."""
         messages = self.context.get_messages()
-        if len(messages) > self._settings.llm_history_messages:
-            self.context.set_messages(messages[-self._settings.llm_history_messages:])
+        limit = self._settings.llm_history_messages
+        if len(messages) > limit:
+            self.context.set_messages(messages[-(limit // 2):])
 
     async def _on_latency_measured(self, _observer, seconds: float):
         logger.info(f"turn latency (user stopped → bot speaking): {seconds * 1000:.0f} ms")

@@ -113,7 +113,7 @@ class BotSettings:
             llm_temperature=_env_float("BOT_LLM_TEMPERATURE", 0.2),
             llm_seed=_env_int("BOT_LLM_SEED", 7),
             llm_max_tokens=_env_int("BOT_LLM_MAX_TOKENS", 80),
-            llm_history_messages=_env_int("BOT_LLM_HISTORY_MESSAGES", 6),
+            llm_history_messages=_env_int("BOT_LLM_HISTORY_MESSAGES", 8),
             whisper_model=whisper_model(stack.whisper_model, stack.cache),
             whisper_compute_type=env("BOT_WHISPER_COMPUTE_TYPE", "int8"),
             stt_beam_size=_env_int("BOT_STT_BEAM_SIZE", 1),
