@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -363,6 +364,8 @@ def main() -> None:
     parser.add_argument("--barge-ins", type=int, default=5)
     parser.add_argument("--no-baseline", action="store_true", help="skip the stock Pipecat bot")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the servers and bots it started are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     report = asyncio.run(main_async(args))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "conversation.json").write_text(json.dumps(report, indent=2))
