@@ -69,7 +69,8 @@ def build(settings: BotSettings, room: str) -> PipelineWorker:
         LLMContext(),
         user_params=LLMUserAggregatorParams(
             vad_analyzer=SileroVADAnalyzer(params=VADParams(start_secs=settings.vad_start_secs,
-                                                            stop_secs=settings.vad_stop_secs)),
+                                                            stop_secs=settings.vad_stop_secs,
+                                                            min_volume=settings.vad_min_volume)),
             user_turn_strategies=UserTurnStrategies(stop=[TranscriptTurnStopStrategy(
                 turn_analyzer=LocalSmartTurnAnalyzerV3(
                     params=SmartTurnParams(stop_secs=settings.turn_max_wait_secs)))]),

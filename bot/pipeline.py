@@ -121,8 +121,11 @@ class AvatarBot:
         aggregators = LLMContextAggregatorPair(
             self.context,
             user_params=LLMUserAggregatorParams(
+                # Start time and volume floor set by bench/vad_onset_bench.py: they decide
+                # how soon a person talking over the bot is heard (barge-in).
                 vad_analyzer=SileroVADAnalyzer(params=VADParams(
-                    start_secs=settings.vad_start_secs, stop_secs=settings.vad_stop_secs)),
+                    start_secs=settings.vad_start_secs, stop_secs=settings.vad_stop_secs,
+                    min_volume=settings.vad_min_volume)),
                 user_turn_strategies=UserTurnStrategies(stop=[TranscriptTurnStopStrategy(
                     turn_analyzer=LocalSmartTurnAnalyzerV3(
                         params=SmartTurnParams(stop_secs=settings.turn_max_wait_secs)),

@@ -82,6 +82,7 @@ class BotSettings:
     empty_reply_notice: str
     off_track_notice: str
     vad_start_secs: float
+    vad_min_volume: float
     vad_stop_secs: float
     turn_max_wait_secs: float
     audio_out_queue_ms: int
@@ -126,6 +127,7 @@ class BotSettings:
             empty_reply_notice=env("BOT_EMPTY_REPLY_NOTICE", DEFAULT_EMPTY_REPLY_NOTICE),
             off_track_notice=env("BOT_OFF_TRACK_NOTICE", DEFAULT_OFF_TRACK_NOTICE),
             vad_start_secs=_env_float("BOT_VAD_START_SECS", 0.1),
+            vad_min_volume=_env_float("BOT_VAD_MIN_VOLUME", 0.3),
             vad_stop_secs=_env_float("BOT_VAD_STOP_SECS", 0.2),
             turn_max_wait_secs=_env_float("BOT_TURN_MAX_WAIT_SECS", 1.5),
             audio_out_queue_ms=_env_int("BOT_AUDIO_OUT_QUEUE_MS", 200),
