@@ -175,11 +175,12 @@ def main() -> None:
         r = results[-1]
         print(f"{name:<40} WER {r['wer']:.3f}  key words {r['key_word_recall']:.3f}  "
               f"{r['s_per_utterance_p50']:.2f} s/utt", flush=True)
-    report = {"utterances": len(clips), "voices": VOICES, "configs": results,
-              "load_average": {"before": load_before, "after": os.getloadavg()},
-              "cpus": len(os.sched_getaffinity(0))}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "stt.json").write_text(json.dumps(report, indent=2))
+        # Written after every configuration, so an interrupted run keeps what it measured.
+        report = {"utterances": len(clips), "voices": VOICES, "configs": results,
+                  "load_average": {"before": load_before, "after": os.getloadavg()},
+                  "cpus": len(os.sched_getaffinity(0))}
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "stt.json").write_text(json.dumps(report, indent=2))
     chart(results, RESULTS / "stt.png")
     print(f"\n{'config':<40}{'WER':>7}{'keys':>7}{'s/utt':>7}  key-word recall by voice")
     for r in results:
