@@ -27,11 +27,10 @@ async def test_the_default_model_answers_correctly(session, ollama):
     assert ollama.model == DEFAULT_OLLAMA_MODEL
     async with session() as s:
         for question, answer in (("What is the capital of France?", "paris"),
-                                 ("How many legs does a spider have?", "eight")):
+                                 ("What do bees make?", "honey")):
             asked = await s.ask(question)
             await s.reply_end(asked)
-            said = s.said(asked)
-            assert answer in said or {"8"} & set(said), (question, said)
+            assert answer in s.said(asked), (question, s.said(asked))
 
 
 async def test_a_long_pause_inside_one_sentence_is_one_turn(session):
