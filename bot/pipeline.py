@@ -60,6 +60,8 @@ VIDEO_DRAW_HEADROOM_FPS = 5
 # Whisper tiny.en on 2 CPU cores: end of speech → transcript, p99 (s). Whisper's transcripts are
 # final per segment, so this only bounds the turn detector's safety net.
 WHISPER_TTFS_P99_SECS = 1.5
+# Longest a turn waits for its transcript after the person stopped before it is dropped (s).
+USER_TURN_STOP_TIMEOUT_SECS = 15.0
 
 
 class AvatarBot:
@@ -126,6 +128,9 @@ class AvatarBot:
                 vad_analyzer=SileroVADAnalyzer(params=VADParams(
                     start_secs=settings.vad_start_secs, stop_secs=settings.vad_stop_secs,
                     min_volume=settings.vad_min_volume)),
+                # Pipecat's 5 s safety net ends a turn without its transcript when Whisper is
+                # slow (a busy CPU); the turn strategies end turns long before this.
+                user_turn_stop_timeout=USER_TURN_STOP_TIMEOUT_SECS,
                 user_turn_strategies=UserTurnStrategies(stop=[TranscriptTurnStopStrategy(
                     turn_analyzer=LocalSmartTurnAnalyzerV3(
                         params=SmartTurnParams(stop_secs=settings.turn_max_wait_secs)),
