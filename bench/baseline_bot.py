@@ -34,7 +34,12 @@ from pipecat.workers.runner import WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.pipeline import AUDIO_IN_SAMPLE_RATE, AUDIO_OUT_SAMPLE_RATE, WHISPER_TTFS_P99_SECS  # noqa: E402
+from bot.pipeline import (  # noqa: E402
+    AUDIO_IN_SAMPLE_RATE,
+    AUDIO_OUT_SAMPLE_RATE,
+    USER_TURN_STOP_TIMEOUT_SECS,
+    WHISPER_TTFS_P99_SECS,
+)
 from bot.settings import BotSettings  # noqa: E402
 from bot.token import bot_token  # noqa: E402
 from processors.stt.whisper import DecodingWhisperSTTService  # noqa: E402
@@ -71,6 +76,7 @@ def build(settings: BotSettings, room: str) -> PipelineWorker:
             vad_analyzer=SileroVADAnalyzer(params=VADParams(start_secs=settings.vad_start_secs,
                                                             stop_secs=settings.vad_stop_secs,
                                                             min_volume=settings.vad_min_volume)),
+            user_turn_stop_timeout=USER_TURN_STOP_TIMEOUT_SECS,
             user_turn_strategies=UserTurnStrategies(stop=[TranscriptTurnStopStrategy(
                 turn_analyzer=LocalSmartTurnAnalyzerV3(
                     params=SmartTurnParams(stop_secs=settings.turn_max_wait_secs)))]),
