@@ -78,6 +78,7 @@ def build(settings: BotSettings, room: str) -> PipelineWorker:
                                                             min_volume=settings.vad_min_volume)),
             user_turn_stop_timeout=USER_TURN_STOP_TIMEOUT_SECS,
             user_turn_strategies=UserTurnStrategies(stop=[TranscriptTurnStopStrategy(
+                max_wait_secs=settings.turn_max_wait_secs,
                 turn_analyzer=LocalSmartTurnAnalyzerV3(
                     params=SmartTurnParams(stop_secs=settings.turn_max_wait_secs)))]),
         ),

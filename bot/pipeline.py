@@ -132,6 +132,7 @@ class AvatarBot:
                 # slow (a busy CPU); the turn strategies end turns long before this.
                 user_turn_stop_timeout=USER_TURN_STOP_TIMEOUT_SECS,
                 user_turn_strategies=UserTurnStrategies(stop=[TranscriptTurnStopStrategy(
+                    max_wait_secs=settings.turn_max_wait_secs,
                     turn_analyzer=LocalSmartTurnAnalyzerV3(
                         params=SmartTurnParams(stop_secs=settings.turn_max_wait_secs)),
                 )]),

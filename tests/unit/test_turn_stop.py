@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from processors.turns.transcript_turn_stop import looks_complete
+from processors.turns.transcript_turn_stop import looks_complete, looks_unfinished
 
 
 @pytest.mark.parametrize("text", [
@@ -21,3 +21,12 @@ def test_finished_questions_and_sentences_are_complete(text):
 ])
 def test_fragments_are_not_complete(text):
     assert not looks_complete(text)
+
+
+@pytest.mark.parametrize("text, unfinished", [
+    (" What is the capital of?", True), ("How many legs does a", True), ("So, what is the,", True),
+    ("I want to tell you about my...", True), ("What is the capital of France?", False),
+    ("And how?", False), ("Yes.", False), ("", False),
+])
+def test_clearly_unfinished_sentences_hold_the_turn(text, unfinished):
+    assert looks_unfinished(text) is unfinished
