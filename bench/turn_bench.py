@@ -26,7 +26,7 @@ from faster_whisper import WhisperModel  # noqa: E402
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3  # noqa: E402
 
 from bench.questions import QUESTIONS  # noqa: E402
-from processors.turns.transcript_turn_stop import looks_complete  # noqa: E402
+from processors.turns.transcript_turn_stop import looks_complete, looks_unfinished  # noqa: E402
 from stack import models  # noqa: E402
 from stack.settings import cache_dir  # noqa: E402
 from tests.support.human import resample  # noqa: E402
@@ -42,8 +42,8 @@ def main() -> None:
     turn.set_sample_rate(RATE)
     whisper = WhisperModel(models.whisper_model("", cache_dir()), device="cpu", compute_type="int8")
     rows = []
-    for voice in VOICES:
-        for q in QUESTIONS:
+    for q in QUESTIONS:
+        for voice in VOICES:
             half = " ".join(q.text.rstrip("?").split()[:-1])
             for kind, text in (("finished", q.text), ("cut", half)):
                 samples, rate = speak(text, voice)
@@ -54,22 +54,32 @@ def main() -> None:
                 rows.append({"voice": voice, "kind": kind, "text": text, "heard": heard,
                              "smart_turn_complete": verdict, "transcript_complete": looks_complete(heard)})
             print(rows[-2], "\n", rows[-1], flush=True)
+            write(rows)  # after every question, so an interrupted run keeps what it counted
+    print(json.dumps(write(rows), indent=2))
 
-    def share(kind, key):
-        subset = [r for r in rows if r["kind"] == kind]
-        return sum(r[key] for r in subset) / len(subset)
 
+def write(rows: list[dict]) -> dict:
+    """Summarise the verdicts so far and write bench/results/turns.json."""
     finished = [r for r in rows if r["kind"] == "finished"]
+    cut = [r for r in rows if r["kind"] == "cut"]
     summary = {
-        "finished_judged_incomplete_by_smart_turn": 1 - share("finished", "smart_turn_complete"),
-        "finished_ended_early_now": sum(r["smart_turn_complete"] or r["transcript_complete"]
-                                        for r in finished) / len(finished),
-        "cut_ended_by_smart_turn": share("cut", "smart_turn_complete"),
-        "cut_ended_by_transcript_rule": share("cut", "transcript_complete"),
+        "utterances": len(rows),
+        # The bot used to wait smart-turn's whole silence limit on these.
+        "finished_judged_incomplete_by_smart_turn":
+            sum(not r["smart_turn_complete"] for r in finished) / len(finished),
+        # Now such a turn ends on its transcript unless the transcript looks unfinished.
+        "finished_ending_without_the_wait_now":
+            sum((r["smart_turn_complete"] or r["transcript_complete"])
+                and not looks_unfinished(r["heard"]) for r in finished) / len(finished),
+        # A cut sentence ended early (half a question answered): before / now.
+        "cut_ended_by_smart_turn": sum(r["smart_turn_complete"] for r in cut) / len(cut),
+        "cut_ended_now": sum(not looks_unfinished(r["heard"]) and
+                             (r["smart_turn_complete"] or r["transcript_complete"])
+                             for r in cut) / len(cut),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "turns.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=2))
-    print(json.dumps(summary, indent=2))
+    return summary
 
 
 if __name__ == "__main__":

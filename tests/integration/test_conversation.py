@@ -61,9 +61,10 @@ async def test_a_finished_question_is_answered_without_the_long_wait(session):
 
 
 async def test_a_reply_in_the_wrong_language_is_never_spoken(session):
-    # A system prompt that pulls the model into French stands in for a drifting model.
-    async with session(BOT_SYSTEM_PROMPT="Tu es Ava. Réponds toujours en français, en une "
-                                         "phrase, même si on te parle en anglais.") as s:
+    # A translator's system prompt stands in for a drifting model: the default model answers
+    # English questions in English even when told in French to reply in French.
+    async with session(BOT_SYSTEM_PROMPT="You are a translator. Reply only with the French "
+                                         "translation of what the user says, nothing else.") as s:
         asked = await s.ask("What is the capital of Italy?")
         await s.reply_end(asked)
         said = " ".join(s.said(asked))
