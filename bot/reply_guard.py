@@ -144,11 +144,8 @@ class LLMReplyGuard(FrameProcessor):
             await self._end_of_response()
 
     async def _hold(self, frame: LLMTextFrame):
-        if not self._in_response:
-            await self.push_frame(frame)
-            return
-        if self._rejected:
-            return
+        if not self._in_response or self._rejected:
+            return  # the rest of a rejected or interrupted reply is never spoken unjudged
         self._held.append(frame)
         if SENTENCE_END.search(frame.text):
             await self._release(final=False)

@@ -6,6 +6,7 @@ import socket
 
 import pytest
 from pipecat.frames.frames import (
+    InterruptionFrame,
     LLMContextFrame,
     LLMMessagesAppendFrame,
     LLMFullResponseEndFrame,
@@ -116,3 +117,11 @@ async def test_an_english_reply_passes_whole_and_a_later_drift_is_cut():
                              "Paris is the capital of France.")
     assert not [f for f in up if isinstance(f, LLMMessagesAppendFrame)]
     assert _notices(down) == []
+
+
+async def test_text_left_over_from_an_interrupted_reply_is_not_spoken():
+    guard = _guard(_llm(_closed_port()))
+    frames = [LLMFullResponseStartFrame(), LLMTextFrame("Paris is "), InterruptionFrame(),
+              LLMTextFrame("La capitale de"), LLMFullResponseEndFrame()]
+    down, _ = await run_test(guard, frames_to_send=frames)
+    assert _spoken(down) == ""
