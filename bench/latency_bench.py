@@ -130,7 +130,7 @@ def stage(breakdown: dict | None, name: str) -> float | None:
     """A service's TTFB (ms) from a `bot-latency` message, by processor name prefix."""
     if not breakdown:
         return None
-    return next((v for k, v in breakdown.get("ttfb_ms", {}).items() if k.startswith(name)), None)
+    return next((v for k, v in breakdown.get("ttfb_ms", {}).items() if name in k), None)
 
 
 async def wait_quiet(human: HumanParticipant, since: float, timeout: float = 180.0) -> float | None:

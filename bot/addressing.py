@@ -8,10 +8,15 @@ rare name: "Ava" comes out as "Eva", "Ave", "Aba"), or when its speaker is the p
 bot is answering or just answered (a follow-up window, judged when they begin to speak). Those utterances enter the LLM
 context as "Name: text" and may interrupt the bot; the rest of the meeting's talk neither
 gets an answer nor interrupts.
+
+A turn ends with its utterance unless the transcript clearly stops mid-sentence ("What is the
+capital of"): then the turn stays open, at most `turn_max_wait_secs`, for the same person's
+next utterance, so a pause inside a sentence does not cut the question in two.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
@@ -27,6 +32,8 @@ from pipecat.frames.frames import (
     TranscriptionFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from processors.turns.transcript_turn_stop import looks_unfinished
 
 # Words that only lead into a name ("Hey Ava"): an alias written with one is matched by its
 # name alone, so "hey" itself never addresses the bot.
@@ -121,6 +128,7 @@ class MeetingAddressing(FrameProcessor):
         humans: Callable[[], list[str]],
         display_name: Callable[[str], str],
         follow_up_secs: float,
+        turn_max_wait_secs: float = 1.5,
         answer_only_when_addressed: bool = True,
         clock: Callable[[], float] = time.monotonic,
         **kwargs,
@@ -133,6 +141,8 @@ class MeetingAddressing(FrameProcessor):
             display_name: The name a participant's identity is shown with.
             follow_up_secs: How long after the bot stops answering a person that person may go
                 on without the name.
+            turn_max_wait_secs: How long a turn whose transcript stops mid-sentence waits for
+                the rest of the sentence.
             answer_only_when_addressed: False answers everyone in a group too (names kept).
             clock: Monotonic seconds (tests pass their own).
         """
@@ -141,6 +151,11 @@ class MeetingAddressing(FrameProcessor):
         self._humans = humans
         self._display_name = display_name
         self._follow_up_secs = follow_up_secs
+        self._turn_max_wait_secs = turn_max_wait_secs
+        # The person whose turn is open (held for the rest of a sentence), and its text so far.
+        self._open_turn: str | None = None
+        self._turn_text = ""
+        self._hold_task: asyncio.Task | None = None
         self._only_when_addressed = answer_only_when_addressed
         self._clock = clock
         self._answering: str | None = None
@@ -201,6 +216,36 @@ class MeetingAddressing(FrameProcessor):
                 language=frame.language,
                 finalized=frame.finalized,
             )
-        await self.push_frame(ProposedUserStartedSpeakingFrame(), direction)
+        await self._cancel_hold()
+        if self._open_turn != frame.user_id:
+            await self._close_turn()
+            await self.push_frame(ProposedUserStartedSpeakingFrame(), direction)
+            self._open_turn, self._turn_text = frame.user_id, ""
+        self._turn_text = f"{self._turn_text} {frame.text}".strip()
         await self.push_frame(frame, direction)
-        await self.push_frame(ProposedUserStoppedSpeakingFrame(), direction)
+        if looks_unfinished(self._turn_text):
+            self._hold_task = self.create_task(self._close_turn_later(), f"{self}::hold")
+        else:
+            await self._close_turn()
+
+    async def _close_turn(self) -> None:
+        """End the open user turn, if any."""
+        if self._open_turn is not None:
+            self._open_turn = None
+            await self.push_frame(ProposedUserStoppedSpeakingFrame())
+
+    async def _close_turn_later(self) -> None:
+        """A sentence left unfinished: wait for its rest, then end the turn all the same."""
+        await asyncio.sleep(self._turn_max_wait_secs)
+        self._hold_task = None
+        await self._close_turn()
+
+    async def _cancel_hold(self) -> None:
+        if self._hold_task is not None:
+            task, self._hold_task = self._hold_task, None
+            await self.cancel_task(task)
+
+    async def cleanup(self):
+        """Stop a pending hold with the pipeline."""
+        await self._cancel_hold()
+        await super().cleanup()

@@ -74,6 +74,8 @@ WHISPER_TTFS_P99_SECS = 1.5
 # The greeting waits for an RTVI client's client-ready (so that bot-ready comes before anything
 # about the greeting) at most this long; a participant without RTVI is greeted after it.
 GREETING_CLIENT_READY_WAIT_SECS = 3.0
+# Longest a turn waits for its transcript after the person stopped before it is dropped (s).
+USER_TURN_STOP_TIMEOUT_SECS = 15.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,12 +131,15 @@ class AvatarBot:
             humans=self.humans,
             display_name=self.display_name,
             follow_up_secs=settings.follow_up_secs,
+            turn_max_wait_secs=settings.turn_max_wait_secs,
             answer_only_when_addressed=settings.group_answer_only_when_addressed,
         )
         self.speech = ParticipantSpeechSegmenter(
-            vad_factory=lambda: SileroVADAnalyzer(
-                params=VADParams(stop_secs=settings.vad_stop_secs)
-            ),
+            # Start time and volume floor set by bench/vad_onset_bench.py: they decide how soon
+            # a person talking over the bot is heard (barge-in).
+            vad_factory=lambda: SileroVADAnalyzer(params=VADParams(
+                start_secs=settings.vad_start_secs, stop_secs=settings.vad_stop_secs,
+                min_volume=settings.vad_min_volume)),
             is_agent=self.is_agent,
             on_speech_started=self.addressing.speech_started,
         )
@@ -144,10 +149,12 @@ class AvatarBot:
             loaded_model=models.whisper if models else None,
             compute_type=settings.whisper_compute_type,
             ttfs_p99_latency=WHISPER_TTFS_P99_SECS,
+            beam_size=settings.stt_beam_size,
+            hotwords=settings.stt_hotwords,
             # The one place the bot's name biases the recogniser. tiny.en heard "Ava" as
             # "But", "Um" or nothing in live meetings; a prompt that spells the name makes it
             # write it (hotwords alone made it drop a leading name: README, Meetings).
-            initial_prompt=recogniser_prompt(settings.name),
+            initial_prompt=settings.stt_initial_prompt or recogniser_prompt(settings.name),
         )
         self.llm = OLLamaLLMService(
             base_url=settings.ollama_openai_url,
@@ -166,13 +173,22 @@ class AvatarBot:
         aggregators = LLMContextAggregatorPair(
             self.context,
             # Turns are opened and closed by MeetingAddressing, per utterance meant for the bot.
-            user_params=LLMUserAggregatorParams(user_turn_strategies=ExternalUserTurnStrategies()),
+            user_params=LLMUserAggregatorParams(
+                user_turn_strategies=ExternalUserTurnStrategies(),
+                # Pipecat's 5 s safety net ends a turn without its transcript when Whisper is
+                # slow (a busy CPU); the addressing stage ends turns long before this.
+                user_turn_stop_timeout=USER_TURN_STOP_TIMEOUT_SECS,
+            ),
         )
-        guard = LLMReplyGuard(
+        self.guard = LLMReplyGuard(
             llm=self.llm,
             unreachable_notice=settings.llm_unreachable_notice,
             empty_notice=settings.empty_reply_notice,
+            off_track_notice=settings.off_track_notice,
+            reminder=settings.language_reminder,
         )
+        # A bounded history: a small model keeps to the question at hand better with less of it.
+        aggregators.assistant().add_event_handler("on_assistant_turn_stopped", self._trim_history)
         watchdog = LLMWatchdog(
             wait_notice=settings.llm_wait_notice,
             wait_notice_s=settings.llm_wait_notice_s,
@@ -196,7 +212,7 @@ class AvatarBot:
                 aggregators.user(),
                 self.llm,
                 watchdog,
-                guard,
+                self.guard,
                 tts,
                 face,
                 self.transport.output(),
@@ -308,6 +324,14 @@ class AvatarBot:
         logger.info(f"disconnected from room {self._room}; stopping")
         await self.worker.cancel(reason="room closed")
 
+    async def _trim_history(self, *_):
+        """Past the limit, keep the newer half: Ollama reuses its cache of an unchanged prompt
+        prefix, so a trim every few turns costs one full prompt read instead of one per turn."""
+        messages = self.context.get_messages()
+        limit = self._settings.llm_history_messages
+        if len(messages) > limit:
+            self.context.set_messages(messages[-(limit // 2):])
+
     async def _on_latency_measured(self, _observer, seconds: float):
         logger.info(f"turn latency (user stopped → bot speaking): {seconds * 1000:.0f} ms")
 
@@ -325,6 +349,8 @@ class AvatarBot:
                     {"key": c.key, "owner": c.owner, "ms": _ms(c.duration_secs)}
                     for c in breakdown.contributions
                 ],
+                # How often the reply guard held back a reply, asked again or spoke a notice.
+                "reply_guard": dict(self.guard.counts),
             }
         )
 

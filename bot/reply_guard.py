@@ -1,13 +1,22 @@
-"""Makes sure every answered turn is heard: a short spoken notice when the LLM gives nothing.
+"""Makes sure every answered turn is heard, and heard in the conversation's language.
 
-Placed right after the LLM service. When a response ends without any text, or the LLM reported
-an error during it (Ollama stopped, unreachable, model missing), the person would otherwise
-hear silence and wonder; the guard speaks a short notice instead. The notice is not added to
-the LLM context, and the next turn runs the LLM again as usual, so the bot recovers on its own
-once the LLM is back.
+Placed right after the LLM service. It holds the reply's text one sentence at a time and
+judges it before the voice speaks it:
+- a reply drifting into another language (small models sometimes switch to French after a
+  question that names France) or into a list (which sounds like a recited document) is not
+  spoken: the LLM is asked once more with a short reminder, and when that reply drifts too,
+  the person hears `off_track_notice`;
+- when a response ends without any text, or the LLM reported an error during it (Ollama
+  stopped, unreachable, model missing), the person hears a short notice instead of silence.
+Notices are not added to the LLM context, and the next turn runs the LLM again as usual, so the
+bot recovers on its own. `counts` tells how often each case fired.
 """
 
 from __future__ import annotations
+
+import re
+from collections import Counter
+from functools import lru_cache
 
 from loguru import logger
 from pipecat.frames.frames import (
@@ -16,14 +25,71 @@ from pipecat.frames.frames import (
     InterruptionFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
+    LLMMessagesAppendFrame,
     LLMTextFrame,
     TTSSpeakFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+# The end of a sentence (or of a line) in streamed reply text.
+SENTENCE_END = re.compile(r"[.!?;:\n]")
+# A list item at the start of a line: "- x", "* x", "• x", "1. x", "2) x".
+LIST_ITEM = re.compile(r"(?:^|\n)\s*(?:[-*•]|\d+[.)])\s+\S")
+# Letters of scripts other than Latin (Cyrillic, Greek, CJK, Arabic, ...).
+NON_LATIN_LETTER = re.compile(r"[^\W\d_a-zA-Z\u00C0-\u024F]")
+# langdetect guesses poorly below a few words ("Piano." → Italian), so shorter text is not judged.
+MIN_WORDS_TO_JUDGE = 4
+# Below this probability of the conversation's language (with the prior below), text is foreign.
+MIN_LANGUAGE_PROBABILITY = 0.2
+# Languages a reply is told apart from, and the weight the expected one gets before any evidence:
+# small models drift into these (Dutch is left out: short English often reads as Dutch).
+CANDIDATE_LANGUAGES = ("en", "fr", "es", "de", "it", "pt", "zh-cn", "ru", "ja")
+EXPECTED_LANGUAGE_PRIOR = 0.6
+
+LANGUAGE = "language"
+LIST = "list"
+EMPTY = "empty"
+LLM_ERROR = "llm_error"
+REGENERATED = "regenerated"
+NOTICE = "off_track_notice"
+
+
+@lru_cache(maxsize=1)
+def _language_factory():
+    from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+
+    factory = DetectorFactory()
+    factory.load_profile(PROFILES_DIRECTORY)
+    factory.set_seed(0)  # the same verdict for the same text
+    return factory
+
+
+def language_probability(text: str, language: str) -> float:
+    """The probability (langdetect, with a prior for `language`) that text is in `language`."""
+    detector = _language_factory().create()
+    others = (1 - EXPECTED_LANGUAGE_PRIOR) / (len(CANDIDATE_LANGUAGES) - 1)
+    detector.set_prior_map({lang: EXPECTED_LANGUAGE_PRIOR if lang == language else others
+                            for lang in CANDIDATE_LANGUAGES})
+    detector.append(text)
+    return next((p.prob for p in detector.get_probabilities() if p.lang == language), 0.0)
+
+
+def off_track(text: str, language: str = "en") -> str | None:
+    """Why text should not be spoken in a `language` conversation (LIST, LANGUAGE) or None."""
+    if LIST_ITEM.search(text):
+        return LIST
+    letters = re.findall(r"[^\W\d_]", text)
+    if letters and len(NON_LATIN_LETTER.findall(text)) > len(letters) / 4:
+        return LANGUAGE
+    if len(re.findall(r"[^\W\d_]+", text)) < MIN_WORDS_TO_JUDGE:
+        return None
+    if language_probability(text, language) < MIN_LANGUAGE_PROBABILITY:
+        return LANGUAGE
+    return None
+
 
 class LLMReplyGuard(FrameProcessor):
-    """Speaks `unreachable_notice` after an LLM error and `empty_notice` after an empty reply."""
+    """Holds each reply sentence until it is judged; speaks notices instead of silence."""
 
     def __init__(
         self,
@@ -31,15 +97,27 @@ class LLMReplyGuard(FrameProcessor):
         llm: FrameProcessor,
         unreachable_notice: str,
         empty_notice: str,
+        off_track_notice: str,
+        reminder: str,
+        language: str = "en",
         **kwargs,
     ):
-        """`llm` is the service right before this guard; its `on_error` events are watched."""
+        """`llm` is the service right before this guard; its `on_error` events are watched.
+        `reminder` is the system message added to the context when a reply is asked again."""
         super().__init__(**kwargs)
         self._unreachable_notice = unreachable_notice
         self._empty_notice = empty_notice
+        self._off_track_notice = off_track_notice
+        self._reminder = reminder
+        self._language = language
+        self.counts: Counter[str] = Counter()
         self._in_response = False
         self._got_text = False
         self._llm_failed = False
+        self._held: list[LLMTextFrame] = []
+        self._spoken = ""
+        self._rejected: str | None = None
+        self._retrying = False
         # The LLM pushes its ErrorFrame upstream, away from this guard, so listen to the event.
         llm.add_event_handler("on_error", self._on_llm_error)
 
@@ -49,21 +127,65 @@ class LLMReplyGuard(FrameProcessor):
 
     async def process_frame(self, frame: Frame, direction: FrameDirection):
         await super().process_frame(frame, direction)
+        if isinstance(frame, LLMTextFrame) and direction == FrameDirection.DOWNSTREAM:
+            await self._hold(frame)
+            return
+        if isinstance(frame, LLMFullResponseEndFrame) and self._in_response:
+            await self._release(final=True)
         await self.push_frame(frame, direction)
 
         if isinstance(frame, LLMFullResponseStartFrame):
             self._in_response, self._got_text, self._llm_failed = True, False, False
-        elif isinstance(frame, LLMTextFrame) and frame.text.strip():
-            self._got_text = True
+            self._held, self._spoken, self._rejected = [], "", None
         elif isinstance(frame, InterruptionFrame):
-            self._in_response = False
+            self._in_response, self._retrying, self._held = False, False, []
         elif isinstance(frame, LLMFullResponseEndFrame) and self._in_response:
             self._in_response = False
-            notice = None
-            if self._llm_failed:
-                notice = self._unreachable_notice
-            elif not self._got_text:
-                notice = self._empty_notice
-            if notice:
-                logger.info(f"{self}: speaking notice {notice!r}")
-                await self.push_frame(TTSSpeakFrame(notice, append_to_context=False))
+            await self._end_of_response()
+
+    async def _hold(self, frame: LLMTextFrame):
+        if not self._in_response or self._rejected:
+            return  # the rest of a rejected or interrupted reply is never spoken unjudged
+        self._held.append(frame)
+        if SENTENCE_END.search(frame.text):
+            await self._release(final=False)
+
+    async def _release(self, *, final: bool):
+        """Judge the held sentence (with what was spoken before it) and push it or reject it."""
+        if self._rejected or not self._held:
+            return
+        held = "".join(f.text for f in self._held)
+        reason = off_track(self._spoken + held, self._language) or off_track(held, self._language)
+        if reason:
+            self._rejected, self._held = reason, []
+            self.counts[reason] += 1
+            logger.warning(f"{self}: reply not spoken ({reason}): {held!r}")
+            return
+        for f in self._held:
+            await self.push_frame(f)
+        self._spoken += held
+        self._got_text = self._got_text or bool(held.strip())
+        self._held = []
+        if final:
+            self._spoken = ""
+
+    async def _end_of_response(self):
+        retrying, self._retrying = self._retrying, False
+        notice = None
+        if self._llm_failed:
+            notice, key = self._unreachable_notice, LLM_ERROR
+        elif self._rejected and not self._got_text and not retrying:
+            self.counts[REGENERATED] += 1
+            self._retrying = True
+            logger.info(f"{self}: asking the LLM again with a reminder")
+            message = {"role": "system", "content": self._reminder}
+            await self.push_frame(LLMMessagesAppendFrame(messages=[message], run_llm=True),
+                                  FrameDirection.UPSTREAM)
+        elif self._rejected and not self._got_text:
+            notice, key = self._off_track_notice, NOTICE
+        elif not self._got_text:
+            notice, key = self._empty_notice, EMPTY
+        if notice:
+            self.counts[key] += 1
+            logger.info(f"{self}: speaking notice {notice!r}")
+            await self.push_frame(TTSSpeakFrame(notice, append_to_context=False))

@@ -22,7 +22,13 @@ DEFAULT_NAME_ALIASES = ("Eva", "Ava's", "Hey Ava")
 DISCONNECT_POLICIES = ("owner", "anyone", "never")
 DEFAULT_SYSTEM_PROMPT = (
     "You are Ava, a friendly assistant who talks with people in a video call. "
-    "Answer in one or two short spoken sentences. Do not use lists, markdown or emoji."
+    "Always reply in English. Answer the question you were just asked directly, in one or two "
+    "short spoken sentences. Never use lists, markdown, code or emoji."
+)
+# Added to the context when a reply drifted into another language or a list and is asked again.
+DEFAULT_LANGUAGE_REMINDER = (
+    "Reply again to the last message, in English only, in one or two short spoken sentences "
+    "without lists."
 )
 DEFAULT_GREETING = "Hello! I am Ava. How can I help you?"
 DEFAULT_LLM_UNREACHABLE_NOTICE = "Sorry, my language model is not reachable right now."
@@ -31,6 +37,7 @@ DEFAULT_LLM_WAIT_NOTICE = "One moment, please."
 DEFAULT_LLM_GIVE_UP_NOTICE = "Sorry, my language model is not answering right now. Please ask again."
 DEFAULT_LLM_WAIT_NOTICE_S = 4.0
 DEFAULT_LLM_GIVE_UP_S = 20.0
+DEFAULT_OFF_TRACK_NOTICE = "Sorry, I lost my words. Could you ask me that again?"
 # Identity prefixes of participants that are agents even when their token carries no agent kind.
 DEFAULT_AGENT_IDENTITY_PREFIXES = ("agent-", "bot-", "avatar-")
 
@@ -78,13 +85,22 @@ class BotSettings:
     llm_temperature: float
     llm_seed: int
     llm_max_tokens: int
+    llm_history_messages: int
     whisper_model: str
     whisper_compute_type: str
+    stt_beam_size: int
+    stt_hotwords: str | None
+    stt_initial_prompt: str | None
     system_prompt: str
+    language_reminder: str
     greeting: str
     llm_unreachable_notice: str
     empty_reply_notice: str
+    off_track_notice: str
+    vad_start_secs: float
+    vad_min_volume: float
     vad_stop_secs: float
+    turn_max_wait_secs: float
     audio_out_queue_ms: int
     video_max_bitrate: int
     empty_room_grace_secs: float
@@ -125,13 +141,22 @@ class BotSettings:
             llm_temperature=_env_float("BOT_LLM_TEMPERATURE", 0.2),
             llm_seed=_env_int("BOT_LLM_SEED", 7),
             llm_max_tokens=_env_int("BOT_LLM_MAX_TOKENS", 80),
+            llm_history_messages=_env_int("BOT_LLM_HISTORY_MESSAGES", 8),
             whisper_model=whisper_model(stack.whisper_model, stack.cache),
             whisper_compute_type=env("BOT_WHISPER_COMPUTE_TYPE", "int8"),
+            stt_beam_size=_env_int("BOT_STT_BEAM_SIZE", 1),
+            stt_hotwords=env("BOT_STT_HOTWORDS") or None,
+            stt_initial_prompt=env("BOT_STT_INITIAL_PROMPT") or None,
             system_prompt=env("BOT_SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
+            language_reminder=env("BOT_LANGUAGE_REMINDER", DEFAULT_LANGUAGE_REMINDER),
             greeting=env("BOT_GREETING", DEFAULT_GREETING),
             llm_unreachable_notice=env("BOT_LLM_UNREACHABLE_NOTICE", DEFAULT_LLM_UNREACHABLE_NOTICE),
             empty_reply_notice=env("BOT_EMPTY_REPLY_NOTICE", DEFAULT_EMPTY_REPLY_NOTICE),
-            vad_stop_secs=_env_float("BOT_VAD_STOP_SECS", 0.5),
+            off_track_notice=env("BOT_OFF_TRACK_NOTICE", DEFAULT_OFF_TRACK_NOTICE),
+            vad_start_secs=_env_float("BOT_VAD_START_SECS", 0.1),
+            vad_min_volume=_env_float("BOT_VAD_MIN_VOLUME", 0.3),
+            vad_stop_secs=_env_float("BOT_VAD_STOP_SECS", 0.3),
+            turn_max_wait_secs=_env_float("BOT_TURN_MAX_WAIT_SECS", 1.5),
             audio_out_queue_ms=_env_int("BOT_AUDIO_OUT_QUEUE_MS", 200),
             video_max_bitrate=_env_int("BOT_VIDEO_MAX_BITRATE", 1_200_000),
             empty_room_grace_secs=_env_float("BOT_EMPTY_ROOM_GRACE_SECS", 5.0),

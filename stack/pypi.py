@@ -17,8 +17,10 @@ def pip_download(requirement: str, dest: Path, *, sdist: bool = False) -> Path:
     pip prints its own progress bar. An already downloaded file is reused.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    name = requirement.split("==")[0].replace("-", "_").lower()
-    existing = [p for p in dest.iterdir() if p.name.lower().replace("-", "_").startswith(name + "-")]
+    # File names spell the project with "_" (wheels) or "-" (sdists): compare normalised.
+    prefix = requirement.replace("==", "_").replace("-", "_").lower()
+    existing = [p for p in dest.iterdir()
+                if p.name.lower().replace("-", "_").startswith((prefix + "_", prefix + "."))]
     if existing:
         return existing[0]
     step(f"downloading {requirement} from PyPI (pip download --no-deps)")

@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 DEFAULT_CACHE = "~/.cache/talking-avatar"
-DEFAULT_OLLAMA_MODEL = "avatar-smollm2:135m"
+DEFAULT_OLLAMA_MODEL = "avatar-qwen2.5-coder:0.5b"
 # LiveKit's documented development key pair (`livekit-server --dev`); override both in production.
 DEV_API_KEY = "devkey"
 DEV_API_SECRET = "secret"

@@ -1,11 +1,14 @@
-"""LLMReplyGuard: a spoken notice instead of silence when the LLM fails or says nothing."""
+"""LLMReplyGuard: a spoken notice instead of silence, and no reply in another language or a list."""
 
 from __future__ import annotations
 
 import socket
 
+import pytest
 from pipecat.frames.frames import (
+    InterruptionFrame,
     LLMContextFrame,
+    LLMMessagesAppendFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
@@ -16,10 +19,12 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.ollama.llm import OLLamaLLMService
 from pipecat.tests.utils import run_test
 
-from bot.reply_guard import LLMReplyGuard
+from bot.reply_guard import LANGUAGE, LIST, LLMReplyGuard, off_track
 
 UNREACHABLE = "Sorry, my language model is not reachable right now."
 EMPTY = "Sorry, I have no answer to that."
+OFF_TRACK = "Sorry, let me answer that again in English another time."
+REMINDER = "Answer in English, in one or two short sentences."
 
 
 def _closed_port() -> int:
@@ -34,13 +39,27 @@ def _llm(port: int) -> OLLamaLLMService:
                             settings=OLLamaLLMService.Settings(model="none"))
 
 
+def _guard(llm) -> LLMReplyGuard:
+    return LLMReplyGuard(llm=llm, unreachable_notice=UNREACHABLE, empty_notice=EMPTY,
+                         off_track_notice=OFF_TRACK, reminder=REMINDER)
+
+
+def _reply(*chunks: str) -> list:
+    return [LLMFullResponseStartFrame(), *(LLMTextFrame(c) for c in chunks),
+            LLMFullResponseEndFrame()]
+
+
+def _spoken(frames) -> str:
+    return "".join(f.text for f in frames if isinstance(f, LLMTextFrame))
+
+
 def _notices(frames) -> list[str]:
     return [f.text for f in frames if isinstance(f, TTSSpeakFrame)]
 
 
 async def test_unreachable_ollama_gives_the_spoken_notice():
     llm = _llm(_closed_port())
-    guard = LLMReplyGuard(llm=llm, unreachable_notice=UNREACHABLE, empty_notice=EMPTY)
+    guard = _guard(llm)
     context = LLMContext(messages=[{"role": "user", "content": "Hello?"}])
     down, _ = await run_test(Pipeline([llm, guard]), frames_to_send=[LLMContextFrame(context)])
     spoken = [f for f in down if isinstance(f, TTSSpeakFrame)]
@@ -49,9 +68,60 @@ async def test_unreachable_ollama_gives_the_spoken_notice():
 
 
 async def test_empty_reply_gives_the_empty_notice_and_a_real_reply_none():
-    guard = LLMReplyGuard(llm=_llm(_closed_port()), unreachable_notice=UNREACHABLE,
-                          empty_notice=EMPTY)
+    guard = _guard(_llm(_closed_port()))
     empty = [LLMFullResponseStartFrame(), LLMTextFrame("  "), LLMFullResponseEndFrame()]
     answered = [LLMFullResponseStartFrame(), LLMTextFrame("Hi."), LLMFullResponseEndFrame()]
     down, _ = await run_test(guard, frames_to_send=empty + answered)
     assert _notices(down) == [EMPTY]
+
+
+@pytest.mark.parametrize("text", [
+    "Paris is the capital of France.", "A spider has eight legs.", "Piano.", "Bees make honey.",
+    "Portuguese is spoken in Brazil.", "A kitten.", "Carbon dioxide.", "Seven days, Ava says!",
+    "Why did the scarecrow win an award? Because he was outstanding in his field.",
+])
+def test_short_english_replies_pass(text):
+    assert off_track(text) is None
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("La capitale de la France est Paris.", LANGUAGE),
+    ("Il y a sept jours dans une semaine.", LANGUAGE),
+    ("El cielo es azul en un día claro.", LANGUAGE),
+    ("Die Sonne geht im Osten auf.", LANGUAGE),
+    ("蜘蛛有八条腿。", LANGUAGE),
+    ("Here are some fruits:\n- apple\n- banana", LIST),
+    ("1. Paris\n2. Lyon", LIST),
+])
+def test_foreign_language_and_lists_are_caught(text, reason):
+    assert off_track(text) == reason
+
+
+async def test_a_drifting_reply_is_not_spoken_but_asked_again_once_then_a_notice():
+    guard = _guard(_llm(_closed_port()))
+    drift = _reply("La capitale ", "de la France ", "est Paris.")
+    down, up = await run_test(guard, frames_to_send=drift + drift)
+    assert _spoken(down) == ""
+    again = [f for f in up if isinstance(f, LLMMessagesAppendFrame)]
+    assert len(again) == 1 and again[0].run_llm and again[0].messages[0]["content"] == REMINDER
+    assert _notices(down) == [OFF_TRACK]
+    assert guard.counts[LANGUAGE] == 2 and guard.counts["regenerated"] == 1
+
+
+async def test_an_english_reply_passes_whole_and_a_later_drift_is_cut():
+    guard = _guard(_llm(_closed_port()))
+    good = _reply("Paris is ", "the capital of France.", " It is lovely.")
+    mixed = _reply("Paris is the capital of France.", " C'est une ville très belle et grande.")
+    down, up = await run_test(guard, frames_to_send=good + mixed)
+    assert _spoken(down) == ("Paris is the capital of France. It is lovely."
+                             "Paris is the capital of France.")
+    assert not [f for f in up if isinstance(f, LLMMessagesAppendFrame)]
+    assert _notices(down) == []
+
+
+async def test_text_left_over_from_an_interrupted_reply_is_not_spoken():
+    guard = _guard(_llm(_closed_port()))
+    frames = [LLMFullResponseStartFrame(), LLMTextFrame("Paris is "), InterruptionFrame(),
+              LLMTextFrame("La capitale de"), LLMFullResponseEndFrame()]
+    down, _ = await run_test(guard, frames_to_send=frames)
+    assert _spoken(down) == ""

@@ -14,7 +14,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.transcriptions.language import Language
 
 from bot.probe import words_of
-from processors.stt_speakers import MeetingWhisperSTTService
+from processors.stt.whisper import AvatarWhisperSTTService
 from tests.unit.test_participant_speech import _frames, _interleave, _segmenter, _speech
 
 
@@ -27,20 +27,20 @@ def overlapping_frames():
     return _interleave(_frames("alice", alice), _frames("bob", bob))
 
 
-async def _transcripts(stt_class, whisper_model, frames) -> dict[str, list[str]]:
-    stt = stt_class(device="cpu", compute_type="int8", settings=stt_class.Settings(
-        model=whisper_model, language=Language.EN))
+async def _transcripts(stt, frames) -> dict[str, list[str]]:
     down, _ = await run_test(Pipeline([_segmenter(), stt]),
                              frames_to_send=[*frames, SleepFrame(sleep=3.0)])
     return {f.user_id: words_of(f.text) for f in down if isinstance(f, TranscriptionFrame)}
 
 
 async def test_overlapping_transcripts_keep_their_own_speaker(whisper_model, overlapping_frames):
-    heard = await _transcripts(MeetingWhisperSTTService, whisper_model, overlapping_frames)
+    heard = await _transcripts(AvatarWhisperSTTService(model=whisper_model), overlapping_frames)
     assert "france" in heard.get("alice", []), heard
     assert "train" in heard.get("bob", []), heard
 
 
 async def test_the_plain_whisper_service_is_what_needs_it(whisper_model, overlapping_frames):
-    heard = await _transcripts(WhisperSTTService, whisper_model, overlapping_frames)
+    plain = WhisperSTTService(device="cpu", compute_type="int8", settings=WhisperSTTService.Settings(
+        model=whisper_model, language=Language.EN))
+    heard = await _transcripts(plain, overlapping_frames)
     assert "france" not in heard.get("alice", []), heard

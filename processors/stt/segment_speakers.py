@@ -7,7 +7,7 @@ first is still being transcribed, the first transcript would carry the second pe
 This mixin records the speaker when a segment is queued (at VAD stop) and puts that id on the
 segment's transcripts. Mix it in front of any segmented STT:
 
-    class MeetingWhisperSTTService(SegmentSpeakerMixin, WhisperSTTService): ...
+    class AvatarWhisperSTTService(SegmentSpeakerMixin, DecodingWhisperSTTService): ...
 
 It relies on `SegmentedSTTService` queuing one segment per `VADUserStoppedSpeakingFrame` while
 the service is usable and calling `run_stt` once per segment, in order;
@@ -26,7 +26,6 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection
-from pipecat.services.whisper.stt import WhisperSTTService
 
 
 class SegmentSpeakerMixin:
@@ -52,8 +51,4 @@ class SegmentSpeakerMixin:
             ):
                 frame.user_id = speaker
             yield frame
-
-
-class MeetingWhisperSTTService(SegmentSpeakerMixin, WhisperSTTService):
-    """Pipecat's local Whisper STT, with each transcript attributed to its own segment's speaker."""
 

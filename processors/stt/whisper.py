@@ -1,0 +1,101 @@
+"""Pipecat's local Whisper STT with the decoding options the bot chooses by measurement.
+
+`WhisperSTTService` passes only `language`, `hotwords` and `initial_prompt` to faster-whisper's
+`transcribe`, which then decodes with a beam of 5. On a 2-core CPU a greedy beam is several times
+cheaper for short turns (bench/stt_bench.py), so this service adds `beam_size` as a setting and
+takes `hotwords` (e.g. the bot's name and aliases) and `initial_prompt` as constructor options.
+It can also run on a model loaded beforehand (a worker's prewarmed job process), and
+`AvatarWhisperSTTService` attributes each transcript to its own segment's speaker (meetings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipecat.services.whisper.stt import WhisperSTTService, WhisperSTTSettings
+
+from processors.stt.segment_speakers import SegmentSpeakerMixin
+from pipecat.transcriptions.language import Language
+from pipecat.utils.types import NOT_GIVEN, NotGiven, assert_given
+
+# Greedy decoding: measured on tiny.en, the same key-word recall as beam 5 at a fraction of the
+# cost (bench/stt_bench.py, README "Hearing").
+DEFAULT_BEAM_SIZE = 1
+
+
+@dataclass
+class DecodingWhisperSTTSettings(WhisperSTTSettings):
+    """Whisper settings plus the beam width.
+
+    Parameters:
+        beam_size: Beam width of faster-whisper's decoder (1 = greedy).
+    """
+
+    beam_size: int | NotGiven = field(default_factory=lambda: NOT_GIVEN)
+
+
+class _DecodingModel:
+    """The loaded WhisperModel, with the extra `transcribe` options read from live settings."""
+
+    def __init__(self, model: Any, settings: DecodingWhisperSTTSettings):
+        self._model = model
+        self._settings = settings
+
+    def transcribe(self, audio, **options):
+        return self._model.transcribe(
+            audio, beam_size=assert_given(self._settings.beam_size), **options
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+class DecodingWhisperSTTService(WhisperSTTService):
+    """`WhisperSTTService` with a beam-size setting and hotwords / initial prompt as options."""
+
+    Settings = DecodingWhisperSTTSettings
+    _settings: DecodingWhisperSTTSettings
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        beam_size: int = DEFAULT_BEAM_SIZE,
+        hotwords: str | None = None,
+        initial_prompt: str | None = None,
+        language: Language = Language.EN,
+        device: str = "cpu",
+        compute_type: str = "int8",
+        loaded_model: Any = None,
+        **kwargs,
+    ):
+        """`model` is a faster-whisper model name or CTranslate2 folder; `hotwords` is one
+        space-separated string of words to favour (names, jargon); `initial_prompt` is text the
+        decoder reads as what came before (style, spelling); `loaded_model` is a faster-whisper
+        `WhisperModel` already loaded (Whisper takes ~1.5 s to load on a small CPU), used instead
+        of loading `model` (one pipeline at a time)."""
+        self._loaded_model = loaded_model
+        super().__init__(
+            device=device,
+            compute_type=compute_type,
+            settings=DecodingWhisperSTTSettings(
+                model=model,
+                language=language,
+                beam_size=beam_size,
+                hotwords=hotwords,
+                initial_prompt=initial_prompt,
+            ),
+            **kwargs,
+        )
+
+    def _load(self):
+        if self._loaded_model is None:
+            super()._load()
+        else:  # Pipecat's hook that loads the model; here it is loaded already.
+            self._model = self._loaded_model
+        self._model = _DecodingModel(self._model, self._settings)
+
+
+class AvatarWhisperSTTService(SegmentSpeakerMixin, DecodingWhisperSTTService):
+    """The bot's Whisper STT: decoding options, a preloaded model, one speaker per segment."""
