@@ -51,7 +51,6 @@ sys.path.insert(0, str(ROOT))
 from faster_whisper import WhisperModel  # noqa: E402
 
 from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE, WhisperAligner  # noqa: E402
-from processors.timing import TimedSpeech  # noqa: E402
 from processors.tts.hibari_voice import HibariVoice  # noqa: E402
 from tests.support.voices import piper_words  # noqa: E402
 from stack.models import whisper_model  # noqa: E402

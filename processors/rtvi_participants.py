@@ -19,10 +19,11 @@ from collections.abc import Callable
 
 from loguru import logger
 from pipecat.frames.frames import InputTransportMessageFrame
-from pipecat.processors.frameworks.rtvi import RTVIProcessor
 from pipecat.processors.frameworks.rtvi import models as RTVI
 from pipecat.transports.livekit.transport import LiveKitOutputTransportMessageUrgentFrame
 from pydantic import BaseModel
+
+from processors.rtvi_adapter import PlayoutRTVIProcessor
 
 # RTVI client message that asks the bot to leave.
 DISCONNECT_BOT = "disconnect-bot"
@@ -35,8 +36,9 @@ REPLY_TYPES = (RTVI.BotReady, RTVI.ErrorResponse, RTVI.ServerResponse, RTVI.Erro
 _sender: contextvars.ContextVar[str | None] = contextvars.ContextVar("rtvi_sender", default=None)
 
 
-class ParticipantRTVIProcessor(RTVIProcessor):
-    """An `RTVIProcessor` that answers each LiveKit participant privately."""
+class ParticipantRTVIProcessor(PlayoutRTVIProcessor):
+    """The project's RTVI processor (RTVI 2.2 conformance, playout-timed messages) that also
+    answers each LiveKit participant privately."""
 
     def __init__(self, *, may_disconnect_bot: Callable[[str | None], bool], **kwargs):
         """Create the processor.

@@ -26,7 +26,7 @@ from pipecat.frames.frames import (
 from pipecat.metrics.metrics import TurnMetricsData, TTFBMetricsData
 from pipecat.observers.base_observer import FramePushed
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
-from pipecat.processors.frameworks.rtvi import RTVIObserver, RTVIProcessor
+from pipecat.processors.frameworks.rtvi import RTVIObserver
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.livekit.transport import LiveKitOutputTransport
