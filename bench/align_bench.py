@@ -52,9 +52,9 @@ from faster_whisper import WhisperModel  # noqa: E402
 
 from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE, WhisperAligner  # noqa: E402
 from processors.tts.hibari_voice import HibariVoice  # noqa: E402
-from tests.support.voices import piper_words  # noqa: E402
 from stack.models import whisper_model  # noqa: E402
 from stack.settings import StackSettings  # noqa: E402
+from tests.support.voices import piper_words  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 AIM_MS = 40.0
@@ -92,7 +92,7 @@ CONDITIONS = {"embedded": ("embedded", 1.0, 1.0), "shifted-up": ("embedded", 0.9
 METHODS = ("faster-whisper words", "whisper DTW", "+ silences", "+ reference")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def embedded_voice(speed: float) -> HibariVoice:
     return HibariVoice(speed=speed, seed=0)
 

@@ -57,38 +57,65 @@ def build(settings: BotSettings, room: str) -> PipelineWorker:
                              audio_out_sample_rate=AUDIO_OUT_SAMPLE_RATE,
                              audio_out_queue_size_ms=settings.audio_out_queue_ms),
     )
-    stt = DecodingWhisperSTTService(model=settings.whisper_model,
-                                    compute_type=settings.whisper_compute_type,
-                                    beam_size=settings.stt_beam_size, hotwords=settings.stt_hotwords,
-                                    initial_prompt=settings.stt_initial_prompt,
-                                    ttfs_p99_latency=WHISPER_TTFS_P99_SECS)
+    stt = DecodingWhisperSTTService(
+        model=settings.whisper_model,
+        compute_type=settings.whisper_compute_type,
+        beam_size=settings.stt_beam_size,
+        hotwords=settings.stt_hotwords,
+        initial_prompt=settings.stt_initial_prompt,
+        ttfs_p99_latency=WHISPER_TTFS_P99_SECS,
+    )
     llm = OLLamaLLMService(
         base_url=settings.ollama_openai_url,
-        settings=OLLamaLLMService.Settings(model=settings.ollama_model,
-                                           system_instruction=settings.system_prompt,
-                                           temperature=settings.llm_temperature,
-                                           seed=settings.llm_seed,
-                                           max_tokens=settings.llm_max_tokens),
+        settings=OLLamaLLMService.Settings(
+            model=settings.ollama_model,
+            system_instruction=settings.system_prompt,
+            temperature=settings.llm_temperature,
+            seed=settings.llm_seed,
+            max_tokens=settings.llm_max_tokens,
+        ),
     )
     aggregators = LLMContextAggregatorPair(
         LLMContext(),
         user_params=LLMUserAggregatorParams(
-            vad_analyzer=SileroVADAnalyzer(params=VADParams(start_secs=settings.vad_start_secs,
-                                                            stop_secs=settings.vad_stop_secs,
-                                                            min_volume=settings.vad_min_volume)),
+            vad_analyzer=SileroVADAnalyzer(
+                params=VADParams(
+                    start_secs=settings.vad_start_secs,
+                    stop_secs=settings.vad_stop_secs,
+                    min_volume=settings.vad_min_volume,
+                )
+            ),
             user_turn_stop_timeout=USER_TURN_STOP_TIMEOUT_SECS,
-            user_turn_strategies=UserTurnStrategies(stop=[TranscriptTurnStopStrategy(
-                max_wait_secs=settings.turn_max_wait_secs,
-                turn_analyzer=LocalSmartTurnAnalyzerV3(
-                    params=SmartTurnParams(stop_secs=settings.turn_max_wait_secs)))]),
+            user_turn_strategies=UserTurnStrategies(
+                stop=[
+                    TranscriptTurnStopStrategy(
+                        max_wait_secs=settings.turn_max_wait_secs,
+                        turn_analyzer=LocalSmartTurnAnalyzerV3(
+                            params=SmartTurnParams(stop_secs=settings.turn_max_wait_secs)
+                        ),
+                    )
+                ]
+            ),
         ),
     )
-    pipeline = Pipeline([transport.input(), stt, aggregators.user(), llm,
-                         EmbeddedTTSService(settings=EmbeddedVoiceSettings.from_env()),
-                         transport.output(), aggregators.assistant()])
-    worker = PipelineWorker(pipeline, params=PipelineParams(audio_in_sample_rate=AUDIO_IN_SAMPLE_RATE,
-                                                            audio_out_sample_rate=AUDIO_OUT_SAMPLE_RATE),
-                            idle_timeout_secs=None)
+    pipeline = Pipeline(
+        [
+            transport.input(),
+            stt,
+            aggregators.user(),
+            llm,
+            EmbeddedTTSService(settings=EmbeddedVoiceSettings.from_env()),
+            transport.output(),
+            aggregators.assistant(),
+        ]
+    )
+    worker = PipelineWorker(
+        pipeline,
+        params=PipelineParams(
+            audio_in_sample_rate=AUDIO_IN_SAMPLE_RATE, audio_out_sample_rate=AUDIO_OUT_SAMPLE_RATE
+        ),
+        idle_timeout_secs=None,
+    )
 
     @transport.event_handler("on_participant_disconnected")
     async def _left(_transport, _identity):

@@ -35,10 +35,10 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.latency_bench import QUESTIONS, percentile, wait_quiet  # noqa: E402
 from livekit import rtc  # noqa: E402
 from loguru import logger  # noqa: E402
 
+from bench.latency_bench import QUESTIONS, percentile, wait_quiet  # noqa: E402
 from bot.probe import frames_per_second, speech_times  # noqa: E402
 from bot.settings import (  # noqa: E402
     DEFAULT_AGENT_IDENTITY_PREFIXES,
@@ -77,7 +77,7 @@ class VideoClock:
         async for _event in rtc.VideoStream(track):
             self.arrivals.append(time.monotonic())
 
-    async def __aenter__(self) -> "VideoClock":
+    async def __aenter__(self) -> VideoClock:
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -155,24 +155,35 @@ async def run_round(n: int, *, url: str, minter: TokenMinter, worker: WorkerProc
         t1 = time.monotonic()
         for q in range(questions):
             # The rooms ask at once: the worst case for the shared CPU and Ollama.
-            await asyncio.gather(*(ask(r, QUESTIONS[(q + i) % len(QUESTIONS)])
-                                   for i, r in enumerate(rooms)))
+            await asyncio.gather(
+                *(ask(r, QUESTIONS[(q + i) % len(QUESTIONS)]) for i, r in enumerate(rooms))
+            )
         talk_wall = time.monotonic() - t1
         for r in rooms:
-            r.cpu["talking_core"] = ((cpu_seconds(r.job_pid) - start[r.name]) / talk_wall
-                                     if questions else None)
+            r.cpu["talking_core"] = (
+                (cpu_seconds(r.job_pid) - start[r.name]) / talk_wall if questions else None
+            )
         fps = frames_per_second(watcher.arrivals, t0, time.monotonic())
     return {
         "rooms": n,
         "load_average": {"before": load_before, "after": os.getloadavg()},
-        "video_fps_room1": {"mean": statistics.fmean(fps) if fps else None,
-                            "min_2s_window": min(fps) if fps else None},
-        "per_room": [{
-            "room": r.name, "join_to_greeting_s": r.greeting_s,
-            "v2v_p50_s": percentile(r.v2v, 50), "v2v_p95_s": percentile(r.v2v, 95),
-            "v2v_s": r.v2v, "unanswered": r.unanswered,
-            "cpu_idle_core": r.cpu["idle_core"], "cpu_talking_core": r.cpu["talking_core"],
-        } for r in rooms],
+        "video_fps_room1": {
+            "mean": statistics.fmean(fps) if fps else None,
+            "min_2s_window": min(fps) if fps else None,
+        },
+        "per_room": [
+            {
+                "room": r.name,
+                "join_to_greeting_s": r.greeting_s,
+                "v2v_p50_s": percentile(r.v2v, 50),
+                "v2v_p95_s": percentile(r.v2v, 95),
+                "v2v_s": r.v2v,
+                "unanswered": r.unanswered,
+                "cpu_idle_core": r.cpu["idle_core"],
+                "cpu_talking_core": r.cpu["talking_core"],
+            }
+            for r in rooms
+        ],
     }
 
 
@@ -191,15 +202,23 @@ def chart(rounds: list[dict], path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     for key, label in (("v2v_p50_s", "voice-to-voice p50"), ("v2v_p95_s", "p95")):
         a.plot(ns, [max((p[key] or 0) for p in r["per_room"]) for r in rounds], "o-", label=label)
-    a.plot(ns, [max((p["join_to_greeting_s"] or 0) for p in r["per_room"]) for r in rounds], "s--",
-           label="join → greeting (max)")
+    a.plot(
+        ns,
+        [max((p["join_to_greeting_s"] or 0) for p in r["per_room"]) for r in rounds],
+        "s--",
+        label="join → greeting (max)",
+    )
     a.axhline(AIM_P95_S, color="grey", lw=0.8, ls=":")
     a.set_xlabel("rooms at once")
     a.set_ylabel("seconds (worst room)")
     a.legend()
     for key, label in (("cpu_idle_core", "idle"), ("cpu_talking_core", "talking")):
-        b.plot(ns, [mean_of(p[key] for p in r["per_room"]) for r in rounds], "o-",
-               label=f"CPU per room, {label}")
+        b.plot(
+            ns,
+            [mean_of(p[key] for p in r["per_room"]) for r in rounds],
+            "o-",
+            label=f"CPU per room, {label}",
+        )
     b.axhline(AIM_IDLE_CORE, color="grey", lw=0.8, ls=":")
     b.set_xlabel("rooms at once")
     b.set_ylabel("cores")
@@ -211,67 +230,99 @@ def chart(rounds: list[dict], path: Path) -> None:
 
 
 def print_table(rounds: list[dict]) -> None:
-    print(f"{'rooms':>5} {'greet s':>8} {'v2v p50':>8} {'v2v p95':>8} {'unans':>5} "
-          f"{'idle core':>9} {'talk core':>9} {'fps r1':>7} {'load':>5}")
+    print(
+        f"{'rooms':>5} {'greet s':>8} {'v2v p50':>8} {'v2v p95':>8} {'unans':>5} "
+        f"{'idle core':>9} {'talk core':>9} {'fps r1':>7} {'load':>5}"
+    )
     for r in rounds:
         per = r["per_room"]
         p50 = [p["v2v_p50_s"] for p in per if p["v2v_p50_s"] is not None]
         p95 = [p["v2v_p95_s"] for p in per if p["v2v_p95_s"] is not None]
         fps = r["video_fps_room1"]["mean"]
         greet = [p["join_to_greeting_s"] for p in per if p["join_to_greeting_s"] is not None]
-        print(f"{r['rooms']:>5} {(max(greet) if greet else float('nan')):>8.2f} "
-              f"{(max(p50) if p50 else float('nan')):>8.2f} "
-              f"{(max(p95) if p95 else float('nan')):>8.2f} "
-              f"{sum(p['unanswered'] for p in per):>5} "
-              f"{statistics.fmean(p['cpu_idle_core'] for p in per):>9.2f} "
-              f"{mean_of(p['cpu_talking_core'] for p in per):>9.2f} "
-              f"{(fps or float('nan')):>7.1f} {r['load_average']['after'][0]:>5.1f}")
+        print(
+            f"{r['rooms']:>5} {(max(greet) if greet else float('nan')):>8.2f} "
+            f"{(max(p50) if p50 else float('nan')):>8.2f} "
+            f"{(max(p95) if p95 else float('nan')):>8.2f} "
+            f"{sum(p['unanswered'] for p in per):>5} "
+            f"{statistics.fmean(p['cpu_idle_core'] for p in per):>9.2f} "
+            f"{mean_of(p['cpu_talking_core'] for p in per):>9.2f} "
+            f"{(fps or float('nan')):>7.1f} {r['load_average']['after'][0]:>5.1f}"
+        )
 
 
 async def main_async(args) -> dict:
     settings = StackSettings.from_env()
     logs = Path(tempfile.mkdtemp(prefix="capacity-bench-"))
     lk_port, tcp, udp = services.free_port(), services.free_port(), services.free_udp_port()
-    livekit = services.livekit_server(binaries.livekit_server(settings.cache), port=lk_port,
-                                      tcp_port=tcp, udp_port=udp, api_key=DEV_API_KEY,
-                                      api_secret=DEV_API_SECRET, log_path=logs / "livekit.log")
+    livekit = services.livekit_server(
+        binaries.livekit_server(settings.cache),
+        port=lk_port,
+        tcp_port=tcp,
+        udp_port=udp,
+        api_key=DEV_API_KEY,
+        api_secret=DEV_API_SECRET,
+        log_path=logs / "livekit.log",
+    )
     ollama_bin = binaries.ollama(settings.cache)
     ollama_port = services.free_port()
-    ollama = services.ollama_server(ollama_bin, port=ollama_port,
-                                    models_dir=settings.cache / "ollama",
-                                    log_path=logs / "ollama.log")
+    ollama = services.ollama_server(
+        ollama_bin,
+        port=ollama_port,
+        models_dir=settings.cache / "ollama",
+        log_path=logs / "ollama.log",
+    )
     ollama_url, url = f"http://127.0.0.1:{ollama_port}", f"ws://127.0.0.1:{lk_port}"
     livekit.start()
     ollama.start()
     worker = None
     try:
-        models.ensure_ollama_model(ollama_bin=ollama_bin, url=ollama_url,
-                                   name=settings.ollama_model, cache=settings.cache)
-        worker = WorkerProcess(log_path=logs / "worker.log", env={
-            "LIVEKIT_URL": url, "LIVEKIT_API_KEY": DEV_API_KEY,
-            "LIVEKIT_API_SECRET": DEV_API_SECRET,
-            "OLLAMA_URL": ollama_url, "OLLAMA_MODEL": settings.ollama_model,
-            "WHISPER_MODEL": models.whisper_model(settings.whisper_model, settings.cache),
-            # One spare: a room of the previous round may still be closing when the next starts
-            # (at exactly its maximum a worker takes no room).
-            "BOT_WORKER_MAX_ROOMS": str(max(args.rooms) + 1),
-            "BOT_WORKER_IDLE_PROCESSES": str(max(args.rooms)),
-            "BOT_EMPTY_ROOM_GRACE_SECS": "1",
-        }).start()
+        models.ensure_ollama_model(
+            ollama_bin=ollama_bin, url=ollama_url, name=settings.ollama_model, cache=settings.cache
+        )
+        worker = WorkerProcess(
+            log_path=logs / "worker.log",
+            env={
+                "LIVEKIT_URL": url,
+                "LIVEKIT_API_KEY": DEV_API_KEY,
+                "LIVEKIT_API_SECRET": DEV_API_SECRET,
+                "OLLAMA_URL": ollama_url,
+                "OLLAMA_MODEL": settings.ollama_model,
+                "WHISPER_MODEL": models.whisper_model(settings.whisper_model, settings.cache),
+                # One spare: a room of the previous round may still be closing when the next starts
+                # (at exactly its maximum a worker takes no room).
+                "BOT_WORKER_MAX_ROOMS": str(max(args.rooms) + 1),
+                "BOT_WORKER_IDLE_PROCESSES": str(max(args.rooms)),
+                "BOT_EMPTY_ROOM_GRACE_SECS": "1",
+            },
+        ).start()
         await asyncio.to_thread(worker.wait_registered)
         # Every job process prewarmed before the first round (as on a host that has been up).
         while worker.log().count(PREWARMED_LOG) < max(args.rooms):
             await asyncio.sleep(1)
-        minter = TokenMinter(api_key=DEV_API_KEY, api_secret=DEV_API_SECRET, ttl_s=600,
-                             agent_name=DEFAULT_AGENT_NAME)
+        minter = TokenMinter(
+            api_key=DEV_API_KEY, api_secret=DEV_API_SECRET, ttl_s=600, agent_name=DEFAULT_AGENT_NAME
+        )
         rounds = []
         for n in args.rooms:
-            rounds.append(await run_round(n, url=url, minter=minter, worker=worker,
-                                          questions=args.questions, idle_s=args.idle_s))
+            rounds.append(
+                await run_round(
+                    n,
+                    url=url,
+                    minter=minter,
+                    worker=worker,
+                    questions=args.questions,
+                    idle_s=args.idle_s,
+                )
+            )
             save(args.name, {"rounds": rounds, "partial": True})
             await asyncio.sleep(5)  # the bots leave their emptied rooms; fresh processes warm up
-        return {"rounds": rounds, "machine": {"cpus": len(os.sched_getaffinity(0))},
-                "face_idle_fps": os.environ.get("FACE_IDLE_FPS", "default"), "logs": str(logs)}
+        return {
+            "rounds": rounds,
+            "machine": {"cpus": len(os.sched_getaffinity(0))},
+            "face_idle_fps": os.environ.get("FACE_IDLE_FPS", "default"),
+            "logs": str(logs),
+        }
     finally:
         if worker:
             worker.stop()
@@ -285,8 +336,9 @@ def save(name: str, report: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rooms", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--questions", type=int, default=3)
     parser.add_argument("--idle-s", type=float, default=20.0)

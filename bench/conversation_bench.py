@@ -184,35 +184,61 @@ def summarize(result: dict) -> dict:
         guard = r["reply_guard"] or guard
     waits = col("turn_wait_ms")
     summary = {
-        "turns": len(rows), "answered": sum(r["answered"] for r in rows),
+        "turns": len(rows),
+        "answered": sum(r["answered"] for r in rows),
         "correct": sum(r["correct"] for r in rows),
         "correct_share": sum(r["correct"] for r in rows) / len(rows) if rows else None,
         "wrong_language": sum(r["wrong_language"] for r in rows),
         "off_topic": sum(r["off_topic"] for r in rows),
         "wer": sum(r["word_errors"] for r in rows) / max(1, sum(r["words"] for r in rows)),
-        "key_word_recall": recall(rows), "key_word_recall_clean": recall(clean),
-        "key_word_recall_by_voice": {v: recall([r for r in rows if r["voice"] == v]) for v in VOICES},
-        "voice_to_voice_ms": {"p50": percentile(col("voice_to_voice_ms"), 50),
-                              "p95": percentile(col("voice_to_voice_ms"), 95)},
-        "stages_ms_median": {k: (statistics.median(col(k)) if col(k) else None) for k in
-                             ("turn_wait_ms", "stt_ms", "llm_first_token_ms",
-                              "llm_first_sentence_ms", "tts_first_audio_ms", "bot_measured_ms")},
-        "turn_wait_ms": {"p50": percentile(waits, 50), "p95": percentile(waits, 95),
-                         "max": max(waits, default=None),
-                         "over_1s": sum(w > 1000 for w in waits)},
+        "key_word_recall": recall(rows),
+        "key_word_recall_clean": recall(clean),
+        "key_word_recall_by_voice": {
+            v: recall([r for r in rows if r["voice"] == v]) for v in VOICES
+        },
+        "voice_to_voice_ms": {
+            "p50": percentile(col("voice_to_voice_ms"), 50),
+            "p95": percentile(col("voice_to_voice_ms"), 95),
+        },
+        "stages_ms_median": {
+            k: (statistics.median(col(k)) if col(k) else None)
+            for k in (
+                "turn_wait_ms",
+                "stt_ms",
+                "llm_first_token_ms",
+                "llm_first_sentence_ms",
+                "tts_first_audio_ms",
+                "bot_measured_ms",
+            )
+        },
+        "turn_wait_ms": {
+            "p50": percentile(waits, 50),
+            "p95": percentile(waits, 95),
+            "max": max(waits, default=None),
+            "over_1s": sum(w > 1000 for w in waits),
+        },
         "reply_guard": guard,
     }
     trials = result.get("barge_in") or []
     if trials:
         summary["barge_in"] = {
             "trials": len(trials),
-            "audio_stop_ms": {"p50": percentile([t["audio_stop_ms"] for t in trials], 50),
-                              "max": max(t["audio_stop_ms"] for t in trials)},
-            "mouth_stop_ms": {"p50": percentile([t["mouth_stop_ms"] for t in trials], 50),
-                              "max": max(t["mouth_stop_ms"] for t in trials)},
+            "audio_stop_ms": {
+                "p50": percentile([t["audio_stop_ms"] for t in trials], 50),
+                "max": max(t["audio_stop_ms"] for t in trials),
+            },
+            "mouth_stop_ms": {
+                "p50": percentile([t["mouth_stop_ms"] for t in trials], 50),
+                "max": max(t["mouth_stop_ms"] for t in trials),
+            },
             "user_started_message_ms_p50": percentile(
-                [t["user_started_message_ms"] for t in trials
-                 if t["user_started_message_ms"] is not None], 50),
+                [
+                    t["user_started_message_ms"]
+                    for t in trials
+                    if t["user_started_message_ms"] is not None
+                ],
+                50,
+            ),
         }
     return summary
 
@@ -233,8 +259,12 @@ def chart(report: dict, path: Path) -> None:
     a.set_title("Voice-to-voice at the receiving participant")
     a.legend(fontsize=8)
     rows = report["runs"]["avatar"]["turns"]
-    stages = (("turn_wait_ms", "turn wait"), ("stt_ms", "STT"),
-              ("llm_first_sentence_ms", "LLM to first sentence"), ("tts_first_audio_ms", "TTS"))
+    stages = (
+        ("turn_wait_ms", "turn wait"),
+        ("stt_ms", "STT"),
+        ("llm_first_sentence_ms", "LLM to first sentence"),
+        ("tts_first_audio_ms", "TTS"),
+    )
     x, bottom = np.arange(len(rows)), np.zeros(len(rows))
     for key, label in stages:
         values = np.array([r[key] or 0 for r in rows], float)
@@ -247,8 +277,12 @@ def chart(report: dict, path: Path) -> None:
     b.legend(fontsize=8)
     s = report["summary"]["avatar"]
     labels = ["correct %", "key words %", "wrong lang.", "off-topic"]
-    values = [100 * (s["correct_share"] or 0), 100 * (s["key_word_recall"] or 0),
-              s["wrong_language"], s["off_topic"]]
+    values = [
+        100 * (s["correct_share"] or 0),
+        100 * (s["key_word_recall"] or 0),
+        s["wrong_language"],
+        s["off_topic"],
+    ]
     c.bar(labels, values, color=["tab:green", "tab:blue", "tab:red", "tab:orange"])
     c.set_title("Avatar answers")
     fig.tight_layout()
@@ -265,8 +299,11 @@ def print_table(report: dict) -> None:
                 v = get(s)
             except (KeyError, TypeError):
                 v = None
-            cells.append("-" if v is None else (f"{v:.3f}" if isinstance(v, float) and v < 10
-                                                else f"{round(v)}"))
+            cells.append(
+                "-"
+                if v is None
+                else (f"{v:.3f}" if isinstance(v, float) and v < 10 else f"{round(v)}")
+            )
         print(f"{name:<40}" + "".join(f"{c:>12}" for c in cells) + f"{aim:>10}")
 
     line("answers correct (share)", lambda s: s["correct_share"], "≥ 0.85")
@@ -277,59 +314,93 @@ def print_table(report: dict) -> None:
     line("key-word recall (clean voices)", lambda s: s["key_word_recall_clean"], "≥ 0.90")
     line("voice-to-voice p50 (ms)", lambda s: s["voice_to_voice_ms"]["p50"], "≤ 1200")
     line("voice-to-voice p95 (ms)", lambda s: s["voice_to_voice_ms"]["p95"], "≤ 2500")
-    for key in ("turn_wait_ms", "stt_ms", "llm_first_token_ms", "llm_first_sentence_ms",
-                "tts_first_audio_ms"):
+    for key in (
+        "turn_wait_ms",
+        "stt_ms",
+        "llm_first_token_ms",
+        "llm_first_sentence_ms",
+        "tts_first_audio_ms",
+    ):
         line(f"  median {key}", lambda s, k=key: s["stages_ms_median"][k])
     line("turn wait p95 (ms)", lambda s: s["turn_wait_ms"]["p95"])
     line("turn waits over 1 s", lambda s: s["turn_wait_ms"]["over_1s"])
     line("barge-in audio stop p50 (ms)", lambda s: s["barge_in"]["audio_stop_ms"]["p50"], "≤ 300")
     line("barge-in audio stop max (ms)", lambda s: s["barge_in"]["audio_stop_ms"]["max"])
     line("barge-in mouth stop p50 (ms)", lambda s: s["barge_in"]["mouth_stop_ms"]["p50"])
-    line("barge-in 'user started' msg p50 (ms)",
-         lambda s: s["barge_in"]["user_started_message_ms_p50"])
+    line(
+        "barge-in 'user started' msg p50 (ms)",
+        lambda s: s["barge_in"]["user_started_message_ms_p50"],
+    )
     ratio = report.get("ratio")
     if ratio:
-        print(f"\navatar / baseline voice-to-voice: p50 {ratio['p50']:.2f}x, p95 {ratio['p95']:.2f}x"
-              f" (aim ≤ {AIMS['ratio_p50']}x)")
+        print(
+            f"\navatar / baseline voice-to-voice: p50 {ratio['p50']:.2f}x, p95 {ratio['p95']:.2f}x"
+            f" (aim ≤ {AIMS['ratio_p50']}x)"
+        )
     print(f"reply guard: {report['summary']['avatar']['reply_guard']}")
     print(f"load average: {report['load_average']}")
 
 
 def start_baseline(room: str, env: dict, log_path: Path) -> subprocess.Popen:
     with open(log_path, "ab") as log:
-        return subprocess.Popen([sys.executable, str(ROOT / "bench" / "baseline_bot.py"),
-                                 "--room", room], cwd=ROOT, env={**os.environ, **env},
-                                stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "baseline_bot.py"), "--room", room],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 async def main_async(args) -> dict:
     settings = StackSettings.from_env()
     logs = Path(tempfile.mkdtemp(prefix="conversation-bench-"))
     lk_port, tcp, udp = services.free_port(), services.free_port(), services.free_udp_port()
-    livekit = services.livekit_server(binaries.livekit_server(settings.cache), port=lk_port,
-                                      tcp_port=tcp, udp_port=udp, api_key=DEV_API_KEY,
-                                      api_secret=DEV_API_SECRET, log_path=logs / "livekit.log")
+    livekit = services.livekit_server(
+        binaries.livekit_server(settings.cache),
+        port=lk_port,
+        tcp_port=tcp,
+        udp_port=udp,
+        api_key=DEV_API_KEY,
+        api_secret=DEV_API_SECRET,
+        log_path=logs / "livekit.log",
+    )
     ollama_bin = binaries.ollama(settings.cache)
     ollama_port = services.free_port()
-    ollama = services.ollama_server(ollama_bin, port=ollama_port,
-                                    models_dir=settings.cache / "ollama", log_path=logs / "ollama.log")
+    ollama = services.ollama_server(
+        ollama_bin,
+        port=ollama_port,
+        models_dir=settings.cache / "ollama",
+        log_path=logs / "ollama.log",
+    )
     ollama_url, url = f"http://127.0.0.1:{ollama_port}", f"ws://127.0.0.1:{lk_port}"
     questions = QUESTIONS[:QUICK_QUESTIONS] if args.quick else QUESTIONS
-    env = {"LIVEKIT_URL": url, "LIVEKIT_API_KEY": DEV_API_KEY, "LIVEKIT_API_SECRET": DEV_API_SECRET,
-           "OLLAMA_URL": ollama_url, "OLLAMA_MODEL": settings.ollama_model, "BOT_GREETING": "",
-           "BOT_LLM_MAX_TOKENS": "150",  # room for the stories the barge-in trials interrupt
-           "WHISPER_MODEL": models.whisper_model(settings.whisper_model, settings.cache)}
+    env = {
+        "LIVEKIT_URL": url,
+        "LIVEKIT_API_KEY": DEV_API_KEY,
+        "LIVEKIT_API_SECRET": DEV_API_SECRET,
+        "OLLAMA_URL": ollama_url,
+        "OLLAMA_MODEL": settings.ollama_model,
+        "BOT_GREETING": "",
+        "BOT_LLM_MAX_TOKENS": "150",  # room for the stories the barge-in trials interrupt
+        "WHISPER_MODEL": models.whisper_model(settings.whisper_model, settings.cache),
+    }
     load = [os.getloadavg()]
     livekit.start()
     ollama.start()
     runs = {}
     try:
-        models.ensure_ollama_model(ollama_bin=ollama_bin, url=ollama_url, name=settings.ollama_model,
-                                   cache=settings.cache)
+        models.ensure_ollama_model(
+            ollama_bin=ollama_bin, url=ollama_url, name=settings.ollama_model, cache=settings.cache
+        )
         for name in ("avatar", "baseline")[: 1 if args.no_baseline else 2]:
             room = f"conv-{name}-{uuid.uuid4().hex[:6]}"
-            token = (api.AccessToken(DEV_API_KEY, DEV_API_SECRET).with_identity("bench-person")
-                     .with_grants(api.VideoGrants(room_join=True, room=room)).to_jwt())
+            token = (
+                api.AccessToken(DEV_API_KEY, DEV_API_SECRET)
+                .with_identity("bench-person")
+                .with_grants(api.VideoGrants(room_join=True, room=room))
+                .to_jwt()
+            )
             if name == "avatar":
                 bot = BotProcess(room=room, env=env, log_path=logs / "bot.log").start()
                 stop = bot.stop
@@ -337,8 +408,13 @@ async def main_async(args) -> dict:
                 proc = start_baseline(room, env, logs / "baseline.log")
                 stop = lambda p=proc: (p.terminate(), p.wait(10))  # noqa: E731
             try:
-                runs[name] = await converse(url, token, questions, video=name == "avatar",
-                                            barge_ins=args.barge_ins if name == "avatar" else 0)
+                runs[name] = await converse(
+                    url,
+                    token,
+                    questions,
+                    video=name == "avatar",
+                    barge_ins=args.barge_ins if name == "avatar" else 0,
+                )
             finally:
                 stop()
             load.append(os.getloadavg())
@@ -346,9 +422,14 @@ async def main_async(args) -> dict:
         ollama.stop()
         livekit.stop()
     summary = {name: summarize(run) for name, run in runs.items()}
-    report = {"summary": summary, "runs": runs, "model": settings.ollama_model,
-              "machine": {"cpus": len(os.sched_getaffinity(0))},
-              "load_average": [[round(x, 2) for x in la] for la in load], "logs": str(logs)}
+    report = {
+        "summary": summary,
+        "runs": runs,
+        "model": settings.ollama_model,
+        "machine": {"cpus": len(os.sched_getaffinity(0))},
+        "load_average": [[round(x, 2) for x in la] for la in load],
+        "logs": str(logs),
+    }
     if "baseline" in summary:
         a, b = summary["avatar"]["voice_to_voice_ms"], summary["baseline"]["voice_to_voice_ms"]
         if a["p50"] and b["p50"]:
@@ -357,10 +438,14 @@ async def main_async(args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help=f"{QUICK_QUESTIONS} questions and 5 barge-ins instead of all")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_QUESTIONS} questions and 5 barge-ins instead of all",
+    )
     parser.add_argument("--barge-ins", type=int, default=5)
     parser.add_argument("--no-baseline", action="store_true", help="skip the stock Pipecat bot")
     args = parser.parse_args()

@@ -182,8 +182,11 @@ def main() -> None:
     x0, y0, x1, y1 = (avatar.rig.mouth.x0, avatar.rig.eyes.y0, avatar.rig.mouth.x1, avatar.rig.mouth.y1)
     write_strip(RESULTS / "face_strip.png", frames, count=12, crop=(x0, y0, x1, y1))
     write_mp4(RESULTS / "face_sample.mp4", frames, FPS, sample.audio, sample.sample_rate)
-    results["samples"] = {"strip": "bench/results/face_strip.png", "mp4": "bench/results/face_sample.mp4",
-                          "sentence": sample.text}
+    results["samples"] = {
+        "strip": "bench/results/face_strip.png",
+        "mp4": "bench/results/face_sample.mp4",
+        "sentence": sample.text,
+    }
     (RESULTS / "face.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 
@@ -191,12 +194,23 @@ def main() -> None:
     rows = [
         ("capacity (1 core, 512x512)", f"{c['fps_per_cpu_second']:.0f} fps", "aim >= 100"),
         ("CPU at 25 fps live", f"{100 * lv['cpu_share_of_one_core']:.0f} % of one core", ""),
-        ("lip gap vs envelope r", f"{ls['r_all_frames']:.2f} (per sentence mean "
-         f"{ls['r_per_sentence_mean']:.2f}, min {ls['r_per_sentence_min']:.2f})", "aim >= 0.7"),
-        ("/m b p/ midpoints closed", f"{ls['pp_closed']}/{ls['pp_midpoints']} = "
-         f"{100 * ls['closure_share']:.0f} %", "aim >= 90 %"),
-        ("landmark jerk", f"max {j['jerk_max']:.1f}, p99 {j['jerk_p99']:.1f} px/frame^3; "
-         f"max step {j['max_step_px']:.1f} px", ""),
+        (
+            "lip gap vs envelope r",
+            f"{ls['r_all_frames']:.2f} (per sentence mean "
+            f"{ls['r_per_sentence_mean']:.2f}, min {ls['r_per_sentence_min']:.2f})",
+            "aim >= 0.7",
+        ),
+        (
+            "/m b p/ midpoints closed",
+            f"{ls['pp_closed']}/{ls['pp_midpoints']} = {100 * ls['closure_share']:.0f} %",
+            "aim >= 90 %",
+        ),
+        (
+            "landmark jerk",
+            f"max {j['jerk_max']:.1f}, p99 {j['jerk_p99']:.1f} px/frame^3; "
+            f"max step {j['max_step_px']:.1f} px",
+            "",
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     for name, value, aim in rows:

@@ -74,7 +74,9 @@ def tree_pids(pid: int) -> list[int]:
         p = todo.pop()
         pids.append(p)
         for task in Path(f"/proc/{p}/task").glob("*"):
-            children = (task / "children").read_text().split() if (task / "children").exists() else []
+            children = (
+                (task / "children").read_text().split() if (task / "children").exists() else []
+            )
             todo.extend(int(c) for c in children)
     return pids
 
@@ -148,8 +150,9 @@ async def wait_quiet(human: HumanParticipant, since: float, timeout: float = 180
 
 async def measure(url: str, token: str, *, turns: int, barge_ins: int, memory: MemoryWatch) -> dict:
     async with HumanParticipant.connect(url, token) as human:
-        await human.wait_for(lambda: any(w == DEFAULT_IDENTITY for _, w, _ in human.video), 180,
-                             what="bot video")
+        await human.wait_for(
+            lambda: any(w == DEFAULT_IDENTITY for _, w, _ in human.video), 180, what="bot video"
+        )
         await asyncio.sleep(2.0)
         idle = video_frames(human.video, DEFAULT_IDENTITY)
         box = lip_box(idle[-1][1])
@@ -176,7 +179,9 @@ async def measure(url: str, token: str, *, turns: int, barge_ins: int, memory: M
                 "reply_s": round(last - speech[0], 2) if speech and last else None,
                 "stt_ms": stage(breakdown, "WhisperSTTService"),
                 "llm_first_token_ms": stage(breakdown, "OLLamaLLMService"),
-                "llm_first_sentence_ms": contribution(breakdown, "llm_inference", "sentence_aggregation"),
+                "llm_first_sentence_ms": contribution(
+                    breakdown, "llm_inference", "sentence_aggregation"
+                ),
                 "tts_first_audio_ms": stage(breakdown, "EmbeddedTTSService"),
                 "bot_measured_ms": breakdown.get("total_ms") if breakdown else None,
             }
@@ -192,19 +197,23 @@ async def measure(url: str, token: str, *, turns: int, barge_ins: int, memory: M
                 await human.wait_for(lambda: speech_times(human.audio, DEFAULT_IDENTITY, asked), 90)
                 started = speech_times(human.audio, DEFAULT_IDENTITY, asked)[0]
                 await human.wait_for(
-                    lambda: speech_times(human.audio, DEFAULT_IDENTITY, started + 1.0), 30)
+                    lambda: speech_times(human.audio, DEFAULT_IDENTITY, started + 1.0), 30
+                )
             except TimeoutError:
                 logger.warning(f"barge-in {i + 1}: the bot did not talk long enough")
                 continue
             await human.publish_audio(*await asyncio.to_thread(speak, INTERRUPTION), wait=False)
-            await human.wait_for(lambda: human.speech_started_at and human.speech_started_at > started, 5)
+            await human.wait_for(
+                lambda: human.speech_started_at and human.speech_started_at > started, 5
+            )
             onset = human.speech_started_at
             await human.wait_for(lambda: human.speech_ended_at, 30)
             end = human.speech_ended_at
             talk = [at for at in speech_times(human.audio, DEFAULT_IDENTITY, onset) if at < end]
             stop_ms = round((talk[-1] - onset) * 1000) if talk else 0
-            barge.append({"stop_ms": stop_ms,
-                          "silent_while_interrupted": not talk or talk[-1] < end - 0.5})
+            barge.append(
+                {"stop_ms": stop_ms, "silent_while_interrupted": not talk or talk[-1] < end - 0.5}
+            )
             logger.info(f"barge-in {i + 1}/{barge_ins}: {barge[-1]}")
             await wait_quiet(human, end)
     return {"turns": rows, "barge_in": barge}
@@ -219,16 +228,33 @@ def summarize(result: dict, memory: MemoryWatch) -> dict:
     summary = {
         "turns": len(rows),
         "answered_turns": len(col("voice_to_voice_ms")),
-        "voice_to_voice_ms": {"p50": percentile(col("voice_to_voice_ms"), 50),
-                              "p95": percentile(col("voice_to_voice_ms"), 95)},
-        "stages_ms_median": {k: (statistics.median(col(k)) if col(k) else None) for k in
-                             ("stt_ms", "llm_first_token_ms", "llm_first_sentence_ms",
-                              "tts_first_audio_ms", "first_video_ms", "bot_measured_ms")},
-        "barge_in_stop_ms": {"p50": percentile([b["stop_ms"] for b in result["barge_in"]], 50),
-                             "max": max((b["stop_ms"] for b in result["barge_in"]), default=None),
-                             "trials": len(result["barge_in"])},
-        "peak_rss_mb": {name: {"tree_rss_sampled": round(memory.peak_tree_mb[name]),
-                               "sum_vmhwm": round(memory.hwm_mb(name))} for name in memory.roots},
+        "voice_to_voice_ms": {
+            "p50": percentile(col("voice_to_voice_ms"), 50),
+            "p95": percentile(col("voice_to_voice_ms"), 95),
+        },
+        "stages_ms_median": {
+            k: (statistics.median(col(k)) if col(k) else None)
+            for k in (
+                "stt_ms",
+                "llm_first_token_ms",
+                "llm_first_sentence_ms",
+                "tts_first_audio_ms",
+                "first_video_ms",
+                "bot_measured_ms",
+            )
+        },
+        "barge_in_stop_ms": {
+            "p50": percentile([b["stop_ms"] for b in result["barge_in"]], 50),
+            "max": max((b["stop_ms"] for b in result["barge_in"]), default=None),
+            "trials": len(result["barge_in"]),
+        },
+        "peak_rss_mb": {
+            name: {
+                "tree_rss_sampled": round(memory.peak_tree_mb[name]),
+                "sum_vmhwm": round(memory.hwm_mb(name)),
+            }
+            for name in memory.roots
+        },
     }
     return summary
 
@@ -242,16 +268,25 @@ def chart(result: dict, summary: dict, path: Path) -> None:
     rows = result["turns"]
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
     x = np.arange(len(rows))
-    stages = (("stt_ms", "STT"), ("llm_first_sentence_ms", "LLM to first sentence"),
-              ("tts_first_audio_ms", "TTS first audio"))
+    stages = (
+        ("stt_ms", "STT"),
+        ("llm_first_sentence_ms", "LLM to first sentence"),
+        ("tts_first_audio_ms", "TTS first audio"),
+    )
     bottom = np.zeros(len(rows))
     for key, label in stages:
         values = np.array([r[key] or 0 for r in rows], float)
         a.bar(x, values, bottom=bottom, label=label)
         bottom += values
-    a.plot(x, [r["llm_first_token_ms"] or np.nan for r in rows], "c_", ms=14, label="LLM first token")
-    a.plot(x, [r["voice_to_voice_ms"] or np.nan for r in rows], "ko-", label="voice-to-voice (client)")
-    a.plot(x, [r["first_video_ms"] or np.nan for r in rows], "r^--", label="first lip motion (client)")
+    a.plot(
+        x, [r["llm_first_token_ms"] or np.nan for r in rows], "c_", ms=14, label="LLM first token"
+    )
+    a.plot(
+        x, [r["voice_to_voice_ms"] or np.nan for r in rows], "ko-", label="voice-to-voice (client)"
+    )
+    a.plot(
+        x, [r["first_video_ms"] or np.nan for r in rows], "r^--", label="first lip motion (client)"
+    )
     a.set_xlabel("turn")
     a.set_ylabel("ms")
     a.set_title("Per-turn latency and the bot's stages")
@@ -274,8 +309,10 @@ def print_table(summary: dict) -> None:
     s = summary["stages_ms_median"]
     print(f"\n{'figure':<34}{'value':>12}")
     for name, value in (
-        ("voice-to-voice p50 (ms)", v["p50"]), ("voice-to-voice p95 (ms)", v["p95"]),
-        ("STT median (ms)", s["stt_ms"]), ("LLM first token median (ms)", s["llm_first_token_ms"]),
+        ("voice-to-voice p50 (ms)", v["p50"]),
+        ("voice-to-voice p95 (ms)", v["p95"]),
+        ("STT median (ms)", s["stt_ms"]),
+        ("LLM first token median (ms)", s["llm_first_token_ms"]),
         ("LLM to first sentence median (ms)", s["llm_first_sentence_ms"]),
         ("TTS first audio median (ms)", s["tts_first_audio_ms"]),
         ("first lip motion median (ms)", s["first_video_ms"]),
@@ -289,39 +326,68 @@ async def main_async(args) -> dict:
     settings = StackSettings.from_env()
     logs = Path(tempfile.mkdtemp(prefix="latency-bench-"))
     lk_port, tcp, udp = services.free_port(), services.free_port(), services.free_udp_port()
-    livekit = services.livekit_server(binaries.livekit_server(settings.cache), port=lk_port,
-                                      tcp_port=tcp, udp_port=udp, api_key=DEV_API_KEY,
-                                      api_secret=DEV_API_SECRET, log_path=logs / "livekit.log")
+    livekit = services.livekit_server(
+        binaries.livekit_server(settings.cache),
+        port=lk_port,
+        tcp_port=tcp,
+        udp_port=udp,
+        api_key=DEV_API_KEY,
+        api_secret=DEV_API_SECRET,
+        log_path=logs / "livekit.log",
+    )
     ollama_bin = binaries.ollama(settings.cache)
     ollama_port = services.free_port()
-    ollama = services.ollama_server(ollama_bin, port=ollama_port,
-                                    models_dir=settings.cache / "ollama", log_path=logs / "ollama.log")
+    ollama = services.ollama_server(
+        ollama_bin,
+        port=ollama_port,
+        models_dir=settings.cache / "ollama",
+        log_path=logs / "ollama.log",
+    )
     ollama_url, url = f"http://127.0.0.1:{ollama_port}", f"ws://127.0.0.1:{lk_port}"
     room = f"bench-{uuid.uuid4().hex[:6]}"
     livekit.start()
     ollama.start()
     bot = None
     try:
-        models.ensure_ollama_model(ollama_bin=ollama_bin, url=ollama_url, name=settings.ollama_model,
-                                   cache=settings.cache)
-        bot = BotProcess(room=room, log_path=logs / "bot.log", env={
-            "LIVEKIT_URL": url, "LIVEKIT_API_KEY": DEV_API_KEY, "LIVEKIT_API_SECRET": DEV_API_SECRET,
-            "OLLAMA_URL": ollama_url, "OLLAMA_MODEL": settings.ollama_model, "BOT_GREETING": "",
-            "BOT_LLM_MAX_TOKENS": "150",  # room for the stories the barge-in trials interrupt
-            "WHISPER_MODEL": models.whisper_model(settings.whisper_model, settings.cache),
-        }).start()
+        models.ensure_ollama_model(
+            ollama_bin=ollama_bin, url=ollama_url, name=settings.ollama_model, cache=settings.cache
+        )
+        bot = BotProcess(
+            room=room,
+            log_path=logs / "bot.log",
+            env={
+                "LIVEKIT_URL": url,
+                "LIVEKIT_API_KEY": DEV_API_KEY,
+                "LIVEKIT_API_SECRET": DEV_API_SECRET,
+                "OLLAMA_URL": ollama_url,
+                "OLLAMA_MODEL": settings.ollama_model,
+                "BOT_GREETING": "",
+                "BOT_LLM_MAX_TOKENS": "150",  # room for the stories the barge-in trials interrupt
+                "WHISPER_MODEL": models.whisper_model(settings.whisper_model, settings.cache),
+            },
+        ).start()
         memory = MemoryWatch({"bot": bot.pid, "ollama": ollama.pid})
         watcher = asyncio.create_task(memory.run())
-        token = (api.AccessToken(DEV_API_KEY, DEV_API_SECRET).with_identity("bench-person")
-                 .with_grants(api.VideoGrants(room_join=True, room=room)).to_jwt())
+        token = (
+            api.AccessToken(DEV_API_KEY, DEV_API_SECRET)
+            .with_identity("bench-person")
+            .with_grants(api.VideoGrants(room_join=True, room=room))
+            .to_jwt()
+        )
         try:
-            result = await measure(url, token, turns=args.turns, barge_ins=args.barge_ins, memory=memory)
+            result = await measure(
+                url, token, turns=args.turns, barge_ins=args.barge_ins, memory=memory
+            )
         finally:
             watcher.cancel()
         memory.sample()
         summary = summarize(result, memory)
-        report = {"summary": summary, **result, "machine": {"cpus": len(os.sched_getaffinity(0))},
-                  "logs": str(logs)}
+        report = {
+            "summary": summary,
+            **result,
+            "machine": {"cpus": len(os.sched_getaffinity(0))},
+            "logs": str(logs),
+        }
         return report
     finally:
         if bot:
@@ -331,8 +397,9 @@ async def main_async(args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--turns", type=int, default=10)
     parser.add_argument("--barge-ins", type=int, default=3)
     args = parser.parse_args()

@@ -106,11 +106,15 @@ def run_config(model, name: str, options: dict, clips) -> dict:
         keys_heard += len(heard)
         rows.append({"voice": voice, "question": q.text, "heard": text, "wall_s": round(wall, 3),
                      "cpu_s": round(cpu, 3), "missed_key_words": sorted(set(q.key_words) - set(heard))})
-    return {"config": name, "wer": errors / ref_words, "key_word_recall": keys_heard / keys,
-            "s_per_utterance_p50": float(np.median(seconds)),
-            "s_per_utterance_p95": float(np.percentile(seconds, 95)),
-            "by_voice": {v: _recall([r for r in rows if r["voice"] == v], clips) for v in VOICES},
-            "utterances": rows}
+    return {
+        "config": name,
+        "wer": errors / ref_words,
+        "key_word_recall": keys_heard / keys,
+        "s_per_utterance_p50": float(np.median(seconds)),
+        "s_per_utterance_p95": float(np.percentile(seconds, 95)),
+        "by_voice": {v: _recall([r for r in rows if r["voice"] == v], clips) for v in VOICES},
+        "utterances": rows,
+    }
 
 
 def _recall(rows, clips) -> float:
@@ -131,7 +135,10 @@ def configs(base: bool) -> list[tuple[str, str, dict]]:
     ]
     if base:
         folder = base_model(cache_dir())
-        out += [("base beam 1", folder, {"beam_size": 1}), ("base beam 5", folder, {"beam_size": 5})]
+        out += [
+            ("base beam 1", folder, {"beam_size": 1}),
+            ("base beam 5", folder, {"beam_size": 5}),
+        ]
     return out
 
 
@@ -158,8 +165,9 @@ def chart(results: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_QUESTIONS} questions only")
     parser.add_argument("--base", action="store_true", help="also the multilingual base model")
     args = parser.parse_args()
@@ -173,20 +181,29 @@ def main() -> None:
             loaded[folder] = WhisperModel(folder, device="cpu", compute_type="int8", cpu_threads=2)
         results.append(run_config(loaded[folder], name, options, clips))
         r = results[-1]
-        print(f"{name:<40} WER {r['wer']:.3f}  key words {r['key_word_recall']:.3f}  "
-              f"{r['s_per_utterance_p50']:.2f} s/utt", flush=True)
+        print(
+            f"{name:<40} WER {r['wer']:.3f}  key words {r['key_word_recall']:.3f}  "
+            f"{r['s_per_utterance_p50']:.2f} s/utt",
+            flush=True,
+        )
         # Written after every configuration, so an interrupted run keeps what it measured.
-        report = {"utterances": len(clips), "voices": VOICES, "configs": results,
-                  "load_average": {"before": load_before, "after": os.getloadavg()},
-                  "cpus": len(os.sched_getaffinity(0))}
+        report = {
+            "utterances": len(clips),
+            "voices": VOICES,
+            "configs": results,
+            "load_average": {"before": load_before, "after": os.getloadavg()},
+            "cpus": len(os.sched_getaffinity(0)),
+        }
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "stt.json").write_text(json.dumps(report, indent=2))
     chart(results, RESULTS / "stt.png")
     print(f"\n{'config':<40}{'WER':>7}{'keys':>7}{'s/utt':>7}  key-word recall by voice")
     for r in results:
         by_voice = " ".join(f"{v}={x:.2f}" for v, x in r["by_voice"].items())
-        print(f"{r['config']:<40}{r['wer']:>7.3f}{r['key_word_recall']:>7.3f}"
-              f"{r['s_per_utterance_p50']:>7.2f}  {by_voice}")
+        print(
+            f"{r['config']:<40}{r['wer']:>7.3f}{r['key_word_recall']:>7.3f}"
+            f"{r['s_per_utterance_p50']:>7.2f}  {by_voice}"
+        )
     print(f"load average {report['load_average']}\nwrote {RESULTS / 'stt.json'} and stt.png")
 
 

@@ -51,8 +51,16 @@ def main() -> None:
                 verdict = turn._predict_endpoint(pcm)["prediction"] == 1
                 segments, _ = whisper.transcribe(pcm, language="en", beam_size=1)
                 heard = " ".join(s.text for s in segments).strip()
-                rows.append({"voice": voice, "kind": kind, "text": text, "heard": heard,
-                             "smart_turn_complete": verdict, "transcript_complete": looks_complete(heard)})
+                rows.append(
+                    {
+                        "voice": voice,
+                        "kind": kind,
+                        "text": text,
+                        "heard": heard,
+                        "smart_turn_complete": verdict,
+                        "transcript_complete": looks_complete(heard),
+                    }
+                )
             print(rows[-2], "\n", rows[-1], flush=True)
             write(rows)  # after every question, so an interrupted run keeps what it counted
     print(json.dumps(write(rows), indent=2))
@@ -65,17 +73,25 @@ def write(rows: list[dict]) -> dict:
     summary = {
         "utterances": len(rows),
         # The bot used to wait smart-turn's whole silence limit on these.
-        "finished_judged_incomplete_by_smart_turn":
-            sum(not r["smart_turn_complete"] for r in finished) / len(finished),
+        "finished_judged_incomplete_by_smart_turn": sum(
+            not r["smart_turn_complete"] for r in finished
+        )
+        / len(finished),
         # Now such a turn ends on its transcript unless the transcript looks unfinished.
-        "finished_ending_without_the_wait_now":
-            sum((r["smart_turn_complete"] or r["transcript_complete"])
-                and not looks_unfinished(r["heard"]) for r in finished) / len(finished),
+        "finished_ending_without_the_wait_now": sum(
+            (r["smart_turn_complete"] or r["transcript_complete"])
+            and not looks_unfinished(r["heard"])
+            for r in finished
+        )
+        / len(finished),
         # A cut sentence ended early (half a question answered): before / now.
         "cut_ended_by_smart_turn": sum(r["smart_turn_complete"] for r in cut) / len(cut),
-        "cut_ended_now": sum(not looks_unfinished(r["heard"]) and
-                             (r["smart_turn_complete"] or r["transcript_complete"])
-                             for r in cut) / len(cut),
+        "cut_ended_now": sum(
+            not looks_unfinished(r["heard"])
+            and (r["smart_turn_complete"] or r["transcript_complete"])
+            for r in cut
+        )
+        / len(cut),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "turns.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=2))

@@ -91,7 +91,9 @@ async def measure(voice: HibariVoice, repeats: int) -> dict[str, dict[str, list[
             timer.expect()
             start = time.perf_counter()
             await worker.queue_frame(TTSSpeakFrame(sentence))
-            out[sentence]["first_audio"].append(await asyncio.wait_for(timer.first_audio, 10) - start)
+            out[sentence]["first_audio"].append(
+                await asyncio.wait_for(timer.first_audio, 10) - start
+            )
             await asyncio.wait_for(timer.stopped, 30)
     await worker.cancel()
     await run
@@ -115,9 +117,18 @@ def main():
     for sentence in SENTENCES:
         speech = voice.synthesize(sentence)
         synth = statistics.median(times[sentence]["synth"])
-        rows.append({"text": sentence, "words": len(speech.words), "audio_s": round(speech.duration, 3),
-                     "synth_ms": round(synth * 1000, 1), "rtf": round(synth / speech.duration, 4),
-                     "first_audio_ms": round(statistics.median(times[sentence]["first_audio"]) * 1000, 1)})
+        rows.append(
+            {
+                "text": sentence,
+                "words": len(speech.words),
+                "audio_s": round(speech.duration, 3),
+                "synth_ms": round(synth * 1000, 1),
+                "rtf": round(synth / speech.duration, 4),
+                "first_audio_ms": round(
+                    statistics.median(times[sentence]["first_audio"]) * 1000, 1
+                ),
+            }
+        )
 
     result = {
         "device": "CPU, 1 onnxruntime thread",
@@ -134,14 +145,19 @@ def main():
     print(json.dumps(result, indent=2))
     print(f"\n{'audio s':>8} {'synth ms':>9} {'RTF':>7} {'first audio ms':>15}  sentence")
     for r in rows:
-        print(f"{r['audio_s']:8.2f} {r['synth_ms']:9.1f} {r['rtf']:7.4f} {r['first_audio_ms']:15.1f}  "
-              f"{r['text'][:48]}")
-    print(f"voice load {load_s:.2f} s; median {result['x_realtime_median']}x real time; "
-          f"median first audio {result['first_audio_ms_median']} ms")
+        print(
+            f"{r['audio_s']:8.2f} {r['synth_ms']:9.1f} {r['rtf']:7.4f} {r['first_audio_ms']:15.1f}  "
+            f"{r['text'][:48]}"
+        )
+    print(
+        f"voice load {load_s:.2f} s; median {result['x_realtime_median']}x real time; "
+        f"median first audio {result['first_audio_ms_median']} ms"
+    )
 
 
 def chart(rows: list[dict], path: Path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

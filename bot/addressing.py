@@ -59,8 +59,18 @@ def sound_key(word: str) -> str:
     return key
 
 
-_SOUNDS = {"b": "f", "p": "f", "v": "f", "w": "f", "d": "t", "g": "k", "c": "k", "q": "k",
-           "z": "s", "x": "ks"}
+_SOUNDS = {
+    "b": "f",
+    "p": "f",
+    "v": "f",
+    "w": "f",
+    "d": "t",
+    "g": "k",
+    "c": "k",
+    "q": "k",
+    "z": "s",
+    "x": "ks",
+}
 
 
 def _undouble(word: str) -> str:

@@ -24,12 +24,12 @@ from pipecat.frames.frames import LLMMessagesAppendFrame, TTSSpeakFrame
 from pipecat.observers.user_bot_latency_observer import LatencyBreakdown, UserBotLatencyObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.processors.frameworks.rtvi import RTVIObserverParams
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
+from pipecat.processors.frameworks.rtvi import RTVIObserverParams
 from pipecat.services.ollama.llm import OLLamaLLMService
 from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
@@ -42,13 +42,13 @@ from bot.recorder import ConversationRecorder, open_records
 from bot.reply_guard import LLMReplyGuard
 from bot.settings import BotSettings
 from bot.token import bot_token
+from processors.align.whisper_aligner import WhisperAligner, WhisperAlignerSettings
 from processors.face.engines import SADTALKER, face_engine
 from processors.face.sadtalker import SadTalkerSettings
 from processors.face.video import FaceSettings, FaceVideoProcessor
 from processors.participant_speech import ParticipantSpeechSegmenter
 from processors.rtvi_participants import ParticipantRTVIProcessor
 from processors.stt.whisper import AvatarWhisperSTTService
-from processors.align.whisper_aligner import WhisperAligner, WhisperAlignerSettings
 from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoiceSettings
 from processors.tts.gpt_sovits import ENV_URL as GPT_SOVITS_URL_ENV
 from processors.tts.gpt_sovits import GPTSoVITSSettings, GPTSoVITSTTSService
@@ -221,10 +221,18 @@ class AvatarBot:
         self.latency = UserBotLatencyObserver()
         observers = [self.latency]
         if opened.recorder:
-            observers.append(ConversationRecorder(
-                recorder=opened.recorder, transport=self.transport, is_agent=self.is_agent,
-                bot_identity=settings.identity, bot_name=settings.name, user_turns=aggregators.user(),
-                assistant_turns=aggregators.assistant(), latency=self.latency))
+            observers.append(
+                ConversationRecorder(
+                    recorder=opened.recorder,
+                    transport=self.transport,
+                    is_agent=self.is_agent,
+                    bot_identity=settings.identity,
+                    bot_name=settings.name,
+                    user_turns=aggregators.user(),
+                    assistant_turns=aggregators.assistant(),
+                    latency=self.latency,
+                )
+            )
         self.worker = PipelineWorker(
             pipeline,
             params=PipelineParams(
@@ -255,7 +263,10 @@ class AvatarBot:
             return True
         # Pipecat's LiveKit transport exposes no participant kind, so read it from its room.
         participant = self.transport._client.room.remote_participants.get(identity)
-        return participant is not None and participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        return (
+            participant is not None
+            and participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        )
 
     def humans(self) -> list[str]:
         """Identities of the people (not agents) in the room."""
@@ -268,13 +279,19 @@ class AvatarBot:
 
     def may_disconnect_bot(self, identity: str | None) -> bool:
         """Whether RTVI `disconnect-bot` from `identity` ends the bot (BOT_DISCONNECT_POLICY)."""
-        return disconnect_allowed(self._settings.disconnect_policy, sender=identity,
-                                  owner=self._owner, humans=self.humans())
+        return disconnect_allowed(
+            self._settings.disconnect_policy,
+            sender=identity,
+            owner=self._owner,
+            humans=self.humans(),
+        )
 
     def _wire_events(self) -> None:
         transport, latency = self.transport, self.latency
         transport.add_event_handler("on_participant_connected", self._on_participant_connected)
-        transport.add_event_handler("on_participant_disconnected", self._on_participant_disconnected)
+        transport.add_event_handler(
+            "on_participant_disconnected", self._on_participant_disconnected
+        )
         transport.add_event_handler("on_disconnected", self._on_disconnected)
         latency.add_event_handler("on_latency_measured", self._on_latency_measured)
         latency.add_event_handler("on_latency_breakdown", self._on_latency_breakdown)
@@ -303,8 +320,10 @@ class AvatarBot:
         if not self.is_agent(identity) and self.humans():
             await self._note(f"{self.display_name(identity)} left the call.")
         if not self.humans() and (self._leave_task is None or self._leave_task.done()):
-            logger.info(f"room {self._room} has no people left; leaving in "
-                        f"{self._settings.empty_room_grace_secs:.0f} s unless someone joins")
+            logger.info(
+                f"room {self._room} has no people left; leaving in "
+                f"{self._settings.empty_room_grace_secs:.0f} s unless someone joins"
+            )
             self._leave_task = asyncio.create_task(self._leave_when_still_empty())
 
     async def _leave_when_still_empty(self):
@@ -329,7 +348,7 @@ class AvatarBot:
         messages = self.context.get_messages()
         limit = self._settings.llm_history_messages
         if len(messages) > limit:
-            self.context.set_messages(messages[-(limit // 2):])
+            self.context.set_messages(messages[-(limit // 2) :])
 
     async def _on_latency_measured(self, _observer, seconds: float):
         logger.info(f"turn latency (user stopped → bot speaking): {seconds * 1000:.0f} ms")
@@ -358,13 +377,16 @@ class AvatarBot:
         people in the room now, or whoever joins first."""
         self._face_notices.append(reason)
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(lambda: self._loop.create_task(self._send_face_notices()))
+            self._loop.call_soon_threadsafe(
+                lambda: self._loop.create_task(self._send_face_notices())
+            )
 
     async def _send_face_notices(self) -> None:
         while self._face_notices:
             reason = self._face_notices.pop(0)
             await self.worker.rtvi.send_server_message(
-                {"type": FACE_FALLBACK_MESSAGE_TYPE, "engine": "builtin", "reason": reason})
+                {"type": FACE_FALLBACK_MESSAGE_TYPE, "engine": "builtin", "reason": reason}
+            )
 
     async def run(self, *, handle_signals: bool = True) -> None:
         """Join the room and run until the room empties or closes (or SIGINT/SIGTERM when
@@ -379,8 +401,9 @@ def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
 
 
-def disconnect_allowed(policy: str, *, sender: str | None, owner: str | None,
-                       humans: list[str]) -> bool:
+def disconnect_allowed(
+    policy: str, *, sender: str | None, owner: str | None, humans: list[str]
+) -> bool:
     """The disconnect-bot policy: "anyone"; "owner" = the room's first person while alone with
     the bot (never in a group); "never"."""
     if policy == "anyone":
@@ -398,8 +421,9 @@ def build_tts(*, voice: HibariVoice | None = None) -> TimedTTSService:
     """The embedded voice, or GPT-SoVITS when GPT_SOVITS_URL is set (the embedded voice is then
     its fallback while the server is down). `voice` is an already loaded embedded voice."""
     settings = EmbeddedVoiceSettings.from_env()
-    voice = voice or HibariVoice(voice=settings.voice, speed=settings.speed,
-                                 threads=settings.threads)
+    voice = voice or HibariVoice(
+        voice=settings.voice, speed=settings.speed, threads=settings.threads
+    )
     if not os.environ.get(GPT_SOVITS_URL_ENV):
         return EmbeddedTTSService(voice=voice)
     return GPTSoVITSTTSService(

@@ -89,19 +89,31 @@ def video_frames(video: Iterable[Video], identity: str, since: float = 0.0,
     LiveKit may deliver a lower simulcast layer for a while, so frames are scaled back to the
     published size before they are compared.
     """
-    return [(at, img if img.shape[1::-1] == size else cv2.resize(img, size, interpolation=cv2.INTER_AREA))
-            for at, who, img in list(video) if who == identity and at >= since]
+    return [
+        (
+            at,
+            img
+            if img.shape[1::-1] == size
+            else cv2.resize(img, size, interpolation=cv2.INTER_AREA),
+        )
+        for at, who, img in list(video)
+        if who == identity and at >= since
+    ]
 
 
-def frames_per_second(times: list[float], start: float, end: float, *, window: float = 2.0) -> list[float]:
+def frames_per_second(
+    times: list[float], start: float, end: float, *, window: float = 2.0
+) -> list[float]:
     """Received frame rate over `window`-second windows stepping by one second from `start` to `end`.
 
     Two-second windows keep WebRTC's bursty delivery (19 frames in one second, 21 in the next)
     from reading as a drop, while a real drop still shows.
     """
     t = np.asarray(times)
-    return [round(float(np.sum((t >= s) & (t < s + window))) / window, 1)
-            for s in np.arange(start, end - window, 1.0)]
+    return [
+        round(float(np.sum((t >= s) & (t < s + window))) / window, 1)
+        for s in np.arange(start, end - window, 1.0)
+    ]
 
 
 def lip_box(frame: np.ndarray) -> tuple[slice, slice]:
@@ -112,7 +124,11 @@ def lip_box(frame: np.ndarray) -> tuple[slice, slice]:
     return slice(max(0, y0 - pad), y1 + 2 * pad), slice(max(0, x0 - pad), x1 + pad)
 
 
-def lip_motion(frames: list[tuple[float, np.ndarray]], box: tuple[slice, slice]) -> list[tuple[float, float]]:
+def lip_motion(
+    frames: list[tuple[float, np.ndarray]], box: tuple[slice, slice]
+) -> list[tuple[float, float]]:
     """(arrival, mean absolute change of the lip region since the previous frame)."""
-    return [(at, float(np.mean(np.abs(a[box].astype(np.int16) - b[box].astype(np.int16)))))
-            for (_, a), (at, b) in zip(frames, frames[1:])]
+    return [
+        (at, float(np.mean(np.abs(a[box].astype(np.int16) - b[box].astype(np.int16)))))
+        for (_, a), (at, b) in zip(frames, frames[1:])
+    ]

@@ -29,7 +29,7 @@ class BotProcess:
         assert self._proc is not None, "bot not started"
         return self._proc.pid
 
-    def start(self) -> "BotProcess":
+    def start(self) -> BotProcess:
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "bot", "--room", self.room],
@@ -62,7 +62,7 @@ class BotProcess:
             self._proc.kill()
             return self._proc.wait(STOP_TIMEOUT_SECS)
 
-    def __enter__(self) -> "BotProcess":
+    def __enter__(self) -> BotProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -34,7 +34,9 @@ DEFAULT_GREETING = "Hello! I am Ava. How can I help you?"
 DEFAULT_LLM_UNREACHABLE_NOTICE = "Sorry, my language model is not reachable right now."
 DEFAULT_EMPTY_REPLY_NOTICE = "Sorry, I have no answer to that."
 DEFAULT_LLM_WAIT_NOTICE = "One moment, please."
-DEFAULT_LLM_GIVE_UP_NOTICE = "Sorry, my language model is not answering right now. Please ask again."
+DEFAULT_LLM_GIVE_UP_NOTICE = (
+    "Sorry, my language model is not answering right now. Please ask again."
+)
 DEFAULT_LLM_WAIT_NOTICE_S = 4.0
 DEFAULT_LLM_GIVE_UP_S = 20.0
 DEFAULT_OFF_TRACK_NOTICE = "Sorry, I lost my words. Could you ask me that again?"
@@ -49,8 +51,9 @@ def _env_number(name: str, default: float, kind: type) -> float:
     try:
         return kind(value)
     except ValueError:
-        raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'}, "
-                         f"got {value!r}") from None
+        raise ValueError(
+            f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}"
+        ) from None
 
 
 def _env_float(name: str, default: float) -> float:
@@ -111,7 +114,7 @@ class BotSettings:
     llm_give_up_s: float = DEFAULT_LLM_GIVE_UP_S
 
     @classmethod
-    def from_env(cls) -> "BotSettings":
+    def from_env(cls) -> BotSettings:
         """Read the settings from the environment (`.env.example`, section "bot")."""
         stack = StackSettings.from_env()
         env = os.environ.get
@@ -119,8 +122,10 @@ class BotSettings:
         aliases = env("BOT_NAME_ALIASES")
         disconnect_policy = env("BOT_DISCONNECT_POLICY", "owner").strip().lower()
         if disconnect_policy not in DISCONNECT_POLICIES:
-            raise ValueError(f"BOT_DISCONNECT_POLICY must be one of {', '.join(DISCONNECT_POLICIES)}"
-                             f", got {disconnect_policy!r}")
+            raise ValueError(
+                f"BOT_DISCONNECT_POLICY must be one of {', '.join(DISCONNECT_POLICIES)}"
+                f", got {disconnect_policy!r}"
+            )
         return cls(
             livekit_url=stack.livekit_url,
             livekit_api_key=stack.livekit_api_key,
@@ -150,7 +155,9 @@ class BotSettings:
             system_prompt=env("BOT_SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
             language_reminder=env("BOT_LANGUAGE_REMINDER", DEFAULT_LANGUAGE_REMINDER),
             greeting=env("BOT_GREETING", DEFAULT_GREETING),
-            llm_unreachable_notice=env("BOT_LLM_UNREACHABLE_NOTICE", DEFAULT_LLM_UNREACHABLE_NOTICE),
+            llm_unreachable_notice=env(
+                "BOT_LLM_UNREACHABLE_NOTICE", DEFAULT_LLM_UNREACHABLE_NOTICE
+            ),
             empty_reply_notice=env("BOT_EMPTY_REPLY_NOTICE", DEFAULT_EMPTY_REPLY_NOTICE),
             off_track_notice=env("BOT_OFF_TRACK_NOTICE", DEFAULT_OFF_TRACK_NOTICE),
             vad_start_secs=_env_float("BOT_VAD_START_SECS", 0.1),
@@ -177,7 +184,6 @@ class BotSettings:
         return f"{self.ollama_url}/v1"
 
 
-
 DEFAULT_AGENT_NAME = "avatar"
 # What livekit-agents logs once livekit-server has registered a worker (its readiness).
 WORKER_REGISTERED_LOG = "registered worker"
@@ -196,7 +202,7 @@ class WorkerSettings:
     http_port: int
 
     @classmethod
-    def from_env(cls) -> "WorkerSettings":
+    def from_env(cls) -> WorkerSettings:
         """Read the worker settings (`.env.example`, section "worker")."""
         env = os.environ.get
         settings = cls(
@@ -211,6 +217,7 @@ class WorkerSettings:
         if settings.max_rooms < 1:
             raise ValueError(f"BOT_WORKER_MAX_ROOMS must be >= 1, got {settings.max_rooms}")
         if settings.idle_processes < 0:
-            raise ValueError("BOT_WORKER_IDLE_PROCESSES must be >= 0, "
-                             f"got {settings.idle_processes}")
+            raise ValueError(
+                f"BOT_WORKER_IDLE_PROCESSES must be >= 0, got {settings.idle_processes}"
+            )
         return settings

@@ -107,8 +107,11 @@ def build_server(settings: WorkerSettings, bot: BotSettings, *,
         host=settings.http_host,
         port=settings.http_port,
     )
-    server.rtc_session(partial(entrypoint, settings=bot, records=records), agent_name=settings.agent_name,
-                       on_request=partial(accept, settings=bot))
+    server.rtc_session(
+        partial(entrypoint, settings=bot, records=records),
+        agent_name=settings.agent_name,
+        on_request=partial(accept, settings=bot),
+    )
     return server
 
 
@@ -126,8 +129,9 @@ class StaleBotRemover:
         self._jobs: dict[str, str] = {}  # job id → room
 
     async def run(self) -> None:
-        async with api.LiveKitAPI(self._bot.livekit_url, self._bot.livekit_api_key,
-                                  self._bot.livekit_api_secret) as lkapi:
+        async with api.LiveKitAPI(
+            self._bot.livekit_url, self._bot.livekit_api_key, self._bot.livekit_api_secret
+        ) as lkapi:
             while True:
                 await asyncio.sleep(JOB_WATCH_S)
                 jobs = {info.job.id: info.job.room.name for info in self._server.active_jobs}
@@ -147,8 +151,9 @@ class StaleBotRemover:
             logger.debug(f"room {room}: no stale bot of job {job_id} removed ({exc})")
 
 
-async def run(settings: WorkerSettings, bot: BotSettings, *,
-              records: RecordsOptions | None = None) -> None:
+async def run(
+    settings: WorkerSettings, bot: BotSettings, *, records: RecordsOptions | None = None
+) -> None:
     """Take jobs until SIGTERM/SIGINT, then drain (finish rooms, take none) and exit."""
     server = build_server(settings, bot, records=records)
     loop = asyncio.get_running_loop()
@@ -158,13 +163,14 @@ async def run(settings: WorkerSettings, bot: BotSettings, *,
     serving = asyncio.create_task(server.run())
     remover = asyncio.create_task(StaleBotRemover(server=server, bot=bot).run())
     logger.info(f"worker for agent {settings.agent_name!r} connecting to {bot.livekit_url}")
-    await asyncio.wait({serving, asyncio.create_task(stop.wait())},
-                       return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait(
+        {serving, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
+    )
     if not serving.done():
         logger.info(f"draining: finishing {len(server.active_jobs)} room(s), taking no new ones")
         try:
             await server.drain()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             logger.warning(f"rooms still running after {settings.drain_timeout_s} s; closing them")
     remover.cancel()
     await server.aclose()

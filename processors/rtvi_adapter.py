@@ -19,9 +19,8 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 
-from livekit import rtc
-
 import pipecat.processors.frameworks.rtvi.models as RTVI
+from livekit import rtc
 from loguru import logger
 from pipecat.frames.frames import InterruptionFrame, OutputAudioRawFrame
 from pipecat.observers.base_observer import FramePushed
@@ -72,7 +71,9 @@ class PlayoutRTVIObserver(RTVIObserver):
         await super().on_push_frame(data)
 
     async def _send_playout(self, frame: PlayoutServerMessageFrame, unplayed_s: float):
-        logger.debug(f"{self}: {frame.data.get('type')} at playout, {unplayed_s:.3f} s queued ahead")
+        logger.debug(
+            f"{self}: {frame.data.get('type')} at playout, {unplayed_s:.3f} s queued ahead"
+        )
         await self.send_rtvi_message(RTVI.ServerMessage(data=_at_playout(frame.data, unplayed_s)))
 
     async def send_rtvi_message(self, model: BaseModel, exclude_none: bool = True):
@@ -110,10 +111,19 @@ class PlayoutRTVIObserver(RTVIObserver):
         elif segment not in self._announced and data.spoken_progress is not None:
             progress = data.spoken_progress
             whole = progress.accumulated_text + progress.remaining_text
-            out.append(RTVI.BotOutputMessage(data=data.model_copy(update={
-                "text": whole, "spoken_status": "new",
-                "spoken_progress": RTVI.SpokenProgressData(accumulated_text="",
-                                                           remaining_text=whole)})))
+            out.append(
+                RTVI.BotOutputMessage(
+                    data=data.model_copy(
+                        update={
+                            "text": whole,
+                            "spoken_status": "new",
+                            "spoken_progress": RTVI.SpokenProgressData(
+                                accumulated_text="", remaining_text=whole
+                            ),
+                        }
+                    )
+                )
+            )
         self._announced[segment] = True
         while len(self._announced) > ANNOUNCED_SEGMENTS_KEPT:
             self._announced.popitem(last=False)

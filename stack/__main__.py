@@ -41,14 +41,19 @@ def ensure_ollama(settings: StackSettings, exits: ExitStack,
     `supervisor` when given); returns its binary."""
     answering = services.http_ok(settings.ollama_url)
     if not answering and not _is_loopback(settings.ollama_url):
-        raise StackError(f"Ollama does not answer at OLLAMA_URL={settings.ollama_url}: start it there "
-                         f"(`ollama serve`) or unset OLLAMA_URL to run a local one")
+        raise StackError(
+            f"Ollama does not answer at OLLAMA_URL={settings.ollama_url}: start it there "
+            f"(`ollama serve`) or unset OLLAMA_URL to run a local one"
+        )
     binary = binaries.ollama(settings.cache)
     if answering:
         return binary
-    server = services.ollama_server(binary, port=settings.ollama_port,
-                                    models_dir=settings.cache / "ollama",
-                                    log_path=settings.cache / "logs" / "ollama.log")
+    server = services.ollama_server(
+        binary,
+        port=settings.ollama_port,
+        models_dir=settings.cache / "ollama",
+        log_path=settings.cache / "logs" / "ollama.log",
+    )
     exits.callback(server.stop)  # also when a signal ends the stack while it starts
     server.start()
     if supervisor is not None:
@@ -56,20 +61,32 @@ def ensure_ollama(settings: StackSettings, exits: ExitStack,
     return binary
 
 
-def ensure_livekit(settings: StackSettings, exits: ExitStack, supervisor: services.Supervisor, *,
-                   webhook_urls: list[str]) -> None:
+def ensure_livekit(
+    settings: StackSettings,
+    exits: ExitStack,
+    supervisor: services.Supervisor,
+    *,
+    webhook_urls: list[str],
+) -> None:
     """Use the LiveKit server answering at LIVEKIT_URL, or start one on loopback, kept running."""
     http_url = settings.livekit_url.replace("ws://", "http://").replace("wss://", "https://")
     if services.http_ok(http_url):
         return
     if not _is_loopback(settings.livekit_url):
-        raise StackError(f"LiveKit does not answer at LIVEKIT_URL={settings.livekit_url}: check the "
-                         f"URL or unset it to run a local livekit-server")
+        raise StackError(
+            f"LiveKit does not answer at LIVEKIT_URL={settings.livekit_url}: check the "
+            f"URL or unset it to run a local livekit-server"
+        )
     server = services.livekit_server(
-        binaries.livekit_server(settings.cache), port=settings.livekit_port,
-        tcp_port=settings.livekit_rtc_tcp_port, udp_port=settings.livekit_rtc_udp_port,
-        api_key=settings.livekit_api_key, api_secret=settings.livekit_api_secret,
-        log_path=settings.cache / "logs" / "livekit.log", webhook_urls=webhook_urls)
+        binaries.livekit_server(settings.cache),
+        port=settings.livekit_port,
+        tcp_port=settings.livekit_rtc_tcp_port,
+        udp_port=settings.livekit_rtc_udp_port,
+        api_key=settings.livekit_api_key,
+        api_secret=settings.livekit_api_secret,
+        log_path=settings.cache / "logs" / "livekit.log",
+        webhook_urls=webhook_urls,
+    )
     exits.callback(server.stop)  # also when a signal ends the stack while it starts
     server.start()
     supervisor.watch(server)
@@ -82,10 +99,15 @@ def build_client() -> None:
     if npm is None and dist.exists():
         return  # a prebuilt client (the Docker image builds it in its own stage)
     if npm is None:
-        raise StackError("npm is not installed: install Node.js 20+ (https://nodejs.org) to build "
-                         "the browser client, then run setup again")
-    sources = [p for p in CLIENT_DIR.rglob("*") if p.is_file()
-               and "node_modules" not in p.parts and "dist" not in p.parts]
+        raise StackError(
+            "npm is not installed: install Node.js 20+ (https://nodejs.org) to build "
+            "the browser client, then run setup again"
+        )
+    sources = [
+        p
+        for p in CLIENT_DIR.rglob("*")
+        if p.is_file() and "node_modules" not in p.parts and "dist" not in p.parts
+    ]
     if dist.exists() and all(p.stat().st_mtime <= dist.stat().st_mtime for p in sources):
         return
     if not (CLIENT_DIR / "node_modules" / ".package-lock.json").exists():
@@ -103,12 +125,17 @@ def install_browser() -> None:
     if not missing:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise StackError(f"the tests need {' and '.join(missing)}: run "
-                         f"`sudo apt-get install -y {' '.join(missing)}`")
+        raise StackError(
+            f"the tests need {' and '.join(missing)}: run "
+            f"`sudo apt-get install -y {' '.join(missing)}`"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     run_streamed(["apt-get", "update", "-q"], what="apt-get update", env=env)
-    run_streamed(["apt-get", "install", "-y", "-q", *missing],
-                 what=f"apt-get install {' '.join(missing)}", env=env)
+    run_streamed(
+        ["apt-get", "install", "-y", "-q", *missing],
+        what=f"apt-get install {' '.join(missing)}",
+        env=env,
+    )
 
 
 def setup(settings: StackSettings, *, client: bool, browser: bool) -> None:
@@ -118,8 +145,12 @@ def setup(settings: StackSettings, *, client: bool, browser: bool) -> None:
     with ExitStack() as exits:
         ollama_bin = ensure_ollama(settings, exits)
         step(f"ollama: {ollama_bin}")
-        models.ensure_ollama_model(ollama_bin=ollama_bin, url=settings.ollama_url,
-                                   name=settings.ollama_model, cache=settings.cache)
+        models.ensure_ollama_model(
+            ollama_bin=ollama_bin,
+            url=settings.ollama_url,
+            name=settings.ollama_model,
+            cache=settings.cache,
+        )
         step(f"LLM model: {settings.ollama_model} ready")
     if client:
         build_client()
@@ -144,24 +175,44 @@ def up(settings: StackSettings) -> None:
     logs = settings.cache / "logs"
     supervisor = services.Supervisor()
     with ExitStack() as exits:
-        ensure_livekit(settings, exits, supervisor,
-                       webhook_urls=[f"http://127.0.0.1:{port}/api/livekit/webhook"])
+        ensure_livekit(
+            settings,
+            exits,
+            supervisor,
+            webhook_urls=[f"http://127.0.0.1:{port}/api/livekit/webhook"],
+        )
         ensure_ollama(settings, exits, supervisor)
         for server, timeout in (
-            (services.ManagedServer(
-                name="avatar worker", cmd=[sys.executable, "-m", "bot", "worker"],
-                env=dict(os.environ), ready_url=None, ready_log=WORKER_REGISTERED_LOG,
-                log_path=logs / "worker.log"), WORKER_START_TIMEOUT_S),
-            (services.ManagedServer(
-                name="token server", cmd=[sys.executable, "-m", "token_server"],
-                env=dict(os.environ), ready_url=f"http://127.0.0.1:{port}/health",
-                log_path=logs / "token_server.log"), 60),
+            (
+                services.ManagedServer(
+                    name="avatar worker",
+                    cmd=[sys.executable, "-m", "bot", "worker"],
+                    env=dict(os.environ),
+                    ready_url=None,
+                    ready_log=WORKER_REGISTERED_LOG,
+                    log_path=logs / "worker.log",
+                ),
+                WORKER_START_TIMEOUT_S,
+            ),
+            (
+                services.ManagedServer(
+                    name="token server",
+                    cmd=[sys.executable, "-m", "token_server"],
+                    env=dict(os.environ),
+                    ready_url=f"http://127.0.0.1:{port}/health",
+                    log_path=logs / "token_server.log",
+                ),
+                60,
+            ),
         ):
             exits.callback(server.stop)  # also when a signal ends the stack while it starts
             server.start(timeout=timeout)
             supervisor.watch(server)
-        print(f"\n  Talking avatar is up: open http://127.0.0.1:{port}/ in your browser"
-              f"\n  (logs in {logs}; Ctrl-C stops everything)\n", flush=True)
+        print(
+            f"\n  Talking avatar is up: open http://127.0.0.1:{port}/ in your browser"
+            f"\n  (logs in {logs}; Ctrl-C stops everything)\n",
+            flush=True,
+        )
         try:
             while True:
                 supervisor.check()
@@ -171,12 +222,17 @@ def up(settings: StackSettings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m stack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_setup = sub.add_parser("setup", help="build/fetch binaries and models (idempotent)")
     p_setup.add_argument("--client", action="store_true", help="also build the browser client")
-    p_setup.add_argument("--browser", action="store_true", help="also install Chromium for e2e tests")
+    p_setup.add_argument(
+        "--browser", action="store_true", help="also install Chromium for e2e tests"
+    )
     sub.add_parser("up", help="setup, then run the local stack and print the URL")
     args = parser.parse_args(argv)
     settings = StackSettings.from_env()

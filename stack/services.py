@@ -44,8 +44,10 @@ def require_free(port: int, *, what: str, setting: str, udp: bool = False) -> No
             s.bind((LOOPBACK, port))
         except OSError:
             proto = "UDP" if udp else "TCP"
-            raise StackError(f"{proto} port {port} on {LOOPBACK}, needed by {what}, is in use by another "
-                             f"program: stop that program or set {setting} to a free port") from None
+            raise StackError(
+                f"{proto} port {port} on {LOOPBACK}, needed by {what}, is in use by another "
+                f"program: stop that program or set {setting} to a free port"
+            ) from None
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:
@@ -75,15 +77,20 @@ class ManagedServer:
     process: subprocess.Popen | None = field(default=None, init=False)
     _ready_marks: int = field(default=0, init=False)
 
-    def spawn(self) -> "ManagedServer":
+    def spawn(self) -> ManagedServer:
         """Start the process without waiting for it to be ready."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._ready_marks = self._log_marks()
         log = open(self.log_path, "ab")
         logger.info(f"starting {self.name}: {' '.join(self.cmd)} (log: {self.log_path})")
-        self.process = subprocess.Popen(self.cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True,
-                                        preexec_fn=(lambda: os.nice(self.niceness)) if self.niceness else None)
+        self.process = subprocess.Popen(
+            self.cmd,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=(lambda: os.nice(self.niceness)) if self.niceness else None,
+        )
         log.close()
         return self
 
@@ -97,20 +104,24 @@ class ManagedServer:
             return self._log_marks() > self._ready_marks
         return self.ready_url is not None and http_ok(self.ready_url)
 
-    def start(self, *, timeout: float = 60.0) -> "ManagedServer":
+    def start(self, *, timeout: float = 60.0) -> ManagedServer:
         self.spawn()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 tail = self.log_path.read_text(errors="replace").splitlines()[-8:]
-                raise StackError(f"{self.name} exited with code {self.process.returncode} at start-up; "
-                                 f"last log lines ({self.log_path}):\n" + "\n".join(tail))
+                raise StackError(
+                    f"{self.name} exited with code {self.process.returncode} at start-up; "
+                    f"last log lines ({self.log_path}):\n" + "\n".join(tail)
+                )
             if self.ready():
                 return self
             time.sleep(0.2)
         self.stop()
-        raise StackError(f"{self.name} was not ready ({self.ready_url or self.ready_log!r}) within "
-                         f"{timeout:.0f}s; see {self.log_path}")
+        raise StackError(
+            f"{self.name} was not ready ({self.ready_url or self.ready_log!r}) within "
+            f"{timeout:.0f}s; see {self.log_path}"
+        )
 
     def exited(self) -> int | None:
         """The exit status once the process has ended, else None."""
@@ -175,8 +186,10 @@ class Supervisor:
                     continue
                 if now - w.started_at >= HEALTHY_AFTER_S:
                     w.delay_s = RESTART_BACKOFF_S[0]
-                logger.warning(f"{w.server.name} exited with code {code}; starting it again in "
-                               f"{w.delay_s:.0f} s (log: {w.server.log_path})")
+                logger.warning(
+                    f"{w.server.name} exited with code {code}; starting it again in "
+                    f"{w.delay_s:.0f} s (log: {w.server.log_path})"
+                )
                 w.server.stop()  # leftovers of its process group
                 w.restart_at = now + w.delay_s
                 w.delay_s = min(w.delay_s * 2, RESTART_BACKOFF_S[1])
@@ -191,14 +204,26 @@ class Supervisor:
             w.server.stop()
 
 
-def livekit_config(*, port: int, tcp_port: int, udp_port: int, api_key: str, api_secret: str,
-                   webhook_urls: list[str]) -> str:
+def livekit_config(
+    *,
+    port: int,
+    tcp_port: int,
+    udp_port: int,
+    api_key: str,
+    api_secret: str,
+    webhook_urls: list[str],
+) -> str:
     """livekit-server config for loopback: ICE candidates advertise 127.0.0.1 only."""
     config: dict = {
         "port": port,
         "bind_addresses": [LOOPBACK],
-        "rtc": {"tcp_port": tcp_port, "udp_port": udp_port, "node_ip": LOOPBACK,
-                "use_external_ip": False, "enable_loopback_candidate": True},
+        "rtc": {
+            "tcp_port": tcp_port,
+            "udp_port": udp_port,
+            "node_ip": LOOPBACK,
+            "use_external_ip": False,
+            "enable_loopback_candidate": True,
+        },
         "keys": {api_key: api_secret},
         "logging": {"level": "info"},
         "room": {"empty_timeout": 60, "departure_timeout": 10},
@@ -208,19 +233,41 @@ def livekit_config(*, port: int, tcp_port: int, udp_port: int, api_key: str, api
     return json.dumps(config)  # JSON is valid YAML
 
 
-def livekit_server(binary: Path, *, port: int, tcp_port: int, udp_port: int, api_key: str,
-                   api_secret: str, log_path: Path, webhook_urls: list[str] | None = None) -> ManagedServer:
+def livekit_server(
+    binary: Path,
+    *,
+    port: int,
+    tcp_port: int,
+    udp_port: int,
+    api_key: str,
+    api_secret: str,
+    log_path: Path,
+    webhook_urls: list[str] | None = None,
+) -> ManagedServer:
     """A livekit-server bound to loopback (dev mode logging), not yet started."""
-    for p, what, setting, udp in ((port, "livekit-server", "LIVEKIT_URL", False),
-                                  (tcp_port, "livekit-server (RTC over TCP)", "LIVEKIT_RTC_TCP_PORT", False),
-                                  (udp_port, "livekit-server (RTC over UDP)", "LIVEKIT_RTC_UDP_PORT", True)):
+    for p, what, setting, udp in (
+        (port, "livekit-server", "LIVEKIT_URL", False),
+        (tcp_port, "livekit-server (RTC over TCP)", "LIVEKIT_RTC_TCP_PORT", False),
+        (udp_port, "livekit-server (RTC over UDP)", "LIVEKIT_RTC_UDP_PORT", True),
+    ):
         require_free(p, what=what, setting=setting, udp=udp)
-    config = livekit_config(port=port, tcp_port=tcp_port, udp_port=udp_port, api_key=api_key,
-                            api_secret=api_secret, webhook_urls=webhook_urls or [])
+    config = livekit_config(
+        port=port,
+        tcp_port=tcp_port,
+        udp_port=udp_port,
+        api_key=api_key,
+        api_secret=api_secret,
+        webhook_urls=webhook_urls or [],
+    )
     env = {**os.environ, "LIVEKIT_CONFIG": config}
     env.pop("LIVEKIT_KEYS", None)
-    return ManagedServer(name="livekit-server", cmd=[str(binary), "--bind", LOOPBACK], env=env,
-                         ready_url=f"http://{LOOPBACK}:{port}/", log_path=log_path)
+    return ManagedServer(
+        name="livekit-server",
+        cmd=[str(binary), "--bind", LOOPBACK],
+        env=env,
+        ready_url=f"http://{LOOPBACK}:{port}/",
+        log_path=log_path,
+    )
 
 
 # The LLM is throughput work; audio, video and VAD in the bots are real-time work. On a small
@@ -231,10 +278,20 @@ OLLAMA_NICENESS = 5
 def ollama_server(binary: Path, *, port: int, models_dir: Path, log_path: Path) -> ManagedServer:
     """`ollama serve` on loopback with the cache's model store, at lower CPU priority; not yet started."""
     require_free(port, what="Ollama", setting="OLLAMA_URL")
-    env = {**os.environ, "OLLAMA_HOST": f"{LOOPBACK}:{port}", "OLLAMA_MODELS": str(models_dir),
-           "OLLAMA_KEEP_ALIVE": "-1", "OLLAMA_NOPRUNE": "1",
-           # Two requests at once: a room's reply runs beside a text chat instead of behind it.
-           "OLLAMA_NUM_PARALLEL": os.environ.get("OLLAMA_NUM_PARALLEL", "2")}
-    return ManagedServer(name="ollama", cmd=[str(binary), "serve"], env=env,
-                         ready_url=f"http://{LOOPBACK}:{port}/", log_path=log_path,
-                         niceness=OLLAMA_NICENESS)
+    env = {
+        **os.environ,
+        "OLLAMA_HOST": f"{LOOPBACK}:{port}",
+        "OLLAMA_MODELS": str(models_dir),
+        "OLLAMA_KEEP_ALIVE": "-1",
+        "OLLAMA_NOPRUNE": "1",
+        # Two requests at once: a room's reply runs beside a text chat instead of behind it.
+        "OLLAMA_NUM_PARALLEL": os.environ.get("OLLAMA_NUM_PARALLEL", "2"),
+    }
+    return ManagedServer(
+        name="ollama",
+        cmd=[str(binary), "serve"],
+        env=env,
+        ready_url=f"http://{LOOPBACK}:{port}/",
+        log_path=log_path,
+        niceness=OLLAMA_NICENESS,
+    )

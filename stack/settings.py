@@ -35,7 +35,7 @@ class StackSettings:
     token_server_port: int
 
     @classmethod
-    def from_env(cls) -> "StackSettings":
+    def from_env(cls) -> StackSettings:
         env = os.environ.get
         return cls(
             cache=cache_dir(),

@@ -28,8 +28,11 @@ def main() -> None:
     for problem in problems:
         logger.warning("INSECURE PUBLIC SERVER ({}): {}", INSECURE_OVERRIDE, problem)
     if settings.public_bind and set(settings.allowed_hosts) <= set(LOOPBACK_HOSTS):
-        logger.warning("listening on {} but AVATAR_ALLOWED_HOSTS names only loopback hosts: requests for "
-                       "other host names are refused", settings.host)
+        logger.warning(
+            "listening on {} but AVATAR_ALLOWED_HOSTS names only loopback hosts: requests for "
+            "other host names are refused",
+            settings.host,
+        )
     # keepalive_timeout also bounds how long a new connection may take to send its headers.
     web.run_app(
         create_app(settings),

@@ -17,7 +17,6 @@ from token_server.limits import OPERATOR, RateLimited
 from token_server.rooms import LiveKitUnavailable, ParticipantView
 from token_server.services import SERVICES
 from token_server.settings import TokenServerSettings
-from token_server.webhook_guard import WebhookRefused
 from token_server.validation import (
     validate_display_name,
     validate_history,
@@ -25,6 +24,7 @@ from token_server.validation import (
     validate_message,
     validate_room,
 )
+from token_server.webhook_guard import WebhookRefused
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 CHAT_BUSY_RETRY_S = 5
@@ -100,7 +100,9 @@ async def list_rooms(request: web.Request) -> web.Response:
         rooms = await services.rooms.rooms()
     except LiveKitUnavailable as exc:
         raise _livekit_down(exc) from None
-    return web.json_response({"rooms": [_room_entry(room.name, room.participants) for room in rooms]})
+    return web.json_response(
+        {"rooms": [_room_entry(room.name, room.participants) for room in rooms]}
+    )
 
 
 async def health(request: web.Request) -> web.Response:
@@ -126,8 +128,13 @@ async def chat(request: web.Request) -> web.StreamResponse:
     message = validate_message(body.get("message"))
     history = validate_history(body.get("history"))
     if services.chat_slots.locked():
-        raise ApiError(429, "chat_busy", "the text chat is answering someone else; live rooms keep the "
-                                         "rest of the language model", headers={"Retry-After": str(CHAT_BUSY_RETRY_S)})
+        raise ApiError(
+            429,
+            "chat_busy",
+            "the text chat is answering someone else; live rooms keep the "
+            "rest of the language model",
+            headers={"Retry-After": str(CHAT_BUSY_RETRY_S)},
+        )
     if not request[OPERATOR]:
         try:
             services.limits.admit_chat(request.remote or "")
@@ -149,9 +156,15 @@ async def _stream_chat(
     except ChatUnavailable as exc:
         raise ApiError(503, "llm_unavailable", str(exc), headers={"Retry-After": "5"}) from None
     except TimeoutError:
-        raise ApiError(503, "llm_busy", "the language model did not start answering in time",
-                       headers={"Retry-After": "5"}) from None
-    response = web.StreamResponse(headers={"Content-Type": SSE_CONTENT_TYPE, "Cache-Control": "no-cache"})
+        raise ApiError(
+            503,
+            "llm_busy",
+            "the language model did not start answering in time",
+            headers={"Retry-After": "5"},
+        ) from None
+    response = web.StreamResponse(
+        headers={"Content-Type": SSE_CONTENT_TYPE, "Cache-Control": "no-cache"}
+    )
     await response.prepare(request)
     text = []
     try:
@@ -160,12 +173,22 @@ async def _stream_chat(
                 async for delta in deltas:
                     text.append(delta)
                     await response.write(_sse({"delta": delta}))
-        except (openai.APIError, httpx.HTTPError) as exc:  # the status line is sent: report it in the stream
+        except (
+            openai.APIError,
+            httpx.HTTPError,
+        ) as exc:  # the status line is sent: report it in the stream
             logger.bind(room=room).warning("chat stream failed: {!r}", exc)
             await response.write(_sse({"error": "llm_stream_failed", "detail": str(exc)}))
         except TimeoutError:
-            await response.write(_sse({"error": "chat_time_limit", "detail": "the reply took too long and was cut",
-                                       "text": "".join(text)}))
+            await response.write(
+                _sse(
+                    {
+                        "error": "chat_time_limit",
+                        "detail": "the reply took too long and was cut",
+                        "text": "".join(text),
+                    }
+                )
+            )
         else:
             await response.write(_sse({"done": True, "text": "".join(text)}))
         await response.write_eof()

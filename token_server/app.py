@@ -12,13 +12,13 @@ from loguru import logger
 from token_server.api import PUBLIC_ROUTES, WEBHOOK_ROUTE, setup_api_routes
 from token_server.avatar_videos import setup_avatar_video_routes
 from token_server.client import setup_client_routes
-from token_server.records_api import setup_records_routes
-from token_server.voices import setup_voice_routes
 from token_server.errors import error_middleware, error_response
 from token_server.limits import OPERATOR
 from token_server.policy import request_policy_middleware
+from token_server.records_api import setup_records_routes
 from token_server.services import SERVICES, Services
 from token_server.settings import TokenServerSettings
+from token_server.voices import setup_voice_routes
 
 API_PREFIX = "/api/"
 BEARER_PREFIX = "Bearer "
@@ -34,13 +34,25 @@ def api_key_middleware(api_key: str | None):
     @web.middleware
     async def check_api_key(request: web.Request, handler) -> web.StreamResponse:
         header = request.headers.get("Authorization", "")
-        given = header[len(BEARER_PREFIX) :].strip().encode() if header.startswith(BEARER_PREFIX) else b""
+        given = (
+            header[len(BEARER_PREFIX) :].strip().encode()
+            if header.startswith(BEARER_PREFIX)
+            else b""
+        )
         request[OPERATOR] = expected is not None and hmac.compare_digest(given, expected)
-        if expected is None or not request.path.startswith(API_PREFIX) or request.path in PUBLIC_ROUTES:
+        if (
+            expected is None
+            or not request.path.startswith(API_PREFIX)
+            or request.path in PUBLIC_ROUTES
+        ):
             return await handler(request)
         if not request[OPERATOR]:
-            reason = "wrong API key" if given else "missing API key: send 'Authorization: Bearer <key>'"
-            return error_response(401, "unauthorized", reason, headers={"WWW-Authenticate": "Bearer"})
+            reason = (
+                "wrong API key" if given else "missing API key: send 'Authorization: Bearer <key>'"
+            )
+            return error_response(
+                401, "unauthorized", reason, headers={"WWW-Authenticate": "Bearer"}
+            )
         return await handler(request)
 
     return check_api_key
@@ -80,7 +92,9 @@ def create_app(settings: TokenServerSettings) -> web.Application:
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await services.start()
-        logger.bind(livekit=settings.livekit_url, agent=settings.agent_name).info("token server started")
+        logger.bind(livekit=settings.livekit_url, agent=settings.agent_name).info(
+            "token server started"
+        )
         yield
         await services.stop()
 

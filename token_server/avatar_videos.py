@@ -184,11 +184,16 @@ async def get_video(request: web.Request) -> web.Response:
 async def get_video_file(request: web.Request) -> web.StreamResponse:
     job = _job(request)
     if job.status != "done":
-        raise ApiError(409, "not_ready", f"the video is {job.status}"
-                                         + (f": {job.error}" if job.error else ""))
-    return web.FileResponse(job.folder / VIDEO_FILE, headers={
-        "Content-Type": "video/mp4",
-        "Content-Disposition": f'attachment; filename="avatar-{job.id}.mp4"'})
+        raise ApiError(
+            409, "not_ready", f"the video is {job.status}" + (f": {job.error}" if job.error else "")
+        )
+    return web.FileResponse(
+        job.folder / VIDEO_FILE,
+        headers={
+            "Content-Type": "video/mp4",
+            "Content-Disposition": f'attachment; filename="avatar-{job.id}.mp4"',
+        },
+    )
 
 
 def _job(request: web.Request) -> _Job:
@@ -201,9 +206,13 @@ def _job(request: web.Request) -> _Job:
 
 def _status(jobs: AvatarVideoJobs, job: _Job) -> dict:
     progress = jobs.progress(job)
-    out = {"id": job.id, "status": job.status, "progress": progress,
-           "status_url": VIDEO_ROUTE.format(video_id=job.id),
-           "video_url": VIDEO_FILE_ROUTE.format(video_id=job.id)}
+    out = {
+        "id": job.id,
+        "status": job.status,
+        "progress": progress,
+        "status_url": VIDEO_ROUTE.format(video_id=job.id),
+        "video_url": VIDEO_FILE_ROUTE.format(video_id=job.id),
+    }
     if job.error:
         out["error"] = job.error
     if job.duration_s is not None:
@@ -211,8 +220,7 @@ def _status(jobs: AvatarVideoJobs, job: _Job) -> dict:
     return out
 
 
-async def _video_request(request: web.Request, folder: Path, jobs: AvatarVideoJobs
-                         ) -> VideoRequest:
+async def _video_request(request: web.Request, folder: Path, jobs: AvatarVideoJobs) -> VideoRequest:
     """The job's VideoRequest from a JSON or multipart body, or a 4xx saying what is wrong."""
     if request.content_type.startswith("multipart/"):
         fields, files = await read_form(request, folder)
@@ -220,8 +228,9 @@ async def _video_request(request: web.Request, folder: Path, jobs: AvatarVideoJo
         fields, files = await read_json_object(request), {}
     engine = str(fields.get("engine") or BUILTIN)
     if engine not in ENGINES:
-        raise ApiError(400, "unknown_engine", f"engine {engine!r} is not one of "
-                                              f"{', '.join(ENGINES)}")
+        raise ApiError(
+            400, "unknown_engine", f"engine {engine!r} is not one of {', '.join(ENGINES)}"
+        )
     size = _size(fields.get("size"))
     text = fields.get("text")
     if text is not None and not isinstance(text, str):
@@ -232,8 +241,12 @@ async def _video_request(request: web.Request, folder: Path, jobs: AvatarVideoJo
     if text is not None and "audio" in files:
         raise ApiError(400, "text_and_audio", "send either a text or an audio file, not both")
     if text is not None and len(text) > MAX_TEXT_CHARS:
-        raise ApiError(400, "too_long", f"the text has {len(text)} characters; at most "
-                                        f"{MAX_TEXT_CHARS} (about {MAX_SPEECH_S:.0f} s of speech)")
+        raise ApiError(
+            400,
+            "too_long",
+            f"the text has {len(text)} characters; at most "
+            f"{MAX_TEXT_CHARS} (about {MAX_SPEECH_S:.0f} s of speech)",
+        )
     wav = None
     if "audio" in files:
         wav = folder / "speech.wav"
@@ -242,10 +255,18 @@ async def _video_request(request: web.Request, folder: Path, jobs: AvatarVideoJo
     if image is not None:
         await asyncio.to_thread(_store_image, files["image"], image)
     defaults = VideoRequest(out=folder / VIDEO_FILE)
-    return VideoRequest(out=folder / VIDEO_FILE, text=text, wav=wav,
-                        image=image or defaults.image, engine=engine, size=size, fps=FPS,
-                        voice=jobs.voice.voice, speed=jobs.voice.speed,
-                        sadtalker=jobs.sadtalker if engine == SADTALKER else None)
+    return VideoRequest(
+        out=folder / VIDEO_FILE,
+        text=text,
+        wav=wav,
+        image=image or defaults.image,
+        engine=engine,
+        size=size,
+        fps=FPS,
+        voice=jobs.voice.voice,
+        speed=jobs.voice.speed,
+        sadtalker=jobs.sadtalker if engine == SADTALKER else None,
+    )
 
 
 def _size(value) -> int:
@@ -256,8 +277,11 @@ def _size(value) -> int:
     except (TypeError, ValueError):
         raise ApiError(400, "invalid_size", f"size must be a whole number, not {value!r}") from None
     if not MIN_SIZE <= size <= MAX_SIZE or size % 2:
-        raise ApiError(400, "invalid_size", f"size must be an even number from {MIN_SIZE} to "
-                                            f"{MAX_SIZE}, not {size}")
+        raise ApiError(
+            400,
+            "invalid_size",
+            f"size must be an even number from {MIN_SIZE} to {MAX_SIZE}, not {size}",
+        )
     return size
 
 
@@ -265,8 +289,9 @@ def _store_audio(upload: Path, wav: Path) -> None:
     """The uploaded recording as 16-bit mono WAV for the job, or a 4xx (not audio, too long)."""
     clip = decode_clip(upload, upload.name)
     if clip.duration > MAX_SPEECH_S:
-        raise ApiError(400, "too_long", f"the recording is {clip.duration:.0f} s; at most "
-                                        f"{MAX_SPEECH_S:.0f} s")
+        raise ApiError(
+            400, "too_long", f"the recording is {clip.duration:.0f} s; at most {MAX_SPEECH_S:.0f} s"
+        )
     if clip.duration == 0:
         raise ApiError(400, "not_audio", "the recording has no samples")
     pcm = np.round(np.clip(clip.samples, -1, 1) * 32767).astype(np.int16)
@@ -302,15 +327,19 @@ async def read_form(request: web.Request, folder: Path) -> tuple[dict[str, str],
                     while chunk := await part.read_chunk(UPLOAD_CHUNK):
                         size += len(chunk)
                         if size > MAX_UPLOAD_BYTES:
-                            raise ApiError(413, "too_large", f"the {part.name} file is over "
-                                                             f"{MAX_UPLOAD_BYTES >> 20} MB")
+                            raise ApiError(
+                                413,
+                                "too_large",
+                                f"the {part.name} file is over {MAX_UPLOAD_BYTES >> 20} MB",
+                            )
                         out.write(chunk)
                 files[part.name] = path
             elif part.name:
                 value = await part.read_chunk(MAX_FIELD_BYTES + 1)
                 if len(value) > MAX_FIELD_BYTES:
-                    raise ApiError(400, "too_long", f"field {part.name!r} is over "
-                                                    f"{MAX_FIELD_BYTES} bytes")
+                    raise ApiError(
+                        400, "too_long", f"field {part.name!r} is over {MAX_FIELD_BYTES} bytes"
+                    )
                 fields[part.name] = value.decode("utf-8", errors="replace")
     except ValueError as e:  # a malformed multipart body
         raise ApiError(400, "bad_multipart", f"could not read the form: {e}") from None
@@ -325,9 +354,12 @@ def setup_avatar_video_routes(app: web.Application, settings) -> None:
         retention = float(os.environ.get(ENV_RETENTION) or DEFAULT_RETENTION_S)
     except ValueError:
         raise ValueError(f"{ENV_RETENTION} must be a number of seconds") from None
-    jobs = AvatarVideoJobs(folder=folder, retention_s=retention,
-                           voice=EmbeddedVoiceSettings.from_env(),
-                           sadtalker=SadTalkerSettings.from_env())
+    jobs = AvatarVideoJobs(
+        folder=folder,
+        retention_s=retention,
+        voice=EmbeddedVoiceSettings.from_env(),
+        sadtalker=SadTalkerSettings.from_env(),
+    )
     app[JOBS] = jobs
 
     async def lifecycle(_app: web.Application):

@@ -21,7 +21,10 @@ class PersonaChat:
 
     def __init__(self, *, ollama_url: str, model: str, system_prompt: str, max_tokens: int) -> None:
         self._client = openai.AsyncOpenAI(
-            base_url=f"{ollama_url}/v1", api_key=OLLAMA_API_KEY, timeout=REQUEST_TIMEOUT_S, max_retries=0
+            base_url=f"{ollama_url}/v1",
+            api_key=OLLAMA_API_KEY,
+            timeout=REQUEST_TIMEOUT_S,
+            max_retries=0,
         )
         self.model = model
         self._system_prompt = system_prompt
@@ -30,9 +33,15 @@ class PersonaChat:
     async def aclose(self) -> None:
         await self._client.close()
 
-    async def reply(self, *, message: str, history: list[dict[str, str]], user: str | None) -> AsyncIterator[str]:
+    async def reply(
+        self, *, message: str, history: list[dict[str, str]], user: str | None
+    ) -> AsyncIterator[str]:
         """Open the stream (raises ChatUnavailable before any text) and return its text deltas."""
-        messages = [{"role": "system", "content": self._system_prompt}, *history, {"role": "user", "content": message}]
+        messages = [
+            {"role": "system", "content": self._system_prompt},
+            *history,
+            {"role": "user", "content": message},
+        ]
         try:
             stream = await self._client.chat.completions.create(
                 model=self.model,
@@ -42,7 +51,9 @@ class PersonaChat:
                 **({"user": user} if user else {}),
             )
         except openai.APIStatusError as exc:
-            raise ChatUnavailable(f"Ollama refused the request for model '{self.model}': {exc.message}") from exc
+            raise ChatUnavailable(
+                f"Ollama refused the request for model '{self.model}': {exc.message}"
+            ) from exc
         except openai.APIError as exc:
             raise ChatUnavailable(f"Ollama unreachable: {exc.message}") from exc
         return self._deltas(stream)

@@ -14,7 +14,9 @@ from token_server.validation import InvalidInput
 class ApiError(Exception):
     """An HTTP error with a stable code and a human-readable reason."""
 
-    def __init__(self, status: int, error: str, detail: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, error: str, detail: str, *, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.error = error
@@ -22,7 +24,9 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_response(status: int, error: str, detail: str, *, headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    status: int, error: str, detail: str, *, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.json_response({"error": error, "detail": detail}, status=status, headers=headers)
 
 
@@ -59,14 +63,20 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
-        return error_response(exc.status, _http_error_code(exc), detail, headers=_passthrough_headers(exc))
+        return error_response(
+            exc.status, _http_error_code(exc), detail, headers=_passthrough_headers(exc)
+        )
     except ConnectionError:  # the client went away: nobody reads an answer, nothing failed here
         logger.bind(method=request.method, path=request.path).info("client closed the connection")
         raise
     except Exception:
         logger.bind(method=request.method, path=request.path).exception("unhandled error")
-        return error_response(500, "internal_error", "the server failed on this request; see its log")
+        return error_response(
+            500, "internal_error", "the server failed on this request; see its log"
+        )
 
 
 def _passthrough_headers(exc: web.HTTPException) -> dict[str, str]:
-    return {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")}
+    return {
+        k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")
+    }

@@ -21,14 +21,23 @@ def model_present(model: str, tags: dict) -> bool:
     if not isinstance(tags, dict):
         return False
     wanted = model if ":" in model else model + DEFAULT_TAG
-    names = {m.get(key) for m in tags.get("models", []) if isinstance(m, dict) for key in ("name", "model")}
+    names = {
+        m.get(key)
+        for m in tags.get("models", [])
+        if isinstance(m, dict)
+        for key in ("name", "model")
+    }
     return wanted in names
 
 
 def whisper_status(setting: str, cache: Path) -> dict:
     """The STT model: the packaged offline one or a local folder must be complete; a name downloads on first use."""
     if setting and not os.path.isdir(setting):
-        return {"ok": True, "name": setting, "detail": "named model: the bot downloads it on first use"}
+        return {
+            "ok": True,
+            "name": setting,
+            "detail": "named model: the bot downloads it on first use",
+        }
     try:
         return {"ok": True, "path": whisper_model(setting, cache)}
     except StackError as exc:
@@ -64,14 +73,19 @@ class HealthChecker:
         model = {"ok": False, "name": self._ollama_model}
         try:
             async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT_S)) as session,
+                aiohttp.ClientSession(
+                    timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT_S)
+                ) as session,
                 session.get(self._ollama_url + OLLAMA_TAGS_PATH) as response,
             ):
                 response.raise_for_status()
                 tags = await response.json()
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             detail = f"Ollama unreachable at {self._ollama_url}: {str(exc) or type(exc).__name__}"
-            return {"ok": False, "url": self._ollama_url, "detail": detail}, {**model, "detail": "unknown: Ollama down"}
+            return {"ok": False, "url": self._ollama_url, "detail": detail}, {
+                **model,
+                "detail": "unknown: Ollama down",
+            }
         if model_present(self._ollama_model, tags):
             return {"ok": True, "url": self._ollama_url}, {**model, "ok": True}
         return {"ok": True, "url": self._ollama_url}, {

@@ -75,7 +75,9 @@ class ClientLimits:
         while events and now - events[0] > self._window_s:
             events.popleft()
         if len(events) >= self._limits[kind]:
-            raise RateLimited(kind, self._limits[kind], self._window_s, events[0] + self._window_s - now)
+            raise RateLimited(
+                kind, self._limits[kind], self._window_s, events[0] + self._window_s - now
+            )
 
     def _tick(self) -> float:
         now = self._clock()

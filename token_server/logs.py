@@ -23,7 +23,9 @@ class _StdlibToLoguru(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        logger.opt(exception=record.exc_info).bind(source=record.name).log(level, record.getMessage())
+        logger.opt(exception=record.exc_info).bind(source=record.name).log(
+            level, record.getMessage()
+        )
 
 
 def configure_logging(level: str) -> None:

@@ -30,7 +30,10 @@ CORS_HEADERS = "Authorization, Content-Type"
 
 
 def request_policy_middleware(
-    *, allowed_hosts: tuple[str, ...], allowed_origins: tuple[str, ...], signed_paths: frozenset[str]
+    *,
+    allowed_hosts: tuple[str, ...],
+    allowed_origins: tuple[str, ...],
+    signed_paths: frozenset[str],
 ):
     """The Host / Origin / content-type policy as an aiohttp middleware (see the module doc).
     `signed_paths` (LiveKit's webhooks: signed, never sent by browsers) skip the content type."""
@@ -40,19 +43,34 @@ def request_policy_middleware(
     @web.middleware
     async def request_policy(request: web.Request, handler) -> web.StreamResponse:
         if ANY not in hosts and host_name(request.host or "") not in hosts:
-            return error_response(400, "host_not_allowed", "this server does not answer to that host name; "
-                                                           "add it to AVATAR_ALLOWED_HOSTS")
+            return error_response(
+                400,
+                "host_not_allowed",
+                "this server does not answer to that host name; add it to AVATAR_ALLOWED_HOSTS",
+            )
         origin = request.headers.get("Origin")
-        cross_site = origin is not None and urlsplit(origin).netloc.lower() != (request.host or "").lower()
+        cross_site = (
+            origin is not None and urlsplit(origin).netloc.lower() != (request.host or "").lower()
+        )
         if cross_site and ANY not in origins and origin.rstrip("/").lower() not in origins:
-            return error_response(403, "origin_not_allowed", "requests from other sites are refused; add "
-                                                             "the site to AVATAR_ALLOWED_ORIGINS")
+            return error_response(
+                403,
+                "origin_not_allowed",
+                "requests from other sites are refused; add the site to AVATAR_ALLOWED_ORIGINS",
+            )
         if cross_site and request.method == "OPTIONS":
             return web.Response(status=204, headers=_cors(origin))
-        if request.method not in SAFE_METHODS and request.body_exists and request.path not in signed_paths:
+        if (
+            request.method not in SAFE_METHODS
+            and request.body_exists
+            and request.path not in signed_paths
+        ):
             if request.content_type not in BODY_TYPES:
-                return error_response(415, "unsupported_media_type",
-                                      "send application/json (or multipart/form-data for uploads)")
+                return error_response(
+                    415,
+                    "unsupported_media_type",
+                    "send application/json (or multipart/form-data for uploads)",
+                )
             if request.content_type != MULTIPART_TYPE and request.charset not in UTF8_CHARSETS:
                 return error_response(415, "unsupported_charset", "JSON bodies must be UTF-8")
         response = await handler(request)

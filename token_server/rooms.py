@@ -31,7 +31,12 @@ class ParticipantView:
     is_human: bool
 
     def as_json(self) -> dict:
-        return {"identity": self.identity, "name": self.name, "kind": self.kind, "is_bot": self.is_bot}
+        return {
+            "identity": self.identity,
+            "name": self.name,
+            "kind": self.kind,
+            "is_bot": self.is_bot,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,7 +51,13 @@ class RoomDirectory:
     """Asks livekit-server which rooms exist and who is in them (the source of truth across machines)."""
 
     def __init__(
-        self, *, url: str, api_key: str, api_secret: str, bot_identity: str, reserved_prefixes: tuple[str, ...]
+        self,
+        *,
+        url: str,
+        api_key: str,
+        api_secret: str,
+        bot_identity: str,
+        reserved_prefixes: tuple[str, ...],
     ) -> None:
         self._url = url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
         self._api_key = api_key
@@ -100,7 +111,9 @@ class RoomDirectory:
         assert self._api is not None, "RoomDirectory.start() not called"
         request = api.ListParticipantsRequest(room=room)
         try:
-            response = await self._request("listing participants", self._api.room.list_participants(request))
+            response = await self._request(
+                "listing participants", self._api.room.list_participants(request)
+            )
         except api.TwirpError:  # not_found: no such room (yet)
             return []
         return [self._view(p) for p in response.participants]
@@ -109,7 +122,9 @@ class RoomDirectory:
         """Names of the active rooms (also the health probe: LiveKit reachable and our keys accepted)."""
         assert self._api is not None, "RoomDirectory.start() not called"
         try:
-            response = await self._request("listing rooms", self._api.room.list_rooms(api.ListRoomsRequest()))
+            response = await self._request(
+                "listing rooms", self._api.room.list_rooms(api.ListRoomsRequest())
+            )
         except api.TwirpError as exc:
             raise LiveKitUnavailable(f"livekit-server has no room list: {exc.message}") from exc
         return [r.name for r in response.rooms]
@@ -118,15 +133,22 @@ class RoomDirectory:
         """All active rooms with their participants."""
         names = await self.room_names()
         listed = await asyncio.gather(*(self.participants(name) for name in names))
-        return [RoomView(name=name, participants=people) for name, people in zip(names, listed, strict=True)]
+        return [
+            RoomView(name=name, participants=people)
+            for name, people in zip(names, listed, strict=True)
+        ]
 
     async def dispatches(self, room: str) -> list[api.AgentDispatch]:
         """The agent dispatches of `room` with their jobs' states."""
         assert self._api is not None, "RoomDirectory.start() not called"
-        return await self._request("listing dispatches", self._api.agent_dispatch.list_dispatch(room))
+        return await self._request(
+            "listing dispatches", self._api.agent_dispatch.list_dispatch(room)
+        )
 
     async def create_dispatch(self, room: str, agent_name: str) -> None:
         """Ask LiveKit to dispatch `agent_name` to `room` (to the least-loaded worker)."""
         assert self._api is not None, "RoomDirectory.start() not called"
         request = api.CreateAgentDispatchRequest(room=room, agent_name=agent_name)
-        await self._request("creating a dispatch", self._api.agent_dispatch.create_dispatch(request))
+        await self._request(
+            "creating a dispatch", self._api.agent_dispatch.create_dispatch(request)
+        )

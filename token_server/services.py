@@ -49,7 +49,9 @@ class Services:
             bot_identity=settings.bot_identity,
             reserved_prefixes=settings.reserved_prefixes,
         )
-        keeper = BotKeeper(rooms=rooms, agent_name=settings.agent_name, check_s=settings.room_check_s)
+        keeper = BotKeeper(
+            rooms=rooms, agent_name=settings.agent_name, check_s=settings.room_check_s
+        )
         return cls(
             settings=settings,
             minter=minter,
@@ -68,8 +70,12 @@ class Services:
                 whisper_model=settings.whisper_model,
                 cache=settings.cache,
             ),
-            webhooks=WebhookReceiver(TokenVerifier(settings.livekit_api_key, settings.livekit_api_secret)),
-            webhook_guard=WebhookGuard(dev_keys=settings.uses_dev_keys, max_age_s=settings.webhook_max_age_s),
+            webhooks=WebhookReceiver(
+                TokenVerifier(settings.livekit_api_key, settings.livekit_api_secret)
+            ),
+            webhook_guard=WebhookGuard(
+                dev_keys=settings.uses_dev_keys, max_age_s=settings.webhook_max_age_s
+            ),
             limits=ClientLimits(
                 window_s=settings.client_window_s,
                 tokens=settings.client_tokens,

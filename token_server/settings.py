@@ -143,7 +143,9 @@ class TokenServerSettings:
             return []
         problems = []
         if not self.api_key:
-            problems.append("no AVATAR_API_KEY: anyone who reaches it can mint tokens and start bots")
+            problems.append(
+                "no AVATAR_API_KEY: anyone who reaches it can mint tokens and start bots"
+            )
         if self.uses_dev_keys:
             problems.append("LiveKit's public dev keys: anyone can sign tokens and webhooks")
         return problems
@@ -183,8 +185,12 @@ class TokenServerSettings:
             records=RecordsOptions.from_env(env, cache=stack.cache),
             allowed_hosts=_list(env, "AVATAR_ALLOWED_HOSTS", cls.allowed_hosts),
             allowed_origins=_list(env, "AVATAR_ALLOWED_ORIGINS", cls.allowed_origins),
-            allow_insecure_public=_flag(env, "AVATAR_ALLOW_INSECURE_PUBLIC", cls.allow_insecure_public),
-            header_timeout_s=_float(env, "AVATAR_HEADER_TIMEOUT_S", cls.header_timeout_s, minimum=1.0),
+            allow_insecure_public=_flag(
+                env, "AVATAR_ALLOW_INSECURE_PUBLIC", cls.allow_insecure_public
+            ),
+            header_timeout_s=_float(
+                env, "AVATAR_HEADER_TIMEOUT_S", cls.header_timeout_s, minimum=1.0
+            ),
             client_window_s=_float(env, "AVATAR_CLIENT_WINDOW_S", cls.client_window_s, minimum=1.0),
             client_tokens=_int(env, "AVATAR_CLIENT_TOKENS", cls.client_tokens, minimum=1),
             client_new_rooms=_int(env, "AVATAR_CLIENT_NEW_ROOMS", cls.client_new_rooms, minimum=1),
@@ -192,7 +198,9 @@ class TokenServerSettings:
             chat_max_tokens=_int(env, "AVATAR_CHAT_MAX_TOKENS", cls.chat_max_tokens, minimum=1),
             chat_max_s=_float(env, "AVATAR_CHAT_MAX_S", cls.chat_max_s, minimum=1.0),
             chat_concurrency=_int(env, "AVATAR_CHAT_CONCURRENCY", cls.chat_concurrency, minimum=1),
-            webhook_max_age_s=_float(env, "AVATAR_WEBHOOK_MAX_AGE_S", cls.webhook_max_age_s, minimum=1.0),
+            webhook_max_age_s=_float(
+                env, "AVATAR_WEBHOOK_MAX_AGE_S", cls.webhook_max_age_s, minimum=1.0
+            ),
             voice_max_upload_mb=_float(
                 env, "AVATAR_VOICE_MAX_UPLOAD_MB", DEFAULT_VOICE_MAX_UPLOAD_MB, minimum=0.001
             ),

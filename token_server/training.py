@@ -25,7 +25,7 @@ import shlex
 import sys
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +106,9 @@ class TrainingSettings:
     gpt_epochs: int = 15
 
     @classmethod
-    def from_env(cls, *, cache: Path, max_upload_mb: float = DEFAULT_TRAIN_MAX_UPLOAD_MB) -> TrainingSettings:
+    def from_env(
+        cls, *, cache: Path, max_upload_mb: float = DEFAULT_TRAIN_MAX_UPLOAD_MB
+    ) -> TrainingSettings:
         """AVATAR_DATASETS_DIR (<cache>/datasets), the upload limit (the token server's
         train_max_upload_mb, AVATAR_TRAIN_MAX_UPLOAD_MB), GPT_SOVITS_DIR / GPT_SOVITS_PYTHON
         (the install and its interpreter), GPT_SOVITS_HALF,
@@ -124,12 +126,14 @@ class TrainingSettings:
                 gpt_sovits_python=env(ENV_GPT_SOVITS_PYTHON) or default.gpt_sovits_python,
                 half=parse_flag(env(ENV_HALF), default.half),
                 sovits_epochs=int(env(ENV_SOVITS_EPOCHS) or default.sovits_epochs),
-                gpt_epochs=int(env(ENV_GPT_EPOCHS) or default.gpt_epochs))
+                gpt_epochs=int(env(ENV_GPT_EPOCHS) or default.gpt_epochs),
+            )
         except ValueError as e:
             raise ValueError(f"bad training setting: {e}") from e
         if settings.gpt_sovits_dir and not (settings.gpt_sovits_dir / PREPARE_DIR).is_dir():
-            raise ValueError(f"{ENV_GPT_SOVITS_DIR}={install} is not a GPT-SoVITS install "
-                             f"(no {PREPARE_DIR})")
+            raise ValueError(
+                f"{ENV_GPT_SOVITS_DIR}={install} is not a GPT-SoVITS install (no {PREPARE_DIR})"
+            )
         return settings
 
 
@@ -138,8 +142,9 @@ TRAINING_SETTINGS = web.AppKey("training_settings", TrainingSettings)
 
 def setup_training_routes(app: web.Application, settings) -> None:
     """Add the training API (called by setup_voice_routes, whose Whisper model it shares)."""
-    app[TRAINING_SETTINGS] = TrainingSettings.from_env(cache=settings.cache,
-                                                       max_upload_mb=settings.train_max_upload_mb)
+    app[TRAINING_SETTINGS] = TrainingSettings.from_env(
+        cache=settings.cache, max_upload_mb=settings.train_max_upload_mb
+    )
     app[JOBS] = {}
     app.router.add_post(TRAIN_ROUTE, create_dataset)
     app.router.add_get(TRAIN_STATUS_ROUTE, dataset_status)
@@ -151,14 +156,20 @@ def setup_training_routes(app: web.Application, settings) -> None:
 async def create_dataset(request: web.Request) -> web.Response:
     """Slice, transcribe and list a recording; start training when GPT-SoVITS is installed."""
     options: TrainingSettings = request.app[TRAINING_SETTINGS]
-    async with uploaded_form(request, file_field=AUDIO_FIELD, text_fields=TRAIN_FIELDS,
-                             max_file_bytes=options.max_upload_bytes,
-                             directory=options.datasets_dir) as form:
+    async with uploaded_form(
+        request,
+        file_field=AUDIO_FIELD,
+        text_fields=TRAIN_FIELDS,
+        max_file_bytes=options.max_upload_bytes,
+        directory=options.datasets_dir,
+    ) as form:
         speaker = form.fields.get("speaker", "").strip() or "speaker"
         if not _SPEAKER.match(speaker):
             raise ApiError(400, "bad_speaker", "speaker must be 1-40 letters, digits, _ or -")
         language = requested_language(form.fields.get("language"))
-        recording = await asyncio.to_thread(decode_clip, form.file, form.filename, max_s=MAX_RECORDING_S)
+        recording = await asyncio.to_thread(
+            decode_clip, form.file, form.filename, max_s=MAX_RECORDING_S
+        )
     check_clip(recording, MIN_RECORDING_S, MAX_RECORDING_S)
     dataset = await prepare_dataset(request.app, recording, speaker, language, options.datasets_dir)
     if options.gpt_sovits_dir is not None:
@@ -183,8 +194,13 @@ async def job_log(request: web.Request) -> web.Response:
 
 
 def _dataset_folder(request: web.Request) -> Path:
-    return stored_folder(request.app[TRAINING_SETTINGS].datasets_dir, request.match_info["dataset_id"],
-                         marker=DATASET_FILE, error="unknown_dataset", what="training dataset")
+    return stored_folder(
+        request.app[TRAINING_SETTINGS].datasets_dir,
+        request.match_info["dataset_id"],
+        marker=DATASET_FILE,
+        error="unknown_dataset",
+        what="training dataset",
+    )
 
 
 # -- dataset -----------------------------------------------------------------------------------------
@@ -224,12 +240,13 @@ def slice_at_pauses(wave16: np.ndarray) -> list[tuple[float, float]]:
 def _quietest(wave16: np.ndarray, start: float, end: float) -> float:
     hop = WHISPER_SAMPLE_RATE // 100
     a, b = int(start * WHISPER_SAMPLE_RATE), int(end * WHISPER_SAMPLE_RATE)
-    frames = wave16[a:b][:(b - a) // hop * hop].reshape(-1, hop)
-    return start + int(np.argmin(np.mean(frames ** 2, axis=1))) * hop / WHISPER_SAMPLE_RATE
+    frames = wave16[a:b][: (b - a) // hop * hop].reshape(-1, hop)
+    return start + int(np.argmin(np.mean(frames**2, axis=1))) * hop / WHISPER_SAMPLE_RATE
 
 
-async def prepare_dataset(app: web.Application, recording, speaker: str, language: str | None,
-                          datasets_dir: Path) -> dict:
+async def prepare_dataset(
+    app: web.Application, recording, speaker: str, language: str | None, datasets_dir: Path
+) -> dict:
     """Clips + transcripts + GPT-SoVITS list file in <datasets_dir>/<id>/; the dataset record."""
     wave16 = recording.at(WHISPER_SAMPLE_RATE)
     spans = slice_at_pauses(wave16)
@@ -241,30 +258,46 @@ async def prepare_dataset(app: web.Application, recording, speaker: str, languag
     rate = recording.sample_rate
     clips = []
     for n, (start, end) in enumerate(spans):
-        piece = type(recording)(samples=recording.samples[int(start * rate):int(end * rate)],
-                                sample_rate=rate, filename=recording.filename)
+        piece = type(recording)(
+            samples=recording.samples[int(start * rate) : int(end * rate)],
+            sample_rate=rate,
+            filename=recording.filename,
+        )
         text, language = await transcribe(app, piece, language)
         if not text:
             logger.info(f"dataset {dataset_id}: no words in {start:.2f}-{end:.2f} s, skipped")
             continue
         path = (folder / WAVS_DIR / f"{speaker}_{n:03d}.wav").resolve()
         write_wav(path, piece.samples, rate)
-        clips.append({"path": str(path), "start_s": round(start, 3), "end_s": round(end, 3),
-                      "duration_s": round(end - start, 3), "text": text})
+        clips.append(
+            {
+                "path": str(path),
+                "start_s": round(start, 3),
+                "end_s": round(end, 3),
+                "duration_s": round(end - start, 3),
+                "text": text,
+            }
+        )
     if not clips:
         raise ApiError(422, "no_speech", "no speech was recognized in the recording")
     list_path = folder / f"{speaker}.list"
-    list_path.write_text("".join(f"{c['path']}|{speaker}|{language.upper()}|{c['text']}\n"
-                                 for c in clips), encoding="utf-8")
+    list_path.write_text(
+        "".join(f"{c['path']}|{speaker}|{language.upper()}|{c['text']}\n" for c in clips),
+        encoding="utf-8",
+    )
     dataset = {
-        "id": dataset_id, "speaker": speaker, "language": language,
-        "dataset_dir": str(folder.resolve()), "list_path": str(list_path.resolve()),
-        "wav_dir": str((folder / WAVS_DIR).resolve()), "clips": clips,
+        "id": dataset_id,
+        "speaker": speaker,
+        "language": language,
+        "dataset_dir": str(folder.resolve()),
+        "list_path": str(list_path.resolve()),
+        "wav_dir": str((folder / WAVS_DIR).resolve()),
+        "clips": clips,
         "speech_s": round(sum(c["duration_s"] for c in clips), 2),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "next_command": f"{ENV_GPT_SOVITS_DIR}=/path/to/GPT-SoVITS {ENV_GPT_SOVITS_PYTHON}="
-                        f"/path/to/its/python {shlex.quote(sys.executable)} -m token_server.training "
-                        f"{shlex.quote(str(folder.resolve()))}",
+        f"/path/to/its/python {shlex.quote(sys.executable)} -m token_server.training "
+        f"{shlex.quote(str(folder.resolve()))}",
     }
     (folder / DATASET_FILE).write_text(json.dumps(dataset, indent=2, ensure_ascii=False))
     logger.info(f"dataset {dataset_id}: {len(clips)} clips, {dataset['speech_s']} s of speech")
@@ -303,22 +336,48 @@ class TrainingJob:
         """(name, argv, extra env) of every subprocess, in order (run in the install's folder)."""
         dataset = json.loads((self.dataset_dir / DATASET_FILE).read_text())
         python, exp = self.settings.gpt_sovits_python, self.exp_name(dataset)
-        prepare = {"inp_text": dataset["list_path"], "inp_wav_dir": dataset["wav_dir"],
-                   "exp_name": exp, "opt_dir": str(self.opt_dir(dataset)), "i_part": "0",
-                   "all_parts": "1", "_CUDA_VISIBLE_DEVICES": "0",
-                   "is_half": str(self.settings.half), "version": VERSION}
+        prepare = {
+            "inp_text": dataset["list_path"],
+            "inp_wav_dir": dataset["wav_dir"],
+            "exp_name": exp,
+            "opt_dir": str(self.opt_dir(dataset)),
+            "i_part": "0",
+            "all_parts": "1",
+            "_CUDA_VISIBLE_DEVICES": "0",
+            "is_half": str(self.settings.half),
+            "version": VERSION,
+        }
         return [
-            ("text features", [python, f"{PREPARE_DIR}/1-get-text.py"],
-             {**prepare, "bert_pretrained_dir": BERT_DIR}),
-            ("hubert features", [python, f"{PREPARE_DIR}/2-get-hubert-wav32k.py"],
-             {**prepare, "cnhubert_base_dir": HUBERT_DIR}),
-            ("semantic tokens", [python, f"{PREPARE_DIR}/3-get-semantic.py"],
-             {**prepare, "pretrained_s2G": PRETRAINED_S2G, "s2config_path": S2_CONFIG}),
-            ("train SoVITS", [python, "GPT_SoVITS/s2_train.py", "--config",
-                              str(self.dataset_dir / "s2.json")], {"_CUDA_VISIBLE_DEVICES": "0"}),
-            ("train GPT", [python, "GPT_SoVITS/s1_train.py", "--config_file",
-                           str(self.dataset_dir / "s1.yaml")],
-             {"_CUDA_VISIBLE_DEVICES": "0", "hz": "25hz"}),
+            (
+                "text features",
+                [python, f"{PREPARE_DIR}/1-get-text.py"],
+                {**prepare, "bert_pretrained_dir": BERT_DIR},
+            ),
+            (
+                "hubert features",
+                [python, f"{PREPARE_DIR}/2-get-hubert-wav32k.py"],
+                {**prepare, "cnhubert_base_dir": HUBERT_DIR},
+            ),
+            (
+                "semantic tokens",
+                [python, f"{PREPARE_DIR}/3-get-semantic.py"],
+                {**prepare, "pretrained_s2G": PRETRAINED_S2G, "s2config_path": S2_CONFIG},
+            ),
+            (
+                "train SoVITS",
+                [python, "GPT_SoVITS/s2_train.py", "--config", str(self.dataset_dir / "s2.json")],
+                {"_CUDA_VISIBLE_DEVICES": "0"},
+            ),
+            (
+                "train GPT",
+                [
+                    python,
+                    "GPT_SoVITS/s1_train.py",
+                    "--config_file",
+                    str(self.dataset_dir / "s1.yaml"),
+                ],
+                {"_CUDA_VISIBLE_DEVICES": "0", "hz": "25hz"},
+            ),
         ]
 
     @staticmethod
@@ -343,23 +402,34 @@ class TrainingJob:
                 log.write(f"\n=== {name}: {shlex.join(argv)}\n".encode())
                 log.flush()
                 self._process = await asyncio.create_subprocess_exec(
-                    *argv, cwd=install, stdout=log, stderr=asyncio.subprocess.STDOUT,
-                    env={**os.environ, **extra})
+                    *argv,
+                    cwd=install,
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env={**os.environ, **extra},
+                )
                 code = await self._process.wait()
                 if code != 0:
                     self._save(state=STATE_FAILED, returncode=code, finished=_now())
                     logger.warning(f"training {dataset['id']}: step {name!r} exited {code}")
                     return
-        self._save(state=STATE_SUCCEEDED, step=None, finished=_now(),
-                   weights={"sovits_dir": str(install / SOVITS_WEIGHTS),
-                            "gpt_dir": str(install / GPT_WEIGHTS)})
+        self._save(
+            state=STATE_SUCCEEDED,
+            step=None,
+            finished=_now(),
+            weights={
+                "sovits_dir": str(install / SOVITS_WEIGHTS),
+                "gpt_dir": str(install / GPT_WEIGHTS),
+            },
+        )
         logger.info(f"training {dataset['id']}: done")
 
     def _merge_parts(self, dataset: dict) -> None:
         """The preparation scripts write one part each; training reads the merged files."""
         opt = self.opt_dir(dataset)
-        (opt / TEXT_ALL).write_text((opt / TEXT_PART).read_text(encoding="utf-8").strip("\n")
-                                    + "\n", encoding="utf-8")
+        (opt / TEXT_ALL).write_text(
+            (opt / TEXT_PART).read_text(encoding="utf-8").strip("\n") + "\n", encoding="utf-8"
+        )
         semantic = (opt / SEMANTIC_PART).read_text(encoding="utf-8").strip("\n")
         (opt / SEMANTIC_ALL).write_text(f"{SEMANTIC_HEADER}\n{semantic}\n", encoding="utf-8")
 
@@ -367,23 +437,42 @@ class TrainingJob:
         """The install's training config templates with this dataset's paths and epochs."""
         import yaml
 
-        install, opt, exp = self.settings.gpt_sovits_dir, self.opt_dir(dataset), self.exp_name(dataset)
+        install, opt, exp = (
+            self.settings.gpt_sovits_dir,
+            self.opt_dir(dataset),
+            self.exp_name(dataset),
+        )
         s2 = json.loads((install / S2_CONFIG).read_text())
-        s2["train"].update(epochs=self.settings.sovits_epochs, pretrained_s2G=PRETRAINED_S2G,
-                           pretrained_s2D=PRETRAINED_S2D, if_save_latest=True,
-                           if_save_every_weights=True, gpu_numbers="0",
-                           fp16_run=self.settings.half)
+        s2["train"].update(
+            epochs=self.settings.sovits_epochs,
+            pretrained_s2G=PRETRAINED_S2G,
+            pretrained_s2D=PRETRAINED_S2D,
+            if_save_latest=True,
+            if_save_every_weights=True,
+            gpu_numbers="0",
+            fp16_run=self.settings.half,
+        )
         s2["model"]["version"] = VERSION
         s2["data"]["exp_dir"] = s2["s2_ckpt_dir"] = str(opt)
         s2.update(save_weight_dir=SOVITS_WEIGHTS, name=exp, version=VERSION)
         (opt / "logs_s2").mkdir(exist_ok=True)
         (self.dataset_dir / "s2.json").write_text(json.dumps(s2, indent=2))
         s1 = yaml.safe_load((install / S1_CONFIG).read_text())
-        s1["train"].update(epochs=self.settings.gpt_epochs, if_save_every_weights=True,
-                           if_save_latest=True, if_dpo=False, half_weights_save_dir=GPT_WEIGHTS,
-                           exp_name=exp, precision="16-mixed" if self.settings.half else "32")
-        s1.update(pretrained_s1=PRETRAINED_S1, train_semantic_path=str(opt / SEMANTIC_ALL),
-                  train_phoneme_path=str(opt / TEXT_ALL), output_dir=str(opt / "logs_s1"))
+        s1["train"].update(
+            epochs=self.settings.gpt_epochs,
+            if_save_every_weights=True,
+            if_save_latest=True,
+            if_dpo=False,
+            half_weights_save_dir=GPT_WEIGHTS,
+            exp_name=exp,
+            precision="16-mixed" if self.settings.half else "32",
+        )
+        s1.update(
+            pretrained_s1=PRETRAINED_S1,
+            train_semantic_path=str(opt / SEMANTIC_ALL),
+            train_phoneme_path=str(opt / TEXT_ALL),
+            output_dir=str(opt / "logs_s1"),
+        )
         (self.dataset_dir / "s1.yaml").write_text(yaml.safe_dump(s1))
 
     def _save(self, **changes) -> None:
@@ -392,7 +481,7 @@ class TrainingJob:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 async def _stop_jobs(app: web.Application) -> None:

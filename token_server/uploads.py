@@ -34,7 +34,9 @@ class ClientGone(ApiError):
     """The client closed the connection mid-upload (nobody reads the answer)."""
 
     def __init__(self) -> None:
-        super().__init__(400, "upload_aborted", "the client closed the connection during the upload")
+        super().__init__(
+            400, "upload_aborted", "the client closed the connection during the upload"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +50,19 @@ class UploadedForm:
 
 @asynccontextmanager
 async def uploaded_form(
-    request: web.Request, *, file_field: str, text_fields: frozenset[str], max_file_bytes: int, directory: Path
+    request: web.Request,
+    *,
+    file_field: str,
+    text_fields: frozenset[str],
+    max_file_bytes: int,
+    directory: Path,
 ) -> AsyncIterator[UploadedForm]:
     """Read the form into `directory` (4xx for anything malformed, 413 past the limits) and
     yield it; the temporary file is deleted when the block ends, whatever happens."""
     if not request.content_type.startswith(MULTIPART_PREFIX):
-        raise ApiError(400, "expected_multipart", f"send multipart/form-data with a '{file_field}' file field")
+        raise ApiError(
+            400, "expected_multipart", f"send multipart/form-data with a '{file_field}' file field"
+        )
     holder: list[Path] = []
     try:
         fields, filename = await _read_form(
@@ -89,32 +98,52 @@ async def _read_form(
                 raise ApiError(400, "bad_multipart", "nested multipart forms are not accepted")
             if part.name == file_field:
                 if holder:
-                    raise ApiError(400, "duplicate_field", f"the form has more than one '{file_field}' file")
+                    raise ApiError(
+                        400, "duplicate_field", f"the form has more than one '{file_field}' file"
+                    )
                 holder.append(_temporary_file(directory))
                 filename = part.filename or ""
                 size = await _stream_to(part, holder[0], max_file_bytes)
                 budget -= size
             elif part.name in text_fields:
                 if part.name in fields:
-                    raise ApiError(400, "duplicate_field", f"the form has more than one '{part.name}' field")
+                    raise ApiError(
+                        400, "duplicate_field", f"the form has more than one '{part.name}' field"
+                    )
                 value = await part.read_chunk(MAX_TEXT_FIELD_BYTES + 1)
                 if len(value) > MAX_TEXT_FIELD_BYTES or await part.read_chunk(1):
-                    raise ApiError(400, "field_too_long", f"field {part.name!r} is over {MAX_TEXT_FIELD_BYTES} bytes")
+                    raise ApiError(
+                        400,
+                        "field_too_long",
+                        f"field {part.name!r} is over {MAX_TEXT_FIELD_BYTES} bytes",
+                    )
                 try:
                     fields[part.name] = value.decode("utf-8")
                 except UnicodeDecodeError:
-                    raise ApiError(400, "bad_field", f"field {part.name!r} is not UTF-8 text") from None
+                    raise ApiError(
+                        400, "bad_field", f"field {part.name!r} is not UTF-8 text"
+                    ) from None
                 budget -= len(value)
             else:
                 accepted = ", ".join(sorted({file_field, *text_fields}))
-                raise ApiError(400, "unknown_field", f"unexpected form field {part.name!r}; accepted: {accepted}")
+                raise ApiError(
+                    400,
+                    "unknown_field",
+                    f"unexpected form field {part.name!r}; accepted: {accepted}",
+                )
             if budget < 0:
                 raise ApiError(413, "too_large", "the form is larger than the upload limit")
     except ApiError:
         raise
     except ConnectionError:
         raise ClientGone() from None
-    except (ValueError, LookupError, HttpProcessingError, AssertionError, asyncio.IncompleteReadError) as exc:
+    except (
+        ValueError,
+        LookupError,
+        HttpProcessingError,
+        AssertionError,
+        asyncio.IncompleteReadError,
+    ) as exc:
         # aiohttp's multipart reader: bad boundary, headers, encodings or a truncated body.
         detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         raise ApiError(400, "bad_multipart", f"could not read the form: {detail}") from None
@@ -128,8 +157,11 @@ def _temporary_file(directory: Path) -> Path:
         handle, name = tempfile.mkstemp(dir=directory, prefix=UPLOAD_PREFIX)
     except OSError as exc:
         logger.warning("uploads cannot be stored in {}: {}", directory, exc.strerror or exc)
-        raise ApiError(507, "storage_unavailable", "the server cannot store uploads: its storage "
-                                                   "is not writable or is full") from None
+        raise ApiError(
+            507,
+            "storage_unavailable",
+            "the server cannot store uploads: its storage is not writable or is full",
+        ) from None
     os.close(handle)
     return Path(name)
 
@@ -142,12 +174,17 @@ async def _stream_to(part: BodyPartReader, path: Path, max_bytes: int) -> int:
             while chunk := await part.read_chunk(CHUNK_BYTES):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise ApiError(413, "too_large", f"the upload is over {max_bytes / (1 << 20):g} MB")
+                    raise ApiError(
+                        413, "too_large", f"the upload is over {max_bytes / (1 << 20):g} MB"
+                    )
                 out.write(chunk)
     except OSError as exc:
         if isinstance(exc, ConnectionError):
             raise
         logger.warning("upload could not be written: {}", exc.strerror or exc)
-        raise ApiError(507, "storage_unavailable", "the server could not store the upload: its "
-                                                   "storage is not writable or is full") from None
+        raise ApiError(
+            507,
+            "storage_unavailable",
+            "the server could not store the upload: its storage is not writable or is full",
+        ) from None
     return size

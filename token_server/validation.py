@@ -30,14 +30,18 @@ def _require_str(field: str, value: Any) -> str:
     if value is None:
         raise InvalidInput("missing_field", f"'{field}' is required")
     if not isinstance(value, str):
-        raise InvalidInput("invalid_type", f"'{field}' must be a string, got {type(value).__name__}")
+        raise InvalidInput(
+            "invalid_type", f"'{field}' must be a string, got {type(value).__name__}"
+        )
     return value
 
 
 def _check_slug(field: str, value: Any, max_length: int) -> str:
     text = _require_str(field, value)
     if not 1 <= len(text) <= max_length:
-        raise InvalidInput(f"invalid_{field}", f"'{field}' must be 1 to {max_length} characters long")
+        raise InvalidInput(
+            f"invalid_{field}", f"'{field}' must be 1 to {max_length} characters long"
+        )
     if not NAME_PATTERN.fullmatch(text):
         raise InvalidInput(
             f"invalid_{field}",
@@ -59,10 +63,14 @@ def validate_identity(
     identity = _check_slug("identity", value, MAX_IDENTITY_LENGTH)
     lowered = identity.lower()
     if impersonates(identity, reserved_skeletons(bot_identity, bot_name)):
-        raise InvalidInput("reserved_identity", f"'{identity}' looks like the avatar bot's identity or name")
+        raise InvalidInput(
+            "reserved_identity", f"'{identity}' looks like the avatar bot's identity or name"
+        )
     for prefix in reserved_prefixes:
         if lowered.startswith(prefix):
-            raise InvalidInput("reserved_identity", f"identities starting with '{prefix}' are reserved for agents")
+            raise InvalidInput(
+                "reserved_identity", f"identities starting with '{prefix}' are reserved for agents"
+            )
     return identity
 
 
@@ -105,16 +113,25 @@ def validate_history(value: Any) -> list[dict[str, str]]:
     if not isinstance(value, list):
         raise InvalidInput("invalid_type", f"'history' must be a list, got {type(value).__name__}")
     if len(value) > MAX_HISTORY_TURNS:
-        raise InvalidInput("invalid_history", f"'history' may hold at most {MAX_HISTORY_TURNS} turns")
+        raise InvalidInput(
+            "invalid_history", f"'history' may hold at most {MAX_HISTORY_TURNS} turns"
+        )
     turns = []
     for index, turn in enumerate(value):
         if not isinstance(turn, dict):
-            raise InvalidInput("invalid_history", f"history[{index}] must be an object with role and content")
+            raise InvalidInput(
+                "invalid_history", f"history[{index}] must be an object with role and content"
+            )
         role = turn.get("role")
         if role not in CHAT_ROLES:
-            raise InvalidInput("invalid_history", f"history[{index}].role must be one of {', '.join(CHAT_ROLES)}")
+            raise InvalidInput(
+                "invalid_history", f"history[{index}].role must be one of {', '.join(CHAT_ROLES)}"
+            )
         content = _check_text(
-            f"history[{index}].content", turn.get("content"), MAX_MESSAGE_LENGTH, error="invalid_history"
+            f"history[{index}].content",
+            turn.get("content"),
+            MAX_MESSAGE_LENGTH,
+            error="invalid_history",
         )
         turns.append({"role": role, "content": content})
     return turns

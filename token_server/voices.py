@@ -22,7 +22,7 @@ import shutil
 import uuid
 import wave
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import av
@@ -76,8 +76,12 @@ class VoiceApiSettings:
     def of(cls, settings) -> VoiceApiSettings:
         """From the token server's settings (the one settings tree: whisper_model, cache,
         voice_max_upload_mb) and AVATAR_VOICES_DIR (default <AVATAR_CACHE>/voices)."""
-        return cls(voices_dir=voices_dir(), whisper_model=settings.whisper_model, cache=settings.cache,
-                   max_upload_bytes=int(settings.voice_max_upload_mb * MEGABYTE))
+        return cls(
+            voices_dir=voices_dir(),
+            whisper_model=settings.whisper_model,
+            cache=settings.cache,
+            max_upload_bytes=int(settings.voice_max_upload_mb * MEGABYTE),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +123,13 @@ def setup_voice_routes(app: web.Application, settings) -> None:
 async def create_voice(request: web.Request) -> web.Response:
     """A new voice from an uploaded reference clip (201 with its metadata)."""
     options: VoiceApiSettings = request.app[VOICE_SETTINGS]
-    async with uploaded_form(request, file_field=AUDIO_FIELD, text_fields=VOICE_FIELDS,
-                             max_file_bytes=options.max_upload_bytes,
-                             directory=options.voices_dir) as form:
+    async with uploaded_form(
+        request,
+        file_field=AUDIO_FIELD,
+        text_fields=VOICE_FIELDS,
+        max_file_bytes=options.max_upload_bytes,
+        directory=options.voices_dir,
+    ) as form:
         clip = await asyncio.to_thread(decode_clip, form.file, form.filename, max_s=MAX_CLIP_S)
     fields = form.fields
     check_clip(clip, MIN_CLIP_S, MAX_CLIP_S)
@@ -130,8 +138,12 @@ async def create_voice(request: web.Request) -> web.Response:
     if not prompt_text:
         prompt_text, language = await transcribe(request.app, clip, language)
     if not prompt_text:
-        raise ApiError(422, "no_speech", "no speech was recognized in the clip; upload a "
-                                         "clip of someone talking (or give prompt_text)")
+        raise ApiError(
+            422,
+            "no_speech",
+            "no speech was recognized in the clip; upload a "
+            "clip of someone talking (or give prompt_text)",
+        )
     voice_id = uuid.uuid4().hex[:12]
     folder = options.voices_dir / voice_id
     folder.mkdir(parents=True)
@@ -144,7 +156,7 @@ async def create_voice(request: web.Request) -> web.Response:
         "prompt_lang": language,
         "duration_s": round(clip.duration, 3),
         "sample_rate": clip.sample_rate,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (folder / VOICE_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False))
     logger.info(f"voice {meta['id']} stored ({language}, {meta['duration_s']} s)")
@@ -177,8 +189,13 @@ async def delete_voice(request: web.Request) -> web.Response:
 
 
 def _voice_folder(request: web.Request) -> Path:
-    return stored_folder(request.app[VOICE_SETTINGS].voices_dir, request.match_info["voice_id"],
-                         marker=VOICE_FILE, error="unknown_voice", what="voice")
+    return stored_folder(
+        request.app[VOICE_SETTINGS].voices_dir,
+        request.match_info["voice_id"],
+        marker=VOICE_FILE,
+        error="unknown_voice",
+        what="voice",
+    )
 
 
 STORED_ID = re.compile(r"^[0-9a-f]{12}$")
@@ -202,19 +219,24 @@ def decode_clip(path: Path, filename: str, *, max_s: float) -> Clip:
         with av.open(str(path)) as container:
             formats = set(container.format.name.split(","))
             if not formats & ACCEPTED_FORMATS:
-                raise ApiError(415, "unsupported_format", f"{container.format.name} files are not "
-                                                          f"accepted; send WAV, MP3 or OGG")
+                raise ApiError(
+                    415,
+                    "unsupported_format",
+                    f"{container.format.name} files are not accepted; send WAV, MP3 or OGG",
+                )
             stream = next((s for s in container.streams if s.type == "audio"), None)
             if stream is None:
                 raise ApiError(400, "not_audio", "the file has no audio stream")
             declared = _declared_seconds(container, stream)
             if declared is not None and declared > max_s + 1.0:
-                raise ApiError(400, "too_long", f"the clip is {declared:.1f} s; at most {max_s:g} s")
+                raise ApiError(
+                    400, "too_long", f"the clip is {declared:.1f} s; at most {max_s:g} s"
+                )
             rate = stream.rate
             if not rate or not 0 < rate <= MAX_SAMPLE_RATE:
                 raise ApiError(400, "not_audio", f"unsupported sample rate {rate}")
             limit = int(max_s * rate) + 1
-            buffer = np.empty(limit, np.float32)      # pages are only touched as samples arrive
+            buffer = np.empty(limit, np.float32)  # pages are only touched as samples arrive
             count = 0
             resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
             for frame in _frames(container, stream):
@@ -222,11 +244,14 @@ def decode_clip(path: Path, filename: str, *, max_s: float) -> Clip:
                     chunk = out.to_ndarray().reshape(-1)
                     if count + len(chunk) > limit:
                         raise ApiError(400, "too_long", f"the clip is longer than {max_s:g} s")
-                    buffer[count:count + len(chunk)] = chunk
+                    buffer[count : count + len(chunk)] = chunk
                     count += len(chunk)
     except av.error.FFmpegError as e:
-        raise ApiError(400, "not_audio", f"the file could not be decoded as audio "
-                                         f"({e.strerror or type(e).__name__})") from None
+        raise ApiError(
+            400,
+            "not_audio",
+            f"the file could not be decoded as audio ({e.strerror or type(e).__name__})",
+        ) from None
     return Clip(samples=buffer[:count], sample_rate=rate, filename=filename)
 
 
@@ -248,8 +273,11 @@ def _declared_seconds(container, stream) -> float | None:
 def check_clip(clip: Clip, min_s: float, max_s: float) -> None:
     """Length, level and clipping of a clip, or a 400 that says what is wrong."""
     if clip.duration < min_s:
-        raise ApiError(400, "too_short", f"the clip is {clip.duration:.1f} s; at least {min_s:g} s "
-                                         f"of speech is needed")
+        raise ApiError(
+            400,
+            "too_short",
+            f"the clip is {clip.duration:.1f} s; at least {min_s:g} s of speech is needed",
+        )
     if clip.duration > max_s:
         raise ApiError(400, "too_long", f"the clip is {clip.duration:.1f} s; at most {max_s:g} s")
     x = clip.samples
@@ -258,12 +286,19 @@ def check_clip(clip: Clip, min_s: float, max_s: float) -> None:
         raise ApiError(400, "silent", "the clip is silent")
     rms_dbfs = 10 * np.log10(float(np.mean(x.astype(np.float64) ** 2)) + 1e-20)
     if rms_dbfs < MIN_RMS_DBFS:
-        raise ApiError(400, "too_quiet", f"the clip is too quiet ({rms_dbfs:.0f} dBFS RMS; at least "
-                                         f"{MIN_RMS_DBFS:.0f} dBFS): record closer to the microphone")
+        raise ApiError(
+            400,
+            "too_quiet",
+            f"the clip is too quiet ({rms_dbfs:.0f} dBFS RMS; at least "
+            f"{MIN_RMS_DBFS:.0f} dBFS): record closer to the microphone",
+        )
     share = clipped_share(x)
     if share > MAX_CLIPPED_SHARE:
-        raise ApiError(400, "clipped", f"the clip is clipped ({share:.1%} of it at full scale): "
-                                       f"record with less gain")
+        raise ApiError(
+            400,
+            "clipped",
+            f"the clip is clipped ({share:.1%} of it at full scale): record with less gain",
+        )
 
 
 def clipped_share(x: np.ndarray) -> float:
@@ -280,26 +315,34 @@ def requested_language(value: str | None) -> str | None:
         return None
     language = value.strip().lower()
     if language not in GPT_SOVITS_LANGUAGES:
-        raise ApiError(400, "unsupported_language", f"language {value!r} is not one GPT-SoVITS "
-                                                     f"speaks: {', '.join(GPT_SOVITS_LANGUAGES)}")
+        raise ApiError(
+            400,
+            "unsupported_language",
+            f"language {value!r} is not one GPT-SoVITS speaks: {', '.join(GPT_SOVITS_LANGUAGES)}",
+        )
     return language
 
 
 async def transcribe(app: web.Application, clip: Clip, language: str | None) -> tuple[str, str]:
     """(text, language) of a clip with faster-whisper (language detected when None)."""
     model = await app[WHISPER].get()
-    segments, info = await asyncio.to_thread(_transcribe, model, clip.at(WHISPER_SAMPLE_RATE),
-                                             language)
+    segments, info = await asyncio.to_thread(
+        _transcribe, model, clip.at(WHISPER_SAMPLE_RATE), language
+    )
     found = language or info.language
     if found not in GPT_SOVITS_LANGUAGES:
-        raise ApiError(400, "unsupported_language", f"the clip sounds like {found!r}, which "
-                                                     f"GPT-SoVITS does not speak")
+        raise ApiError(
+            400,
+            "unsupported_language",
+            f"the clip sounds like {found!r}, which GPT-SoVITS does not speak",
+        )
     return segments, found
 
 
 def _transcribe(model, wave16: np.ndarray, language: str | None) -> tuple[str, object]:
-    segments, info = model.transcribe(wave16, language=language, beam_size=5,
-                                      condition_on_previous_text=False)
+    segments, info = model.transcribe(
+        wave16, language=language, beam_size=5, condition_on_previous_text=False
+    )
     return " ".join(s.text.strip() for s in segments).strip(), info
 
 
@@ -319,8 +362,9 @@ class WhisperLoader:
                 from stack.models import whisper_model
 
                 path = whisper_model(self._options.whisper_model, self._options.cache)
-                self._model = await asyncio.to_thread(WhisperModel, path, device="cpu",
-                                                      compute_type="int8", cpu_threads=1)
+                self._model = await asyncio.to_thread(
+                    WhisperModel, path, device="cpu", compute_type="int8", cpu_threads=1
+                )
                 logger.info(f"voices: Whisper model {path} loaded")
         return self._model
 
@@ -333,4 +377,3 @@ def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
         w.setsampwidth(2)
         w.setframerate(sample_rate)
         w.writeframes(pcm.tobytes())
-

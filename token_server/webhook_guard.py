@@ -16,7 +16,9 @@ class WebhookGuard:
     """Refuses a webhook event seen before or older than `max_age_s`, and webhooks signed with
     LiveKit's public development key unless they come from this machine."""
 
-    def __init__(self, *, dev_keys: bool, max_age_s: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, dev_keys: bool, max_age_s: float, clock: Callable[[], float] = time.time
+    ) -> None:
         self._dev_key = dev_keys
         self._max_age_s = max_age_s
         self._clock = clock
@@ -25,8 +27,10 @@ class WebhookGuard:
     def check_sender(self, remote: str | None) -> None:
         """Before the signature: the dev key is public, so only a local LiveKit may use it."""
         if self._dev_key and not _is_loopback(remote):
-            raise WebhookRefused("webhooks signed with LiveKit's public development key are accepted "
-                                 "only from this machine; set LIVEKIT_API_KEY/SECRET")
+            raise WebhookRefused(
+                "webhooks signed with LiveKit's public development key are accepted "
+                "only from this machine; set LIVEKIT_API_KEY/SECRET"
+            )
 
     def check_event(self, event_id: str, created_at: int) -> None:
         """After the signature: each event once, and only while fresh."""

@@ -207,17 +207,25 @@ class WhisperAligner:
         return _states(encoded, features.shape[-1])
 
     # -- stage 3: reference voice -----------------------------------------------------------------
-    def _follow_reference(self, text: str, features: np.ndarray, states: np.ndarray,
-                          spans: list[tuple[float, float]], groups: list[tuple[int, int, float, float]]
-                          ) -> tuple[list[tuple[float, float]], list[VisemeTiming]]:
+    def _follow_reference(
+        self,
+        text: str,
+        features: np.ndarray,
+        states: np.ndarray,
+        spans: list[tuple[float, float]],
+        groups: list[tuple[int, int, float, float]],
+    ) -> tuple[list[tuple[float, float]], list[VisemeTiming]]:
         """Inside each stretch, carry the reference voice's word boundaries and visemes over."""
         ref = self._reference.synthesize(text)
         if len(ref.words) != len(spans) or len(ref.audio) == 0:
-            logger.warning(f"aligner: reference voice gave {len(ref.words)} words for "
-                           f"{len(spans)}; keeping Whisper timings")
+            logger.warning(
+                f"aligner: reference voice gave {len(ref.words)} words for "
+                f"{len(spans)}; keeping Whisper timings"
+            )
             return spans, []
-        ref16 = soxr.resample(ref.audio.astype(np.float32) / 32768.0, ref.sample_rate,
-                              WHISPER_SAMPLE_RATE).astype(np.float32)
+        ref16 = soxr.resample(
+            ref.audio.astype(np.float32) / 32768.0, ref.sample_rate, WHISPER_SAMPLE_RATE
+        ).astype(np.float32)
         ref_features = self._model.feature_extractor(ref16)[:, :-1]
         ref_states = _per_frame(self._encoder_states(ref_features), ref_features.shape[-1])
         states = _per_frame(states, features.shape[-1])
@@ -225,8 +233,12 @@ class WhisperAligner:
         visemes: list[VisemeTiming] = []
         for first, last, start, end in groups:
             ref_start, ref_end = ref.words[first].start, ref.words[last].end
-            path = _dtw(ref_states, states, (ref_start - DTW_MARGIN_S, ref_end + DTW_MARGIN_S),
-                        (start - DTW_MARGIN_S, end + DTW_MARGIN_S))
+            path = _dtw(
+                ref_states,
+                states,
+                (ref_start - DTW_MARGIN_S, ref_end + DTW_MARGIN_S),
+                (start - DTW_MARGIN_S, end + DTW_MARGIN_S),
+            )
             if path is None:
                 logger.debug(f"aligner: no reference match for words {first}..{last}")
                 continue
@@ -236,8 +248,10 @@ class WhisperAligner:
 
             for i in range(first, last + 1):
                 word = ref.words[i]
-                out[i] = (start if i == first else carry(word.start),
-                          end if i == last else carry(word.end))
+                out[i] = (
+                    start if i == first else carry(word.start),
+                    end if i == last else carry(word.end),
+                )
             for v in ref.visemes:
                 if ref_start <= v.start and v.end <= ref_end:
                     a, b = carry(v.start), carry(v.end)
@@ -246,19 +260,24 @@ class WhisperAligner:
 
 
 # -- stage 2: silences -----------------------------------------------------------------------------
-def speech_stretches(wave16: np.ndarray, *, min_pause_s: float = MIN_PAUSE_S
-                     ) -> list[tuple[float, float]]:
+def speech_stretches(
+    wave16: np.ndarray, *, min_pause_s: float = MIN_PAUSE_S
+) -> list[tuple[float, float]]:
     """(start, end) in seconds of the stretches of sound in 16 kHz audio, split at quiet gaps of
     at least `min_pause_s` (also used to slice training recordings at pauses)."""
     hop = int(ENVELOPE_HOP_S * WHISPER_SAMPLE_RATE)
-    frames = wave16[:len(wave16) // hop * hop].reshape(-1, hop)
+    frames = wave16[: len(wave16) // hop * hop].reshape(-1, hop)
     if len(frames) == 0:
         return []
-    power = np.convolve(np.mean(frames.astype(np.float64) ** 2, axis=1),
-                        np.ones(ENVELOPE_SMOOTH_HOPS) / ENVELOPE_SMOOTH_HOPS, mode="same")
+    power = np.convolve(
+        np.mean(frames.astype(np.float64) ** 2, axis=1),
+        np.ones(ENVELOPE_SMOOTH_HOPS) / ENVELOPE_SMOOTH_HOPS,
+        mode="same",
+    )
     level = 10 * np.log10(power + 1e-12)
-    threshold = max(level.max() - SILENCE_BELOW_PEAK_DB,
-                    np.percentile(level, 10) + NOISE_FLOOR_MARGIN_DB)
+    threshold = max(
+        level.max() - SILENCE_BELOW_PEAK_DB, np.percentile(level, 10) + NOISE_FLOOR_MARGIN_DB
+    )
     edges = np.flatnonzero(np.diff(np.r_[0, (level > threshold).astype(np.int8), 0]))
     out: list[list[float]] = []
     for a, b in zip(edges[::2] * ENVELOPE_HOP_S, edges[1::2] * ENVELOPE_HOP_S):
@@ -269,8 +288,9 @@ def speech_stretches(wave16: np.ndarray, *, min_pause_s: float = MIN_PAUSE_S
     return [(a, b) for a, b in out if b - a >= MIN_SOUND_S]
 
 
-def _group_words(spans: list[tuple[float, float]], stretches: list[tuple[float, float]]
-                 ) -> list[tuple[int, int, float, float]]:
+def _group_words(
+    spans: list[tuple[float, float]], stretches: list[tuple[float, float]]
+) -> list[tuple[int, int, float, float]]:
     """Words grouped by stretch: (first word, last word, start, end), in order.
 
     Each word goes to the stretch its Whisper span overlaps most (nearest if none), never to an
@@ -280,8 +300,11 @@ def _group_words(spans: list[tuple[float, float]], stretches: list[tuple[float, 
     owner: list[int] = []
     for s, e in spans:
         overlap = [min(e, b) - max(s, a) for a, b in stretches]
-        k = int(np.argmax(overlap)) if max(overlap) > 0 else int(
-            np.argmin([max(a - e, s - b) for a, b in stretches]))
+        k = (
+            int(np.argmax(overlap))
+            if max(overlap) > 0
+            else int(np.argmin([max(a - e, s - b) for a, b in stretches]))
+        )
         owner.append(max(k, owner[-1]) if owner else k)
     claimed = sorted(set(owner))
     bounds = {k: list(stretches[k]) for k in claimed}
@@ -303,8 +326,9 @@ def _group_words(spans: list[tuple[float, float]], stretches: list[tuple[float, 
     return groups
 
 
-def _snap_to_stretches(spans: list[tuple[float, float]], groups: list[tuple[int, int, float, float]]
-                       ) -> list[tuple[float, float]]:
+def _snap_to_stretches(
+    spans: list[tuple[float, float]], groups: list[tuple[int, int, float, float]]
+) -> list[tuple[float, float]]:
     """Each group's words inside its stretch, the first starting and the last ending at its edges."""
     out = list(spans)
     for first, last, start, end in groups:
@@ -339,7 +363,7 @@ def _clip(spans: list[tuple[float, float]], duration: float) -> list[tuple[float
 
 def _states(encoded, frames: int) -> np.ndarray:
     """Encoder output (a CTranslate2 StorageView) as (frames/2) x width float32, unit rows."""
-    out = np.asarray(encoded)[0, :(frames + 1) // 2].astype(np.float32)
+    out = np.asarray(encoded)[0, : (frames + 1) // 2].astype(np.float32)
     return out / (np.linalg.norm(out, axis=1, keepdims=True) + 1e-6)
 
 
@@ -351,8 +375,12 @@ def _per_frame(states: np.ndarray, frames: int) -> np.ndarray:
     return up
 
 
-def _dtw(ref: np.ndarray, target: np.ndarray, ref_span: tuple[float, float],
-         target_span: tuple[float, float]) -> np.ndarray | None:
+def _dtw(
+    ref: np.ndarray,
+    target: np.ndarray,
+    ref_span: tuple[float, float],
+    target_span: tuple[float, float],
+) -> np.ndarray | None:
     """DTW path (reference time, target time) pairs in seconds between two spans of per-frame
     features (10 ms grid), by cosine distance.
 

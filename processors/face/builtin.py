@@ -249,16 +249,21 @@ class BuiltinFaceEngine:
     def __init__(self, *, width: int = 512, height: int = 512, fps: int = 25) -> None:
         self.width, self.height, self.fps = width, height, fps
 
-    def prepare(self, image: np.ndarray, *, source: Path | None = None,
-                landmarks: np.ndarray | None = None) -> Avatar:
+    def prepare(
+        self, image: np.ndarray, *, source: Path | None = None, landmarks: np.ndarray | None = None
+    ) -> Avatar:
         """Frame the portrait to the output size and build the rig (landmarks detected when not
         given; pass cached ones to skip the detector)."""
         rgb = to_rgb(image)
         lm = detect_landmarks(rgb) if landmarks is None else np.asarray(landmarks, np.float32)
         framed, lm = frame_face(rgb, lm, self.width, self.height)
         framed = np.ascontiguousarray(framed)
-        return Avatar(image=framed, landmarks=lm.astype(np.float32), source=source,
-                      rig=self._rig(framed, lm.astype(np.float32)))
+        return Avatar(
+            image=framed,
+            landmarks=lm.astype(np.float32),
+            source=source,
+            rig=self._rig(framed, lm.astype(np.float32)),
+        )
 
     def load_avatar(self, path: Path) -> Avatar:
         """Prepare an image file with its cached landmarks (detected and cached on first use)."""
@@ -286,22 +291,34 @@ class BuiltinFaceEngine:
                 lid_idx += [u, lo]
                 lid_disp += [0.8 * gap, -0.2 * gap]
         eye_idx = [*lid_idx, *EYE_ANCHORS]
-        eye_disp = np.concatenate([np.array(lid_disp, np.float32),
-                                   np.zeros((len(EYE_ANCHORS), 2), np.float32)])
+        eye_disp = np.concatenate(
+            [np.array(lid_disp, np.float32), np.zeros((len(EYE_ANCHORS), 2), np.float32)]
+        )
         eye_box = _box(lm[eye_idx], 0.12 * s, 0.12 * s, 0.05 * s, w, h)
         eye_box = (*eye_box[:3], min(eye_box[3], mouth_box[1]))
         eyes_region = _region(eye_box, lm[eye_idx], {"blink": eye_disp})
 
         inner = {name: disp[[pos[i] for i in INNER_CONTOUR]] for name, disp in fields.items()}
         interior, throat = _interior(image, lm, mouth_box)
-        return _Rig(mouth, eyes_region, inner, lm[list(INNER_CONTOUR)], _fill_lip_gap(image, lm),
-                    interior, throat)
+        return _Rig(
+            mouth,
+            eyes_region,
+            inner,
+            lm[list(INNER_CONTOUR)],
+            _fill_lip_gap(image, lm),
+            interior,
+            throat,
+        )
 
     def mouth_contour(self, avatar: Avatar, shape: MouthShape) -> np.ndarray:
         """Inner-lip contour (20, 2) for a pose, before head motion."""
         rig: _Rig = avatar.rig
-        return (rig.inner_base + rig.inner["close"] + shape.open * rig.inner["open"]
-                + shape.wide * rig.inner["wide"])
+        return (
+            rig.inner_base
+            + rig.inner["close"]
+            + shape.open * rig.inner["open"]
+            + shape.wide * rig.inner["wide"]
+        )
 
     def mouth_opening(self, avatar: Avatar, shape: MouthShape) -> float:
         """Lip gap at the centre in pixels (13 to 14) for a pose."""
@@ -319,8 +336,13 @@ class BuiltinFaceEngine:
         if blink > 0.01:
             rig.eyes.warp(src, out, {"blink": blink})
         self._draw_interior(rig, out, self.mouth_contour(avatar, shape), shape)
-        return cv2.warpAffine(out, head_motion(clock, avatar.size), avatar.size,
-                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.warpAffine(
+            out,
+            head_motion(clock, avatar.size),
+            avatar.size,
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
 
     @staticmethod
     def _draw_interior(rig: _Rig, out: np.ndarray, contour: np.ndarray, shape: MouthShape) -> None:
@@ -348,8 +370,18 @@ class BuiltinFaceEngine:
             centre = (bottom - [bx0, by0] - [0, 0.3 * gap]) * 4
             half_w = 0.3 * float(np.linalg.norm(contour[-1] - contour[0])) + 1
             axes = (int(half_w * 4), int(max(0.35 * gap, 1) * 4))
-            cv2.ellipse(tongue, tuple(centre.round().astype(int)), axes, 0, 180, 360, 255, -1,
-                        cv2.LINE_AA, shift=2)
+            cv2.ellipse(
+                tongue,
+                tuple(centre.round().astype(int)),
+                axes,
+                0,
+                180,
+                360,
+                255,
+                -1,
+                cv2.LINE_AA,
+                shift=2,
+            )
             a = (tongue.astype(np.float32) / 255.0 * min(shape.tongue, 1.0) * 0.85)[..., None]
             colour = colour * (1 - a) + np.array(TONGUE_RGB, np.float32) * a
         patch = out[by0:by1, bx0:bx1].astype(np.float32)
@@ -359,9 +391,9 @@ class BuiltinFaceEngine:
     def _draw_seam(out: np.ndarray, contour: np.ndarray) -> None:
         """A soft dark line where closed lips meet."""
         n = len(UPPER_INNER)
-        upper = contour[1:n + 1]
-        lower = contour[n + 2:][::-1]
-        seam = np.concatenate([contour[:1], (upper + lower) / 2, contour[n + 1:n + 2]])
+        upper = contour[1 : n + 1]
+        lower = contour[n + 2 :][::-1]
+        seam = np.concatenate([contour[:1], (upper + lower) / 2, contour[n + 1 : n + 2]])
         x0, y0 = np.floor(seam.min(axis=0)).astype(int) - 2
         x1, y1 = np.ceil(seam.max(axis=0)).astype(int) + 3
         x0, y0 = max(x0, 0), max(y0, 0)
@@ -369,20 +401,35 @@ class BuiltinFaceEngine:
         if patch.size == 0:
             return
         line = np.zeros(patch.shape[:2], np.uint8)
-        cv2.polylines(line, [((seam - [x0, y0]) * 4).round().astype(np.int32)], False, 255, 1,
-                      cv2.LINE_AA, shift=2)
+        cv2.polylines(
+            line,
+            [((seam - [x0, y0]) * 4).round().astype(np.int32)],
+            False,
+            255,
+            1,
+            cv2.LINE_AA,
+            shift=2,
+        )
         a = (line.astype(np.float32) / 255.0 * 0.45)[..., None]
         out[y0:y1, x0:x1] = (patch * (1 - a) + np.array(SEAM_RGB, np.float32) * a).astype(np.uint8)
 
-    def poses(self, audio: np.ndarray, sample_rate: int, timeline: VisemeTimeline,
-              start: float = 0.0) -> list[MouthShape]:
+    def poses(
+        self, audio: np.ndarray, sample_rate: int, timeline: VisemeTimeline, start: float = 0.0
+    ) -> list[MouthShape]:
         """The mouth pose of each frame of `audio`: the timeline at the frame's centre time."""
         n = math.ceil(len(audio) * self.fps / sample_rate - 1e-9)
         return [timeline.shape_at(start + (k + 0.5) / self.fps) for k in range(n)]
 
-    def render(self, avatar: Avatar, audio: np.ndarray, sample_rate: int,
-               timeline: VisemeTimeline, *, start: float = 0.0,
-               clock: float = 0.0) -> Iterator[np.ndarray]:
+    def render(
+        self,
+        avatar: Avatar,
+        audio: np.ndarray,
+        sample_rate: int,
+        timeline: VisemeTimeline,
+        *,
+        start: float = 0.0,
+        clock: float = 0.0,
+    ) -> Iterator[np.ndarray]:
         """One frame per 1/fps of audio (see `poses`); the mouth follows the timeline, which
         carries the audio level when built `with_audio`."""
         for k, shape in enumerate(self.poses(audio, sample_rate, timeline, start)):

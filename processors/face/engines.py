@@ -34,7 +34,11 @@ def face_engine(name: str, *, width: int, height: int, fps: int, sadtalker=None,
     builtin = BuiltinFaceEngine(width=width, height=height, fps=fps)
     if name == BUILTIN:
         return builtin
-    from processors.face.sadtalker import SadTalkerFaceEngine, SadTalkerSettings, SadTalkerUnavailable
+    from processors.face.sadtalker import (
+        SadTalkerFaceEngine,
+        SadTalkerSettings,
+        SadTalkerUnavailable,
+    )
 
     settings = sadtalker or SadTalkerSettings()
     fallback = FallbackFaceEngine(backup=builtin, max_slowdown=settings.max_slowdown, notify=notify)

@@ -52,7 +52,9 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
         return (img[:, :, :3] * alpha + 255.0 * (1 - alpha)).astype(np.uint8)
     if img.ndim == 3 and img.shape[2] == 3:
         return np.ascontiguousarray(img)
-    raise AvatarImageError(f"unsupported image array shape {img.shape}; expected HxW, HxWx3 or HxWx4")
+    raise AvatarImageError(
+        f"unsupported image array shape {img.shape}; expected HxW, HxWx3 or HxWx4"
+    )
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -76,25 +78,33 @@ def detect_landmarks(rgb: np.ndarray) -> np.ndarray:
 
     h, w = rgb.shape[:2]
     scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
-    small = cv2.resize(rgb, (round(w * scale), round(h * scale)),
-                       interpolation=cv2.INTER_AREA) if scale < 1 else rgb
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=4,
-                                         refine_landmarks=True,
-                                         min_detection_confidence=0.5) as mesh:
+    small = (
+        cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        if scale < 1
+        else rgb
+    )
+    with mp.solutions.face_mesh.FaceMesh(
+        static_image_mode=True, max_num_faces=4, refine_landmarks=True, min_detection_confidence=0.5
+    ) as mesh:
         result = mesh.process(np.ascontiguousarray(small))
     faces = result.multi_face_landmarks or []
     if not faces:
-        raise NoFaceError("no face found in the avatar image; use a frontal, well-lit portrait "
-                          "in which the face fills a good part of the picture")
+        raise NoFaceError(
+            "no face found in the avatar image; use a frontal, well-lit portrait "
+            "in which the face fills a good part of the picture"
+        )
     if len(faces) > 1:
-        raise SeveralFacesError(f"{len(faces)} faces found in the avatar image; it must show exactly one")
+        raise SeveralFacesError(
+            f"{len(faces)} faces found in the avatar image; it must show exactly one"
+        )
     sh, sw = small.shape[:2]
     pts = np.array([(p.x * sw, p.y * sh) for p in faces[0].landmark], dtype=np.float32) / scale
     width = float(np.linalg.norm(pts[CHEEK_RIGHT] - pts[CHEEK_LEFT]))
     if width < MIN_FACE_WIDTH_PX:
         raise FaceTooSmallError(
             f"the face is {width:.0f} px wide; at least {MIN_FACE_WIDTH_PX} px are needed "
-            "(use a larger or closer portrait)")
+            "(use a larger or closer portrait)"
+        )
     return pts
 
 
@@ -124,8 +134,13 @@ def cached_landmarks(image_path: str | Path, rgb: np.ndarray) -> np.ndarray:
         except (ValueError, KeyError) as e:
             logger.warning(f"ignoring unreadable landmark cache {cache}: {e}")
     pts = detect_landmarks(rgb)
-    payload = {"version": CACHE_VERSION, "sha256": digest, "width": rgb.shape[1],
-               "height": rgb.shape[0], "landmarks": np.round(pts, 2).tolist()}
+    payload = {
+        "version": CACHE_VERSION,
+        "sha256": digest,
+        "width": rgb.shape[1],
+        "height": rgb.shape[0],
+        "landmarks": np.round(pts, 2).tolist(),
+    }
     try:
         cache.write_text(json.dumps(payload, separators=(",", ":")))
         logger.info(f"cached face landmarks in {cache}")
@@ -134,8 +149,9 @@ def cached_landmarks(image_path: str | Path, rgb: np.ndarray) -> np.ndarray:
     return pts
 
 
-def frame_face(rgb: np.ndarray, landmarks: np.ndarray, width: int,
-               height: int) -> tuple[np.ndarray, np.ndarray]:
+def frame_face(
+    rgb: np.ndarray, landmarks: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Crop (padding with the border when needed) and scale the image around the face to
     width x height; returns the framed image and the landmarks moved along with it."""
     h, w = rgb.shape[:2]
@@ -146,7 +162,9 @@ def frame_face(rgb: np.ndarray, landmarks: np.ndarray, width: int,
     crop_h = max(min(face_w * FRAME_FACE_WIDTHS / aspect, h, w / aspect), 1.5 * face_w / aspect)
     s = height / crop_h
     if s < 1:  # shrink first with area averaging, so huge images do not alias
-        rgb = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        rgb = cv2.resize(
+            rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA
+        )
         landmarks = landmarks * [rgb.shape[1] / w, rgb.shape[0] / h]
         h, w = rgb.shape[:2]
         crop_h, s = float(height), 1.0
@@ -155,6 +173,7 @@ def frame_face(rgb: np.ndarray, landmarks: np.ndarray, width: int,
     x0 = float(np.clip(cx - crop_w / 2, min(0, w - crop_w), max(0, w - crop_w)))
     y0 = float(np.clip(cy - 0.45 * crop_h, min(0, h - crop_h), max(0, h - crop_h)))
     m = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]], dtype=np.float32)
-    framed = cv2.warpAffine(rgb, m, (width, height), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)
+    framed = cv2.warpAffine(
+        rgb, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     return framed, (landmarks - [x0, y0]) * s

@@ -246,15 +246,19 @@ class SadTalkerFaceEngine:
         kp_detector = st.keypoints.KPDetector(**params["kp_detector_params"], **common)
         kp_detector.load_state_dict(part("kp_extractor"))
         mapping = st.mapping.MappingNet(**params["mapping_params"])
-        mapping.load_state_dict(torch.load(self._paths["mappingnet_checkpoint"], map_location="cpu",
-                                           weights_only=True)["mapping"])
+        mapping.load_state_dict(
+            torch.load(self._paths["mappingnet_checkpoint"], map_location="cpu", weights_only=True)[
+                "mapping"
+            ]
+        )
         self._recon, self._generator = recon.to(device).eval(), generator.to(device).eval()
         self._kp_detector, self._mapping = kp_detector.to(device).eval(), mapping.to(device).eval()
         self._lm3d = st.mats.load_lm3d(self._paths["dir_of_BFM_fitting"])
 
     # -- prepare -----------------------------------------------------------------------------------
-    def prepare(self, image: np.ndarray, *, source: Path | None = None,
-                landmarks: np.ndarray | None = None) -> Avatar:
+    def prepare(
+        self, image: np.ndarray, *, source: Path | None = None, landmarks: np.ndarray | None = None
+    ) -> Avatar:
         """Frame the portrait, find its 3DMM coefficients (or take them from the cache next to
         `source`), and render the source keypoints and the idle loop."""
         landmarks = detect_landmarks(image) if landmarks is None else landmarks
@@ -267,16 +271,19 @@ class SadTalkerFaceEngine:
         started = time.perf_counter()
         avatar.rig.idle = self._idle_loop(avatar)
         avatar.rig.slowdown = (time.perf_counter() - started) / max(self._idle_s, 1e-6)
-        logger.info(f"SadTalker: idle loop of {len(avatar.rig.idle)} frames rendered, "
-                    f"{avatar.rig.slowdown:.2f} s of compute per second of video")
+        logger.info(
+            f"SadTalker: idle loop of {len(avatar.rig.idle)} frames rendered, "
+            f"{avatar.rig.slowdown:.2f} s of compute per second of video"
+        )
         return avatar
 
     def load_avatar(self, path: Path) -> Avatar:
         rgb = load_image(path)
         return self.prepare(rgb, source=path, landmarks=cached_landmarks(path, rgb))
 
-    def _cached_coefficients(self, source: Path | None, framed: np.ndarray, lm: np.ndarray
-                             ) -> np.ndarray:
+    def _cached_coefficients(
+        self, source: Path | None, framed: np.ndarray, lm: np.ndarray
+    ) -> np.ndarray:
         if source is None:
             return self.coefficients(framed, lm)
         cache = source.with_name(source.name + CACHE_SUFFIX.format(size=self._size))
@@ -289,8 +296,15 @@ class SadTalkerFaceEngine:
             pass
         coefficients = self.coefficients(framed, lm)
         try:
-            cache.write_text(json.dumps({"version": CACHE_VERSION, "sha256": key,
-                                         "coefficients": coefficients.ravel().tolist()}))
+            cache.write_text(
+                json.dumps(
+                    {
+                        "version": CACHE_VERSION,
+                        "sha256": key,
+                        "coefficients": coefficients.ravel().tolist(),
+                    }
+                )
+            )
         except OSError as e:
             logger.warning(f"could not write the SadTalker cache {cache}: {e}")
         return coefficients
@@ -308,25 +322,31 @@ class SadTalkerFaceEngine:
         # SadTalker's align_img, minus its array construction that numpy >= 1.24 rejects.
         shift, scale = self._st.align.POS(five.T, self._lm3d.T)
         scale = ALIGN_RESCALE / scale
-        aligned, _, _ = self._st.align.resize_n_crop_img(Image.fromarray(picture), five, shift,
-                                                         scale, target_size=ALIGN_SIZE)
+        aligned, _, _ = self._st.align.resize_n_crop_img(
+            Image.fromarray(picture), five, shift, scale, target_size=ALIGN_SIZE
+        )
         params = np.array([s, s, scale, shift[0, 0], shift[1, 0]], np.float32)
         tensor = torch.tensor(np.array(aligned) / 255.0, dtype=torch.float32)
         with self._lock, torch.no_grad():
             full = self._recon(tensor.permute(2, 0, 1)[None].to(self.device)).cpu().numpy()
-        return np.concatenate([full[:, EXP_SLICE], full[:, ANGLE_SLICE], full[:, TRANS_SLICE],
-                               params[None, 2:]], axis=1).astype(np.float32)
+        return np.concatenate(
+            [full[:, EXP_SLICE], full[:, ANGLE_SLICE], full[:, TRANS_SLICE], params[None, 2:]],
+            axis=1,
+        ).astype(np.float32)
 
     def _rig(self, framed: np.ndarray, coefficients: np.ndarray) -> _Rig:
         torch, s = self._torch, self._size
         picture = cv2.resize(framed, (s, s), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
         source = torch.tensor(picture).permute(2, 0, 1)[None].to(self.device)
-        semantics = self._st.render_batch.transform_semantic_1(coefficients[:1, :70], SEMANTIC_RADIUS)
+        semantics = self._st.render_batch.transform_semantic_1(
+            coefficients[:1, :70], SEMANTIC_RADIUS
+        )
         semantics = torch.tensor(semantics, dtype=torch.float32)[None].to(self.device)
         with self._lock, torch.no_grad():
             kp_canonical = self._kp_detector(source)
-            kp_source = self._st.animation.keypoint_transformation(kp_canonical,
-                                                                   self._mapping(semantics))
+            kp_source = self._st.animation.keypoint_transformation(
+                kp_canonical, self._mapping(semantics)
+            )
         return _Rig(coefficients, source, semantics, kp_canonical, kp_source)
 
     def _idle_loop(self, avatar: Avatar) -> list[np.ndarray]:
@@ -337,8 +357,9 @@ class SadTalkerFaceEngine:
         return frames + frames[-2:0:-1]
 
     # -- speech ------------------------------------------------------------------------------------
-    def motion(self, avatar: Avatar, audio: np.ndarray | None, sample_rate: int, *,
-               seconds: float = 0.0) -> np.ndarray:
+    def motion(
+        self, avatar: Avatar, audio: np.ndarray | None, sample_rate: int, *, seconds: float = 0.0
+    ) -> np.ndarray:
         """(T, 70) expression + pose coefficients at 25 fps for `audio` (int16 mono), or for
         `seconds` of silence in SadTalker's idle mode when `audio` is None."""
         import scipy.io
@@ -351,11 +372,18 @@ class SadTalkerFaceEngine:
             if audio is not None:
                 frames = max(1, int(np.ceil(len(audio) * SADTALKER_FPS / sample_rate)))
                 padded = np.zeros(round(frames * sample_rate / SADTALKER_FPS), np.int16)
-                padded[:len(audio)] = audio[:len(padded)]
+                padded[: len(audio)] = audio[: len(padded)]
                 soundfile.write(wav, padded, sample_rate, subtype="PCM_16")
-            batch = self._st.batch.get_data(str(first), str(wav), self.device, None, still=False,
-                                            idlemode=audio is None, length_of_audio=seconds,
-                                            use_blink=True)
+            batch = self._st.batch.get_data(
+                str(first),
+                str(wav),
+                self.device,
+                None,
+                still=False,
+                idlemode=audio is None,
+                length_of_audio=seconds,
+                use_blink=True,
+            )
             with self._lock:
                 path = self._audio2coeff.generate(batch, folder, 0)
             return scipy.io.loadmat(path)["coeff_3dmm"].astype(np.float32)
@@ -367,26 +395,37 @@ class SadTalkerFaceEngine:
         transform = self._st.animation.keypoint_transformation
         for first in range(0, len(motion), self._batch):
             rows = range(first, min(first + self._batch, len(motion)))
-            target = torch.tensor(np.stack([window(motion, k, SEMANTIC_RADIUS) for k in rows]),
-                                  dtype=torch.float32).to(self.device)
+            target = torch.tensor(
+                np.stack([window(motion, k, SEMANTIC_RADIUS) for k in rows]), dtype=torch.float32
+            ).to(self.device)
             n = len(rows)
             canonical = {"value": rig.kp_canonical["value"].expand(n, -1, -1)}
             source = {"value": rig.kp_source["value"].expand(n, -1, -1)}
             with self._lock, torch.no_grad():
                 driving = transform(canonical, self._mapping(target))
-                out = self._generator(rig.source.expand(n, -1, -1, -1), kp_source=source,
-                                      kp_driving=driving)["prediction"]
+                out = self._generator(
+                    rig.source.expand(n, -1, -1, -1), kp_source=source, kp_driving=driving
+                )["prediction"]
             pictures = (out.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-            yield [cv2.resize(p, (self._width, self._height), interpolation=cv2.INTER_LINEAR)
-                   for p in pictures]
+            yield [
+                cv2.resize(p, (self._width, self._height), interpolation=cv2.INTER_LINEAR)
+                for p in pictures
+            ]
 
     def render_ahead(self, avatar: Avatar, audio: np.ndarray, sample_rate: int) -> RenderAhead:
         """Start rendering `audio`'s frames in a worker thread; see RenderAhead."""
         return RenderAhead(self, avatar, audio, sample_rate)
 
-    def render(self, avatar: Avatar, audio: np.ndarray, sample_rate: int,
-               timeline: VisemeTimeline | None = None, *, start: float = 0.0,
-               clock: float = 0.0) -> Iterator[np.ndarray]:
+    def render(
+        self,
+        avatar: Avatar,
+        audio: np.ndarray,
+        sample_rate: int,
+        timeline: VisemeTimeline | None = None,
+        *,
+        start: float = 0.0,
+        clock: float = 0.0,
+    ) -> Iterator[np.ndarray]:
         """One frame per 1/fps of `audio` (the timeline is not needed: SadTalker hears the
         audio itself), rendered ahead in a worker while the caller consumes them."""
         ahead = self.render_ahead(avatar, audio, sample_rate)
@@ -417,8 +456,9 @@ class RenderAhead:
     per second of video so far.
     """
 
-    def __init__(self, engine: SadTalkerFaceEngine, avatar: Avatar, audio: np.ndarray,
-                 sample_rate: int) -> None:
+    def __init__(
+        self, engine: SadTalkerFaceEngine, avatar: Avatar, audio: np.ndarray, sample_rate: int
+    ) -> None:
         self.count = int(np.ceil(len(audio) * engine.fps / sample_rate - 1e-9))
         self.held_s = 0.0
         self.compute_s = 0.0
@@ -428,8 +468,12 @@ class RenderAhead:
         self._done = False
         self._closed = False
         self._changed = threading.Condition()
-        self._worker = threading.Thread(target=self._run, args=(engine, avatar, audio, sample_rate),
-                                        name="sadtalker-render", daemon=True)
+        self._worker = threading.Thread(
+            target=self._run,
+            args=(engine, avatar, audio, sample_rate),
+            name="sadtalker-render",
+            daemon=True,
+        )
         self._worker.start()
 
     @property
@@ -461,8 +505,12 @@ class RenderAhead:
         row = self._rows[k]
         waited = time.perf_counter()
         with self._changed:
-            while (len(self._ready) <= row and not self._done and self._error is None
-                   and not self._closed):
+            while (
+                len(self._ready) <= row
+                and not self._done
+                and self._error is None
+                and not self._closed
+            ):
                 self._changed.wait()
             self.held_s += time.perf_counter() - waited
             if self._error is not None:

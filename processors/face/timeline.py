@@ -82,7 +82,9 @@ def audio_levels(audio: np.ndarray, sample_rate: int, rate: float) -> np.ndarray
     counts = np.maximum(np.diff(bounds), 1)
     rms = np.sqrt(np.diff(energy[bounds]) / counts) + 1e-9
     db = 20.0 * np.log10(rms)
-    return np.clip((db - LEVEL_FLOOR_DB) / (LEVEL_CEIL_DB - LEVEL_FLOOR_DB), 0.0, 1.0).astype(np.float32)
+    return np.clip((db - LEVEL_FLOOR_DB) / (LEVEL_CEIL_DB - LEVEL_FLOOR_DB), 0.0, 1.0).astype(
+        np.float32
+    )
 
 
 def _smooth(track: np.ndarray, window_s: float) -> np.ndarray:
@@ -103,8 +105,9 @@ class VisemeTimeline:
     the jaw) or `from_audio` (envelope fallback for voices without visemes).
     """
 
-    def __init__(self, *, tracks: np.ndarray, open_cap: np.ndarray,
-                 level: np.ndarray | None = None) -> None:
+    def __init__(
+        self, *, tracks: np.ndarray, open_cap: np.ndarray, level: np.ndarray | None = None
+    ) -> None:
         self._tracks = tracks.astype(np.float32)  # (n, 4): open, wide, teeth, tongue
         self._open_cap = open_cap.astype(np.float32)  # (n,)
         self._level = level  # (m,) smoothed audio level at TRACK_RATE, or None
@@ -122,7 +125,7 @@ class VisemeTimeline:
         times = np.arange(n) / TRACK_RATE
         for v in visemes:
             i0, i1 = int(round(v.start * TRACK_RATE)), int(round(v.end * TRACK_RATE))
-            targets[i0:max(i1, i0 + 1)] = VISEME_SHAPES[v.viseme].as_array()
+            targets[i0 : max(i1, i0 + 1)] = VISEME_SHAPES[v.viseme].as_array()
             if v.viseme in CLOSURES:
                 # Closed across the middle of the closure, reopening linearly outside it.
                 mid = v.start + v.duration / 2
@@ -136,15 +139,16 @@ class VisemeTimeline:
         """Envelope fallback for voices without visemes: opening follows the smoothed level."""
         level = _level_track(audio, sample_rate)
         tracks = np.zeros((len(level), 4), dtype=np.float32)
-        tracks[:, 0] = level ** LEVEL_EXPONENT
+        tracks[:, 0] = level**LEVEL_EXPONENT
         tracks[:, 1] = 0.1
         tracks[:, 2] = 0.5 * level
         return cls(tracks=tracks, open_cap=np.ones(len(tracks)))
 
     def with_audio(self, audio: np.ndarray, sample_rate: int) -> VisemeTimeline:
         """This timeline with the sentence audio (so far) scaling the jaw by loudness."""
-        return VisemeTimeline(tracks=self._tracks, open_cap=self._open_cap,
-                              level=_level_track(audio, sample_rate))
+        return VisemeTimeline(
+            tracks=self._tracks, open_cap=self._open_cap, level=_level_track(audio, sample_rate)
+        )
 
     @property
     def duration(self) -> float:
@@ -157,10 +161,12 @@ class VisemeTimeline:
         opening = float(row[0])
         if self._level is not None:
             level = float(_sample(self._level[:, None], t)[0])
-            opening = level ** LEVEL_EXPONENT * (LEVEL_INDEPENDENT_OPEN
-                                                 + (1 - LEVEL_INDEPENDENT_OPEN) * opening)
-        return MouthShape(open=min(opening, cap), wide=float(row[1]),
-                          teeth=float(row[2]), tongue=float(row[3]))
+            opening = level**LEVEL_EXPONENT * (
+                LEVEL_INDEPENDENT_OPEN + (1 - LEVEL_INDEPENDENT_OPEN) * opening
+            )
+        return MouthShape(
+            open=min(opening, cap), wide=float(row[1]), teeth=float(row[2]), tongue=float(row[3])
+        )
 
 
 def _sample(track: np.ndarray, t: float) -> np.ndarray:

@@ -197,7 +197,9 @@ def render(request: VideoRequest, strip: Path | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m processors.face", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m processors.face", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="detect + cache landmarks, write a mesh preview PNG")
     p.add_argument("image", type=Path)
@@ -211,17 +213,31 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--strip", type=Path, help="also write a PNG strip of frames")
     r.add_argument("--fps", type=int, default=25)
     r.add_argument("--size", type=int, default=512, help="square frame side in pixels")
-    r.add_argument("--engine", choices=ENGINES, default=BUILTIN,
-                   help="face engine (sadtalker reads SADTALKER_* settings)")
+    r.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=BUILTIN,
+        help="face engine (sadtalker reads SADTALKER_* settings)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "prepare":
             prepare(args.image, args.preview)
         else:
             sadtalker = SadTalkerSettings.from_env() if args.engine == SADTALKER else None
-            render(VideoRequest(out=args.out, text=args.text, wav=args.wav, image=args.image,
-                                engine=args.engine, size=args.size, fps=args.fps,
-                                sadtalker=sadtalker), args.strip)
+            render(
+                VideoRequest(
+                    out=args.out,
+                    text=args.text,
+                    wav=args.wav,
+                    image=args.image,
+                    engine=args.engine,
+                    size=args.size,
+                    fps=args.fps,
+                    sadtalker=sadtalker,
+                ),
+                args.strip,
+            )
     except (AvatarImageError, ValueError, SadTalkerUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -219,13 +219,20 @@ class FaceVideoProcessor(FrameProcessor):
         self._idle_ticks = 0
 
     @classmethod
-    def from_settings(cls, settings: FaceSettings, *,
-                      engine: FaceEngine | None = None) -> FaceVideoProcessor:
-        return cls(engine=engine, avatar_image_path=settings.avatar_image_path, fps=settings.fps,
-                   width=settings.width, height=settings.height,
-                   audio_lead_frames=settings.audio_lead_frames,
-                   video_delay_ms=settings.video_delay_ms, probe=settings.probe,
-                   idle_fps=settings.idle_fps)
+    def from_settings(
+        cls, settings: FaceSettings, *, engine: FaceEngine | None = None
+    ) -> FaceVideoProcessor:
+        return cls(
+            engine=engine,
+            avatar_image_path=settings.avatar_image_path,
+            fps=settings.fps,
+            width=settings.width,
+            height=settings.height,
+            audio_lead_frames=settings.audio_lead_frames,
+            video_delay_ms=settings.video_delay_ms,
+            probe=settings.probe,
+            idle_fps=settings.idle_fps,
+        )
 
     @property
     def avatar(self) -> Avatar:
@@ -268,8 +275,11 @@ class FaceVideoProcessor(FrameProcessor):
         if frame.num_channels > 1:
             samples = samples.reshape(-1, frame.num_channels).mean(axis=1).astype(np.int16)
         last = self._items[-1] if self._items else None
-        if not (isinstance(last, _Sentence) and not last.complete
-                and last.sample_rate == frame.sample_rate):
+        if not (
+            isinstance(last, _Sentence)
+            and not last.complete
+            and last.sample_rate == frame.sample_rate
+        ):
             self._close_sentence()
             last = _Sentence(frame.sample_rate, None, frame.context_id)
             self._items.append(last)
@@ -278,8 +288,10 @@ class FaceVideoProcessor(FrameProcessor):
     def _interrupt(self) -> None:
         dropped = sum(1 for item in self._items if isinstance(item, _Sentence))
         if dropped or self._pending:
-            logger.debug(f"{self}: interrupted, dropping {dropped} sentence(s) and "
-                         f"{len(self._pending)} queued picture(s)")
+            logger.debug(
+                f"{self}: interrupted, dropping {dropped} sentence(s) and "
+                f"{len(self._pending)} queued picture(s)"
+            )
         for item in self._items:
             if isinstance(item, _Sentence) and item.ahead is not None:
                 item.ahead.close()
@@ -321,8 +333,9 @@ class FaceVideoProcessor(FrameProcessor):
         """Queue this tick's picture (idle when None) and show the one due after the delay."""
         if image is None:
             if self._idle_image is None or self._idle_ticks % self._idle_every == 0:
-                self._idle_image = await asyncio.to_thread(self._engine.idle, self._avatar,
-                                                           self._clock)
+                self._idle_image = await asyncio.to_thread(
+                    self._engine.idle, self._avatar, self._clock
+                )
                 if self._probe:
                     draw_probe_marker(self._idle_image, False)
             image = self._idle_image
@@ -335,7 +348,9 @@ class FaceVideoProcessor(FrameProcessor):
             await self._send_picture(self._delayed.popleft())
 
     async def _send_picture(self, image: np.ndarray) -> None:
-        frame = OutputImageRawFrame(image=image.tobytes(), size=self._avatar.size, format=IMAGE_FORMAT)
+        frame = OutputImageRawFrame(
+            image=image.tobytes(), size=self._avatar.size, format=IMAGE_FORMAT
+        )
         frame.sync_with_audio = True
         await self.push_frame(frame)
 
@@ -379,8 +394,12 @@ class FaceVideoProcessor(FrameProcessor):
         if generation != self._generation:  # interrupted while rendering
             return None
         item.frames_done += 1
-        audio = TTSAudioRawFrame(audio=piece.tobytes(), sample_rate=item.sample_rate,
-                                 num_channels=1, context_id=item.context_id)
+        audio = TTSAudioRawFrame(
+            audio=piece.tobytes(),
+            sample_rate=item.sample_rate,
+            num_channels=1,
+            context_id=item.context_id,
+        )
         await self.push_frame(audio)
         self._pending.append(image)
         return audio
@@ -395,8 +414,15 @@ class FaceVideoProcessor(FrameProcessor):
         item.ahead.close()
         if item.ahead.held_s > 0:
             logger.debug(f"{self}: held audio {item.ahead.held_s:.3f} s for the face engine")
-            await self.push_frame(MetricsFrame(data=[ProcessingMetricsData(
-                processor=f"{self.name}{HELD_METRIC_SUFFIX}", value=item.ahead.held_s)]))
+            await self.push_frame(
+                MetricsFrame(
+                    data=[
+                        ProcessingMetricsData(
+                            processor=f"{self.name}{HELD_METRIC_SUFFIX}", value=item.ahead.held_s
+                        )
+                    ]
+                )
+            )
 
     def _render(self, item: _Sentence, piece: np.ndarray, start: int, clock: float) -> np.ndarray:
         sr = item.sample_rate
@@ -405,11 +431,14 @@ class FaceVideoProcessor(FrameProcessor):
         if item.ahead is not None:  # blocks until the picture exists: audio waits with it
             image = item.ahead.frame(item.frames_done)
         else:
-            frames = self._engine.render(self._avatar, piece, sr, item.timeline(),
-                                         start=start / sr, clock=clock)
+            frames = self._engine.render(
+                self._avatar, piece, sr, item.timeline(), start=start / sr, clock=clock
+            )
             image = next(iter(frames))
         if self._probe:
-            draw_probe_marker(image, float(np.abs(piece).max(initial=0)) >= PROBE_CLICK_LEVEL * 32767)
+            draw_probe_marker(
+                image, float(np.abs(piece).max(initial=0)) >= PROBE_CLICK_LEVEL * 32767
+            )
         return image
 
     async def cleanup(self):

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipecat.services.whisper.stt import WhisperSTTService, WhisperSTTSettings
-
-from processors.stt.segment_speakers import SegmentSpeakerMixin
 from pipecat.transcriptions.language import Language
 from pipecat.utils.types import NOT_GIVEN, NotGiven, assert_given
+
+from processors.stt.segment_speakers import SegmentSpeakerMixin
 
 # Greedy decoding: measured on tiny.en, the same key-word recall as beam 5 at a fraction of the
 # cost (bench/stt_bench.py, README "Hearing").

@@ -251,14 +251,22 @@ class GPTSoVITSTTSService(TimedTTSService):
         """The api_v2 /tts request for one sentence."""
         voice = self._options.voice
         if voice is None:
-            raise GPTSoVITSError(f"no GPT-SoVITS voice configured (set {ENV_VOICE_ID} or "
-                                 f"{ENV_REF_AUDIO} + {ENV_PROMPT_TEXT})", retryable=False)
-        return {"text": text, "text_lang": self._options.text_lang,
-                "ref_audio_path": voice.ref_audio_path, "prompt_text": voice.prompt_text,
-                "prompt_lang": voice.prompt_lang, "text_split_method": NO_SPLIT,
-                "speed_factor": self._options.speed_factor,
-                "streaming_mode": self._options.streaming_mode,
-                "media_type": self._options.media_type}
+            raise GPTSoVITSError(
+                f"no GPT-SoVITS voice configured (set {ENV_VOICE_ID} or "
+                f"{ENV_REF_AUDIO} + {ENV_PROMPT_TEXT})",
+                retryable=False,
+            )
+        return {
+            "text": text,
+            "text_lang": self._options.text_lang,
+            "ref_audio_path": voice.ref_audio_path,
+            "prompt_text": voice.prompt_text,
+            "prompt_lang": voice.prompt_lang,
+            "text_split_method": NO_SPLIT,
+            "speed_factor": self._options.speed_factor,
+            "streaming_mode": self._options.streaming_mode,
+            "media_type": self._options.media_type,
+        }
 
     async def _request(self, text: str) -> AsyncIterator[AudioChunk]:
         """One POST /tts; yields int16 chunks as they arrive; closes the stream when abandoned."""
@@ -269,8 +277,9 @@ class GPTSoVITSTTSService(TimedTTSService):
             async with asyncio.timeout(options.first_audio_timeout_s):
                 response = await http.post(options.url.rstrip("/") + TTS_PATH, json=params)
         except TimeoutError:
-            raise GPTSoVITSError(f"no audio within {options.first_audio_timeout_s:g} s (no answer)",
-                                 retryable=True) from None
+            raise GPTSoVITSError(
+                f"no audio within {options.first_audio_timeout_s:g} s (no answer)", retryable=True
+            ) from None
         except aiohttp.ClientError as e:
             raise GPTSoVITSError(f"cannot reach {options.url} ({e})", retryable=True) from None
         try:
@@ -282,8 +291,12 @@ class GPTSoVITSTTSService(TimedTTSService):
                     async with asyncio.timeout(timeout):
                         data = await response.content.readany()
                 except TimeoutError:
-                    raise GPTSoVITSError(f"no audio within {timeout:g} s" if first else
-                                         f"stream stalled for {timeout:g} s", retryable=True) from None
+                    raise GPTSoVITSError(
+                        f"no audio within {timeout:g} s"
+                        if first
+                        else f"stream stalled for {timeout:g} s",
+                        retryable=True,
+                    ) from None
                 except aiohttp.ClientError as e:
                     raise GPTSoVITSError(f"stream broke ({e})", retryable=True) from None
                 if not data:
@@ -300,8 +313,9 @@ class GPTSoVITSTTSService(TimedTTSService):
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
-                total=None, connect=self._options.connect_timeout_s))
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, connect=self._options.connect_timeout_s)
+            )
         return self._http
 
     async def _close_http(self):
@@ -316,15 +330,18 @@ async def _check_response(response: aiohttp.ClientResponse) -> None:
         body = await response.text(errors="replace")
         try:
             reason = json.loads(body)
-            reason = reason.get("message", body) + (f": {reason['Exception']}"
-                                                    if "Exception" in reason else "")
+            reason = reason.get("message", body) + (
+                f": {reason['Exception']}" if "Exception" in reason else ""
+            )
         except (ValueError, AttributeError):
             reason = body[:200]
-        raise GPTSoVITSError(f"the server answered {response.status}: {reason}",
-                             retryable=response.status >= 500)
+        raise GPTSoVITSError(
+            f"the server answered {response.status}: {reason}", retryable=response.status >= 500
+        )
     if not response.content_type.startswith("audio/"):
-        raise GPTSoVITSError(f"the server answered {response.content_type}, not audio",
-                             retryable=False)
+        raise GPTSoVITSError(
+            f"the server answered {response.content_type}, not audio", retryable=False
+        )
 
 
 class _PcmDecoder:
@@ -352,27 +369,29 @@ class _PcmDecoder:
         if len(buf) < 12:
             return False
         if buf[:4] != b"RIFF" or buf[8:12] != b"WAVE":
-            raise GPTSoVITSError(f"the server's audio is not WAV (starts with {buf[:12]!r})",
-                                 retryable=False)
+            raise GPTSoVITSError(
+                f"the server's audio is not WAV (starts with {buf[:12]!r})", retryable=False
+            )
         pos, fmt = 12, None
         while True:
             if len(buf) < pos + 8:
                 return False
-            chunk_id, size = buf[pos:pos + 4], struct.unpack("<I", buf[pos + 4:pos + 8])[0]
+            chunk_id, size = buf[pos : pos + 4], struct.unpack("<I", buf[pos + 4 : pos + 8])[0]
             if chunk_id == b"data":
                 break
             if len(buf) < pos + 8 + size:
                 return False
             if chunk_id == b"fmt ":
-                fmt = struct.unpack("<HHIIHH", buf[pos + 8:pos + 24])
+                fmt = struct.unpack("<HHIIHH", buf[pos + 8 : pos + 24])
             pos += 8 + size + (size & 1)
             if pos > 4096:
                 raise GPTSoVITSError("the server's WAV header has no data chunk", retryable=False)
         if fmt is None or fmt[0] != 1 or fmt[1] != 1 or fmt[5] != 16:
-            raise GPTSoVITSError(f"the server's WAV is not 16-bit mono PCM (fmt {fmt})",
-                                 retryable=False)
+            raise GPTSoVITSError(
+                f"the server's WAV is not 16-bit mono PCM (fmt {fmt})", retryable=False
+            )
         self._rate = fmt[2]
-        self._pending = buf[pos + 8:]
+        self._pending = buf[pos + 8 :]
         self._need_header = False
         return True
 
@@ -386,6 +405,9 @@ def _spread(text: str, audio: np.ndarray, sample_rate: int) -> TimedSpeech:
     words = text.split()
     weights = np.array([max(1, len(WORD_CHAR.findall(w))) for w in words], dtype=float)
     edges = np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum() * (len(audio) / sample_rate)
-    return TimedSpeech(text=text, audio=audio, sample_rate=sample_rate,
-                       words=[WordTiming(w, a, b - a) for w, a, b in zip(words, edges[:-1], edges[1:])])
-
+    return TimedSpeech(
+        text=text,
+        audio=audio,
+        sample_rate=sample_rate,
+        words=[WordTiming(w, a, b - a) for w, a, b in zip(words, edges[:-1], edges[1:])],
+    )

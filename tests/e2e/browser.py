@@ -49,18 +49,28 @@ def ensure_client_built() -> Path:
     index = DIST / "index.html"
     if not index.exists() or index.stat().st_mtime < _newest_source_mtime():
         logger.info("building the client (npm run build)")
-        subprocess.run(["npm", "run", "build"], cwd=CLIENT, check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            ["npm", "run", "build"], cwd=CLIENT, check=True, capture_output=True, timeout=300
+        )
     return DIST
 
 
-def write_fake_mic_wav(path: Path, samples: np.ndarray, sample_rate: int, *, lead_s: float,
-                       tail_s: float) -> Path:
+def write_fake_mic_wav(
+    path: Path, samples: np.ndarray, sample_rate: int, *, lead_s: float, tail_s: float
+) -> Path:
     """Speech padded with silence, as Chromium's looping fake microphone will play it."""
     from tests.support.human import resample
 
-    speech = resample(samples, sample_rate, FAKE_MIC_RATE) if sample_rate != FAKE_MIC_RATE else samples
-    pcm = np.concatenate([np.zeros(int(lead_s * FAKE_MIC_RATE), np.int16), speech.astype(np.int16),
-                          np.zeros(int(tail_s * FAKE_MIC_RATE), np.int16)])
+    speech = (
+        resample(samples, sample_rate, FAKE_MIC_RATE) if sample_rate != FAKE_MIC_RATE else samples
+    )
+    pcm = np.concatenate(
+        [
+            np.zeros(int(lead_s * FAKE_MIC_RATE), np.int16),
+            speech.astype(np.int16),
+            np.zeros(int(tail_s * FAKE_MIC_RATE), np.int16),
+        ]
+    )
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
@@ -72,8 +82,13 @@ def write_fake_mic_wav(path: Path, samples: np.ndarray, sample_rate: int, *, lea
 async def run_browser(config: dict, *, timeout_s: float) -> dict:
     """Run the driver with `config` (see browser.mjs); returns its JSON report."""
     proc = await asyncio.create_subprocess_exec(
-        "node", str(DRIVER), json.dumps(config), cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        "node",
+        str(DRIVER),
+        json.dumps(config),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
     except TimeoutError:

@@ -48,8 +48,12 @@ async def standin_site(client_dist, livekit, make_token):
 
     async def token(request: web.Request) -> web.Response:
         body = await request.json()
-        return web.json_response({"token": make_token(body["room"], body["identity"], name=body["name"]),
-                                  "url": livekit.url})
+        return web.json_response(
+            {
+                "token": make_token(body["room"], body["identity"], name=body["name"]),
+                "url": livekit.url,
+            }
+        )
 
     async with serve_client(client_dist, token) as site:
         yield site
@@ -59,16 +63,31 @@ async def standin_site(client_dist, livekit, make_token):
 async def real_site(client_dist, *, livekit, ollama, stack_settings, whisper_model, log_dir):
     """The real token server serving `client_dist` on a loopback port, and one agent worker that
     LiveKit dispatches the rooms' avatars to. Yields the site's URL."""
-    worker = WorkerProcess(log_path=log_dir / "worker.log", env={
-        "LIVEKIT_URL": livekit.url, "LIVEKIT_API_KEY": livekit.api_key,
-        "LIVEKIT_API_SECRET": livekit.api_secret, "OLLAMA_URL": ollama.url,
-        "OLLAMA_MODEL": ollama.model, "WHISPER_MODEL": whisper_model}).start()
+    worker = WorkerProcess(
+        log_path=log_dir / "worker.log",
+        env={
+            "LIVEKIT_URL": livekit.url,
+            "LIVEKIT_API_KEY": livekit.api_key,
+            "LIVEKIT_API_SECRET": livekit.api_secret,
+            "OLLAMA_URL": ollama.url,
+            "OLLAMA_MODEL": ollama.model,
+            "WHISPER_MODEL": whisper_model,
+        },
+    ).start()
     settings = TokenServerSettings(
-        livekit_url=livekit.url, livekit_public_url=livekit.url, livekit_api_key=livekit.api_key,
-        livekit_api_secret=livekit.api_secret, api_key=None, client_new_rooms=3,
-        room_check_s=2.0, ollama_url=ollama.url, ollama_model=ollama.model,
-        whisper_model=stack_settings.whisper_model, cache=stack_settings.cache,
-        client_dist=client_dist)
+        livekit_url=livekit.url,
+        livekit_public_url=livekit.url,
+        livekit_api_key=livekit.api_key,
+        livekit_api_secret=livekit.api_secret,
+        api_key=None,
+        client_new_rooms=3,
+        room_check_s=2.0,
+        ollama_url=ollama.url,
+        ollama_model=ollama.model,
+        whisper_model=stack_settings.whisper_model,
+        cache=stack_settings.cache,
+        client_dist=client_dist,
+    )
     try:
         worker.wait_registered()
         async with serve_app(create_app(settings)) as url:

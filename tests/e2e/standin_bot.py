@@ -64,13 +64,22 @@ class StandInBot:
             video_task.cancel()
 
     async def _converse(self, timeout: float) -> None:
-        ready = await self.p.wait_for(lambda: self._message("client-ready"), timeout, what="client-ready")
+        ready = await self.p.wait_for(
+            lambda: self._message("client-ready"), timeout, what="client-ready"
+        )
         sender, msg = ready
-        await self.p.send_data(rtvi("bot-ready", {"version": "2.2.0", "about": {"library": "stand-in"}},
-                                    msg.get("id")))
-        await self.p.wait_for(lambda: self._heard(sender), timeout, what="the page's microphone audio")
-        await self.p.send_data(rtvi("user-transcription", {
-            "text": "Hello avatar.", "final": True, "user_id": sender, "timestamp": "now"}))
+        await self.p.send_data(
+            rtvi("bot-ready", {"version": "2.2.0", "about": {"library": "stand-in"}}, msg.get("id"))
+        )
+        await self.p.wait_for(
+            lambda: self._heard(sender), timeout, what="the page's microphone audio"
+        )
+        await self.p.send_data(
+            rtvi(
+                "user-transcription",
+                {"text": "Hello avatar.", "final": True, "user_id": sender, "timestamp": "now"},
+            )
+        )
         await self._speak()
 
     # -- speaking -------------------------------------------------------------------------------
@@ -81,10 +90,14 @@ class StandInBot:
         audio = np.concatenate([s.audio for s in sentences])
         hop = rate // FPS
         frames = len(audio) // hop
-        rms = np.sqrt(np.mean(audio[: frames * hop].astype(np.float64).reshape(frames, hop) ** 2, axis=1))
+        rms = np.sqrt(
+            np.mean(audio[: frames * hop].astype(np.float64).reshape(frames, hop) ** 2, axis=1)
+        )
         self.envelope = np.clip(rms / (rms.max() or 1.0), 0, 1)
         await self.p.publish_audio(audio, rate, wait=False)
-        start = await self.p.wait_for(lambda: self.p.speech_started_at, 10, what="reply audio to start")
+        start = await self.p.wait_for(
+            lambda: self.p.speech_started_at, 10, what="reply audio to start"
+        )
         self.reply_started_at = start
         events: list[tuple[float, bytes]] = []
         for seq, (speech, offset) in enumerate(zip(sentences, offsets), start=1):
@@ -92,20 +105,58 @@ class StandInBot:
             words = [w.word for w in speech.words]
             # Each sentence's timing goes out with its first audio, as the real bot's output
             # transport releases it (played_ms 0).
-            events.append((offset, rtvi("server-message", tts_timing_message(
-                seq, speech.text, speech.words, speech.visemes))))
-            events.append((offset, rtvi("bot-output", {
-                "text": speech.text, "will_be_spoken": True, "aggregated_by": "sentence",
-                "output_type": "sentence", "segment_id": seg, "spoken_status": "new",
-                "spoken_progress": {"accumulated_text": "", "remaining_text": speech.text}})))
+            events.append(
+                (
+                    offset,
+                    rtvi(
+                        "server-message",
+                        tts_timing_message(seq, speech.text, speech.words, speech.visemes),
+                    ),
+                )
+            )
+            events.append(
+                (
+                    offset,
+                    rtvi(
+                        "bot-output",
+                        {
+                            "text": speech.text,
+                            "will_be_spoken": True,
+                            "aggregated_by": "sentence",
+                            "output_type": "sentence",
+                            "segment_id": seg,
+                            "spoken_status": "new",
+                            "spoken_progress": {
+                                "accumulated_text": "",
+                                "remaining_text": speech.text,
+                            },
+                        },
+                    ),
+                )
+            )
             for i, w in enumerate(speech.words):
                 done = " ".join(words[: i + 1])
-                rest = " ".join(words[i + 1:])
-                events.append((offset + w.start, rtvi("bot-output", {
-                    "text": w.word, "will_be_spoken": True, "aggregated_by": "sentence",
-                    "output_type": "sentence", "segment_id": seg,
-                    "spoken_status": "completed" if not rest else "in-progress",
-                    "spoken_progress": {"accumulated_text": done, "remaining_text": rest}})))
+                rest = " ".join(words[i + 1 :])
+                events.append(
+                    (
+                        offset + w.start,
+                        rtvi(
+                            "bot-output",
+                            {
+                                "text": w.word,
+                                "will_be_spoken": True,
+                                "aggregated_by": "sentence",
+                                "output_type": "sentence",
+                                "segment_id": seg,
+                                "spoken_status": "completed" if not rest else "in-progress",
+                                "spoken_progress": {
+                                    "accumulated_text": done,
+                                    "remaining_text": rest,
+                                },
+                            },
+                        ),
+                    )
+                )
                 events.append((offset + w.start, rtvi("bot-tts-text", {"text": w.word})))
         if self.cut_after_s is not None:
             events = [e for e in events if e[0] < self.cut_after_s]
@@ -136,7 +187,7 @@ class StandInBot:
         img = self._face.copy()
         h = int(3 + 30 * opening)
         cy = int(HEIGHT * 0.68)
-        img[cy - h // 2: cy + h // 2 + 1, WIDTH // 2 - 28: WIDTH // 2 + 28, :3] = (90, 20, 30)
+        img[cy - h // 2 : cy + h // 2 + 1, WIDTH // 2 - 28 : WIDTH // 2 + 28, :3] = (90, 20, 30)
         return img.tobytes()
 
     async def _video_loop(self) -> None:
@@ -148,7 +199,9 @@ class StandInBot:
                 k = int((time.monotonic() - self.reply_started_at) * FPS)
                 if 0 <= k < len(self.envelope):
                     opening = float(self.envelope[k])
-            self.video.capture_frame(rtc.VideoFrame(WIDTH, HEIGHT, rtc.VideoBufferType.RGBA, self._frame(opening)))
+            self.video.capture_frame(
+                rtc.VideoFrame(WIDTH, HEIGHT, rtc.VideoBufferType.RGBA, self._frame(opening))
+            )
             self.frame_times.append(time.monotonic())
             n += 1
             await asyncio.sleep(max(0.0, t0 + n / FPS - time.monotonic()))
@@ -170,6 +223,9 @@ class StandInBot:
         return None
 
     def _heard(self, identity: str) -> str | None:
-        loud = [a for _, who, a, _ in self.p.audio[-200:] if who == identity
-                and np.sqrt(np.mean(a.astype(np.float64) ** 2)) > HEARD_RMS]
+        loud = [
+            a
+            for _, who, a, _ in self.p.audio[-200:]
+            if who == identity and np.sqrt(np.mean(a.astype(np.float64) ** 2)) > HEARD_RMS
+        ]
         return identity if len(loud) >= 5 else None

@@ -41,18 +41,33 @@ def question_wav(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-async def avatar_site(client_dist, livekit, ollama, stack_settings, whisper_model, tmp_path_factory):
+async def avatar_site(
+    client_dist, livekit, ollama, stack_settings, whisper_model, tmp_path_factory
+):
     """The real token server on a loopback port and one worker. Each test uses its own room (its
     own bot): a bot leaves a room a few seconds after it empties."""
-    async with real_site(client_dist, livekit=livekit, ollama=ollama, stack_settings=stack_settings,
-                         whisper_model=whisper_model,
-                         log_dir=tmp_path_factory.mktemp("worker")) as url:
+    async with real_site(
+        client_dist,
+        livekit=livekit,
+        ollama=ollama,
+        stack_settings=stack_settings,
+        whisper_model=whisper_model,
+        log_dir=tmp_path_factory.mktemp("worker"),
+    ) as url:
         yield url
 
 
 async def _browse(url: str, wav: Path, steps: list[dict], *, diagnose: str = STATS) -> list:
-    report = await run_browser({"url": url, "wav": str(wav), "viewport": [1100, 820], "steps": steps,
-                                "diagnose": diagnose}, timeout_s=STARTUP_S + 240)
+    report = await run_browser(
+        {
+            "url": url,
+            "wav": str(wav),
+            "viewport": [1100, 820],
+            "steps": steps,
+            "diagnose": diagnose,
+        },
+        timeout_s=STARTUP_S + 240,
+    )
     assert report["ok"], report["error"]
     assert not report["pageErrors"], report["pageErrors"]
     return report["results"]
@@ -73,19 +88,29 @@ async def test_page_conversation_with_the_avatar(avatar_site, question_wav):
         {"click": "#mic"},
         {"screenshot": str(shot)},  # replaced below once the answer is in
         {"waitFor": "avatarStats.turns.length >= 1", "timeout_s": 120},
-        {"waitFor": "avatarStats.transcript.bot.length >= 2", "timeout_s": 180},  # Ollama on 2 busy cores
+        {
+            "waitFor": "avatarStats.transcript.bot.length >= 2",
+            "timeout_s": 180,
+        },  # Ollama on 2 busy cores
         {"waitFor": "avatarStats.fpsPeak >= 20", "timeout_s": 30},
         {"waitFor": "avatarStats.botAudioPeak > 0.02", "timeout_s": 30},
-        {"waitFor": "document.querySelectorAll('#transcript .word.said').length >= 3", "timeout_s": 60},
+        {
+            "waitFor": "document.querySelectorAll('#transcript .word.said').length >= 3",
+            "timeout_s": 60,
+        },
         {"waitFor": "avatarStats.avOffsets.length >= 1", "timeout_s": 60},
         {"screenshot": str(shot)},
         {"eval": STATS},
     ]
-    stats = (await _browse(f"{avatar_site}/?room=e2e-page&name=Tester&autojoin=1", question_wav, steps))[-1]
-    print(f"\nlive page: user said {stats['transcript']['user']}\n  bot said {stats['transcript']['bot']}"
-          f"\n  voice-to-voice ms {_summary(stats['turns'])}\n  A/V offset ms (video − audio) "
-          f"{_summary(stats['avOffsets'])} (latest estimate {stats.get('avProbe')})\n  video {stats['fps']} fps decoded (peak {stats['fpsPeak']}), "
-          f"{stats['presentedFps']} presented, {stats['video']}\n  RTVI metrics {json.dumps(stats['metrics'])}")
+    stats = (
+        await _browse(f"{avatar_site}/?room=e2e-page&name=Tester&autojoin=1", question_wav, steps)
+    )[-1]
+    print(
+        f"\nlive page: user said {stats['transcript']['user']}\n  bot said {stats['transcript']['bot']}"
+        f"\n  voice-to-voice ms {_summary(stats['turns'])}\n  A/V offset ms (video − audio) "
+        f"{_summary(stats['avOffsets'])} (latest estimate {stats.get('avProbe')})\n  video {stats['fps']} fps decoded (peak {stats['fpsPeak']}), "
+        f"{stats['presentedFps']} presented, {stats['video']}\n  RTVI metrics {json.dumps(stats['metrics'])}"
+    )
     assert stats["audio"]["totalAudioEnergy"] > 0
     assert stats["video"]["frameWidth"] > 0
     assert float(np.asarray(Image.open(shot).convert("L"), dtype=np.float64).std()) > 10
@@ -96,11 +121,20 @@ async def test_minimal_rtvi_page(avatar_site, question_wav):
         {"waitFor": "window.rtviEvents?.botReady", "timeout_s": STARTUP_S},
         {"waitFor": "rtviEvents.userTranscripts.some(t => /capital/i.test(t))", "timeout_s": 90},
         {"click": "#mute"},
-        {"waitFor": "rtviEvents.botOutputs.length >= 1 && rtviEvents.wordEvents >= 3", "timeout_s": 120},
+        {
+            "waitFor": "rtviEvents.botOutputs.length >= 1 && rtviEvents.wordEvents >= 3",
+            "timeout_s": 120,
+        },
         {"eval": "JSON.parse(JSON.stringify(window.rtviEvents))"},
     ]
-    events = (await _browse(f"{avatar_site}/rtvi-minimal.html?room=e2e-minimal&name=Minimal&autojoin=1", question_wav,
-                            steps, diagnose="JSON.parse(JSON.stringify(window.rtviEvents))"))[-1]
+    events = (
+        await _browse(
+            f"{avatar_site}/rtvi-minimal.html?room=e2e-minimal&name=Minimal&autojoin=1",
+            question_wav,
+            steps,
+            diagnose="JSON.parse(JSON.stringify(window.rtviEvents))",
+        )
+    )[-1]
     print(f"\nminimal RTVI page: {json.dumps(events)[:600]}")
     assert events["state"] == "ready"
     assert not events["errors"]
@@ -113,15 +147,24 @@ async def test_talkinghead_mode_lips_follow_the_bot(avatar_site, question_wav):
         {"waitFor": "avatarStats.botReady", "timeout_s": STARTUP_S},
         {"waitFor": HEARD_QUESTION, "timeout_s": 90},
         {"click": "#mic"},
-        {"waitFor": "avatarStats.timingMessages >= 3 && avatarStats.sentences.length >= 3", "timeout_s": 120},
+        {
+            "waitFor": "avatarStats.timingMessages >= 3 && avatarStats.sentences.length >= 3",
+            "timeout_s": 120,
+        },
         {"waitFor": "avatarStats.mouthPeak > 0.3", "timeout_s": 60},
         {"waitFor": "avatarStats.lipOffsets.length >= 3", "timeout_s": 60},
         {"screenshot": str(shot), "selector": "#stage"},
         {"eval": STATS},
     ]
-    stats = (await _browse(f"{avatar_site}/?room=e2e-3d&name=Viewer&autojoin=1&mode=3d", question_wav, steps))[-1]
-    print(f"\nlive 3D: lips − heard audio ms {_summary(stats['lipOffsets'])}; "
-          f"{len(stats['sentences'])} sentences; playout delay {stats['playoutDelayMs']} ms; "
-          f"mouth peak {stats['mouthPeak']:.2f}")
+    stats = (
+        await _browse(
+            f"{avatar_site}/?room=e2e-3d&name=Viewer&autojoin=1&mode=3d", question_wav, steps
+        )
+    )[-1]
+    print(
+        f"\nlive 3D: lips − heard audio ms {_summary(stats['lipOffsets'])}; "
+        f"{len(stats['sentences'])} sentences; playout delay {stats['playoutDelayMs']} ms; "
+        f"mouth peak {stats['mouthPeak']:.2f}"
+    )
     assert abs(np.median(stats["lipOffsets"])) <= LIPS_TOLERANCE_MS, stats["lipOffsets"]
     assert float(np.asarray(Image.open(shot).convert("L"), dtype=np.float64).std()) > 10

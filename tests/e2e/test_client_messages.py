@@ -9,20 +9,30 @@ from aiohttp import web
 from tests.e2e.browser import run_browser
 from tests.e2e.conftest import serve_client
 
-NOTICE = "({text: document.getElementById('notice-text').textContent, hidden: document.getElementById('notice').hidden, " \
-         "action: document.getElementById('notice-action').hidden ? null : document.getElementById('notice-action').textContent, " \
-         "state: window.avatarStats.state, mic: document.getElementById('mic').disabled, errors: window.avatarStats.errors})"
+NOTICE = (
+    "({text: document.getElementById('notice-text').textContent, hidden: document.getElementById('notice').hidden, "
+    "action: document.getElementById('notice-action').hidden ? null : document.getElementById('notice-action').textContent, "
+    "state: window.avatarStats.state, mic: document.getElementById('mic').disabled, errors: window.avatarStats.errors})"
+)
 
 
 async def test_full_server_says_so_and_offers_retry(client_dist):
     async def full(_request: web.Request) -> web.Response:
-        return web.json_response({"error": "capacity", "detail": "all 3 avatars are busy"}, status=503)
+        return web.json_response(
+            {"error": "capacity", "detail": "all 3 avatars are busy"}, status=503
+        )
 
     async with serve_client(client_dist, full) as site:
-        report = await run_browser({"url": f"{site.url}/?room=busy&name=Tester&autojoin=1", "steps": [
-            {"waitFor": "window.avatarStats?.state === 'error'", "timeout_s": 30},
-            {"eval": NOTICE},
-        ]}, timeout_s=90)
+        report = await run_browser(
+            {
+                "url": f"{site.url}/?room=busy&name=Tester&autojoin=1",
+                "steps": [
+                    {"waitFor": "window.avatarStats?.state === 'error'", "timeout_s": 30},
+                    {"eval": NOTICE},
+                ],
+            },
+            timeout_s=90,
+        )
     assert report["ok"], report["error"]
     notice = report["results"][-1]
     assert not notice["hidden"]
@@ -31,11 +41,17 @@ async def test_full_server_says_so_and_offers_retry(client_dist):
 
 
 async def test_denied_microphone_is_explained_and_the_page_still_joins(standin_site):
-    report = await run_browser({"url": f"{standin_site.url}/?room=nomic&name=Tester&autojoin=1", "denyMic": True,
-                                "steps": [
-                                    {"waitFor": "window.avatarStats?.state === 'connected'", "timeout_s": 45},
-                                    {"eval": NOTICE},
-                                ]}, timeout_s=120)
+    report = await run_browser(
+        {
+            "url": f"{standin_site.url}/?room=nomic&name=Tester&autojoin=1",
+            "denyMic": True,
+            "steps": [
+                {"waitFor": "window.avatarStats?.state === 'connected'", "timeout_s": 45},
+                {"eval": NOTICE},
+            ],
+        },
+        timeout_s=120,
+    )
     assert report["ok"], report["error"]
     notice = report["results"][-1]
     assert "Microphone access is blocked" in notice["text"]

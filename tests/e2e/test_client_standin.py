@@ -42,19 +42,40 @@ def voice():
 @pytest.fixture(scope="module")
 def fake_mic(tmp_path_factory):
     samples, rate = speak("Hello avatar, how are you today?")
-    return write_fake_mic_wav(tmp_path_factory.mktemp("mic") / "hello.wav", samples, rate, lead_s=1.0, tail_s=20.0)
+    return write_fake_mic_wav(
+        tmp_path_factory.mktemp("mic") / "hello.wav", samples, rate, lead_s=1.0, tail_s=20.0
+    )
 
 
-async def _talk(site, livekit, make_token, voice, fake_mic, *, mode: str, steps: list[dict],
-                cut_after_s: float | None = None):
+async def _talk(
+    site,
+    livekit,
+    make_token,
+    voice,
+    fake_mic,
+    *,
+    mode: str,
+    steps: list[dict],
+    cut_after_s: float | None = None,
+):
     room = f"standin-{uuid.uuid4().hex[:6]}"
     bot_token = make_token(room, "standin-bot", name="Stand-in avatar", agent=True)
     async with HumanParticipant.connect(livekit.url, bot_token) as participant:
         bot = StandInBot(participant=participant, voice=voice, reply=REPLY, cut_after_s=cut_after_s)
         bot_task = asyncio.create_task(bot.run(timeout=60))
-        url = f"{site.url}/?room={room}&name=Tester&autojoin=1" + ("&mode=3d" if mode == "3d" else "")
-        report = await run_browser({"url": url, "wav": str(fake_mic), "viewport": [1100, 800],
-                                    "steps": steps, "diagnose": STATS}, timeout_s=180)
+        url = f"{site.url}/?room={room}&name=Tester&autojoin=1" + (
+            "&mode=3d" if mode == "3d" else ""
+        )
+        report = await run_browser(
+            {
+                "url": url,
+                "wav": str(fake_mic),
+                "viewport": [1100, 800],
+                "steps": steps,
+                "diagnose": STATS,
+            },
+            timeout_s=180,
+        )
         sent_fps = bot.sent_fps()
         bot_task.cancel()
         await asyncio.gather(bot_task, return_exceptions=True)
@@ -63,25 +84,45 @@ async def _talk(site, livekit, make_token, voice, fake_mic, *, mode: str, steps:
     return report, sent_fps
 
 
-async def test_page_talks_to_standin_bot(standin_site, livekit, make_token, voice, fake_mic, tmp_path):
+async def test_page_talks_to_standin_bot(
+    standin_site, livekit, make_token, voice, fake_mic, tmp_path
+):
     shot = tmp_path / "page.png"
     steps = [
         {"waitFor": "window.avatarStats?.botReady", "timeout_s": 45},
-        {"waitFor": "avatarStats.transcript.user.length >= 1 && avatarStats.transcript.user", "timeout_s": 45},
-        {"waitFor": "avatarStats.transcript.bot.length >= 3 && avatarStats.transcript.bot", "timeout_s": 45},
+        {
+            "waitFor": "avatarStats.transcript.user.length >= 1 && avatarStats.transcript.user",
+            "timeout_s": 45,
+        },
+        {
+            "waitFor": "avatarStats.transcript.bot.length >= 3 && avatarStats.transcript.bot",
+            "timeout_s": 45,
+        },
         {"waitFor": "avatarStats.video.framesDecoded > 100", "timeout_s": 30},
         {"waitFor": "avatarStats.botAudioPeak > 0.02 && avatarStats.botAudioPeak", "timeout_s": 30},
-        {"waitFor": "document.querySelectorAll('#transcript .word.said').length >= 10", "timeout_s": 30},
-        {"waitFor": "avatarStats.turns.length >= 1 && avatarStats.avOffsets.length >= 1", "timeout_s": 30},
+        {
+            "waitFor": "document.querySelectorAll('#transcript .word.said').length >= 10",
+            "timeout_s": 30,
+        },
+        {
+            "waitFor": "avatarStats.turns.length >= 1 && avatarStats.avOffsets.length >= 1",
+            "timeout_s": 30,
+        },
         {"screenshot": str(shot)},
         {"eval": STATS},
     ]
-    report, sent_fps = await _talk(standin_site, livekit, make_token, voice, fake_mic, mode="video", steps=steps)
+    report, sent_fps = await _talk(
+        standin_site, livekit, make_token, voice, fake_mic, mode="video", steps=steps
+    )
     stats = report["results"][-1]
-    logger.info(f"page stats: {json.dumps({k: stats[k] for k in ('turns', 'avOffsets', 'fps', 'video', 'audio')})}")
+    logger.info(
+        f"page stats: {json.dumps({k: stats[k] for k in ('turns', 'avOffsets', 'fps', 'video', 'audio')})}"
+    )
     print(f"\nvideo stats {stats['video']}")
-    print(f"\nstand-in sent {sent_fps:.1f} fps; page: voice-to-voice {stats['turns']} ms, A/V offset {stats['avOffsets']} ms, "
-          f"{stats['fps']} fps decoded now, {stats['fpsPeak']} peak, {stats['presentedFps']} presented, bot audio peak {stats['botAudioPeak']:.3f}")
+    print(
+        f"\nstand-in sent {sent_fps:.1f} fps; page: voice-to-voice {stats['turns']} ms, A/V offset {stats['avOffsets']} ms, "
+        f"{stats['fps']} fps decoded now, {stats['fpsPeak']} peak, {stats['presentedFps']} presented, bot audio peak {stats['botAudioPeak']:.3f}"
+    )
     assert stats["transcript"]["user"] == ["Hello avatar."]
     assert "I can hear you clearly." in stats["transcript"]["bot"]
     assert stats["transcript"]["wordEvents"] >= 10
@@ -91,18 +132,28 @@ async def test_page_talks_to_standin_bot(standin_site, livekit, make_token, voic
     assert Image.open(shot).size == (1100, 800)
 
 
-async def test_talkinghead_mode_follows_timing(standin_site, livekit, make_token, voice, fake_mic, tmp_path):
+async def test_talkinghead_mode_follows_timing(
+    standin_site, livekit, make_token, voice, fake_mic, tmp_path
+):
     idle = tmp_path / "idle.png"
     steps = [
         {"waitFor": "window.avatarStats?.head3dReady", "timeout_s": 60},
         {"waitFor": "avatarStats.botReady", "timeout_s": 45},
         {"screenshot": str(idle), "selector": "#stage"},
-        {"waitFor": "avatarStats.timingMessages >= 3 && avatarStats.sentences.length >= 3", "timeout_s": 60},
+        {
+            "waitFor": "avatarStats.timingMessages >= 3 && avatarStats.sentences.length >= 3",
+            "timeout_s": 60,
+        },
         {"waitFor": "avatarStats.mouthPeak > 0.3 && avatarStats.mouthPeak", "timeout_s": 30},
-        {"waitFor": "avatarStats.lipOffsets.length >= 3 && avatarStats.lipOffsets", "timeout_s": 30},
+        {
+            "waitFor": "avatarStats.lipOffsets.length >= 3 && avatarStats.lipOffsets",
+            "timeout_s": 30,
+        },
         {"eval": STATS},
     ]
-    report, _ = await _talk(standin_site, livekit, make_token, voice, fake_mic, mode="3d", steps=steps)
+    report, _ = await _talk(
+        standin_site, livekit, make_token, voice, fake_mic, mode="3d", steps=steps
+    )
     stats = report["results"][-1]
     print(f"\nstand-in 3D: lips − audio {stats['lipOffsets']} ms, sentences {stats['sentences']}")
     assert abs(np.median(stats["lipOffsets"])) <= LIPS_TOLERANCE_MS, stats["lipOffsets"]
@@ -110,20 +161,23 @@ async def test_talkinghead_mode_follows_timing(standin_site, livekit, make_token
     assert pixels.std() > 10, "the 3D canvas looks blank"
 
 
-async def test_talkinghead_mouth_stops_with_the_audio_on_barge_in(standin_site, livekit, make_token,
-                                                                   voice, fake_mic):
+async def test_talkinghead_mouth_stops_with_the_audio_on_barge_in(
+    standin_site, livekit, make_token, voice, fake_mic
+):
     quiet_after_cut = (
         "(() => { const a = avatarSeries.audio.filter((s) => s.v >= %s);"
         " return avatarStats.mouthPeak > 0.3 && a.length > 0 && performance.now() - a.at(-1).t > 1500;"
-        " })()" % SPEECH_RMS)
+        " })()" % SPEECH_RMS
+    )
     steps = [
         {"waitFor": "window.avatarStats?.head3dReady", "timeout_s": 60},
         {"waitFor": "avatarStats.botReady", "timeout_s": 45},
         {"waitFor": quiet_after_cut, "timeout_s": 60},
         {"eval": "JSON.parse(JSON.stringify(window.avatarSeries))"},
     ]
-    report, _ = await _talk(standin_site, livekit, make_token, voice, fake_mic, mode="3d",
-                            steps=steps, cut_after_s=3.5)
+    report, _ = await _talk(
+        standin_site, livekit, make_token, voice, fake_mic, mode="3d", steps=steps, cut_after_s=3.5
+    )
     series = report["results"][-1]
     audio_stop = max(s["t"] for s in series["audio"] if s["v"] >= SPEECH_RMS)
     mouth_stop = max(s["t"] for s in series["mouth"] if s["v"] > OPEN_MOUTH)

@@ -15,8 +15,8 @@ import pytest
 
 from processors.timing import TTS_TIMING_MESSAGE_TYPE
 from tests.e2e.browser import CLIENT, missing_prerequisite, run_browser, write_fake_mic_wav
-from tests.e2e.test_client_live import QUESTION, STARTUP_S
 from tests.e2e.conftest import real_site
+from tests.e2e.test_client_live import QUESTION, STARTUP_S
 from tests.support.speech import speak
 
 APP = Path(__file__).with_name("packed_app")
@@ -67,9 +67,16 @@ async def test_stock_app_on_the_packed_transport_talks_with_the_bot(packed_site,
         {"waitFor": "received.botOutputs >= 2 && received.botAudioPeak > 0.05", "timeout_s": 60},
         {"eval": RECEIVED},
     ]
-    report = await run_browser({"url": f"{packed_site}/?room=e2e-packed&name=Packed", "wav": str(wav),
-                                "viewport": [800, 600], "steps": steps, "diagnose": RECEIVED},
-                               timeout_s=STARTUP_S + 300)
+    report = await run_browser(
+        {
+            "url": f"{packed_site}/?room=e2e-packed&name=Packed",
+            "wav": str(wav),
+            "viewport": [800, 600],
+            "steps": steps,
+            "diagnose": RECEIVED,
+        },
+        timeout_s=STARTUP_S + 300,
+    )
     assert report["ok"], report["error"]
     assert not report["pageErrors"], report["pageErrors"]
     received = report["results"][-1]

@@ -115,25 +115,40 @@ async def test_av_offset_at_the_receiver(livekit, make_token):
     bot_identity = "face-bot"
     async with HumanParticipant.connect(livekit.url, make_token(room, "viewer")) as viewer, \
             face_bot(livekit.url, make_token(room, bot_identity, agent=True), room, audio_queue_ms) as bot:
-        await viewer.wait_for(lambda: any(w == bot_identity for _, w, _ in viewer.video)
-                              and any(w == bot_identity for _, w, _, _ in viewer.audio), 20,
-                              what="the bot's audio and video tracks")
+        await viewer.wait_for(
+            lambda: (
+                any(w == bot_identity for _, w, _ in viewer.video)
+                and any(w == bot_identity for _, w, _, _ in viewer.audio)
+            ),
+            20,
+            what="the bot's audio and video tracks",
+        )
         await asyncio.sleep(1.0)  # idle frames first, as between turns
         audio, clicks = probe_signal(PROBE_SECONDS, SR, FPS, period_s=CLICK_PERIOD_S)
         step = SR // 50  # 20 ms TTS chunks, sent at once like a fast TTS
-        await bot.queue_frames([TTSAudioRawFrame(audio=audio[i:i + step].tobytes(), sample_rate=SR,
-                                                 num_channels=1) for i in range(0, len(audio), step)])
+        await bot.queue_frames(
+            [
+                TTSAudioRawFrame(
+                    audio=audio[i : i + step].tobytes(), sample_rate=SR, num_channels=1
+                )
+                for i in range(0, len(audio), step)
+            ]
+        )
         await asyncio.sleep(PROBE_SECONDS + 1.5)
 
     heard = audio_onsets(viewer.audio, bot_identity)
     seen = video_onsets(viewer.video, bot_identity)
     offsets = pair_offsets(heard, seen)
     ms = np.array(offsets) * 1000
-    logger.info(f"A/V offset (queue {audio_queue_ms} ms) over {len(ms)}/{len(clicks)} clicks: "
-                f"median {np.median(ms):+.0f} ms, mean {ms.mean():+.0f}, min {ms.min():+.0f}, "
-                f"max {ms.max():+.0f} (heard {len(heard)}, flashes {len(seen)})")
+    logger.info(
+        f"A/V offset (queue {audio_queue_ms} ms) over {len(ms)}/{len(clicks)} clicks: "
+        f"median {np.median(ms):+.0f} ms, mean {ms.mean():+.0f}, min {ms.min():+.0f}, "
+        f"max {ms.max():+.0f} (heard {len(heard)}, flashes {len(seen)})"
+    )
     assert len(heard) >= 0.8 * len(clicks), f"only {len(heard)} of {len(clicks)} clicks heard"
     # Pipecat's non-live video task samples the current picture at about the frame rate, so a
     # one-frame flash is sometimes never sent; half of them are plenty for a median.
-    assert len(offsets) >= MIN_PAIRED * len(clicks), f"only {len(offsets)} clicks paired with a flash"
+    assert len(offsets) >= MIN_PAIRED * len(clicks), (
+        f"only {len(offsets)} clicks paired with a flash"
+    )
     assert abs(np.median(ms)) <= FAIL_BEYOND_S * 1000, f"A/V offset {np.median(ms):+.0f} ms"

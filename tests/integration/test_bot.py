@@ -81,7 +81,9 @@ class Session:
     def heard(self, since: float = 0.0) -> list[str]:
         return words_of(" ".join(user_transcripts(self.human.messages, since)))
 
-    async def reply_end(self, since: float, *, quiet: float = 2.5, timeout: float = REPLY_TIMEOUT) -> float:
+    async def reply_end(
+        self, since: float, *, quiet: float = 2.5, timeout: float = REPLY_TIMEOUT
+    ) -> float:
         """Wait until the bot spoke after `since` and was then quiet `quiet` s; its last speech time."""
 
         def ended():
@@ -94,10 +96,16 @@ class Session:
 @pytest.fixture
 def bot_env(livekit, ollama, whisper_model) -> dict[str, str]:
     return {
-        "LIVEKIT_URL": livekit.url, "LIVEKIT_API_KEY": livekit.api_key,
-        "LIVEKIT_API_SECRET": livekit.api_secret, "OLLAMA_URL": ollama.url,
-        "OLLAMA_MODEL": ollama.model, "WHISPER_MODEL": whisper_model, "BOT_GREETING": "",
-        "BOT_LLM_TEMPERATURE": "0", "BOT_LLM_MAX_TOKENS": "32", "BOT_EMPTY_ROOM_GRACE_SECS": "1",
+        "LIVEKIT_URL": livekit.url,
+        "LIVEKIT_API_KEY": livekit.api_key,
+        "LIVEKIT_API_SECRET": livekit.api_secret,
+        "OLLAMA_URL": ollama.url,
+        "OLLAMA_MODEL": ollama.model,
+        "WHISPER_MODEL": whisper_model,
+        "BOT_GREETING": "",
+        "BOT_LLM_TEMPERATURE": "0",
+        "BOT_LLM_MAX_TOKENS": "32",
+        "BOT_EMPTY_ROOM_GRACE_SECS": "1",
         "LOGURU_LEVEL": "DEBUG",
     }
 
@@ -115,12 +123,18 @@ def session(livekit, make_token, bot_env, tmp_path) -> Callable:
         try:
             async with HumanParticipant.connect(livekit.url, make_token(room, identity)) as human:
                 s = Session(human=human, bot=bot)
-                await human.wait_for(lambda: s.alive() and any(w == s.identity for _, w, _ in human.video),
-                                     BOT_READY_TIMEOUT, what="the bot's video")
+                await human.wait_for(
+                    lambda: s.alive() and any(w == s.identity for _, w, _ in human.video),
+                    BOT_READY_TIMEOUT,
+                    what="the bot's video",
+                )
                 yield s
         except BaseException:
-            lines = [line[:300] for line in bot.log().splitlines()
-                     if "| DEBUG " not in line or "Generating LLM response" in line]
+            lines = [
+                line[:300]
+                for line in bot.log().splitlines()
+                if "| DEBUG " not in line or "Generating LLM response" in line
+            ]
             print(f"--- bot log ({bot.log_path}), without debug lines ---", *lines[-80:], sep="\n")
             raise
 
@@ -136,7 +150,9 @@ async def test_spoken_question_gets_a_spoken_lip_synced_answer(session):
         last_speech = await s.reply_end(asked)
 
         assert {"capital", "france"} <= set(s.heard(asked - 10)), s.heard(asked - 10)
-        loudest = max(level_dbfs(x) for at, who, x, _ in h.audio if who == s.identity and at > asked)
+        loudest = max(
+            level_dbfs(x) for at, who, x, _ in h.audio if who == s.identity and at > asked
+        )
         assert loudest > -25, f"the reply has no speech energy ({loudest:.0f} dBFS)"
 
         timings = server_messages(h.messages, TTS_TIMING_MESSAGE_TYPE, asked)
@@ -155,7 +171,10 @@ async def test_spoken_question_gets_a_spoken_lip_synced_answer(session):
             gap = np.min(np.abs(speech - at))
             (speaking if gap < 0.05 else silent if gap > 1.0 else []).append(change)
         assert speaking and silent, "need frames while speaking and while silent"
-        assert np.median(speaking) > 2 * np.median(silent) + 0.5, (np.median(speaking), np.median(silent))
+        assert np.median(speaking) > 2 * np.median(silent) + 0.5, (
+            np.median(speaking),
+            np.median(silent),
+        )
 
 
 async def test_two_turns_keep_context(session):
@@ -182,7 +201,9 @@ async def test_barge_in_stops_the_bot_and_the_new_question_is_answered(session):
         started = s.speech(asked)[0]
         await h.wait_for(lambda: s.speech(started + 2.0), 30, what="two seconds of story")
 
-        await h.publish_audio(*await voice("Stop please. What is the capital of France?"), wait=False)
+        await h.publish_audio(
+            *await voice("Stop please. What is the capital of France?"), wait=False
+        )
         await h.wait_for(lambda: h.speech_started_at and h.speech_started_at > started, 5)
         interrupted = h.speech_started_at
         said_until = await h.wait_for(lambda: h.speech_ended_at, 20, what="the interruption")
@@ -195,9 +216,13 @@ async def test_barge_in_stops_the_bot_and_the_new_question_is_answered(session):
         assert "france" in s.heard(interrupted)
         # ...and only what it got to say of the story is in the context the LLM sees next.
         story_said = s.said(asked, said_until)
-        story_written = words_of("".join(m["data"]["text"] for at, m in
-                                         rtvi_messages(h.messages, "bot-llm-text", asked)
-                                         if at <= said_until))
+        story_written = words_of(
+            "".join(
+                m["data"]["text"]
+                for at, m in rtvi_messages(h.messages, "bot-llm-text", asked)
+                if at <= said_until
+            )
+        )
         kept = [m["content"] for m in s.llm_requests()[-1] if m["role"] == "assistant"]
         assert story_said and len(story_said) < len(story_written)
         assert kept and words_of(kept[-1]) == story_said
@@ -226,12 +251,16 @@ async def test_bad_inputs_neither_crash_nor_hang_the_bot(session):
         assert s.bot.exit_code() is None
 
 
-async def test_stopped_ollama_gives_a_spoken_notice_and_recovers(session, ollama, stack_settings,
-                                                                 tmp_path):
+async def test_stopped_ollama_gives_a_spoken_notice_and_recovers(
+    session, ollama, stack_settings, tmp_path
+):
     port = services.free_port()
-    own = services.ollama_server(binaries.ollama(stack_settings.cache), port=port,
-                                 models_dir=stack_settings.cache / "ollama",
-                                 log_path=tmp_path / "ollama-own.log")
+    own = services.ollama_server(
+        binaries.ollama(stack_settings.cache),
+        port=port,
+        models_dir=stack_settings.cache / "ollama",
+        log_path=tmp_path / "ollama-own.log",
+    )
     own.start()
     try:
         async with session(OLLAMA_URL=f"http://127.0.0.1:{port}") as s:
@@ -251,8 +280,9 @@ async def test_stopped_ollama_gives_a_spoken_notice_and_recovers(session, ollama
 async def test_greets_ignores_other_agents_and_leaves_an_empty_room(session, livekit, make_token):
     greeting = "Hello there, nice to meet you."
     async with session(BOT_GREETING=greeting) as s:
-        await s.human.wait_for(lambda: len(s.said()) >= len(words_of(greeting)), 60,
-                               what="the greeting")
+        await s.human.wait_for(
+            lambda: len(s.said()) >= len(words_of(greeting)), 60, what="the greeting"
+        )
         assert s.said() == words_of(greeting)
         # Another agent speaks in the room: the bot neither transcribes nor answers it.
         # Its identity has no agent prefix: LiveKit's participant kind alone marks it an agent.

@@ -71,5 +71,7 @@ async def test_a_reply_in_the_wrong_language_is_never_spoken(session):
         assert said, "nothing was spoken"
         assert off_track(said) != LANGUAGE, said
         assert "reply not spoken (language)" in s.bot.log()
-        notice = " ".join(DEFAULT_OFF_TRACK_NOTICE.lower().replace(".", "").replace("?", "").split())
+        notice = " ".join(
+            DEFAULT_OFF_TRACK_NOTICE.lower().replace(".", "").replace("?", "").split()
+        )
         assert "rome" in said or said == notice, said

@@ -60,7 +60,9 @@ def _context() -> LLMContextFrame:
 
 async def test_frozen_ollama_gets_a_spoken_notice_then_gives_up_and_recovers(ollama):
     warm = openai.OpenAI(base_url=f"{ollama.url}/v1", api_key="ollama", timeout=300)
-    warm.chat.completions.create(model=ollama.model, max_tokens=1, messages=[{"role": "user", "content": "Hi"}])
+    warm.chat.completions.create(
+        model=ollama.model, max_tokens=1, messages=[{"role": "user", "content": "Hi"}]
+    )
 
     os.kill(ollama.server.pid, signal.SIGSTOP)
     try:

@@ -47,22 +47,35 @@ def chat(url: str, results: list, index: int) -> None:
     with httpx.stream("POST", f"{url}/api/chat", json={"message": LONG}, timeout=300) as response:
         if response.status_code != 200:
             response.read()
-            results[index] = (response.status_code, 0.0, response.json()["error"], response.headers.get("Retry-After"))
+            results[index] = (
+                response.status_code,
+                0.0,
+                response.json()["error"],
+                response.headers.get("Retry-After"),
+            )
             return
-        events = [json.loads(line[5:]) for line in response.iter_lines() if line.startswith("data:")]
+        events = [
+            json.loads(line[5:]) for line in response.iter_lines() if line.startswith("data:")
+        ]
     results[index] = (200, time.monotonic() - started, events[-1].get("text", ""), None)
 
 
 def test_room_replies_keep_their_latency_while_chat_is_flooded(tmp_path, ollama):
     # A time cap above what a loaded 2-core machine needs to start a reply (at load 45 the first
     # token took > 30 s, the default): this test checks fairness and the token cap.
-    server = start_token_server(tmp_path, OLLAMA_URL=ollama.url, OLLAMA_MODEL=ollama.model,
-                                AVATAR_CHAT_MAX_S=str(CHAT_MAX_S))
+    server = start_token_server(
+        tmp_path,
+        OLLAMA_URL=ollama.url,
+        OLLAMA_MODEL=ollama.model,
+        AVATAR_CHAT_MAX_S=str(CHAT_MAX_S),
+    )
     try:
         room_reply_s(ollama)  # warm the model
         quiet = statistics.median(room_reply_s(ollama) for _ in range(3))
         results: list = [None] * FLOOD
-        threads = [threading.Thread(target=chat, args=(server.url, results, n)) for n in range(FLOOD)]
+        threads = [
+            threading.Thread(target=chat, args=(server.url, results, n)) for n in range(FLOOD)
+        ]
         for thread in threads:
             thread.start()
             time.sleep(0.1)
@@ -70,7 +83,9 @@ def test_room_replies_keep_their_latency_while_chat_is_flooded(tmp_path, ollama)
         for thread in threads:
             thread.join(120)
         load = os.getloadavg()[0]
-        print(f"room reply: quiet {quiet:.2f} s, during chat flood {flooded:.2f} s; load {load:.1f}; chats {results}")
+        print(
+            f"room reply: quiet {quiet:.2f} s, during chat flood {flooded:.2f} s; load {load:.1f}; chats {results}"
+        )
         assert flooded <= LATENCY_FACTOR * quiet + LATENCY_SLACK_S, (quiet, flooded, load)
 
         served = [r for r in results if r[0] == 200]
@@ -83,7 +98,9 @@ def test_room_replies_keep_their_latency_while_chat_is_flooded(tmp_path, ollama)
         # Per-client rate limit: AVATAR_CLIENT_CHATS (6) turns per minute, then 429 rate_limited.
         statuses = []
         for _ in range(6):
-            response = httpx.post(f"{server.url}/api/chat", json={"message": "Hi", "history": []}, timeout=120)
+            response = httpx.post(
+                f"{server.url}/api/chat", json={"message": "Hi", "history": []}, timeout=120
+            )
             statuses.append((response.status_code, response.headers.get("Retry-After")))
         assert statuses[-1][0] == 429 and int(statuses[-1][1]) >= 1, statuses
         assert server.error_lines() == []

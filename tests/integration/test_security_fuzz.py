@@ -22,16 +22,41 @@ RUN_TIMEOUT_S = 240
 
 def test_openapi_fuzzing_finds_no_5xx_error_line_or_leftover(tmp_path, livekit, ollama):
     server = start_token_server(
-        tmp_path, LIVEKIT_URL=livekit.url, OLLAMA_URL=ollama.url, OLLAMA_MODEL=ollama.model,
-        AVATAR_CHAT_MAX_TOKENS="24", AVATAR_CLIENT_CHATS="1", AVATAR_CHAT_MAX_S="120",
+        tmp_path,
+        LIVEKIT_URL=livekit.url,
+        OLLAMA_URL=ollama.url,
+        OLLAMA_MODEL=ollama.model,
+        AVATAR_CHAT_MAX_TOKENS="24",
+        AVATAR_CLIENT_CHATS="1",
+        AVATAR_CHAT_MAX_S="120",
     )
     try:
         run = subprocess.run(
-            [sys.executable, "-m", "schemathesis.cli", "run", f"{server.url}/api/openapi.json",
-             "--checks", "not_a_server_error", "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED),
-             "--workers", "1", "--request-timeout", "60", "--phases", "examples,fuzzing",
-             "--suppress-health-check", "all"],
-            capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=tmp_path,  # its cache stays there
+            [
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "run",
+                f"{server.url}/api/openapi.json",
+                "--checks",
+                "not_a_server_error",
+                "--max-examples",
+                str(MAX_EXAMPLES),
+                "--seed",
+                str(SEED),
+                "--workers",
+                "1",
+                "--request-timeout",
+                "60",
+                "--phases",
+                "examples,fuzzing",
+                "--suppress-health-check",
+                "all",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+            cwd=tmp_path,  # its cache stays there
         )
         report = run.stdout[-6000:] + run.stderr[-2000:]
         assert run.returncode == 0, report

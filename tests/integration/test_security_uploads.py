@@ -47,7 +47,9 @@ def no_errors_or_leftovers(server, fresh_server):
         assert each.temp_files() == []
 
 
-def post_form(url: str, files: dict, data: dict | None = None, timeout: float = 120.0) -> httpx.Response:
+def post_form(
+    url: str, files: dict, data: dict | None = None, timeout: float = 120.0
+) -> httpx.Response:
     return httpx.post(url, files=files, data=data or {}, timeout=timeout)
 
 
@@ -55,8 +57,11 @@ def test_voice_upload_works_with_default_settings(server):
     """Finding 3: with AVATAR_VOICE_MAX_UPLOAD_MB unset, good speech was a 500 for every upload.
     Now it is stored, transcribed, listed and loadable as the GPT-SoVITS voice."""
     audio, rate = speak(SAID)
-    response = post_form(f"{server.url}/api/voices", {"audio": ("me.wav", encode(audio, rate, "wav", "pcm_s16le"))},
-                         {"name": "Maya"})
+    response = post_form(
+        f"{server.url}/api/voices",
+        {"audio": ("me.wav", encode(audio, rate, "wav", "pcm_s16le"))},
+        {"name": "Maya"},
+    )
     assert response.status_code == 201, response.text
     voice = response.json()
     assert "fox" in voice["prompt_text"].lower() and voice["prompt_lang"] == "en"
@@ -99,7 +104,9 @@ def test_three_hour_silent_opus_is_refused_with_bounded_memory(fresh_server, rou
         response = post_form(f"{fresh_server.url}{route}", {"audio": ("bomb.ogg", bomb)})
         elapsed = time.monotonic() - started
     assert response.status_code == 400 and response.json()["error"] == "too_long", response.text
-    print(f"peak RSS {rss.peak_mb:.0f} MB (before {rss.start_mb:.0f} MB), answered in {elapsed:.2f} s")
+    print(
+        f"peak RSS {rss.peak_mb:.0f} MB (before {rss.start_mb:.0f} MB), answered in {elapsed:.2f} s"
+    )
     assert rss.peak_mb < RSS_LIMIT_MB, rss.peak_mb
     assert elapsed < 10, elapsed
 
@@ -128,8 +135,10 @@ def _raw_request(port: int, head: bytes, body: bytes, *, close_early: bool = Fal
 
 
 def _multipart_head(length: int, boundary: str = "B0UNDARY") -> bytes:
-    return (f"POST /api/voices HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-            f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {length}\r\n\r\n").encode()
+    return (
+        f"POST /api/voices HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
 
 
 MALFORMED_PARTS = {
@@ -138,13 +147,19 @@ MALFORMED_PARTS = {
     "no final boundary": b'--B0UNDARY\r\nContent-Disposition: form-data; name="audio"; filename="a"\r\n\r\nxxxx',
     "wrong boundary": b'--OTHER\r\nContent-Disposition: form-data; name="audio"\r\n\r\nxx\r\n--OTHER--\r\n',
     "header without colon": b"--B0UNDARY\r\nthis is not a header\r\n\r\nxx\r\n--B0UNDARY--\r\n",
-    "two audio parts": (b'--B0UNDARY\r\nContent-Disposition: form-data; name="audio"; filename="a"\r\n\r\nxx\r\n'
-                        b'--B0UNDARY\r\nContent-Disposition: form-data; name="audio"; filename="b"\r\n\r\nyy\r\n--B0UNDARY--\r\n'),
+    "two audio parts": (
+        b'--B0UNDARY\r\nContent-Disposition: form-data; name="audio"; filename="a"\r\n\r\nxx\r\n'
+        b'--B0UNDARY\r\nContent-Disposition: form-data; name="audio"; filename="b"\r\n\r\nyy\r\n--B0UNDARY--\r\n'
+    ),
     "unknown field": b'--B0UNDARY\r\nContent-Disposition: form-data; name="evil"\r\n\r\nxx\r\n--B0UNDARY--\r\n',
-    "non-utf8 text field": (b'--B0UNDARY\r\nContent-Disposition: form-data; name="name"\r\n\r\n\xff\xfe\r\n'
-                            b'--B0UNDARY--\r\n'),
-    "bad transfer encoding": (b'--B0UNDARY\r\nContent-Disposition: form-data; name="audio"; filename="a"\r\n'
-                              b"Content-Transfer-Encoding: rot13\r\n\r\nxx\r\n--B0UNDARY--\r\n"),
+    "non-utf8 text field": (
+        b'--B0UNDARY\r\nContent-Disposition: form-data; name="name"\r\n\r\n\xff\xfe\r\n'
+        b"--B0UNDARY--\r\n"
+    ),
+    "bad transfer encoding": (
+        b'--B0UNDARY\r\nContent-Disposition: form-data; name="audio"; filename="a"\r\n'
+        b"Content-Transfer-Encoding: rot13\r\n\r\nxx\r\n--B0UNDARY--\r\n"
+    ),
 }
 
 
@@ -160,7 +175,10 @@ def test_malformed_multipart_is_a_4xx_without_a_traceback(server, case):
 
 def test_aborted_uploads_leave_no_temp_file_and_no_error(server):
     """Finding 5 and 10: a client that closes mid-upload left its temp file and logged a 500."""
-    part = b'--B0UNDARY\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n\r\n' + b"x" * 300_000
+    part = (
+        b'--B0UNDARY\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n\r\n'
+        + b"x" * 300_000
+    )
     for _ in range(3):
         _raw_request(server.port, _multipart_head(5_000_000), part, close_early=True)
     time.sleep(1.0)  # the server notices the closed connections
@@ -191,7 +209,9 @@ def test_undecodable_upload_error_shows_no_server_path(server):
 def test_utf16_json_is_refused(server):
     """Finding 10: a UTF-16 JSON body was accepted (json.loads detects UTF-16/32 in bytes)."""
     body = '{"room": "r1", "identity": "alice"}'.encode("utf-16")
-    response = httpx.post(f"{server.url}/api/token", content=body, headers={"Content-Type": "application/json"})
+    response = httpx.post(
+        f"{server.url}/api/token", content=body, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400 and response.json()["error"] == "invalid_json"
 
 
@@ -221,7 +241,12 @@ def test_control_bytes_in_request_headers_are_a_400_without_an_error_line(server
     """Finding 10: NUL or control bytes in a request header logged an ERROR traceback
     ('Error handling request'); it is the client's mistake: 400 and an INFO line."""
     for header in (b"X-Probe: \x00", b"X-Probe: a\x01b", b"X\x7fProbe: 1"):
-        answer = _raw_request(server.port, b"GET /api/voices HTTP/1.1\r\nHost: 127.0.0.1\r\n" + header
-                              + b"\r\nConnection: close\r\n\r\n", b"")
+        answer = _raw_request(
+            server.port,
+            b"GET /api/voices HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + header
+            + b"\r\nConnection: close\r\n\r\n",
+            b"",
+        )
         assert answer.split(b" ", 2)[1] == b"400", answer[:200]
     time.sleep(0.5)

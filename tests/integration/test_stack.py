@@ -31,17 +31,28 @@ async def test_two_participants_hear_each_other(livekit, make_token):
             assert heard, f"{listener.identity} received no audio from {speaker}"
             level = rms_dbfs(np.concatenate(heard))
             loudest = max(rms_dbfs(a) for a in heard)
-            assert loudest > -30, f"{listener.identity} heard {speaker} only at {loudest:.1f} dBFS peak"
+            assert loudest > -30, (
+                f"{listener.identity} heard {speaker} only at {loudest:.1f} dBFS peak"
+            )
             assert level > -60, f"{listener.identity} heard {speaker} at {level:.1f} dBFS overall"
 
 
 def test_ollama_streams_chat_completion(ollama):
     """The offline model answers a streamed chat completion through /v1/chat/completions."""
-    body = {"model": ollama.model, "stream": True, "max_tokens": 40,
-            "messages": [{"role": "system", "content": "You are a helpful assistant."},
-                         {"role": "user", "content": "Say hello in one short sentence."}]}
-    req = urllib.request.Request(f"{ollama.url}/v1/chat/completions", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+    body = {
+        "model": ollama.model,
+        "stream": True,
+        "max_tokens": 40,
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "Say hello in one short sentence."},
+        ],
+    }
+    req = urllib.request.Request(
+        f"{ollama.url}/v1/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     chunks: list[str] = []
     with urllib.request.urlopen(req, timeout=120) as resp:
         for raw in resp:

@@ -47,7 +47,9 @@ async def main_server(livekit):
 
 async def get_token(client, room: str, identity: str) -> dict:
     response = await client.post(
-        "/api/token", json={"room": room, "identity": identity, "name": identity.title()}, headers=AUTH
+        "/api/token",
+        json={"room": room, "identity": identity, "name": identity.title()},
+        headers=AUTH,
     )
     assert response.status == 200, await response.text()
     return await response.json()
@@ -68,7 +70,9 @@ async def _changed(info, identity: str) -> bool:
     return current.name == "Avatar" and current.attributes.get("avatar.role") == "forged"
 
 
-async def test_room_token_cannot_enter_another_room_or_act_as_admin(main_server, admin, livekit, make_token):
+async def test_room_token_cannot_enter_another_room_or_act_as_admin(
+    main_server, admin, livekit, make_token
+):
     client, _ = main_server
     token = await get_token(client, "sec-a", "kim")
     async with HumanParticipant.connect(token["url"], token["token"]) as kim:
@@ -81,7 +85,11 @@ async def test_room_token_cannot_enter_another_room_or_act_as_admin(main_server,
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         claims["video"]["room"] = "sec-b"
         forged = ".".join(
-            [header, base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode(), signature]
+            [
+                header,
+                base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode(),
+                signature,
+            ]
         )
         with pytest.raises(rtc.ConnectError):
             await rtc.Room().connect(livekit.url, forged)
@@ -90,8 +98,12 @@ async def test_room_token_cannot_enter_another_room_or_act_as_admin(main_server,
         async with api.LiveKitAPI.with_token(token["token"], livekit.http_url) as as_kim:
             calls = {
                 "list_rooms": as_kim.room.list_rooms(api.ListRoomsRequest()),
-                "list_participants": as_kim.room.list_participants(api.ListParticipantsRequest(room="sec-a")),
-                "remove_bot": as_kim.room.remove_participant(api.RoomParticipantIdentity(room="sec-a", identity=BOT)),
+                "list_participants": as_kim.room.list_participants(
+                    api.ListParticipantsRequest(room="sec-a")
+                ),
+                "remove_bot": as_kim.room.remove_participant(
+                    api.RoomParticipantIdentity(room="sec-a", identity=BOT)
+                ),
                 "rename_self_as_bot": as_kim.room.update_participant(
                     api.UpdateParticipantRequest(room="sec-a", identity="kim", name="Avatar")
                 ),
@@ -113,15 +125,25 @@ async def test_room_token_cannot_enter_another_room_or_act_as_admin(main_server,
                 await participant.set_name("Avatar")
 
             async def info(identity: str) -> api.ParticipantInfo:
-                return await admin.room.get_participant(api.RoomParticipantIdentity(room="sec-a", identity=identity))
+                return await admin.room.get_participant(
+                    api.RoomParticipantIdentity(room="sec-a", identity=identity)
+                )
 
-            await eventually(lambda: _changed(info, "control"), SLACK_S, "the control participant's own update")
+            await eventually(
+                lambda: _changed(info, "control"), SLACK_S, "the control participant's own update"
+            )
             kim_info = await info("kim")
             assert kim_info.name == "Kim" and "avatar.role" not in kim_info.attributes
 
     for identity in (BOT, "agent-helper", "bot-2"):
-        response = await client.post("/api/token", json={"room": "sec-a", "identity": identity}, headers=AUTH)
+        response = await client.post(
+            "/api/token", json={"room": "sec-a", "identity": identity}, headers=AUTH
+        )
         assert response.status == 400 and (await response.json())["error"] == "reserved_identity"
-    assert (await client.post("/api/token", json={"room": "sec-a", "identity": "kim"})).status == 401
+    assert (
+        await client.post("/api/token", json={"room": "sec-a", "identity": "kim"})
+    ).status == 401
     wrong = {"Authorization": "Bearer not-the-key"}
-    assert (await client.post("/api/token", json={"room": "sec-a", "identity": "kim"}, headers=wrong)).status == 401
+    assert (
+        await client.post("/api/token", json={"room": "sec-a", "identity": "kim"}, headers=wrong)
+    ).status == 401

@@ -35,12 +35,18 @@ async def serving(livekit, ollama, stack_settings, **overrides):
             | overrides
         )
     )
-    async with TestClient(TestServer(create_app(settings), host="127.0.0.1", port=free_port())) as client:
+    async with TestClient(
+        TestServer(create_app(settings), host="127.0.0.1", port=free_port())
+    ) as client:
         yield client
 
 
 def events(text: str) -> list[dict]:
-    return [json.loads(line.removeprefix("data: ")) for line in text.splitlines() if line.startswith("data: ")]
+    return [
+        json.loads(line.removeprefix("data: "))
+        for line in text.splitlines()
+        if line.startswith("data: ")
+    ]
 
 
 async def test_health_is_green_with_every_dependency_up(livekit, ollama, stack_settings):
@@ -48,7 +54,9 @@ async def test_health_is_green_with_every_dependency_up(livekit, ollama, stack_s
         response = await client.get("/health", headers=AUTH)
         body = await response.json()
         assert response.status == 200, body
-        assert body["ok"] and body["livekit"]["ok"] and body["ollama"]["ok"] and body["whisper"]["ok"]
+        assert (
+            body["ok"] and body["livekit"]["ok"] and body["ollama"]["ok"] and body["whisper"]["ok"]
+        )
         assert body["model"] == {"ok": True, "name": ollama.model}
 
 
@@ -72,7 +80,10 @@ async def test_chat_streams_a_reply_from_the_persona(livekit, ollama, stack_sett
             json={
                 "room": "lobby",
                 "message": "What is your name?",
-                "history": [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi there!"}],
+                "history": [
+                    {"role": "user", "content": "Hello"},
+                    {"role": "assistant", "content": "Hi there!"},
+                ],
             },
         )
         assert response.status == 200

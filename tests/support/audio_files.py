@@ -16,7 +16,9 @@ def encode(samples: np.ndarray, rate: int, container: str, codec: str) -> bytes:
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=container) as out:
         stream = out.add_stream(codec, rate=rate, layout="mono")
-        frame = av.AudioFrame.from_ndarray(samples.astype(np.int16).reshape(1, -1), format="s16", layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            samples.astype(np.int16).reshape(1, -1), format="s16", layout="mono"
+        )
         frame.sample_rate = rate
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             out.mux(packet)
@@ -30,7 +32,9 @@ def silent_opus(seconds: float) -> bytes:
     with av.open(buffer, "w", format="ogg") as out:
         stream = out.add_stream("libopus", rate=OPUS_RATE, layout="mono")
         stream.bit_rate = 6000
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, OPUS_FRAME), np.int16), format="s16", layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, OPUS_FRAME), np.int16), format="s16", layout="mono"
+        )
         frame.sample_rate = OPUS_RATE
         packets = []
         for n in range(3):  # past the encoder's start-up packets

@@ -191,4 +191,3 @@ def _pack(audio: np.ndarray, media_type: str, *, header: bool) -> bytes:
         w.setframerate(SAMPLE_RATE)
         w.writeframes(audio.tobytes())
     return buffer.getvalue()
-

@@ -92,7 +92,9 @@ class HumanParticipant:
     def messages(self):
         return self.received.messages
 
-    async def publish_audio(self, samples: np.ndarray, sample_rate: int, *, wait: bool = True) -> None:
+    async def publish_audio(
+        self, samples: np.ndarray, sample_rate: int, *, wait: bool = True
+    ) -> None:
         """Speak `samples` (int16 mono) into the microphone; with wait, return once all was sent.
 
         `speech_started_at` / `speech_ended_at` then hold when its first / last sample left.
@@ -112,7 +114,9 @@ class HumanParticipant:
         self._cut = True
         self._source.clear_queue()
 
-    async def wait_for(self, predicate: Callable[[], object], timeout: float, *, what: str = "") -> object:
+    async def wait_for(
+        self, predicate: Callable[[], object], timeout: float, *, what: str = ""
+    ) -> object:
         """Poll predicate until it returns something truthy; TimeoutError names `what`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -152,14 +156,16 @@ class HumanParticipant:
                 self.speech_started_at = time.monotonic() + MIC_QUEUE_MS / 1000
                 self.speech_ended_at = None
             if current is not None:
-                chunk = current[pos:pos + frame_len]
+                chunk = current[pos : pos + frame_len]
                 pos += frame_len
                 if len(chunk) < frame_len:
                     chunk = np.concatenate([chunk, silence[: frame_len - len(chunk)]])
                 last = pos >= len(current)
             else:
                 chunk = silence
-            await self._source.capture_frame(rtc.AudioFrame(chunk.tobytes(), MIC_SAMPLE_RATE, 1, frame_len))
+            await self._source.capture_frame(
+                rtc.AudioFrame(chunk.tobytes(), MIC_SAMPLE_RATE, 1, frame_len)
+            )
             if last:
                 # the last speech frame was just accepted into a MIC_QUEUE_MS queue
                 self.speech_ended_at = time.monotonic() + MIC_QUEUE_MS / 1000
@@ -183,12 +189,16 @@ class HumanParticipant:
         async for event in stream:
             frame = event.frame
             channels = 3 if self._video_format == rtc.VideoBufferType.RGB24 else 4
-            pixels = np.frombuffer(frame.data, dtype=np.uint8).reshape(frame.height, frame.width, channels)
+            pixels = np.frombuffer(frame.data, dtype=np.uint8).reshape(
+                frame.height, frame.width, channels
+            )
             self.received.video.append((time.monotonic(), identity, pixels.copy()))
 
     def _on_data(self, packet: rtc.DataPacket) -> None:
         sender = packet.participant.identity if packet.participant else ""
-        self.received.messages.append((time.monotonic(), sender, packet.topic or "", bytes(packet.data)))
+        self.received.messages.append(
+            (time.monotonic(), sender, packet.topic or "", bytes(packet.data))
+        )
 
 
 def _subscribe_audio(publication: rtc.RemoteTrackPublication, _participant) -> None:
@@ -213,4 +223,3 @@ def rms_dbfs(samples: np.ndarray) -> float:
         return float("-inf")
     rms = float(np.sqrt(np.mean((samples.astype(np.float64) / 32768.0) ** 2)))
     return 20 * np.log10(rms) if rms > 0 else float("-inf")
-

@@ -56,7 +56,10 @@ class TokenServerProcess:
         bad = []
         for record in self.log_records():
             if "text" in record:
-                if any(marker in record["text"] for marker in ("Traceback", "Error handling request", "ERROR")):
+                if any(
+                    marker in record["text"]
+                    for marker in ("Traceback", "Error handling request", "ERROR")
+                ):
                     bad.append(record["text"])
             elif record["level"]["name"] in ("ERROR", "CRITICAL"):
                 bad.append(f"{record['level']['name']}: {record['message']}")
@@ -64,7 +67,12 @@ class TokenServerProcess:
 
     def temp_files(self) -> list[Path]:
         """Upload temporary files left in the storage folders."""
-        return [p for d in (self.voices_dir, self.datasets_dir) if d.exists() for p in d.rglob(f"{UPLOAD_PREFIX}*")]
+        return [
+            p
+            for d in (self.voices_dir, self.datasets_dir)
+            if d.exists()
+            for p in d.rglob(f"{UPLOAD_PREFIX}*")
+        ]
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -95,16 +103,26 @@ def start_token_server(tmp: Path, **env: str) -> TokenServerProcess:
     log_path = tmp / f"token_server-{port}.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "token_server"], cwd=ROOT, env=base, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "token_server"],
+            cwd=ROOT,
+            env=base,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     server = TokenServerProcess(
-        url=f"http://127.0.0.1:{port}", port=port, process=process, log_path=log_path,
-        voices_dir=voices, datasets_dir=datasets,
+        url=f"http://127.0.0.1:{port}",
+        port=port,
+        process=process,
+        log_path=log_path,
+        voices_dir=voices,
+        datasets_dir=datasets,
     )
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"token server exited {process.returncode}: {log_path.read_text()[-2000:]}")
+            raise RuntimeError(
+                f"token server exited {process.returncode}: {log_path.read_text()[-2000:]}"
+            )
         try:
             httpx.get(f"{server.url}/api/openapi.json", timeout=1.0)
             return server

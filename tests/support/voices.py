@@ -52,8 +52,7 @@ def speak(text: str, voice: str = "embedded") -> tuple[np.ndarray, int]:
     raise ValueError(f"unknown test voice {voice!r}; choose one of {', '.join(VOICES)}")
 
 
-def piper_words(text: str, *, length_scale: float = 1.0
-                ) -> tuple[np.ndarray, int, list[TimedWord]]:
+def piper_words(text: str, *, length_scale: float = 1.0) -> tuple[np.ndarray, int, list[TimedWord]]:
     """Piper speech for `text` with exact word timings from its per-phoneme sample counts.
 
     `length_scale` stretches every phoneme (> 1 slower, < 1 faster; the timings stay exact).
@@ -65,9 +64,14 @@ def piper_words(text: str, *, length_scale: float = 1.0
     audio, rate, words = _piper(text, length_scale)
     labels = text.split()
     if len(labels) != len(words):
-        raise ValueError(f"piper split {text!r} into {len(words)} words, the text has {len(labels)}")
-    return (np.frombuffer(audio, np.int16), rate,
-            [TimedWord(label, start, end) for label, (start, end) in zip(labels, words, strict=True)])
+        raise ValueError(
+            f"piper split {text!r} into {len(words)} words, the text has {len(labels)}"
+        )
+    return (
+        np.frombuffer(audio, np.int16),
+        rate,
+        [TimedWord(label, start, end) for label, (start, end) in zip(labels, words, strict=True)],
+    )
 
 
 class PiperTestVoice:
@@ -77,8 +81,12 @@ class PiperTestVoice:
 
     def synthesize(self, text: str) -> TimedSpeech:
         audio, rate, words = piper_words(text)
-        return TimedSpeech(text=text, audio=audio, sample_rate=rate,
-                           words=[WordTiming(w.word, w.start, w.end - w.start) for w in words])
+        return TimedSpeech(
+            text=text,
+            audio=audio,
+            sample_rate=rate,
+            words=[WordTiming(w.word, w.start, w.end - w.start) for w in words],
+        )
 
 
 def with_noise(audio: np.ndarray, *, snr_db: float = 10.0, seed: int = 0) -> np.ndarray:
@@ -98,8 +106,9 @@ def _piper_voice():
 
 
 @lru_cache(maxsize=128)
-def _piper(text: str, length_scale: float = 1.0
-           ) -> tuple[bytes, int, tuple[tuple[float, float], ...]]:
+def _piper(
+    text: str, length_scale: float = 1.0
+) -> tuple[bytes, int, tuple[tuple[float, float], ...]]:
     from piper import SynthesisConfig
 
     voice = _piper_voice()
@@ -131,8 +140,10 @@ def _piper(text: str, length_scale: float = 1.0
 def _espeak_binary() -> str:
     binary = shutil.which("espeak-ng")
     if binary is None:
-        raise RuntimeError("the espeak-ng test voice needs Debian's espeak-ng: run "
-                           "`uv run python -m stack setup --browser` or `apt-get install espeak-ng`")
+        raise RuntimeError(
+            "the espeak-ng test voice needs Debian's espeak-ng: run "
+            "`uv run python -m stack setup --browser` or `apt-get install espeak-ng`"
+        )
     return binary
 
 
@@ -151,7 +162,11 @@ def _espeak_wav(text: str, voice: str) -> tuple[np.ndarray, int]:
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "speech.wav"
-        subprocess.run([_espeak_binary(), "-v", voice, "-s", str(ESPEAK_WPM), "-w", str(path), text],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [_espeak_binary(), "-v", voice, "-s", str(ESPEAK_WPM), "-w", str(path), text],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         audio, rate = soundfile.read(path, dtype="int16")
     return audio, rate

@@ -35,7 +35,7 @@ class WorkerProcess:
         assert self._proc is not None, "worker not started"
         return self._proc.pid
 
-    def start(self) -> "WorkerProcess":
+    def start(self) -> WorkerProcess:
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen([sys.executable, "-m", "bot", "worker"], cwd=ROOT,
                                           env=self._env, stdout=log, stderr=subprocess.STDOUT,

@@ -8,9 +8,9 @@ import pytest
 from pipecat.frames.frames import (
     InterruptionFrame,
     LLMContextFrame,
-    LLMMessagesAppendFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
+    LLMMessagesAppendFrame,
     LLMTextFrame,
     TTSSpeakFrame,
 )

@@ -84,7 +84,9 @@ def test_stale_cache_is_redetected(tmp_path, engine, photo, avatar):
     cv2.imwrite(str(image), cv2.cvtColor(cv2.flip(photo, 1), cv2.COLOR_RGB2BGR))
     mirrored = engine.load_avatar(image)
     nose_tip = 1
-    assert mirrored.landmarks[nose_tip, 0] == pytest.approx(511 - avatar.landmarks[nose_tip, 0], abs=6)
+    assert mirrored.landmarks[nose_tip, 0] == pytest.approx(
+        511 - avatar.landmarks[nose_tip, 0], abs=6
+    )
 
 
 def test_neutral_mouth_is_closed_although_the_photo_smiles_with_teeth(engine, avatar):
@@ -99,7 +101,9 @@ def test_neutral_mouth_is_closed_although_the_photo_smiles_with_teeth(engine, av
 def test_open_mouth_shows_a_dark_interior(engine, avatar):
     contour = engine.mouth_contour(avatar, OPEN)
     inside = region_mask(avatar.image.shape, contour)
-    inside &= ~region_mask(avatar.image.shape, avatar.landmarks[list(INNER_CONTOUR)])  # below the teeth
+    inside &= ~region_mask(
+        avatar.image.shape, avatar.landmarks[list(INNER_CONTOUR)]
+    )  # below the teeth
     frame = engine.frame(avatar, OPEN, 0.0)
     closed = engine.frame(avatar, MouthShape(), 0.0)
     assert engine.mouth_opening(avatar, OPEN) > 20
@@ -139,6 +143,7 @@ def test_idle_moves_smoothly_and_blinks(engine, avatar):
 
 # -- bad and awkward images ------------------------------------------------------------------------
 
+
 def test_no_face(engine):
     rng = np.random.default_rng(0)
     with pytest.raises(NoFaceError, match="no face"):
@@ -170,8 +175,14 @@ def test_rgba_and_16_bit(engine, photo):
 @pytest.mark.parametrize("size", [(512, 800), (900, 512)])  # (width, height): tall and wide
 def test_non_square_is_framed_around_the_face(engine, photo, size):
     w, h = size
-    canvas = cv2.copyMakeBorder(photo, (h - 512) // 2, h - 512 - (h - 512) // 2, (w - 512) // 2,
-                                w - 512 - (w - 512) // 2, cv2.BORDER_REPLICATE)
+    canvas = cv2.copyMakeBorder(
+        photo,
+        (h - 512) // 2,
+        h - 512 - (h - 512) // 2,
+        (w - 512) // 2,
+        w - 512 - (w - 512) // 2,
+        cv2.BORDER_REPLICATE,
+    )
     avatar = engine.prepare(canvas)
     assert avatar.image.shape == (512, 512, 3)
     centre = avatar.landmarks.mean(axis=0)

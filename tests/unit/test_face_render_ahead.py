@@ -11,7 +11,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from pipecat.frames.frames import MetricsFrame, OutputImageRawFrame, TTSAudioRawFrame, TTSStoppedFrame
+from pipecat.frames.frames import (
+    MetricsFrame,
+    OutputImageRawFrame,
+    TTSAudioRawFrame,
+    TTSStoppedFrame,
+)
 from pipecat.tests.utils import SleepFrame, run_test
 
 from processors.face.builtin import BuiltinFaceEngine

@@ -51,7 +51,9 @@ def test_short_bilabial_still_closes_for_a_whole_frame():
 
 
 def test_rounded_and_spread_visemes_differ_in_width():
-    timeline = VisemeTimeline.from_visemes([VisemeTiming("U", 0.0, 0.3), VisemeTiming("I", 0.3, 0.3)])
+    timeline = VisemeTimeline.from_visemes(
+        [VisemeTiming("U", 0.0, 0.3), VisemeTiming("I", 0.3, 0.3)]
+    )
     assert timeline.shape_at(0.15).wide < -0.5
     assert timeline.shape_at(0.45).wide > 0.5
 
@@ -78,7 +80,9 @@ def test_unknown_viseme_is_a_clear_error():
 
 
 def test_envelope_fallback_follows_the_audio():
-    audio = np.concatenate([np.zeros(SR // 2, np.int16), tone(0.5, 0.6), np.zeros(SR // 2, np.int16)])
+    audio = np.concatenate(
+        [np.zeros(SR // 2, np.int16), tone(0.5, 0.6), np.zeros(SR // 2, np.int16)]
+    )
     timeline = VisemeTimeline.from_audio(audio, SR)
     assert timeline.shape_at(0.2).open < 0.05
     assert timeline.shape_at(0.75).open > 0.5

@@ -35,7 +35,10 @@ def test_render_wav_to_mp4_with_sound(tmp_path):
     t = np.arange(int(1.5 * rate)) / rate
     write_wav(tmp_path / "in.wav", 9000 * np.sin(2 * np.pi * 200 * t) * (t > 0.5), rate)
     out, strip = tmp_path / "out.mp4", tmp_path / "strip.png"
-    assert main(["render", "--wav", str(tmp_path / "in.wav"), "-o", str(out), "--strip", str(strip)]) == 0
+    assert (
+        main(["render", "--wav", str(tmp_path / "in.wav"), "-o", str(out), "--strip", str(strip)])
+        == 0
+    )
     with av.open(str(out)) as container:
         video = container.streams.video[0]
         audio = container.streams.audio[0]

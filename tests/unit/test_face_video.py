@@ -42,7 +42,10 @@ def audio_frames(audio: np.ndarray, chunk: int = 480) -> list[TTSAudioRawFrame]:
 
 def sentence(audio: np.ndarray, visemes=None) -> list:
     visemes = visemes if visemes is not None else [VisemeTiming("aa", 0.05, len(audio) / SR - 0.1)]
-    return [SentenceTimingFrame(seq=0, text="test", sample_rate=SR, visemes=visemes), *audio_frames(audio)]
+    return [
+        SentenceTimingFrame(seq=0, text="test", sample_rate=SR, visemes=visemes),
+        *audio_frames(audio),
+    ]
 
 
 def audio_out(frames) -> list[TTSAudioRawFrame]:
@@ -70,13 +73,15 @@ async def test_audio_is_re_emitted_in_video_frame_pieces(processor):
     assert len(out) == 26
     assert all(len(f.audio) == 2 * SAMPLES_PER_FRAME for f in out)
     joined = np.frombuffer(b"".join(f.audio for f in out), np.int16)
-    np.testing.assert_array_equal(joined[:len(audio)], audio)
-    assert not joined[len(audio):].any()  # the last frame is padded with silence
+    np.testing.assert_array_equal(joined[: len(audio)], audio)
+    assert not joined[len(audio) :].any()  # the last frame is padded with silence
     assert not any(isinstance(f, SentenceTimingFrame) for f in down)  # consumed here
 
 
 async def test_every_picture_is_synced_and_full_size(processor):
-    down, _ = await run_test(processor, frames_to_send=[*sentence(speech(0.4)), SleepFrame(sleep=0.8)])
+    down, _ = await run_test(
+        processor, frames_to_send=[*sentence(speech(0.4)), SleepFrame(sleep=0.8)]
+    )
     pics = images(down)
     assert len(pics) >= len(audio_out(down))
     assert all(p.size == (512, 512) and p.format == "RGB" and p.sync_with_audio for p in pics)
@@ -114,7 +119,9 @@ async def test_a_still_face_is_rendered_at_the_idle_rate_and_sent_at_the_full_ra
 
 
 async def test_mouth_moves_while_speaking(processor):
-    down, _ = await run_test(processor, frames_to_send=[*sentence(speech(0.8)), SleepFrame(sleep=1.3)])
+    down, _ = await run_test(
+        processor, frames_to_send=[*sentence(speech(0.8)), SleepFrame(sleep=1.3)]
+    )
     rig = processor.avatar.rig
     box = (slice(rig.mouth.y0, rig.mouth.y1), slice(rig.mouth.x0, rig.mouth.x1))
     mouths = [pixels(p)[box].astype(int) for p in images(down)]
@@ -123,10 +130,15 @@ async def test_mouth_moves_while_speaking(processor):
 
 
 async def test_interruption_stops_audio_and_pictures_at_once(processor):
-    frames = [*sentence(speech(4.0)), SleepFrame(sleep=0.4), InterruptionFrame(), SleepFrame(sleep=0.5)]
+    frames = [
+        *sentence(speech(4.0)),
+        SleepFrame(sleep=0.4),
+        InterruptionFrame(),
+        SleepFrame(sleep=0.5),
+    ]
     down, _ = await run_test(processor, frames_to_send=frames)
     cut = next(i for i, f in enumerate(down) if isinstance(f, InterruptionFrame))
-    before, after = down[:cut], down[cut + 1:]
+    before, after = down[:cut], down[cut + 1 :]
     assert 0 < len(audio_out(before)) < 100  # far less than the 4 s (100 frames) sent
     assert not audio_out(after)
     rig = processor.avatar.rig
@@ -139,7 +151,12 @@ async def test_interruption_stops_audio_and_pictures_at_once(processor):
 
 
 async def test_frames_after_speech_stay_behind_its_audio(processor):
-    frames = [*sentence(speech(0.3)), TextFrame(text="after"), TTSStoppedFrame(), SleepFrame(sleep=0.7)]
+    frames = [
+        *sentence(speech(0.3)),
+        TextFrame(text="after"),
+        TTSStoppedFrame(),
+        SleepFrame(sleep=0.7),
+    ]
     down, _ = await run_test(processor, frames_to_send=frames)
     last_audio = max(i for i, f in enumerate(down) if isinstance(f, TTSAudioRawFrame))
     text_at = next(i for i, f in enumerate(down) if isinstance(f, TextFrame))
@@ -149,17 +166,20 @@ async def test_frames_after_speech_stay_behind_its_audio(processor):
 
 async def test_envelope_fallback_without_timings(processor):
     audio = np.concatenate([np.zeros(SR // 4, np.int16), speech(0.5)])
-    down, _ = await run_test(processor, frames_to_send=[*audio_frames(audio), SleepFrame(sleep=1.0)])
+    down, _ = await run_test(
+        processor, frames_to_send=[*audio_frames(audio), SleepFrame(sleep=1.0)]
+    )
     joined = np.frombuffer(b"".join(f.audio for f in audio_out(down)), np.int16)
-    np.testing.assert_array_equal(joined[:len(audio)], audio)
+    np.testing.assert_array_equal(joined[: len(audio)], audio)
 
 
 async def test_probe_marker_flashes_exactly_with_the_clicks():
     lead, delay = 2, 3
     processor = FaceVideoProcessor(audio_lead_frames=lead, video_delay_ms=delay * 40, probe=True)
     audio, clicks = probe_signal(2.0, SR, 25, period_s=0.48)
-    down, _ = await run_test(processor, frames_to_send=[*audio_frames(audio, 960 * 5),
-                                                        SleepFrame(sleep=2.6)])
+    down, _ = await run_test(
+        processor, frames_to_send=[*audio_frames(audio, 960 * 5), SleepFrame(sleep=2.6)]
+    )
     # position of each picture in the stream, counted in audio frames sent before it
     sent, marked = 0, []
     for f in down:
@@ -183,7 +203,12 @@ def test_settings_from_env(monkeypatch, tmp_path):
     monkeypatch.setenv("FACE_PROBE", "1")
     s = FaceSettings.from_env()
     assert (s.avatar_image_path, s.fps, s.audio_lead_frames, s.video_delay_ms, s.probe) == (
-        tmp_path / "me.png", 30, 4, 0, True)
+        tmp_path / "me.png",
+        30,
+        4,
+        0,
+        True,
+    )
     assert (s.width, s.height) == (512, 512)
 
 

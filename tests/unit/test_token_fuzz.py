@@ -20,7 +20,6 @@ from livekit.api import TokenVerifier
 from yarl import URL
 
 from bot.settings import DEFAULT_AGENT_NAME
-
 from stack.services import free_port
 from token_server.app import create_app
 from token_server.settings import TokenServerSettings
@@ -60,15 +59,26 @@ async def client(tmp_path_factory):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 slugish = st.text(alphabet="abcAZ09_-. /\\\x00é\n", min_size=0, max_size=70)
 slugs = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,70}", fullmatch=True)
-field_value = json_values | slugish | slugs | st.sampled_from(["avatar-bot", "agent-x", "bot-1", "lobby", "alice"])
+field_value = (
+    json_values
+    | slugish
+    | slugs
+    | st.sampled_from(["avatar-bot", "agent-x", "bot-1", "lobby", "alice"])
+)
 turns = st.lists(
     st.fixed_dictionaries(
-        {}, optional={"role": st.sampled_from(["user", "assistant", "system", 1]), "content": field_value}
+        {},
+        optional={
+            "role": st.sampled_from(["user", "assistant", "system", 1]),
+            "content": field_value,
+        },
     ),
     max_size=3,
 )
@@ -89,7 +99,9 @@ bodies = st.one_of(
     field_objects.map(lambda v: json.dumps(v).encode()),
 )
 header_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
-auth_headers = st.one_of(st.just(AUTH), st.just(None), header_text, header_text.map(lambda t: "Bearer " + t))
+auth_headers = st.one_of(
+    st.just(AUTH), st.just(None), header_text, header_text.map(lambda t: "Bearer " + t)
+)
 content_types = st.sampled_from(
     [
         None,
@@ -116,7 +128,9 @@ def valid_token_request(body: bytes) -> bool:
         fields = json.loads(body)
         validate_room(fields.get("room"))
         validate_identity(
-            fields.get("identity"), bot_identity="avatar-bot", reserved_prefixes=("agent-", "bot-", "avatar-")
+            fields.get("identity"),
+            bot_identity="avatar-bot",
+            reserved_prefixes=("agent-", "bot-", "avatar-"),
         )
         validate_display_name(fields.get("name"), default="x")
     except (ValueError, AttributeError, InvalidInput):
@@ -170,7 +184,9 @@ async def test_fuzz_chat(client, body, auth, content_type):
 @FUZZ
 @given(body=bodies, auth=auth_headers, content_type=content_types)
 async def test_fuzz_webhook(client, body, auth, content_type):
-    response = await client.post("/api/livekit/webhook", data=body, headers=headers_of(auth, content_type))
+    response = await client.post(
+        "/api/livekit/webhook", data=body, headers=headers_of(auth, content_type)
+    )
     await check(response)
     assert response.status == 401  # nothing generated here carries LiveKit's signature
 
@@ -181,7 +197,9 @@ async def test_fuzz_rooms_and_health(client, auth, query):
     rooms = await client.get("/api/rooms", headers=headers_of(auth, None), params=query)
     await check(rooms, valid=lambda: auth == AUTH)
     health = await client.get("/health", headers=headers_of(auth, None), params=query)
-    assert health.status == 503 and (await health.json())["ok"] is False  # its dependencies are down here
+    assert (
+        health.status == 503 and (await health.json())["ok"] is False
+    )  # its dependencies are down here
 
 
 @FUZZ

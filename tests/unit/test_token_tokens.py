@@ -42,17 +42,23 @@ def test_user_token_grants_only_join_publish_subscribe_data_in_one_room(minter):
 
 
 def test_user_token_lives_for_the_configured_ttl(minter):
-    raw = jwt.decode(minter.user_token(room="r", identity="a", name="a"), options={"verify_signature": False})
+    raw = jwt.decode(
+        minter.user_token(room="r", identity="a", name="a"), options={"verify_signature": False}
+    )
     assert raw["exp"] - raw["nbf"] == 600
     assert raw["iss"] == KEY
 
 
 def test_user_token_asks_livekit_to_dispatch_the_avatar_agent_and_nothing_else(minter):
-    claims = TokenVerifier(KEY, SECRET).verify(minter.user_token(room="lobby", identity="a", name="a"))
+    claims = TokenVerifier(KEY, SECRET).verify(
+        minter.user_token(room="lobby", identity="a", name="a")
+    )
     agents = claims.room_config.agents
     assert [(a.agent_name, a.metadata) for a in agents] == [("avatar", "")]
     # Only the dispatch: no room limits or timeouts of the person's choosing.
-    assert claims.room_config.ListFields() == [(type(claims.room_config).DESCRIPTOR.fields_by_name["agents"], agents)]
+    assert claims.room_config.ListFields() == [
+        (type(claims.room_config).DESCRIPTOR.fields_by_name["agents"], agents)
+    ]
 
 
 def test_a_token_signed_with_another_secret_is_rejected(minter):

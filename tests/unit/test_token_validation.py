@@ -49,12 +49,16 @@ def test_invalid_rooms_are_refused_with_a_reason(room, error):
     assert "room" in caught.value.detail
 
 
-@pytest.mark.parametrize("value", ["alice", "user-1", "Bob.Smith_2", "robot", "agentsmith", "avatarfan"])
+@pytest.mark.parametrize(
+    "value", ["alice", "user-1", "Bob.Smith_2", "robot", "agentsmith", "avatarfan"]
+)
 def test_ordinary_identities_pass(value):
     assert identity(value) == value
 
 
-@pytest.mark.parametrize("value", [BOT, "AVATAR-BOT", "agent-x", "Agent-Smith", "bot-1", "avatar-2"])
+@pytest.mark.parametrize(
+    "value", [BOT, "AVATAR-BOT", "agent-x", "Agent-Smith", "bot-1", "avatar-2"]
+)
 def test_bot_and_reserved_agent_identities_are_refused(value):
     with pytest.raises(InvalidInput) as caught:
         identity(value)
@@ -81,8 +85,14 @@ def test_chat_message_and_history():
         with pytest.raises(InvalidInput):
             validate_message(bad)
     assert validate_history(None) == []
-    turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello", "extra": 1}]
-    assert validate_history(turns) == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    turns = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello", "extra": 1},
+    ]
+    assert validate_history(turns) == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+    ]
     for bad in (
         {},
         "hi",

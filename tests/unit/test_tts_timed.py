@@ -37,7 +37,11 @@ def voice():
 
 
 def llm_turn(*chunks: str):
-    return [LLMFullResponseStartFrame(), *(LLMTextFrame(c) for c in chunks), LLMFullResponseEndFrame()]
+    return [
+        LLMFullResponseStartFrame(),
+        *(LLMTextFrame(c) for c in chunks),
+        LLMFullResponseEndFrame(),
+    ]
 
 
 def sentences_of(frames):
@@ -54,25 +58,35 @@ def sentences_of(frames):
 
 
 def timing_messages(frames):
-    return [f.data for f in frames
-            if isinstance(f, PlayoutServerMessageFrame) and f.data.get("type") == TTS_TIMING_MESSAGE_TYPE]
+    return [
+        f.data
+        for f in frames
+        if isinstance(f, PlayoutServerMessageFrame)
+        and f.data.get("type") == TTS_TIMING_MESSAGE_TYPE
+    ]
 
 
 async def test_llm_turn_frames_messages_and_cumulative_word_times(voice):
     tts = EmbeddedTTSService(voice=voice)
-    down, _ = await run_test(tts, frames_to_send=llm_turn("Hello there, ", "my friend. It is a lovely",
-                                                          " day for a walk. Shall we go?"))
-    assert isinstance(next(f for f in down if isinstance(f, (TTSStartedFrame, TTSAudioRawFrame))),
-                      TTSStartedFrame)
-    assert isinstance([f for f in down if isinstance(f, (TTSStoppedFrame, TTSAudioRawFrame))][-1],
-                      TTSStoppedFrame)
+    down, _ = await run_test(
+        tts,
+        frames_to_send=llm_turn(
+            "Hello there, ", "my friend. It is a lovely", " day for a walk. Shall we go?"
+        ),
+    )
+    assert isinstance(
+        next(f for f in down if isinstance(f, (TTSStartedFrame, TTSAudioRawFrame))), TTSStartedFrame
+    )
+    assert isinstance(
+        [f for f in down if isinstance(f, (TTSStoppedFrame, TTSAudioRawFrame))][-1], TTSStoppedFrame
+    )
 
     sentences = sentences_of(down)
     assert [t.text for t, _ in sentences] == REPLY
     audio_frames = [f for f in down if isinstance(f, TTSAudioRawFrame)]
     assert all(f.sample_rate == 24000 and len(f.audio) <= 2 * 960 for f in audio_frames)  # ≤ 40 ms
     context_ids = {t.context_id for t, _ in sentences}
-    assert len(context_ids) == 1 and None not in context_ids        # one turn, one context
+    assert len(context_ids) == 1 and None not in context_ids  # one turn, one context
 
     messages = timing_messages(down)
     assert [m["seq"] for m in messages] == [t.seq for t, _ in sentences] == [1, 2, 3]
@@ -97,12 +111,18 @@ async def test_llm_turn_frames_messages_and_cumulative_word_times(voice):
 
 async def test_speak_frame_is_split_into_timed_sentences_and_seq_keeps_rising(voice):
     tts = EmbeddedTTSService(voice=voice)
-    down, _ = await run_test(tts, frames_to_send=[TTSSpeakFrame("Welcome! I am your avatar."),
-                                                  SleepFrame(0.3), TTSSpeakFrame("Ask me anything.")])
+    down, _ = await run_test(
+        tts,
+        frames_to_send=[
+            TTSSpeakFrame("Welcome! I am your avatar."),
+            SleepFrame(0.3),
+            TTSSpeakFrame("Ask me anything."),
+        ],
+    )
     sentences = sentences_of(down)
     assert [t.text for t, _ in sentences] == ["Welcome!", "I am your avatar.", "Ask me anything."]
     assert [m["seq"] for m in timing_messages(down)] == [1, 2, 3]
-    assert len({t.context_id for t, _ in sentences}) == 2            # two speak frames
+    assert len({t.context_id for t, _ in sentences}) == 2  # two speak frames
 
 
 async def test_markdown_is_not_read_out(voice):
@@ -123,17 +143,27 @@ class HoldingEmbeddedTTS(EmbeddedTTSService):
 
 async def test_interruption_stops_the_turn_and_the_next_turn_speaks(voice):
     tts = HoldingEmbeddedTTS(voice=voice)
-    down, _ = await run_test(tts, frames_to_send=[
-        *llm_turn(f"First part is spoken. {NEVER_FINISHED} Nor is this one."),
-        SleepFrame(0.5), InterruptionFrame(), SleepFrame(0.1),
-        *llm_turn("Next answer."), SleepFrame(0.3)])
+    down, _ = await run_test(
+        tts,
+        frames_to_send=[
+            *llm_turn(f"First part is spoken. {NEVER_FINISHED} Nor is this one."),
+            SleepFrame(0.5),
+            InterruptionFrame(),
+            SleepFrame(0.1),
+            *llm_turn("Next answer."),
+            SleepFrame(0.3),
+        ],
+    )
     cut = next(i for i, f in enumerate(down) if isinstance(f, InterruptionFrame))
     before, after = sentences_of(down[:cut]), sentences_of(down[cut:])
     assert [t.text for t, _ in before] == ["First part is spoken."]
     assert [t.text for t, _ in after] == ["Next answer."]
     assert before[0][0].context_id != after[0][0].context_id
-    old_audio_after_cut = [f for f in down[cut:] if isinstance(f, TTSAudioRawFrame)
-                           and f.context_id == before[0][0].context_id]
+    old_audio_after_cut = [
+        f
+        for f in down[cut:]
+        if isinstance(f, TTSAudioRawFrame) and f.context_id == before[0][0].context_id
+    ]
     assert old_audio_after_cut == []
     spoken = [f.text for f in down if isinstance(f, TTSTextFrame)]
     assert "never" not in spoken and spoken[-2:] == ["Next", "answer."]
@@ -161,7 +191,9 @@ class SlowEmbeddedTTS(EmbeddedTTSService):
 async def test_slow_sentence_keeps_the_turn_open(voice):
     tts = SlowEmbeddedTTS(voice=voice, stop_frame_timeout_s=SlowEmbeddedTTS.QUIET_S)
     down, up = await run_test(tts, frames_to_send=llm_turn("Quick one. Slow one follows."))
-    assert [f.text for f in down if isinstance(f, TTSTextFrame)] == "Quick one. Slow one follows.".split()
+    assert [
+        f.text for f in down if isinstance(f, TTSTextFrame)
+    ] == "Quick one. Slow one follows.".split()
     assert sum(isinstance(f, TTSStoppedFrame) for f in down) == 1
     assert not [f for f in up if isinstance(f, ErrorFrame)]
 
@@ -177,8 +209,14 @@ class FailingOnceTTS(EmbeddedTTSService):
 
 async def test_failed_sentence_reports_an_error_and_the_service_recovers(voice):
     tts = FailingOnceTTS(voice=voice)
-    down, up = await run_test(tts, frames_to_send=[
-        *llm_turn("Broken sentence here."), SleepFrame(0.3), *llm_turn("All good now.")])
+    down, up = await run_test(
+        tts,
+        frames_to_send=[
+            *llm_turn("Broken sentence here."),
+            SleepFrame(0.3),
+            *llm_turn("All good now."),
+        ],
+    )
     errors = [f for f in up if isinstance(f, ErrorFrame)]
     assert errors and "model exploded" in errors[0].error
     assert [t.text for t, _ in sentences_of(down)] == ["All good now."]
@@ -201,14 +239,19 @@ class StreamingStandInTTS(TimedTTSService):
         step = self.SOURCE_RATE // 10
         for i in range(0, len(audio), step):
             await asyncio.sleep(0)
-            yield AudioChunk(audio[i:i + step], self.SOURCE_RATE)
+            yield AudioChunk(audio[i : i + step], self.SOURCE_RATE)
 
     async def align_sentence(self, text, audio, sample_rate):
         assert sample_rate == self.SOURCE_RATE and len(audio) > 0
         self.aligned.append(text)
         exact = self._voice.synthesize(text)
-        return TimedSpeech(text=text, audio=audio, sample_rate=sample_rate, words=exact.words,
-                           visemes=exact.visemes)
+        return TimedSpeech(
+            text=text,
+            audio=audio,
+            sample_rate=sample_rate,
+            words=exact.words,
+            visemes=exact.visemes,
+        )
 
 
 @pytest.mark.parametrize("stream_before_timings", [False, True])
@@ -218,9 +261,9 @@ async def test_streaming_voice_with_an_aligner(voice, stream_before_timings):
     assert tts.aligned == ["Good morning.", "How are you?"]
     sentences = sentences_of(down)
     assert [t.text for t, _ in sentences] == tts.aligned
-    for timing, audio in sentences:           # resampled to the service's 24 kHz
+    for timing, audio in sentences:  # resampled to the service's 24 kHz
         assert len(audio) / 24000 == pytest.approx(voice.synthesize(timing.text).duration, abs=0.01)
-        if stream_before_timings:             # timings come after the audio: none in the frame
+        if stream_before_timings:  # timings come after the audio: none in the frame
             assert timing.words == [] and timing.visemes == []
         else:
             assert [w.word for w in timing.words] == timing.text.split()
@@ -229,13 +272,14 @@ async def test_streaming_voice_with_an_aligner(voice, stream_before_timings):
     first_message = down.index(next(f for f in down if isinstance(f, PlayoutServerMessageFrame)))
     first_audio = down.index(next(f for f in down if isinstance(f, TTSAudioRawFrame)))
     first_timing = down.index(next(f for f in down if isinstance(f, SentenceTimingFrame)))
-    if stream_before_timings:                 # the message follows its sentence's audio...
+    if stream_before_timings:  # the message follows its sentence's audio...
         assert first_audio < first_message
         # ...and says that the whole sentence had been played when it was released.
         assert [m["played_ms"] for m in messages] == [
-            round(len(audio) / 24) for _, audio in sentences]
+            round(len(audio) / 24) for _, audio in sentences
+        ]
         assert not any(f.with_next_audio for f in down if isinstance(f, PlayoutServerMessageFrame))
-    else:                                     # released with the sentence's first audio
+    else:  # released with the sentence's first audio
         assert first_message < first_timing < first_audio
         assert all(m["played_ms"] == 0 for m in messages)
         assert all(f.with_next_audio for f in down if isinstance(f, PlayoutServerMessageFrame))
@@ -245,10 +289,12 @@ async def test_streaming_voice_with_an_aligner(voice, stream_before_timings):
     assert pts == sorted(pts)
     # The second sentence's words start after the first sentence's (16 kHz) audio.
     first_len = len(sentences[0][1]) / 24000
-    second_first_word = nanoseconds_to_seconds(words[2].pts - words[0].pts) + \
-        next(w.start for w in voice.synthesize("Good morning.").words)
+    second_first_word = nanoseconds_to_seconds(words[2].pts - words[0].pts) + next(
+        w.start for w in voice.synthesize("Good morning.").words
+    )
     assert second_first_word == pytest.approx(
-        first_len + voice.synthesize("How are you?").words[0].start, abs=0.01)
+        first_len + voice.synthesize("How are you?").words[0].start, abs=0.01
+    )
 
 
 def test_settings_from_env(monkeypatch):

@@ -62,9 +62,20 @@ def test_words_are_the_text_as_written_in_order_inside_the_audio(voice, text):
 def test_word_spans_hold_the_speech_and_the_rest_is_quiet(voice, text):
     speech = voice.synthesize(text)
     audio = speech.audio
-    speech_level = np.sqrt(np.mean(np.concatenate(
-        [audio[int(w.start * SAMPLE_RATE):int(w.end * SAMPLE_RATE)] for w in speech.words]
-    ).astype(np.float64) ** 2)) / 32768
+    speech_level = (
+        np.sqrt(
+            np.mean(
+                np.concatenate(
+                    [
+                        audio[int(w.start * SAMPLE_RATE) : int(w.end * SAMPLE_RATE)]
+                        for w in speech.words
+                    ]
+                ).astype(np.float64)
+                ** 2
+            )
+        )
+        / 32768
+    )
     for w in speech.words:
         assert envelope(audio, w.start, w.end) > 0.25 * speech_level, w
     # Before the first word and after the last one there is silence.
@@ -72,7 +83,9 @@ def test_word_spans_hold_the_speech_and_the_rest_is_quiet(voice, text):
     assert envelope(audio, speech.words[-1].end, speech.duration) < 0.05 * speech_level
     # Nearly all the energy is inside the words (plus the short spaces between them).
     inside = np.zeros(len(audio), bool)
-    inside[int(speech.words[0].start * SAMPLE_RATE):int(speech.words[-1].end * SAMPLE_RATE)] = True
+    inside[int(speech.words[0].start * SAMPLE_RATE) : int(speech.words[-1].end * SAMPLE_RATE)] = (
+        True
+    )
     energy = audio.astype(np.float64) ** 2
     assert energy[inside].sum() / energy.sum() > 0.99
 
@@ -82,7 +95,7 @@ def test_first_sound_starts_with_the_first_word(voice):
     hop = 60
     for text in SENTENCES:
         speech = voice.synthesize(text)
-        frames = speech.audio[:len(speech.audio) // hop * hop].reshape(-1, hop).astype(np.float64)
+        frames = speech.audio[: len(speech.audio) // hop * hop].reshape(-1, hop).astype(np.float64)
         rms = np.sqrt((frames**2).mean(axis=1))
         onset = np.nonzero(rms > 0.1 * np.median(rms[rms > 0.01 * rms.max()]))[0][0] * hop
         assert abs(onset / SAMPLE_RATE - speech.words[0].start) < 0.06, text
@@ -107,7 +120,7 @@ def test_audio_is_hibaris_own_with_the_leading_silence_shortened():
     speech = HibariVoice(seed=3).synthesize(text)
     trimmed = len(reference) - len(speech.audio)
     assert trimmed > 0 and trimmed % SAMPLES_PER_UNIT == 0
-    assert trimmed / SAMPLES_PER_UNIT + LEAD_PAD_UNITS >= 10     # the model's lead pad was long
+    assert trimmed / SAMPLES_PER_UNIT + LEAD_PAD_UNITS >= 10  # the model's lead pad was long
     peak = np.max(np.abs(reference))
     expected = reference[trimmed:] / peak * 10 ** (PEAK_DBFS / 20) * 32767
     assert np.max(np.abs(speech.audio - expected)) <= 1.0
@@ -131,7 +144,8 @@ def test_visemes_tile_the_sentence_and_follow_the_words(voice):
     def shapes_during(word):
         w = next(x for x in speech.words if x.word == word)
         return [v.viseme for v in speech.visemes if v.start < w.end and v.end > w.start]
-    assert shapes_during("Bob")[0] == "PP"                # lips closed for the b
+
+    assert shapes_during("Bob")[0] == "PP"  # lips closed for the b
     assert "FF" in shapes_during("fed")
     assert "TH" in shapes_during("the")
     assert "SS" in shapes_during("zebra.")
@@ -146,8 +160,13 @@ def test_speed_changes_the_pace(voice):
 def test_sentences_keep_every_character():
     text = 'It is 5km away (approx.) — okay? Dr. Smith said "hi." Then he left.\n\nNew paragraph'
     parts = HibariVoice.sentences(text)
-    assert parts == ["It is 5km away (approx.)", "— okay?", 'Dr. Smith said "hi."', "Then he left.",
-                     "New paragraph"]
+    assert parts == [
+        "It is 5km away (approx.)",
+        "— okay?",
+        'Dr. Smith said "hi."',
+        "Then he left.",
+        "New paragraph",
+    ]
     assert " ".join(parts).split() == text.split()
 
 
@@ -173,7 +192,7 @@ def test_nothing_to_say_and_bad_settings(voice):
 def test_pause_characters_are_not_inside_words(voice):
     speech = voice.synthesize("Wait, what?")
     assert speech.words[0].word == "Wait," and speech.words[1].word == "what?"
-    assert speech.words[1].start - speech.words[0].end > 0.04       # the comma's pause
+    assert speech.words[1].start - speech.words[0].end > 0.04  # the comma's pause
     assert set(",?") <= PAUSES
 
 
@@ -197,6 +216,8 @@ def test_whisper_hears_each_word_where_the_timings_put_it(voice, whisper_model):
         heard = [w for s in segments for w in s.words]
         assert [plain(w.word) for w in heard] == [plain(w.word) for w in speech.words], text
         errors += [(ours, theirs.start) for ours, theirs in zip(speech.words, heard)]
-    inside = [ours.start - 0.1 <= start <= max(ours.end, ours.start + 0.15) for ours, start in errors]
+    inside = [
+        ours.start - 0.1 <= start <= max(ours.end, ours.start + 0.15) for ours, start in errors
+    ]
     assert sum(inside) >= 0.9 * len(errors), [e for e, ok in zip(errors, inside) if not ok]
     assert np.median([abs(start - ours.start) for ours, start in errors]) < 0.1

@@ -51,7 +51,12 @@ def test_track_merges_neighbours_and_lends_modifier_time_forward():
     track = viseme_track([("", 0.0, 0.1), ("p", 0.1, 0.05), ("b", 0.15, 0.05), ("ˈ", 0.2, 0.05),
                           ("æ", 0.25, 0.1), ("t", 0.35, 0.05), (".", 0.4, 0.2)])
     assert [(v.viseme, round(v.start, 3), round(v.duration, 3)) for v in track] == [
-        ("sil", 0.0, 0.1), ("PP", 0.1, 0.1), ("aa", 0.2, 0.15), ("DD", 0.35, 0.05), ("sil", 0.4, 0.2)]
+        ("sil", 0.0, 0.1),
+        ("PP", 0.1, 0.1),
+        ("aa", 0.2, 0.15),
+        ("DD", 0.35, 0.05),
+        ("sil", 0.4, 0.2),
+    ]
 
 
 def test_short_space_keeps_the_mouth_shape_long_pause_closes_it():
