@@ -143,7 +143,7 @@ def errors(estimate: list[tuple[float, float] | None], truth: list[tuple[float, 
            ) -> tuple[list[float], int]:
     """Absolute start and end errors in ms of the placed words, and how many were missed."""
     out, missed = [], 0
-    for est, (s, e) in zip(estimate, truth):
+    for est, (s, e) in zip(estimate, truth, strict=False):
         if est is None:
             missed += 1
             continue
@@ -240,7 +240,7 @@ def main() -> None:
     skipped: dict[str, list[str]] = {}
     for condition in conditions:
         collected = {m: ([], 0, []) for m in methods}
-        for (c, text), by_method in zip(tasks, measured):
+        for (c, text), by_method in zip(tasks, measured, strict=False):
             if c != condition:
                 continue
             if by_method is None:
@@ -258,7 +258,7 @@ def main() -> None:
     merged = kept.get("results", {})
     for condition, by_method in results.items():
         count = by_method.pop("sentences")
-        for method, figures in by_method.items():
+        for figures in by_method.values():
             figures["sentences"] = count
             figures["load_average"] = [round(x, 2) for x in os.getloadavg()]
         merged[condition] = {**merged.get(condition, {}), **by_method}

@@ -298,7 +298,7 @@ async def main_async(args) -> dict:
         ).start()
         await asyncio.to_thread(worker.wait_registered)
         # Every job process prewarmed before the first round (as on a host that has been up).
-        while worker.log().count(PREWARMED_LOG) < max(args.rooms):
+        while worker.log().count(PREWARMED_LOG) < max(args.rooms):  # noqa: ASYNC110 (polls foreign state)
             await asyncio.sleep(1)
         minter = TokenMinter(
             api_key=DEV_API_KEY, api_secret=DEV_API_SECRET, ttl_s=600, agent_name=DEFAULT_AGENT_NAME

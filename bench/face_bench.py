@@ -103,7 +103,7 @@ def lipsync(engine: BuiltinFaceEngine, avatar, speeches) -> dict:
                 total_pp += 1
                 closed += g[k] < CLOSED_GAP_PX
     gaps_all, env_all = np.concatenate(gaps), np.concatenate(env)
-    per_sentence = [pearson(g, e) for g, e in zip(gaps, env)]
+    per_sentence = [pearson(g, e) for g, e in zip(gaps, env, strict=False)]
     return {"r_all_frames": pearson(gaps_all, env_all),
             "r_per_sentence_mean": float(np.mean(per_sentence)),
             "r_per_sentence_min": float(np.min(per_sentence)),

@@ -135,7 +135,7 @@ def stage(breakdown: dict | None, name: str) -> float | None:
     return next((v for k, v in breakdown.get("ttfb_ms", {}).items() if name in k), None)
 
 
-async def wait_quiet(human: HumanParticipant, since: float, timeout: float = 180.0) -> float | None:
+async def wait_quiet(human: HumanParticipant, since: float, timeout: float = 180.0) -> float | None:  # noqa: ASYNC109 (poll deadline)
     """Wait for bot speech after `since` followed by QUIET_AFTER_REPLY s of silence."""
 
     def ended():
@@ -194,17 +194,21 @@ async def measure(url: str, token: str, *, turns: int, barge_ins: int, memory: M
             await human.publish_audio(*await asyncio.to_thread(speak, LONG_QUESTION))
             asked = human.speech_ended_at
             try:
-                await human.wait_for(lambda: speech_times(human.audio, DEFAULT_IDENTITY, asked), 90)
+                await human.wait_for(
+                    lambda asked=asked: speech_times(human.audio, DEFAULT_IDENTITY, asked), 90
+                )
                 started = speech_times(human.audio, DEFAULT_IDENTITY, asked)[0]
                 await human.wait_for(
-                    lambda: speech_times(human.audio, DEFAULT_IDENTITY, started + 1.0), 30
+                    lambda started=started: speech_times(human.audio, DEFAULT_IDENTITY, started + 1.0),
+                    30,
                 )
             except TimeoutError:
                 logger.warning(f"barge-in {i + 1}: the bot did not talk long enough")
                 continue
             await human.publish_audio(*await asyncio.to_thread(speak, INTERRUPTION), wait=False)
             await human.wait_for(
-                lambda: human.speech_started_at and human.speech_started_at > started, 5
+                lambda started=started: human.speech_started_at and human.speech_started_at > started,
+                5,
             )
             onset = human.speech_started_at
             await human.wait_for(lambda: human.speech_ended_at, 30)

@@ -144,7 +144,7 @@ class Room:
         else:
             line.ended = line.started + len(samples) / rate
 
-    async def quiet(self, since: float, timeout: float = 120.0) -> float | None:
+    async def quiet(self, since: float, timeout: float = 120.0) -> float | None:  # noqa: ASYNC109 (poll deadline)
         """Wait until the bot spoke after `since` and then fell quiet; its last speech time."""
         def ended():
             times = self.bot_speech(since)

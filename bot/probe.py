@@ -130,5 +130,5 @@ def lip_motion(
     """(arrival, mean absolute change of the lip region since the previous frame)."""
     return [
         (at, float(np.mean(np.abs(a[box].astype(np.int16) - b[box].astype(np.int16)))))
-        for (_, a), (at, b) in zip(frames, frames[1:])
+        for (_, a), (at, b) in zip(frames, frames[1:], strict=False)
     ]

@@ -165,7 +165,7 @@ class PlayoutRTVIProcessor(RTVIProcessor):
         await super().set_bot_ready(about=about)
         self._ready.set()
 
-    async def wait_bot_ready(self, timeout: float) -> bool:
+    async def wait_bot_ready(self, timeout: float) -> bool:  # noqa: ASYNC109 (poll deadline)
         """Wait until `bot-ready` was sent (a client said client-ready), at most `timeout` s."""
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)

@@ -393,7 +393,7 @@ class TrainingJob:
         dataset = json.loads((self.dataset_dir / DATASET_FILE).read_text())
         self.opt_dir(dataset).mkdir(parents=True, exist_ok=True)
         self._save(state=STATE_RUNNING, steps=[name for name, *_ in self.steps()], started=_now())
-        with open(self.dataset_dir / LOG_FILE, "ab") as log:
+        with open(self.dataset_dir / LOG_FILE, "ab") as log:  # noqa: ASYNC230 (local file, small writes)
             for name, argv, extra in self.steps():
                 if name == "train SoVITS":
                     self._merge_parts(dataset)

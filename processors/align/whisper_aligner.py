@@ -173,7 +173,7 @@ class WhisperAligner:
                     spans, visemes = self._follow_reference(text, features, encoded, spans,
                                                             groups)
         speech.words = [WordTiming(w, s, max(0.0, e - s))
-                        for w, (s, e) in zip(words, _clip(spans, duration))]
+                        for w, (s, e) in zip(words, _clip(spans, duration), strict=False)]
         speech.visemes = visemes
         return speech
 
@@ -243,7 +243,7 @@ class WhisperAligner:
                 logger.debug(f"aligner: no reference match for words {first}..{last}")
                 continue
 
-            def carry(t: float) -> float:
+            def carry(t: float, path=path, start=start, end=end) -> float:
                 return float(np.clip(_map_time(path, t), start, end))
 
             for i in range(first, last + 1):
@@ -280,7 +280,7 @@ def speech_stretches(
     )
     edges = np.flatnonzero(np.diff(np.r_[0, (level > threshold).astype(np.int8), 0]))
     out: list[list[float]] = []
-    for a, b in zip(edges[::2] * ENVELOPE_HOP_S, edges[1::2] * ENVELOPE_HOP_S):
+    for a, b in zip(edges[::2] * ENVELOPE_HOP_S, edges[1::2] * ENVELOPE_HOP_S, strict=False):
         if out and a - out[-1][1] < min_pause_s:
             out[-1][1] = b
         else:

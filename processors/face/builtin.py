@@ -154,7 +154,7 @@ def _mouth_fields(lm: np.ndarray, s: float, down: np.ndarray, right: np.ndarray)
         return float(np.clip(((lm[i] - centre) @ right) / half_w, -1, 1))
 
     jaw = JAW_DROP * s
-    for up_in, lo_in, up_out, lo_out in zip(UPPER_INNER, LOWER_INNER, UPPER_OUTER, LOWER_OUTER):
+    for up_in, lo_in, up_out, lo_out in zip(UPPER_INNER, LOWER_INNER, UPPER_OUTER, LOWER_OUTER, strict=False):
         gap = lm[lo_in] - lm[up_in]
         close[pos[up_in]] = 0.4 * gap
         close[pos[lo_in]] = -0.6 * gap
@@ -286,7 +286,7 @@ class BuiltinFaceEngine:
 
         lid_idx, lid_disp = [], []
         for upper, lower in EYE_LIDS:
-            for u, lo in zip(upper, lower):
+            for u, lo in zip(upper, lower, strict=False):
                 gap = lm[lo] - lm[u]
                 lid_idx += [u, lo]
                 lid_disp += [0.8 * gap, -0.2 * gap]

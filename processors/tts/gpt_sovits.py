@@ -409,5 +409,5 @@ def _spread(text: str, audio: np.ndarray, sample_rate: int) -> TimedSpeech:
         text=text,
         audio=audio,
         sample_rate=sample_rate,
-        words=[WordTiming(w, a, b - a) for w, a, b in zip(words, edges[:-1], edges[1:])],
+        words=[WordTiming(w, a, b - a) for w, a, b in zip(words, edges[:-1], edges[1:], strict=False)],
     )

@@ -124,7 +124,7 @@ class HibariVoice:
             pos = text.index(part, pos)
             starts.append(pos)
             pos += len(part)
-        return [text[a:b].strip() for a, b in zip(starts, [*starts[1:], len(text)])]
+        return [text[a:b].strip() for a, b in zip(starts, [*starts[1:], len(text)], strict=False)]
 
     def synthesize(self, text: str) -> TimedSpeech:
         """One sentence → 24 kHz int16 audio with word and viseme timings from the model.
@@ -173,7 +173,7 @@ class HibariVoice:
             trim = max(0, int(units[0]) - LEAD_PAD_UNITS)
             units[0] -= trim
             waves.append(wav[trim * SAMPLES_PER_UNIT:])
-            slots += [(c, w, int(n)) for (c, w), n in zip([("", None), *piece, ("", None)], units)]
+            slots += [(c, w, int(n)) for (c, w), n in zip([("", None), *piece, ("", None)], units, strict=False)]
         wav = np.concatenate(waves) if waves else np.zeros(0, np.float32)
         return _place_phones(slots, wav), wav
 
@@ -239,7 +239,7 @@ def _place_phones(slots: list[tuple[str, int | None, int]], wav: np.ndarray) -> 
     bounds[0], bounds[-1] = 0, len(wav)
     envelope = _envelope(wav)
     spoken = np.concatenate([envelope[a // ENVELOPE_HOP:b // ENVELOPE_HOP]
-                             for (c, _, _), a, b in zip(slots, bounds[:-1], bounds[1:])
+                             for (c, _, _), a, b in zip(slots, bounds[:-1], bounds[1:], strict=False)
                              if c not in PAUSES] or [np.zeros(0)])
     level = SOUND_LEVEL * float(np.median(spoken)) if len(spoken) else 0.0
     for i in range(len(slots) - 1):
@@ -250,7 +250,7 @@ def _place_phones(slots: list[tuple[str, int | None, int]], wav: np.ndarray) -> 
         audible_end = (start // ENVELOPE_HOP + loud[-1] + 1) * ENVELOPE_HOP if len(loud) else start
         bounds[i + 1] = min(end, max(audible_end, start + ENVELOPE_HOP))
     return [_Phone(c, w, int(a), int(b))
-            for (c, w, _), a, b in zip(slots, bounds[:-1], bounds[1:])]
+            for (c, w, _), a, b in zip(slots, bounds[:-1], bounds[1:], strict=False)]
 
 
 def _envelope(wav: np.ndarray) -> np.ndarray:

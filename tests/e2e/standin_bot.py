@@ -51,7 +51,7 @@ class StandInBot:
         self._face = self._draw_face()
         self.frame_times: list[float] = []  # when each video frame was handed to LiveKit
 
-    async def run(self, *, timeout: float) -> None:
+    async def run(self, *, timeout: float) -> None:  # noqa: ASYNC109 (poll deadline)
         """Publish the face video (it runs until the task is cancelled), then converse once."""
         await self.p.room.local_participant.publish_track(
             rtc.LocalVideoTrack.create_video_track("standin-face", self.video),
@@ -63,7 +63,7 @@ class StandInBot:
         finally:
             video_task.cancel()
 
-    async def _converse(self, timeout: float) -> None:
+    async def _converse(self, timeout: float) -> None:  # noqa: ASYNC109 (poll deadline)
         ready = await self.p.wait_for(
             lambda: self._message("client-ready"), timeout, what="client-ready"
         )
@@ -100,7 +100,7 @@ class StandInBot:
         )
         self.reply_started_at = start
         events: list[tuple[float, bytes]] = []
-        for seq, (speech, offset) in enumerate(zip(sentences, offsets), start=1):
+        for seq, (speech, offset) in enumerate(zip(sentences, offsets, strict=False), start=1):
             seg = 100 + seq
             words = [w.word for w in speech.words]
             # Each sentence's timing goes out with its first audio, as the real bot's output

@@ -165,7 +165,7 @@ async def test_talkinghead_mouth_stops_with_the_audio_on_barge_in(
     standin_site, livekit, make_token, voice, fake_mic
 ):
     quiet_after_cut = (
-        "(() => { const a = avatarSeries.audio.filter((s) => s.v >= %s);"
+        "(() => { const a = avatarSeries.audio.filter((s) => s.v >= %s);"  # noqa: UP031 (JS braces)
         " return avatarStats.mouthPeak > 0.3 && a.length > 0 && performance.now() - a.at(-1).t > 1500;"
         " })()" % SPEECH_RMS
     )

@@ -82,7 +82,7 @@ class Session:
         return words_of(" ".join(user_transcripts(self.human.messages, since)))
 
     async def reply_end(
-        self, since: float, *, quiet: float = 2.5, timeout: float = REPLY_TIMEOUT
+        self, since: float, *, quiet: float = 2.5, timeout: float = REPLY_TIMEOUT  # noqa: ASYNC109 (poll deadline)
     ) -> float:
         """Wait until the bot spoke after `since` and was then quiet `quiet` s; its last speech time."""
 

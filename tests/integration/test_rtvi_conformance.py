@@ -101,7 +101,7 @@ def protocol_violations(messages: list[tuple[float, dict]]) -> list[str]:
 
 def first_voiced_s(timing: dict) -> float:
     """Seconds from a sentence's first sample to its first non-silent viseme."""
-    voiced = [t for v, t in zip(timing["visemes"], timing["vtimes"]) if v != "sil"]
+    voiced = [t for v, t in zip(timing["visemes"], timing["vtimes"], strict=False) if v != "sil"]
     return min(voiced or timing["wtimes"] or [0]) / 1000
 
 

@@ -55,7 +55,7 @@ async def get_token(client, room: str, identity: str) -> dict:
     return await response.json()
 
 
-async def eventually(check, timeout: float, what: str):
+async def eventually(check, timeout: float, what: str):  # noqa: ASYNC109 (poll deadline)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = await check()

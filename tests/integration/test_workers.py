@@ -128,7 +128,7 @@ async def job_workers(admin, room: str) -> set[str]:
             for job in d.state.jobs if job.state.status == api.JobStatus.JS_RUNNING}
 
 
-async def eventually(check, timeout: float, what: str):
+async def eventually(check, timeout: float, what: str):  # noqa: ASYNC109 (poll deadline)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if result := await check():

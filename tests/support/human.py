@@ -105,7 +105,7 @@ class HumanParticipant:
         self._queued += 1
         target = self._queued
         if wait:
-            while self._spoken < target:
+            while self._spoken < target:  # noqa: ASYNC110 (polls foreign state)
                 await asyncio.sleep(0.01)
 
     def stop_audio(self) -> None:
@@ -115,7 +115,7 @@ class HumanParticipant:
         self._source.clear_queue()
 
     async def wait_for(
-        self, predicate: Callable[[], object], timeout: float, *, what: str = ""
+        self, predicate: Callable[[], object], timeout: float, *, what: str = ""  # noqa: ASYNC109 (poll deadline)
     ) -> object:
         """Poll predicate until it returns something truthy; TimeoutError names `what`."""
         deadline = time.monotonic() + timeout

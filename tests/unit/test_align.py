@@ -40,8 +40,8 @@ def other_voice():
 
 
 def errors_ms(words, truth):
-    return np.array([abs(w.start - s) for w, (s, _) in zip(words, truth)]
-                    + [abs(w.end - e) for w, (_, e) in zip(words, truth)]) * 1000
+    return np.array([abs(w.start - s) for w, (s, _) in zip(words, truth, strict=False)]
+                    + [abs(w.end - e) for w, (_, e) in zip(words, truth, strict=False)]) * 1000
 
 
 def test_full_aligner_places_every_word_near_its_exact_time(model, reference, other_voice):
@@ -50,13 +50,13 @@ def test_full_aligner_places_every_word_near_its_exact_time(model, reference, ot
     assert [w.word for w in speech.words] == TEXT.split()
     starts = [w.start for w in speech.words]
     assert starts == sorted(starts)
-    assert all(a.end <= b.start + 1e-9 for a, b in zip(speech.words, speech.words[1:]))
+    assert all(a.end <= b.start + 1e-9 for a, b in zip(speech.words, speech.words[1:], strict=False))
     assert speech.words[-1].end <= len(audio) / rate
     errors = errors_ms(speech.words, truth)
     assert errors.mean() < 40, errors.round()
     # Visemes carried over from the reference voice lie inside the audio, in order.
     assert speech.visemes and all(a.start <= b.start for a, b in zip(speech.visemes,
-                                                                     speech.visemes[1:]))
+                                                                     speech.visemes[1:], strict=False))
     assert speech.visemes[-1].end <= len(audio) / rate + 1e-6
 
 

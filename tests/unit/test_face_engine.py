@@ -136,7 +136,7 @@ def test_idle_moves_smoothly_and_blinks(engine, avatar):
     shut_eyes = engine.idle(avatar, blinks[0])[eyes].astype(np.int16)
     assert np.abs(open_eyes - shut_eyes).mean() > 3
     frames = [engine.idle(avatar, t).astype(np.int16) for t in times[:50]]
-    steps = [np.abs(a - b).mean() for a, b in zip(frames, frames[1:])]
+    steps = [np.abs(a - b).mean() for a, b in zip(frames, frames[1:], strict=False)]
     assert min(steps) > 0.0, "idle video froze"
     assert max(steps) < 12, "idle video popped"
 

@@ -133,7 +133,7 @@ async def test_streams_sentences_with_aligned_words(server, ref_clip, aligner, v
     ]
     messages = timing_messages(down)
     assert [m["words"] for m in messages] == [s.text.split() for s in server.spoken]
-    for message, spoken in zip(messages, server.spoken):
+    for message, spoken in zip(messages, server.spoken, strict=False):
         truth = [round(w.start * 1000) for w in spoken.words]
         assert np.mean(np.abs(np.subtract(message["wtimes"], truth))) < 100, (message, truth)
     assert [

@@ -90,7 +90,7 @@ async def test_llm_turn_frames_messages_and_cumulative_word_times(voice):
 
     messages = timing_messages(down)
     assert [m["seq"] for m in messages] == [t.seq for t, _ in sentences] == [1, 2, 3]
-    for message, (timing, audio) in zip(messages, sentences):
+    for message, (timing, audio) in zip(messages, sentences, strict=False):
         assert " ".join(message["words"]) == message["text"] == timing.text
         assert message["wtimes"] == [round(w.start * 1000) for w in timing.words]
         assert message["visemes"] == [v.viseme for v in timing.visemes]

@@ -136,7 +136,7 @@ def test_gain_peaks_at_minus_3_dbfs_without_clipping(voice):
 def test_visemes_tile_the_sentence_and_follow_the_words(voice):
     speech = voice.synthesize("Bob fed the zebra.")
     assert speech.visemes[0].start == 0 and speech.visemes[0].viseme == "sil"
-    for a, b in zip(speech.visemes, speech.visemes[1:]):
+    for a, b in zip(speech.visemes, speech.visemes[1:], strict=False):
         assert abs(a.end - b.start) < 1e-9 and a.viseme != b.viseme
     assert abs(speech.visemes[-1].end - speech.duration) < 1e-9
     assert {v.viseme for v in speech.visemes} <= set(VISEMES)
@@ -215,9 +215,9 @@ def test_whisper_hears_each_word_where_the_timings_put_it(voice, whisper_model):
         segments, _ = model.transcribe(audio16k, language="en", word_timestamps=True, beam_size=1)
         heard = [w for s in segments for w in s.words]
         assert [plain(w.word) for w in heard] == [plain(w.word) for w in speech.words], text
-        errors += [(ours, theirs.start) for ours, theirs in zip(speech.words, heard)]
+        errors += [(ours, theirs.start) for ours, theirs in zip(speech.words, heard, strict=False)]
     inside = [
         ours.start - 0.1 <= start <= max(ours.end, ours.start + 0.15) for ours, start in errors
     ]
-    assert sum(inside) >= 0.9 * len(errors), [e for e, ok in zip(errors, inside) if not ok]
+    assert sum(inside) >= 0.9 * len(errors), [e for e, ok in zip(errors, inside, strict=False) if not ok]
     assert np.median([abs(start - ours.start) for ours, start in errors]) < 0.1
