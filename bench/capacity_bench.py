@@ -142,8 +142,9 @@ async def run_round(n: int, *, url: str, minter: TokenMinter, worker: WorkerProc
         watcher = await stack.enter_async_context(VideoClock())
         # An agent-prefixed identity: the bot does not count it as a person (the room stays a
         # one-to-one conversation, not a meeting where the bot answers only when named).
-        await watcher.room.connect(url, minter.user_token(room=rooms[0].name,
-                                                          identity=WATCHER_IDENTITY, name="Watcher"))
+        await watcher.room.connect(
+            url, minter.user_token(room=rooms[0].name, identity=WATCHER_IDENTITY, name="Watcher")
+        )
         load_before = os.getloadavg()
         start = {r.name: cpu_seconds(r.job_pid) for r in rooms}
         t0 = time.monotonic()

@@ -179,7 +179,8 @@ def main() -> None:
     frames = list(engine.render(avatar, sample.audio, sample.sample_rate,
                                 timeline_of(sample)))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    x0, y0, x1, y1 = (avatar.rig.mouth.x0, avatar.rig.eyes.y0, avatar.rig.mouth.x1, avatar.rig.mouth.y1)
+    mouth = avatar.rig.mouth
+    x0, y0, x1, y1 = (mouth.x0, avatar.rig.eyes.y0, mouth.x1, mouth.y1)
     write_strip(RESULTS / "face_strip.png", frames, count=12, crop=(x0, y0, x1, y1))
     write_mp4(RESULTS / "face_sample.mp4", frames, FPS, sample.audio, sample.sample_rate)
     results["samples"] = {

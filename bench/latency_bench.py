@@ -199,7 +199,9 @@ async def measure(url: str, token: str, *, turns: int, barge_ins: int, memory: M
                 )
                 started = speech_times(human.audio, DEFAULT_IDENTITY, asked)[0]
                 await human.wait_for(
-                    lambda started=started: speech_times(human.audio, DEFAULT_IDENTITY, started + 1.0),
+                    lambda started=started: speech_times(
+                        human.audio, DEFAULT_IDENTITY, started + 1.0
+                    ),
                     30,
                 )
             except TimeoutError:
@@ -207,7 +209,9 @@ async def measure(url: str, token: str, *, turns: int, barge_ins: int, memory: M
                 continue
             await human.publish_audio(*await asyncio.to_thread(speak, INTERRUPTION), wait=False)
             await human.wait_for(
-                lambda started=started: human.speech_started_at and human.speech_started_at > started,
+                lambda started=started: (
+                    human.speech_started_at and human.speech_started_at > started
+                ),
                 5,
             )
             onset = human.speech_started_at

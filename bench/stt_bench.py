@@ -104,8 +104,9 @@ def run_config(model, name: str, options: dict, clips) -> dict:
         heard = [k for k in q.key_words if k in hyp]
         keys += len(q.key_words)
         keys_heard += len(heard)
+        missed = sorted(set(q.key_words) - set(heard))
         rows.append({"voice": voice, "question": q.text, "heard": text, "wall_s": round(wall, 3),
-                     "cpu_s": round(cpu, 3), "missed_key_words": sorted(set(q.key_words) - set(heard))})
+                     "cpu_s": round(cpu, 3), "missed_key_words": missed})
     return {
         "config": name,
         "wer": errors / ref_words,

@@ -146,8 +146,8 @@ def main():
     print(f"\n{'audio s':>8} {'synth ms':>9} {'RTF':>7} {'first audio ms':>15}  sentence")
     for r in rows:
         print(
-            f"{r['audio_s']:8.2f} {r['synth_ms']:9.1f} {r['rtf']:7.4f} {r['first_audio_ms']:15.1f}  "
-            f"{r['text'][:48]}"
+            f"{r['audio_s']:8.2f} {r['synth_ms']:9.1f} {r['rtf']:7.4f} "
+            f"{r['first_audio_ms']:15.1f}  {r['text'][:48]}"
         )
     print(
         f"voice load {load_s:.2f} s; median {result['x_realtime_median']}x real time; "

@@ -5,9 +5,9 @@ strategies: this processor decides which utterances open a user turn. With one p
 room every utterance is for the bot. With several, an utterance is for the bot when it says
 the bot's name or an alias anywhere (matched by sound, since a small recogniser misspells a
 rare name: "Ava" comes out as "Eva", "Ave", "Aba"), or when its speaker is the person the
-bot is answering or just answered (a follow-up window, judged when they begin to speak). Those utterances enter the LLM
-context as "Name: text" and may interrupt the bot; the rest of the meeting's talk neither
-gets an answer nor interrupts.
+bot is answering or just answered (a follow-up window, judged when they begin to speak).
+Those utterances enter the LLM context as "Name: text" and may interrupt the bot; the rest
+of the meeting's talk neither gets an answer nor interrupts.
 
 A turn ends with its utterance unless the transcript clearly stops mid-sentence ("What is the
 capital of"): then the turn stays open, at most `turn_max_wait_secs`, for the same person's

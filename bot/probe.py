@@ -104,7 +104,7 @@ def video_frames(video: Iterable[Video], identity: str, since: float = 0.0,
 def frames_per_second(
     times: list[float], start: float, end: float, *, window: float = 2.0
 ) -> list[float]:
-    """Received frame rate over `window`-second windows stepping by one second from `start` to `end`.
+    """Received frame rate over `window`-second windows stepping by one second, `start` to `end`.
 
     Two-second windows keep WebRTC's bursty delivery (19 frames in one second, 21 in the next)
     from reading as a drop, while a real drop still shows.

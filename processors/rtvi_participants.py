@@ -9,7 +9,8 @@ events, metrics, server messages) broadcast. It also lets the room decide whethe
 participant may end the bot with `disconnect-bot`.
 
 This module is the one place that reaches into `RTVIProcessor`'s private message handling
-(`_handle_transport_message`, `_handle_message`); tests/unit/test_rtvi_participants.py pins that contract.
+(`_handle_transport_message`, `_handle_message`); tests/unit/test_rtvi_participants.py pins
+that contract.
 """
 
 from __future__ import annotations

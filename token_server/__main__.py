@@ -20,10 +20,11 @@ def main() -> None:
     problems = settings.exposure_problems()
     if problems and not settings.allow_insecure_public:
         sys.exit(
-            f"token server: refusing to listen on {settings.host}, which other machines can reach, with "
+            f"token server: refusing to listen on {settings.host}, which other machines can reach, "
+            "with "
             + "; ".join(problems)
-            + f". Set AVATAR_API_KEY and your own LIVEKIT_API_KEY/SECRET (see README 'Threat model'), "
-            f"or {INSECURE_OVERRIDE} to start anyway."
+            + ". Set AVATAR_API_KEY and your own LIVEKIT_API_KEY/SECRET "
+            f"(see README 'Threat model'), or {INSECURE_OVERRIDE} to start anyway."
         )
     for problem in problems:
         logger.warning("INSECURE PUBLIC SERVER ({}): {}", INSECURE_OVERRIDE, problem)

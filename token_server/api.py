@@ -1,4 +1,5 @@
-"""The REST API: tokens with the avatar's dispatch, rooms, health, text chat, LiveKit webhooks, OpenAPI."""
+"""The REST API: tokens with the avatar's dispatch, rooms, health, text chat, LiveKit webhooks,
+OpenAPI."""
 
 from __future__ import annotations
 
@@ -201,7 +202,7 @@ async def _stream_chat(
 
 
 async def livekit_webhook(request: web.Request) -> web.Response:
-    """LiveKit's signed room events: check the room's avatar at once, not at the next periodic check."""
+    """LiveKit's signed room events: check the room's avatar now, not at the next periodic check."""
     services = request.app[SERVICES]
     auth = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     try:

@@ -159,7 +159,7 @@ def run_job(request: VideoRequest, progress_path: str) -> float:
         raise RuntimeError(str(e)) from None
 
 
-# -- handlers ----------------------------------------------------------------------------------------
+# -- handlers --------------------------------------------------------------------------------------
 async def create_video(request: web.Request) -> web.Response:
     """Check the request, store its inputs and queue the job (202)."""
     jobs: AvatarVideoJobs = request.app[JOBS]

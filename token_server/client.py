@@ -13,7 +13,8 @@ NOT_BUILT_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Talking avatar: client not built</title></head>
 <body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
 <h1>The browser client is not built</h1>
-<p>The token server serves the client from <code>{dist}</code>, which has no <code>index.html</code>.
+<p>The token server serves the client from <code>{dist}</code>, which has no
+<code>index.html</code>.
 Build it with:</p>
 <pre>npm --prefix client ci
 npm --prefix client run build</pre>

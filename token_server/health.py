@@ -31,7 +31,8 @@ def model_present(model: str, tags: dict) -> bool:
 
 
 def whisper_status(setting: str, cache: Path) -> dict:
-    """The STT model: the packaged offline one or a local folder must be complete; a name downloads on first use."""
+    """The STT model: the packaged offline one or a local folder must be complete; a name
+    downloads on first use."""
     if setting and not os.path.isdir(setting):
         return {
             "ok": True,

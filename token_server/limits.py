@@ -28,7 +28,8 @@ class RateLimited(Exception):
     def __init__(self, what: str, limit: int, window_s: float, retry_after_s: float) -> None:
         self.retry_after_s = max(1, math.ceil(retry_after_s))
         super().__init__(
-            f"at most {limit} {what} per {window_s:g} s from one client; retry in {self.retry_after_s} s"
+            f"at most {limit} {what} per {window_s:g} s from one client; "
+            f"retry in {self.retry_after_s} s"
         )
 
 

@@ -48,7 +48,7 @@ class RoomView:
 
 
 class RoomDirectory:
-    """Asks livekit-server which rooms exist and who is in them (the source of truth across machines)."""
+    """Asks livekit-server which rooms exist and who is in them (the truth across machines)."""
 
     def __init__(
         self,
@@ -94,7 +94,7 @@ class RoomDirectory:
         )
 
     async def _request(self, what: str, call: Awaitable[T]) -> T:
-        """Await one RoomService call; an unreachable or refusing server becomes LiveKitUnavailable."""
+        """Await one RoomService call; a server unreachable or refusing: LiveKitUnavailable."""
         try:
             return await call
         except api.TwirpError as exc:
@@ -102,7 +102,8 @@ class RoomDirectory:
                 raise
             detail = f"livekit-server refused {what}: {exc.message}"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            detail = f"livekit-server unreachable at {self._url} while {what}: {str(exc) or type(exc).__name__}"
+            reason = str(exc) or type(exc).__name__
+            detail = f"livekit-server unreachable at {self._url} while {what}: {reason}"
         logger.warning(detail)
         raise LiveKitUnavailable(detail)
 
@@ -119,7 +120,7 @@ class RoomDirectory:
         return [self._view(p) for p in response.participants]
 
     async def room_names(self) -> list[str]:
-        """Names of the active rooms (also the health probe: LiveKit reachable and our keys accepted)."""
+        """Names of the active rooms (also the health probe: LiveKit up and our keys accepted)."""
         assert self._api is not None, "RoomDirectory.start() not called"
         try:
             response = await self._request(

@@ -129,7 +129,7 @@ class TokenServerSettings:
 
     @property
     def uses_dev_keys(self) -> bool:
-        """Whether LiveKit's public development key or secret is in use (anyone can sign with it)."""
+        """Whether LiveKit's public development key or secret is in use (anyone can sign it)."""
         return self.livekit_api_key == DEV_API_KEY or self.livekit_api_secret == DEV_API_SECRET
 
     @property

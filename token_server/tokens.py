@@ -8,7 +8,7 @@ from livekit.api import AccessToken, RoomAgentDispatch, RoomConfiguration, Video
 
 
 def room_grants(room: str) -> VideoGrants:
-    """Join one room; publish, subscribe and send data. No admin, create, record or hidden rights."""
+    """Join one room; publish, subscribe and send data. No admin, create, record, hidden rights."""
     return VideoGrants(
         room_join=True,
         room=room,

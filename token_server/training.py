@@ -1,6 +1,7 @@
 """Fine-tuning data for GPT-SoVITS from about one minute of speech, and the training job.
 
-    POST /api/train-voice            multipart: audio (WAV/MP3/OGG, 20 s - 10 min), speaker?, language?
+    POST /api/train-voice            multipart: audio (WAV/MP3/OGG, 20 s - 10 min), speaker?,
+                                     language?
     GET  /api/train-voice/{id}       the dataset and the job's state
     GET  /api/train-voice/{id}/log   the job's log (text)
 
@@ -152,7 +153,7 @@ def setup_training_routes(app: web.Application, settings) -> None:
     app.on_cleanup.append(_stop_jobs)
 
 
-# -- handlers ----------------------------------------------------------------------------------------
+# -- handlers --------------------------------------------------------------------------------------
 async def create_dataset(request: web.Request) -> web.Response:
     """Slice, transcribe and list a recording; start training when GPT-SoVITS is installed."""
     options: TrainingSettings = request.app[TRAINING_SETTINGS]
@@ -203,7 +204,7 @@ def _dataset_folder(request: web.Request) -> Path:
     )
 
 
-# -- dataset -----------------------------------------------------------------------------------------
+# -- dataset ---------------------------------------------------------------------------------------
 def slice_at_pauses(wave16: np.ndarray) -> list[tuple[float, float]]:
     """(start, end) seconds of 2-10 s clips made of whole stretches of speech, cut in pauses.
 
@@ -304,7 +305,7 @@ async def prepare_dataset(
     return dataset
 
 
-# -- training job ------------------------------------------------------------------------------------
+# -- training job ----------------------------------------------------------------------------------
 def read_job(folder: Path) -> dict:
     path = folder / JOB_FILE
     return json.loads(path.read_text()) if path.is_file() else {"state": STATE_PREPARED}

@@ -45,7 +45,8 @@ def _check_slug(field: str, value: Any, max_length: int) -> str:
     if not NAME_PATTERN.fullmatch(text):
         raise InvalidInput(
             f"invalid_{field}",
-            f"'{field}' may contain only letters, digits, '_', '-' and '.', and must start with a letter or digit",
+            f"'{field}' may contain only letters, digits, '_', '-' and '.', "
+            "and must start with a letter or digit",
         )
     return text
 

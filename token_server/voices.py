@@ -119,7 +119,7 @@ def setup_voice_routes(app: web.Application, settings) -> None:
     setup_training_routes(app, settings)
 
 
-# -- handlers ----------------------------------------------------------------------------------------
+# -- handlers --------------------------------------------------------------------------------------
 async def create_voice(request: web.Request) -> web.Response:
     """A new voice from an uploaded reference clip (201 with its metadata)."""
     options: VoiceApiSettings = request.app[VOICE_SETTINGS]

@@ -329,7 +329,7 @@ def _group_words(
 def _snap_to_stretches(
     spans: list[tuple[float, float]], groups: list[tuple[int, int, float, float]]
 ) -> list[tuple[float, float]]:
-    """Each group's words inside its stretch, the first starting and the last ending at its edges."""
+    """Each group's words inside its stretch, the first starting and the last ending at its ends."""
     out = list(spans)
     for first, last, start, end in groups:
         for i in range(first, last + 1):

@@ -154,7 +154,9 @@ def _mouth_fields(lm: np.ndarray, s: float, down: np.ndarray, right: np.ndarray)
         return float(np.clip(((lm[i] - centre) @ right) / half_w, -1, 1))
 
     jaw = JAW_DROP * s
-    for up_in, lo_in, up_out, lo_out in zip(UPPER_INNER, LOWER_INNER, UPPER_OUTER, LOWER_OUTER, strict=False):
+    for up_in, lo_in, up_out, lo_out in zip(
+        UPPER_INNER, LOWER_INNER, UPPER_OUTER, LOWER_OUTER, strict=False
+    ):
         gap = lm[lo_in] - lm[up_in]
         close[pos[up_in]] = 0.4 * gap
         close[pos[lo_in]] = -0.6 * gap
@@ -235,7 +237,9 @@ def head_motion(t: float, size: tuple[int, int]) -> np.ndarray:
     w, h = size
     px = w / 512.0
     angle = 0.6 * math.sin(2 * math.pi * 0.13 * t) + 0.25 * math.sin(2 * math.pi * 0.29 * t + 1.3)
-    dx = px * (1.2 * math.sin(2 * math.pi * 0.07 * t + 0.5) + 0.4 * math.sin(2 * math.pi * 0.31 * t))
+    dx = px * (
+        1.2 * math.sin(2 * math.pi * 0.07 * t + 0.5) + 0.4 * math.sin(2 * math.pi * 0.31 * t)
+    )
     breath = math.sin(2 * math.pi * 0.25 * t)
     m = cv2.getRotationMatrix2D((w / 2, h * 0.95), angle, 1.0 + 0.003 * breath)
     m[0, 2] += dx

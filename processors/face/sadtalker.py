@@ -241,7 +241,9 @@ class SadTalkerFaceEngine:
         with open(self._paths["facerender_yaml"]) as f:
             params = yaml.safe_load(f)["model_params"]
         common = params["common_params"]
-        generator = st.generator.OcclusionAwareSPADEGenerator(**params["generator_params"], **common)
+        generator = st.generator.OcclusionAwareSPADEGenerator(
+            **params["generator_params"], **common
+        )
         generator.load_state_dict(part("generator"))
         kp_detector = st.keypoints.KPDetector(**params["kp_detector_params"], **common)
         kp_detector.load_state_dict(part("kp_extractor"))
@@ -389,7 +391,7 @@ class SadTalkerFaceEngine:
             return scipy.io.loadmat(path)["coeff_3dmm"].astype(np.float32)
 
     def _frames(self, avatar: Avatar, motion: np.ndarray) -> Iterator[list[np.ndarray]]:
-        """Frames (output size, RGB uint8) of `motion`'s rows, `batch` consecutive ones at a time."""
+        """Frames (output size, RGB uint8) of `motion`'s rows, `batch` consecutive rows at once."""
         torch, rig = self._torch, avatar.rig
         window = self._st.render_batch.transform_semantic_target
         transform = self._st.animation.keypoint_transformation

@@ -158,7 +158,9 @@ def write_strip(path: Path, frames: list[np.ndarray], count: int = STRIP_FRAMES,
                 crop: tuple[int, int, int, int] | None = None) -> None:
     """A row of `count` evenly spaced frames (optionally cropped x0, y0, x1, y1) as PNG."""
     idx = np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int)
-    tiles = [frames[i] if crop is None else frames[i][crop[1]:crop[3], crop[0]:crop[2]] for i in idx]
+    tiles = [
+        frames[i] if crop is None else frames[i][crop[1] : crop[3], crop[0] : crop[2]] for i in idx
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(np.hstack(tiles), cv2.COLOR_RGB2BGR))
 

@@ -203,7 +203,9 @@ class FaceVideoProcessor(FrameProcessor):
         self._fps = fps
         self._avatar: Avatar = self._engine.load_avatar(Path(avatar_image_path))
         if self._avatar.size != (width, height):
-            raise ValueError(f"engine frames are {self._avatar.size}, processor set to {(width, height)}")
+            raise ValueError(
+                f"engine frames are {self._avatar.size}, processor set to {(width, height)}"
+            )
         self._lead = audio_lead_frames
         self._probe = probe
         self._items: deque[_Sentence | Frame] = deque()  # speech and the frames queued behind it

@@ -246,7 +246,7 @@ class GPTSoVITSTTSService(TimedTTSService):
             logger.warning(f"{self}: could not align [{text}] ({e}); spreading words evenly")
             return _spread(text, audio, sample_rate)
 
-    # -- HTTP ---------------------------------------------------------------------------------------
+    # -- HTTP -----------------------------------------------------------------------------------
     def request_params(self, text: str) -> dict:
         """The api_v2 /tts request for one sentence."""
         voice = self._options.voice
@@ -409,5 +409,8 @@ def _spread(text: str, audio: np.ndarray, sample_rate: int) -> TimedSpeech:
         text=text,
         audio=audio,
         sample_rate=sample_rate,
-        words=[WordTiming(w, a, b - a) for w, a, b in zip(words, edges[:-1], edges[1:], strict=False)],
+        words=[
+            WordTiming(w, a, b - a)
+            for w, a, b in zip(words, edges[:-1], edges[1:], strict=False)
+        ],
     )

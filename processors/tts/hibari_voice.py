@@ -173,7 +173,8 @@ class HibariVoice:
             trim = max(0, int(units[0]) - LEAD_PAD_UNITS)
             units[0] -= trim
             waves.append(wav[trim * SAMPLES_PER_UNIT:])
-            slots += [(c, w, int(n)) for (c, w), n in zip([("", None), *piece, ("", None)], units, strict=False)]
+            padded = [("", None), *piece, ("", None)]
+            slots += [(c, w, int(n)) for (c, w), n in zip(padded, units, strict=False)]
         wav = np.concatenate(waves) if waves else np.zeros(0, np.float32)
         return _place_phones(slots, wav), wav
 
@@ -238,9 +239,11 @@ def _place_phones(slots: list[tuple[str, int | None, int]], wav: np.ndarray) -> 
     bounds = np.clip(bounds, 0, len(wav))
     bounds[0], bounds[-1] = 0, len(wav)
     envelope = _envelope(wav)
-    spoken = np.concatenate([envelope[a // ENVELOPE_HOP:b // ENVELOPE_HOP]
-                             for (c, _, _), a, b in zip(slots, bounds[:-1], bounds[1:], strict=False)
-                             if c not in PAUSES] or [np.zeros(0)])
+    spoken = np.concatenate([
+        envelope[a // ENVELOPE_HOP:b // ENVELOPE_HOP]
+        for (c, _, _), a, b in zip(slots, bounds[:-1], bounds[1:], strict=False)
+        if c not in PAUSES
+    ] or [np.zeros(0)])
     level = SOUND_LEVEL * float(np.median(spoken)) if len(spoken) else 0.0
     for i in range(len(slots) - 1):
         if slots[i][0] in PAUSES or slots[i + 1][0] not in PAUSES - {" "}:

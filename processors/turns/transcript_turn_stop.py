@@ -5,8 +5,8 @@ audio complete. The model misjudges both ways on short questions: a finished que
 "incomplete" waited the model's whole silence limit before the bot answered, and a sentence cut
 by a pause ("What is the capital of ...") can be judged complete, so the bot answered half a
 question (bench/turn_bench.py). This strategy also reads the (final, per-segment) transcript:
-- clearly finished (the turn's segments so far form a question, or a statement of a few words not ending on a word that needs
-  a continuation) ends the turn when it arrives;
+- clearly finished (the turn's segments so far form a question, or a statement of a few words
+  not ending on a word that needs a continuation) ends the turn when it arrives;
 - clearly unfinished (ending on "of", "the", "and", ..., or "...", ",") keeps the turn open for
   up to `max_wait_secs`, so the rest of the sentence joins it; a person who trailed off is
   still answered after that.

@@ -44,7 +44,8 @@ async def serve_client(client_dist, token_handler):
 async def standin_site(client_dist, livekit, make_token):
     """STAND-IN for token_server's join API, for stand-in-bot tests: serves client/dist and
     POST /api/token {room, identity, name} -> {token, url} minted by the test's make_token. It
-    dispatches no bot (the test brings its own), which is exactly what the real server must not do."""
+    dispatches no bot (the test brings its own), which is exactly what the real server must not
+    do."""
 
     async def token(request: web.Request) -> web.Response:
         body = await request.json()

@@ -207,7 +207,7 @@ class StandInBot:
             await asyncio.sleep(max(0.0, t0 + n / FPS - time.monotonic()))
 
     def sent_fps(self, window_s: float = 10.0) -> float:
-        """Frames per second actually sent over the last `window_s` (the host may be too busy for 25)."""
+        """Frames per second sent over the last `window_s` (the host may be too busy for 25)."""
         recent = [t for t in self.frame_times if t >= self.frame_times[-1] - window_s]
         return (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
 

@@ -106,10 +106,13 @@ async def test_page_conversation_with_the_avatar(avatar_site, question_wav):
         await _browse(f"{avatar_site}/?room=e2e-page&name=Tester&autojoin=1", question_wav, steps)
     )[-1]
     print(
-        f"\nlive page: user said {stats['transcript']['user']}\n  bot said {stats['transcript']['bot']}"
+        f"\nlive page: user said {stats['transcript']['user']}"
+        f"\n  bot said {stats['transcript']['bot']}"
         f"\n  voice-to-voice ms {_summary(stats['turns'])}\n  A/V offset ms (video − audio) "
-        f"{_summary(stats['avOffsets'])} (latest estimate {stats.get('avProbe')})\n  video {stats['fps']} fps decoded (peak {stats['fpsPeak']}), "
-        f"{stats['presentedFps']} presented, {stats['video']}\n  RTVI metrics {json.dumps(stats['metrics'])}"
+        f"{_summary(stats['avOffsets'])} (latest estimate {stats.get('avProbe')})"
+        f"\n  video {stats['fps']} fps decoded (peak {stats['fpsPeak']}), "
+        f"{stats['presentedFps']} presented, {stats['video']}"
+        f"\n  RTVI metrics {json.dumps(stats['metrics'])}"
     )
     assert stats["audio"]["totalAudioEnergy"] > 0
     assert stats["video"]["frameWidth"] > 0

@@ -10,9 +10,12 @@ from tests.e2e.browser import run_browser
 from tests.e2e.conftest import serve_client
 
 NOTICE = (
-    "({text: document.getElementById('notice-text').textContent, hidden: document.getElementById('notice').hidden, "
-    "action: document.getElementById('notice-action').hidden ? null : document.getElementById('notice-action').textContent, "
-    "state: window.avatarStats.state, mic: document.getElementById('mic').disabled, errors: window.avatarStats.errors})"
+    "({text: document.getElementById('notice-text').textContent, "
+    "hidden: document.getElementById('notice').hidden, "
+    "action: document.getElementById('notice-action').hidden ? null "
+    ": document.getElementById('notice-action').textContent, "
+    "state: window.avatarStats.state, mic: document.getElementById('mic').disabled, "
+    "errors: window.avatarStats.errors})"
 )
 
 

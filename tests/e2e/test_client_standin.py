@@ -116,12 +116,15 @@ async def test_page_talks_to_standin_bot(
     )
     stats = report["results"][-1]
     logger.info(
-        f"page stats: {json.dumps({k: stats[k] for k in ('turns', 'avOffsets', 'fps', 'video', 'audio')})}"
+        "page stats: "
+        + json.dumps({k: stats[k] for k in ("turns", "avOffsets", "fps", "video", "audio")})
     )
     print(f"\nvideo stats {stats['video']}")
     print(
-        f"\nstand-in sent {sent_fps:.1f} fps; page: voice-to-voice {stats['turns']} ms, A/V offset {stats['avOffsets']} ms, "
-        f"{stats['fps']} fps decoded now, {stats['fpsPeak']} peak, {stats['presentedFps']} presented, bot audio peak {stats['botAudioPeak']:.3f}"
+        f"\nstand-in sent {sent_fps:.1f} fps; page: voice-to-voice {stats['turns']} ms, "
+        f"A/V offset {stats['avOffsets']} ms, {stats['fps']} fps decoded now, "
+        f"{stats['fpsPeak']} peak, {stats['presentedFps']} presented, "
+        f"bot audio peak {stats['botAudioPeak']:.3f}"
     )
     assert stats["transcript"]["user"] == ["Hello avatar."]
     assert "I can hear you clearly." in stats["transcript"]["bot"]
@@ -166,7 +169,8 @@ async def test_talkinghead_mouth_stops_with_the_audio_on_barge_in(
 ):
     quiet_after_cut = (
         "(() => { const a = avatarSeries.audio.filter((s) => s.v >= %s);"  # noqa: UP031 (JS braces)
-        " return avatarStats.mouthPeak > 0.3 && a.length > 0 && performance.now() - a.at(-1).t > 1500;"
+        " return avatarStats.mouthPeak > 0.3 && a.length > 0"
+        " && performance.now() - a.at(-1).t > 1500;"
         " })()" % SPEECH_RMS
     )
     steps = [

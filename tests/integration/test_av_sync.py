@@ -113,8 +113,9 @@ async def test_av_offset_at_the_receiver(livekit, make_token):
     audio_queue_ms = AUDIO_OUT_QUEUE_MS
     room = "face-av-sync"
     bot_identity = "face-bot"
+    bot_token = make_token(room, bot_identity, agent=True)
     async with HumanParticipant.connect(livekit.url, make_token(room, "viewer")) as viewer, \
-            face_bot(livekit.url, make_token(room, bot_identity, agent=True), room, audio_queue_ms) as bot:
+            face_bot(livekit.url, bot_token, room, audio_queue_ms) as bot:
         await viewer.wait_for(
             lambda: (
                 any(w == bot_identity for _, w, _ in viewer.video)

@@ -84,7 +84,7 @@ class Session:
     async def reply_end(
         self, since: float, *, quiet: float = 2.5, timeout: float = REPLY_TIMEOUT  # noqa: ASYNC109 (poll deadline)
     ) -> float:
-        """Wait until the bot spoke after `since` and was then quiet `quiet` s; its last speech time."""
+        """Wait till the bot spoke after `since`, then was quiet `quiet` s; its last speech time."""
 
         def ended():
             times = self.alive() and self.speech(since)

@@ -84,7 +84,8 @@ def test_room_replies_keep_their_latency_while_chat_is_flooded(tmp_path, ollama)
             thread.join(120)
         load = os.getloadavg()[0]
         print(
-            f"room reply: quiet {quiet:.2f} s, during chat flood {flooded:.2f} s; load {load:.1f}; chats {results}"
+            f"room reply: quiet {quiet:.2f} s, during chat flood {flooded:.2f} s; "
+            f"load {load:.1f}; chats {results}"
         )
         assert flooded <= LATENCY_FACTOR * quiet + LATENCY_SLACK_S, (quiet, flooded, load)
 

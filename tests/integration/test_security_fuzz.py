@@ -4,8 +4,8 @@ lines, no temporary files left after failed requests").
 Schemathesis generates requests from /api/openapi.json (valid and invalid ones, bounded number
 of examples per operation) against `python -m token_server` with the default settings, the
 real livekit-server and Ollama, and no agent worker (tokens ask LiveKit for an avatar that no
-worker takes: a real bot per fuzzed room would not fit a 2-core machine). Any 5xx fails the run, and afterwards the server's log must
-have no ERROR line and its storage no upload temp file.
+worker takes: a real bot per fuzzed room would not fit a 2-core machine). Any 5xx fails the
+run, and afterwards the server's log must have no ERROR line and its storage no upload temp file.
 """
 
 from __future__ import annotations

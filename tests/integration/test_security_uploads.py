@@ -137,21 +137,35 @@ def _raw_request(port: int, head: bytes, body: bytes, *, close_early: bool = Fal
 def _multipart_head(length: int, boundary: str = "B0UNDARY") -> bytes:
     return (
         f"POST /api/voices HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {length}\r\n\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {length}\r\n\r\n"
     ).encode()
 
 
 MALFORMED_PARTS = {
-    "nul in part header": b'--B0UNDARY\r\nContent-Disposition: form-data; name="au\x00dio"; filename="a"\r\n\r\nxx\r\n--B0UNDARY--\r\n',
-    "control bytes in part header": b"--B0UNDARY\r\nContent-Disposition: form-data;\x01\x02 name=audio\r\nX\x7f: y\r\n\r\nxx\r\n--B0UNDARY--\r\n",
-    "no final boundary": b'--B0UNDARY\r\nContent-Disposition: form-data; name="audio"; filename="a"\r\n\r\nxxxx',
-    "wrong boundary": b'--OTHER\r\nContent-Disposition: form-data; name="audio"\r\n\r\nxx\r\n--OTHER--\r\n',
+    "nul in part header": (
+        b'--B0UNDARY\r\nContent-Disposition: form-data; name="au\x00dio"; filename="a"\r\n'
+        b"\r\nxx\r\n--B0UNDARY--\r\n"
+    ),
+    "control bytes in part header": (
+        b"--B0UNDARY\r\nContent-Disposition: form-data;\x01\x02 name=audio\r\nX\x7f: y\r\n"
+        b"\r\nxx\r\n--B0UNDARY--\r\n"
+    ),
+    "no final boundary": (
+        b'--B0UNDARY\r\nContent-Disposition: form-data; name="audio"; filename="a"\r\n\r\nxxxx'
+    ),
+    "wrong boundary": (
+        b'--OTHER\r\nContent-Disposition: form-data; name="audio"\r\n\r\nxx\r\n--OTHER--\r\n'
+    ),
     "header without colon": b"--B0UNDARY\r\nthis is not a header\r\n\r\nxx\r\n--B0UNDARY--\r\n",
     "two audio parts": (
         b'--B0UNDARY\r\nContent-Disposition: form-data; name="audio"; filename="a"\r\n\r\nxx\r\n'
-        b'--B0UNDARY\r\nContent-Disposition: form-data; name="audio"; filename="b"\r\n\r\nyy\r\n--B0UNDARY--\r\n'
+        b'--B0UNDARY\r\nContent-Disposition: form-data; name="audio"; filename="b"\r\n\r\nyy\r\n'
+        b"--B0UNDARY--\r\n"
     ),
-    "unknown field": b'--B0UNDARY\r\nContent-Disposition: form-data; name="evil"\r\n\r\nxx\r\n--B0UNDARY--\r\n',
+    "unknown field": (
+        b'--B0UNDARY\r\nContent-Disposition: form-data; name="evil"\r\n\r\nxx\r\n--B0UNDARY--\r\n'
+    ),
     "non-utf8 text field": (
         b'--B0UNDARY\r\nContent-Disposition: form-data; name="name"\r\n\r\n\xff\xfe\r\n'
         b"--B0UNDARY--\r\n"

@@ -177,7 +177,9 @@ def _bad(message: str) -> web.Response:
 
 
 def _resampled(speech: TimedSpeech) -> np.ndarray:
-    audio = soxr.resample(speech.audio.astype(np.float32) / 32768.0, speech.sample_rate, SAMPLE_RATE)
+    audio = soxr.resample(
+        speech.audio.astype(np.float32) / 32768.0, speech.sample_rate, SAMPLE_RATE
+    )
     return np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16)
 
 

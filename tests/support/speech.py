@@ -1,4 +1,4 @@
-"""Spoken test input: the embedded voice stands in for a recorded person (offline, deterministic)."""
+"""Spoken test input: the embedded voice stands in for a recorded person (offline, repeatable)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Spoken test input in several voices, so tests and benchmarks do not only hear the bot's own voice.
+"""Spoken test input in several voices, so tests and benchmarks do not hear only the bot's voice.
 
 - "embedded": the hibari voice the bot itself speaks with (tests/support/speech.py).
 - "espeak-*": Debian's espeak-ng (a formant voice, very unlike the others); needs `espeak-ng`

@@ -50,13 +50,16 @@ def test_full_aligner_places_every_word_near_its_exact_time(model, reference, ot
     assert [w.word for w in speech.words] == TEXT.split()
     starts = [w.start for w in speech.words]
     assert starts == sorted(starts)
-    assert all(a.end <= b.start + 1e-9 for a, b in zip(speech.words, speech.words[1:], strict=False))
+    assert all(
+        a.end <= b.start + 1e-9 for a, b in zip(speech.words, speech.words[1:], strict=False)
+    )
     assert speech.words[-1].end <= len(audio) / rate
     errors = errors_ms(speech.words, truth)
     assert errors.mean() < 40, errors.round()
     # Visemes carried over from the reference voice lie inside the audio, in order.
-    assert speech.visemes and all(a.start <= b.start for a, b in zip(speech.visemes,
-                                                                     speech.visemes[1:], strict=False))
+    assert speech.visemes and all(
+        a.start <= b.start for a, b in zip(speech.visemes, speech.visemes[1:], strict=False)
+    )
     assert speech.visemes[-1].end <= len(audio) / rate + 1e-6
 
 

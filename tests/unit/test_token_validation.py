@@ -1,4 +1,4 @@
-"""Validation of token-server inputs: rooms, identities (reserved ones refused), names, chat fields."""
+"""Validation of token-server inputs: rooms, identities (reserved ones refused), names, chat."""
 
 from __future__ import annotations
 

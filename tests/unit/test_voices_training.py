@@ -193,7 +193,8 @@ async def test_with_an_install_the_training_job_runs_in_the_background(
     if fail:
         assert (status["state"], status["step"], status["returncode"]) == ("failed", "train GPT", 3)
     else:
-        assert status["state"] == "succeeded" and status["weights"]["gpt_dir"].endswith("GPT_weights_v2")
+        assert status["state"] == "succeeded"
+        assert status["weights"]["gpt_dir"].endswith("GPT_weights_v2")
 
 
 async def test_bad_training_uploads(tmp_path, whisper_model, monkeypatch, recording):
