@@ -287,7 +287,7 @@ def _size(value) -> int:
 
 def _store_audio(upload: Path, wav: Path) -> None:
     """The uploaded recording as 16-bit mono WAV for the job, or a 4xx (not audio, too long)."""
-    clip = decode_clip(upload, upload.name)
+    clip = decode_clip(upload, upload.name, max_s=MAX_SPEECH_S)
     if clip.duration > MAX_SPEECH_S:
         raise ApiError(
             400, "too_long", f"the recording is {clip.duration:.0f} s; at most {MAX_SPEECH_S:.0f} s"
