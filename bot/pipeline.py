@@ -21,6 +21,7 @@ from loguru import logger
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import LLMMessagesAppendFrame, TTSSpeakFrame
+from pipecat.observers.base_observer import BaseObserver
 from pipecat.observers.user_bot_latency_observer import LatencyBreakdown, UserBotLatencyObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -168,7 +169,8 @@ class AvatarBot:
         # A bot replacing a killed one resumes the room's open session: its context, no greeting.
         opened = open_records(options=records, room=room, bot_identity=settings.identity)
         self._greeted = opened.resumed
-        self.context = LLMContext(opened.history)
+        # plain dict messages in OpenAI's chat shape
+        self.context = LLMContext(opened.history)  # type: ignore[arg-type]
         aggregators = LLMContextAggregatorPair(
             self.context,
             # Turns are opened and closed by MeetingAddressing, per utterance meant for the bot.
@@ -219,7 +221,7 @@ class AvatarBot:
             ]
         )
         self.latency = UserBotLatencyObserver()
-        observers = [self.latency]
+        observers: list[BaseObserver] = [self.latency]
         if opened.recorder:
             observers.append(
                 ConversationRecorder(
@@ -312,7 +314,8 @@ class AvatarBot:
         if not self._greeted and self._settings.greeting:
             self._greeted = True
             # (Pipecat runs each event handler in a task of its own, so waiting here is fine.)
-            await self.worker.rtvi.wait_bot_ready(GREETING_CLIENT_READY_WAIT_SECS)
+            # the worker's RTVI processor is our ParticipantRTVIProcessor
+            await self.worker.rtvi.wait_bot_ready(GREETING_CLIENT_READY_WAIT_SECS)  # type: ignore[attr-defined]
             await self.worker.queue_frame(TTSSpeakFrame(self._settings.greeting))
 
     async def _on_participant_disconnected(self, _transport, identity: str):
@@ -376,10 +379,9 @@ class AvatarBot:
         """The face engine handed over to the builtin face (called from any thread): tell the
         people in the room now, or whoever joins first."""
         self._face_notices.append(reason)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(
-                lambda: self._loop.create_task(self._send_face_notices())
-            )
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(lambda: loop.create_task(self._send_face_notices()))
 
     async def _send_face_notices(self) -> None:
         while self._face_notices:

@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from loguru import logger
 from pipecat.frames.frames import (
@@ -121,8 +121,9 @@ class ConversationRecorder(BaseObserver):
         self._names: dict[str, str] = {}
         self._present: set[str] = set()
         self._pending: list[_Pending] = []
-        self._user_started = self._user_stopped = None
-        self._bot_started = None
+        self._user_started: datetime | None = None
+        self._user_stopped: datetime | None = None
+        self._bot_started: datetime | None = None
         self._latency_ms: int | None = None
         transport.add_event_handler("on_connected", self._on_connected)
         transport.add_event_handler("on_participant_connected", self._on_joined)

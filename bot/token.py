@@ -21,7 +21,8 @@ def bot_token(settings: BotSettings, room: str) -> str:
         api.AccessToken(settings.livekit_api_key, settings.livekit_api_secret)
         .with_identity(settings.identity)
         .with_name(settings.name)
-        .with_kind(AGENT_KIND)
+        # AGENT_KIND is LiveKit's 'agent' kind as a plain str
+        .with_kind(AGENT_KIND)  # type: ignore[arg-type]
         .with_ttl(TOKEN_TTL)
         .with_grants(
             api.VideoGrants(

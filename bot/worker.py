@@ -174,5 +174,5 @@ async def run(
             logger.warning(f"rooms still running after {settings.drain_timeout_s} s; closing them")
     remover.cancel()
     await server.aclose()
-    if serving.done() and serving.exception() is not None:
-        raise serving.exception()
+    if serving.done() and (error := serving.exception()) is not None:
+        raise error

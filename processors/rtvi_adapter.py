@@ -58,11 +58,12 @@ class PlayoutRTVIObserver(RTVIObserver):
             if played_out and frame.with_next_audio:
                 self._awaiting_audio.append(frame)
             elif played_out:
-                await self._send_playout(frame, _unplayed_s(data.source))
+                # played_out checked that the source is a BaseOutputTransport
+                await self._send_playout(frame, _unplayed_s(data.source))  # type: ignore[arg-type]
             return
         if played_out and self._awaiting_audio and isinstance(frame, OutputAudioRawFrame):
             # That audio was just handed over: what is still queued before it has to play first.
-            ahead = _unplayed_s(data.source) - frame.num_frames / frame.sample_rate
+            ahead = _unplayed_s(data.source) - frame.num_frames / frame.sample_rate  # type: ignore[arg-type]
             waiting, self._awaiting_audio = self._awaiting_audio, []
             for message in waiting:
                 await self._send_playout(message, max(ahead, 0.0))

@@ -260,7 +260,7 @@ class RecordStore:
             ).all()
             found = [dict(r._mapping) for r in rows]
             people = self._participants(db, [s["id"] for s in found])
-            counts = dict(
+            counts: dict[str, int] = dict(
                 db.execute(
                     select(utterances.c.session_id, func.count())
                     .where(utterances.c.session_id.in_([s["id"] for s in found]))
@@ -270,7 +270,8 @@ class RecordStore:
         for s in found:
             s["participants"] = people.get(s["id"], [])
             s["utterance_count"] = counts.get(s["id"], 0)
-        return found, total
+        # COUNT(*) always returns one row, so total is an int
+        return found, total  # type: ignore[return-value]
 
     def get_session(self, session_id: str) -> dict[str, Any] | None:
         """A session with its participants and all its utterances in time order."""

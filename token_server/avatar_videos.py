@@ -28,10 +28,11 @@ import wave
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from loguru import logger
 
 from processors.face.engines import BUILTIN, ENGINES, SADTALKER
@@ -60,7 +61,7 @@ DEFAULT_RETENTION_S = 3600.0
 PROGRESS_FILE = "progress.json"
 VIDEO_FILE = "video.mp4"
 
-JOBS = web.AppKey("avatar_video_jobs", object)  # AvatarVideoJobs
+JOBS = cast("web.AppKey[AvatarVideoJobs]", web.AppKey("avatar_video_jobs", object))
 
 
 @dataclass(slots=True)
@@ -319,7 +320,8 @@ async def read_form(request: web.Request, folder: Path) -> tuple[dict[str, str],
     fields: dict[str, str] = {}
     files: dict[str, Path] = {}
     try:
-        async for part in await request.multipart():
+        async for item in await request.multipart():
+            part = cast(BodyPartReader, item)  # a form's parts (nested multipart is not expected)
             if part.name in FILE_FIELDS:
                 path = folder / f"upload-{part.name}"
                 size = 0

@@ -43,7 +43,8 @@ class PersonaChat:
             {"role": "user", "content": message},
         ]
         try:
-            stream = await self._client.chat.completions.create(
+            # plain dict messages in OpenAI's chat shape
+            stream = await self._client.chat.completions.create(  # type: ignore[call-overload]
                 model=self.model,
                 messages=messages,
                 stream=True,

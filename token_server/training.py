@@ -28,6 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from aiohttp import web
@@ -257,7 +258,7 @@ async def prepare_dataset(
     folder = datasets_dir / dataset_id
     (folder / WAVS_DIR).mkdir(parents=True)
     rate = recording.sample_rate
-    clips = []
+    clips: list[dict[str, Any]] = []
     for n, (start, end) in enumerate(spans):
         piece = type(recording)(
             samples=recording.samples[int(start * rate) : int(end * rate)],
@@ -283,7 +284,8 @@ async def prepare_dataset(
         raise ApiError(422, "no_speech", "no speech was recognized in the recording")
     list_path = folder / f"{speaker}.list"
     list_path.write_text(
-        "".join(f"{c['path']}|{speaker}|{language.upper()}|{c['text']}\n" for c in clips),
+        # clips is non-empty, so a transcript set the language
+        "".join(f"{c['path']}|{speaker}|{language.upper()}|{c['text']}\n" for c in clips),  # type: ignore[union-attr]
         encoding="utf-8",
     )
     dataset = {
@@ -386,7 +388,8 @@ class TrainingJob:
         return f"{dataset['speaker']}_{dataset['id']}"
 
     def opt_dir(self, dataset: dict) -> Path:
-        return self.settings.gpt_sovits_dir / "logs" / self.exp_name(dataset)
+        # jobs run only with GPT_SOVITS_DIR set (checked before)
+        return self.settings.gpt_sovits_dir / "logs" / self.exp_name(dataset)  # type: ignore[operator]
 
     async def run(self) -> None:
         """Every step in turn; stops at the first that fails."""
@@ -419,8 +422,9 @@ class TrainingJob:
             step=None,
             finished=_now(),
             weights={
-                "sovits_dir": str(install / SOVITS_WEIGHTS),
-                "gpt_dir": str(install / GPT_WEIGHTS),
+                # jobs run only with GPT_SOVITS_DIR set (checked before)
+                "sovits_dir": str(install / SOVITS_WEIGHTS),  # type: ignore[operator]
+                "gpt_dir": str(install / GPT_WEIGHTS),  # type: ignore[operator]
             },
         )
         logger.info(f"training {dataset['id']}: done")
@@ -443,7 +447,8 @@ class TrainingJob:
             self.opt_dir(dataset),
             self.exp_name(dataset),
         )
-        s2 = json.loads((install / S2_CONFIG).read_text())
+        # jobs run only with GPT_SOVITS_DIR set (checked before)
+        s2 = json.loads((install / S2_CONFIG).read_text())  # type: ignore[operator]
         s2["train"].update(
             epochs=self.settings.sovits_epochs,
             pretrained_s2G=PRETRAINED_S2G,
@@ -458,7 +463,8 @@ class TrainingJob:
         s2.update(save_weight_dir=SOVITS_WEIGHTS, name=exp, version=VERSION)
         (opt / "logs_s2").mkdir(exist_ok=True)
         (self.dataset_dir / "s2.json").write_text(json.dumps(s2, indent=2))
-        s1 = yaml.safe_load((install / S1_CONFIG).read_text())
+        # jobs run only with GPT_SOVITS_DIR set (checked before)
+        s1 = yaml.safe_load((install / S1_CONFIG).read_text())  # type: ignore[operator]
         s1["train"].update(
             epochs=self.settings.gpt_epochs,
             if_save_every_weights=True,

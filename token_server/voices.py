@@ -24,6 +24,7 @@ import wave
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import av
 import numpy as np
@@ -35,6 +36,9 @@ from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE
 from processors.tts.gpt_sovits import VOICE_FILE, voices_dir
 from token_server.errors import ApiError
 from token_server.uploads import uploaded_form
+
+if TYPE_CHECKING:
+    from faster_whisper.transcribe import TranscriptionInfo
 
 VOICES_ROUTE = "/api/voices"
 VOICE_ROUTE = "/api/voices/{voice_id}"
@@ -59,8 +63,8 @@ MEGABYTE = 1 << 20
 # Highest sample rate a clip may declare (the decode buffer is sized from it).
 MAX_SAMPLE_RATE = 192_000
 
-WHISPER = web.AppKey("voice_whisper", object)  # WhisperLoader
-VOICE_SETTINGS = web.AppKey("voice_settings", object)
+WHISPER = cast("web.AppKey[WhisperLoader]", web.AppKey("voice_whisper", object))
+VOICE_SETTINGS = cast("web.AppKey[VoiceApiSettings]", web.AppKey("voice_settings", object))
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +236,7 @@ def decode_clip(path: Path, filename: str, *, max_s: float) -> Clip:
                 raise ApiError(
                     400, "too_long", f"the clip is {declared:.1f} s; at most {max_s:g} s"
                 )
-            rate = stream.rate
+            rate = cast(av.AudioStream, stream).rate
             if not rate or not 0 < rate <= MAX_SAMPLE_RATE:
                 raise ApiError(400, "not_audio", f"unsupported sample rate {rate}")
             limit = int(max_s * rate) + 1
@@ -339,7 +343,9 @@ async def transcribe(app: web.Application, clip: Clip, language: str | None) -> 
     return segments, found
 
 
-def _transcribe(model, wave16: np.ndarray, language: str | None) -> tuple[str, object]:
+def _transcribe(
+    model, wave16: np.ndarray, language: str | None
+) -> tuple[str, TranscriptionInfo]:
     segments, info = model.transcribe(
         wave16, language=language, beam_size=5, condition_on_previous_text=False
     )

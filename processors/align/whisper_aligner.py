@@ -216,7 +216,8 @@ class WhisperAligner:
         groups: list[tuple[int, int, float, float]],
     ) -> tuple[list[tuple[float, float]], list[VisemeTiming]]:
         """Inside each stretch, carry the reference voice's word boundaries and visemes over."""
-        ref = self._reference.synthesize(text)
+        # the reference voice is set whenever this path runs
+        ref = self._reference.synthesize(text)  # type: ignore[union-attr]
         if len(ref.words) != len(spans) or len(ref.audio) == 0:
             logger.warning(
                 f"aligner: reference voice gave {len(ref.words)} words for "
@@ -316,13 +317,14 @@ def _group_words(
         gap_before = a - bounds[before][1] if before is not None else np.inf
         gap_after = bounds[after][0] - b if after is not None else np.inf
         if gap_before <= gap_after:
-            bounds[before][1] = max(bounds[before][1], b)
+            # the finite gap's neighbour is not None
+            bounds[before][1] = max(bounds[before][1], b)  # type: ignore[index]
         else:
-            bounds[after][0] = min(bounds[after][0], a)
-    groups = []
+            bounds[after][0] = min(bounds[after][0], a)  # type: ignore[index]
+    groups: list[tuple[int, int, float, float]] = []
     for k in claimed:
         members = [i for i, o in enumerate(owner) if o == k]
-        groups.append((members[0], members[-1], *bounds[k]))
+        groups.append((members[0], members[-1], bounds[k][0], bounds[k][1]))
     return groups
 
 
@@ -414,8 +416,8 @@ def _dtw(
         di, dj = moves[step[i, j]]
         i, j = i - di, j - dj
         path.append((i, j))
-    path = np.array(path[::-1], dtype=np.float64)
-    return np.column_stack([(path[:, 0] + r0) * FRAME_S, (path[:, 1] + t0) * FRAME_S])
+    steps = np.array(path[::-1], dtype=np.float64)
+    return np.column_stack([(steps[:, 0] + r0) * FRAME_S, (steps[:, 1] + t0) * FRAME_S])
 
 
 def _map_time(path: np.ndarray, t: float) -> float:

@@ -79,3 +79,38 @@ class FaceEngine(Protocol):
     def idle(self, avatar: Avatar, clock: float) -> np.ndarray:
         """A silent frame at idle-motion time `clock` (blinks, breathing, sway)."""
         ...
+
+
+class RenderedAhead(Protocol):
+    """One sentence's frames rendered ahead in a worker, handed out in order."""
+
+    count: int
+
+    @property
+    def held_s(self) -> float:
+        """Seconds the sentence's audio waited for its frames."""
+        ...
+
+    @property
+    def slowdown(self) -> float:
+        """Seconds of compute per second of video so far."""
+        ...
+
+    def frame(self, k: int) -> np.ndarray:
+        """Frame `k`, waiting until it is rendered."""
+        ...
+
+    def close(self) -> None:
+        """Stop rendering (the rest of the sentence is not needed)."""
+        ...
+
+
+class RendersAhead(FaceEngine, Protocol):
+    """A FaceEngine that renders a whole sentence ahead (SadTalker; see FaceVideoProcessor)."""
+
+    @property
+    def renders_ahead(self) -> bool: ...
+
+    def render_ahead(self, avatar: Avatar, audio: np.ndarray, sample_rate: int) -> RenderedAhead:
+        """Start rendering `audio`'s frames."""
+        ...

@@ -89,7 +89,8 @@ class _Region:
         back = -disp
         for _ in range(INVERT_ITERATIONS):  # B(x) = -D(x + B(x))
             at = self.coarse_xy + back / GRID_STEP
-            back = -cv2.remap(disp, at[..., 0], at[..., 1], cv2.INTER_LINEAR,
+            # OpenCV's stubs reject scalar colours and uint8/int32 arrays cv2 accepts
+            back = -cv2.remap(disp, at[..., 0], at[..., 1], cv2.INTER_LINEAR,  # type: ignore[assignment]
                               borderMode=cv2.BORDER_REPLICATE)
         fine = cv2.remap(back, self.fine_x, self.fine_y, cv2.INTER_LINEAR)
         dst[self.y0:self.y1, self.x0:self.x1] = cv2.remap(
@@ -195,7 +196,8 @@ def _interior(image: np.ndarray, lm: np.ndarray, box) -> tuple[np.ndarray, np.nd
               + np.array(THROAT_BOTTOM, np.float32) * ramp) * np.ones((1, w, 1), np.float32)
     mask = np.zeros((h, w), np.uint8)
     contour = (lm[list(INNER_CONTOUR)] - [x0, y0]).round().astype(np.int32)
-    cv2.fillPoly(mask, [contour], 255, cv2.LINE_AA)
+    # OpenCV's stubs reject scalar colours and uint8/int32 arrays cv2 accepts
+    cv2.fillPoly(mask, [contour], 255, cv2.LINE_AA)  # type: ignore[call-overload]
     # Upper teeth only (they stay with the skull); the lower half of the gap fades out.
     top = float(lm[list(UPPER_INNER), 1].mean() - y0)
     bottom = float(lm[list(LOWER_INNER), 1].mean() - y0)
@@ -211,8 +213,9 @@ def _fill_lip_gap(image: np.ndarray, lm: np.ndarray) -> np.ndarray:
     """The photo with whatever shows between its lips (teeth of a smile) painted over with lip
     colour, so squeezing the lips shut gives lips, not a line of teeth."""
     mask = np.zeros(image.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [lm[list(INNER_CONTOUR)].round().astype(np.int32)], 255)
-    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    # OpenCV's stubs reject scalar colours and uint8/int32 arrays cv2 accepts
+    cv2.fillPoly(mask, [lm[list(INNER_CONTOUR)].round().astype(np.int32)], 255)  # type: ignore[call-overload]
+    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))  # type: ignore[assignment]
     return cv2.inpaint(image, mask, 4, cv2.INPAINT_TELEA)
 
 
@@ -364,7 +367,8 @@ class BuiltinFaceEngine:
             return
         mask = np.zeros((by1 - by0, bx1 - bx0), np.uint8)
         poly = ((contour - [bx0, by0]) * 4).round().astype(np.int32)
-        cv2.fillPoly(mask, [poly], 255, cv2.LINE_AA, shift=2)
+        # OpenCV's stubs reject scalar colours and uint8/int32 arrays cv2 accepts
+        cv2.fillPoly(mask, [poly], 255, cv2.LINE_AA, shift=2)  # type: ignore[call-overload]
         m = (mask.astype(np.float32) / 255.0)[..., None]
         ix0, iy0 = bx0 - box.x0, by0 - box.y0
         sl = (slice(iy0, iy0 + mask.shape[0]), slice(ix0, ix0 + mask.shape[1]))
@@ -374,7 +378,8 @@ class BuiltinFaceEngine:
             centre = (bottom - [bx0, by0] - [0, 0.3 * gap]) * 4
             half_w = 0.3 * float(np.linalg.norm(contour[-1] - contour[0])) + 1
             axes = (int(half_w * 4), int(max(0.35 * gap, 1) * 4))
-            cv2.ellipse(
+            # OpenCV's stubs reject scalar colours and uint8/int32 arrays cv2 accepts
+            cv2.ellipse(  # type: ignore[call-overload]
                 tongue,
                 tuple(centre.round().astype(int)),
                 axes,
@@ -405,7 +410,8 @@ class BuiltinFaceEngine:
         if patch.size == 0:
             return
         line = np.zeros(patch.shape[:2], np.uint8)
-        cv2.polylines(
+        # OpenCV's stubs reject scalar colours and uint8/int32 arrays cv2 accepts
+        cv2.polylines(  # type: ignore[call-overload]
             line,
             [((seam - [x0, y0]) * 4).round().astype(np.int32)],
             False,

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from loguru import logger
 
-from processors.face.base import Avatar, FaceEngine
+from processors.face.base import Avatar, FaceEngine, RenderedAhead, RendersAhead
 from processors.face.builtin import BuiltinFaceEngine
 from processors.face.timeline import VisemeTimeline
 
@@ -91,10 +92,11 @@ class FallbackFaceEngine:
 
     def prepare(self, image: np.ndarray, *, source: Path | None = None) -> Avatar:
         return self._paired(self.backup.prepare(image, source=source),
-                            lambda: self.primary.prepare(image, source=source))
+                            # the primary is set whenever failure is None
+                            lambda: self.primary.prepare(image, source=source))  # type: ignore[union-attr]
 
     def load_avatar(self, path: Path) -> Avatar:
-        return self._paired(self.backup.load_avatar(path), lambda: self.primary.load_avatar(path))
+        return self._paired(self.backup.load_avatar(path), lambda: self.primary.load_avatar(path))  # type: ignore[union-attr]
 
     def _paired(self, backup: Avatar, primary: Callable[[], Avatar]) -> Avatar:
         first = None
@@ -131,7 +133,8 @@ class FallbackFaceEngine:
     def idle(self, avatar: Avatar, clock: float) -> np.ndarray:
         pair: _Pair = avatar.rig
         if self.failure is None and pair.primary is not None:
-            return self.primary.idle(pair.primary, clock)
+            # the primary is set whenever failure is None
+            return self.primary.idle(pair.primary, clock)  # type: ignore[union-attr]
         return self.backup.idle(pair.backup, clock)
 
 
@@ -145,11 +148,12 @@ class _GuardedAhead:
         self._engine, self._pair = engine, pair
         self._audio, self._rate = audio, sample_rate
         self.count = int(np.ceil(len(audio) * engine.fps / sample_rate - 1e-9))
-        self._inner = None
+        self._inner: RenderedAhead | None = None
         self._backup: list[np.ndarray] | None = None
         if engine.failure is None and pair.primary is not None:
             try:
-                self._inner = engine.primary.render_ahead(pair.primary, audio, sample_rate)
+                primary = cast(RendersAhead, engine.primary)  # the primary is SadTalker
+                self._inner = primary.render_ahead(pair.primary, audio, sample_rate)
             except Exception as e:  # noqa: BLE001
                 engine.fail(f"SadTalker failed: {e}")
 

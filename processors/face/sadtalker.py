@@ -100,7 +100,8 @@ class SadTalkerSettings:
         env, default = os.environ.get, cls()
 
         def path(name: str) -> Path | None:
-            return Path(env(ENV[name])).expanduser() if env(ENV[name]) else None
+            # env(...) is checked non-empty in the same expression
+            return Path(env(ENV[name])).expanduser() if env(ENV[name]) else None  # type: ignore[arg-type]
 
         try:
             return cls(checkpoints=path("checkpoints") or default.checkpoints,
@@ -135,7 +136,8 @@ def load_sadtalker(code: Path | None = None) -> types.SimpleNamespace:
         if not loaded and (spec is None or not spec.submodule_search_locations):
             raise SadTalkerUnavailable("SadTalker is not installed: `uv sync --group sadtalker` "
                                        "(or set SADTALKER_DIR to a checkout)")
-        folder = Path(list(loaded or spec.submodule_search_locations)[0])
+        # spec is checked above whenever the module is not loaded
+        folder = Path(list(loaded or spec.submodule_search_locations)[0])  # type: ignore[arg-type, union-attr]
     if getattr(sys.modules.get(name), "__path__", None) != [str(folder)]:
         package = types.ModuleType(name)
         package.__path__ = [str(folder)]

@@ -23,13 +23,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import cv2
 import numpy as np
 from loguru import logger
 
-from processors.face.base import DEFAULT_AVATAR, Avatar, AvatarImageError
+from processors.face.base import DEFAULT_AVATAR, Avatar, AvatarImageError, FaceEngine
 from processors.face.builtin import BuiltinFaceEngine
 from processors.face.engines import BUILTIN, ENGINES, SADTALKER
 from processors.face.landmarks import cache_path, cached_landmarks, load_image
@@ -71,8 +72,10 @@ def make_video(request: VideoRequest, *, progress: Callable[[float], None] | Non
         audio, sr, visemes = speak(request.text, voice=request.voice, speed=request.speed)
         timeline = VisemeTimeline.from_visemes(visemes).with_audio(audio, sr)
     else:
-        audio, sr = read_wav(request.wav)
+        # a VideoRequest without text has a wav (checked when parsed)
+        audio, sr = read_wav(request.wav)  # type: ignore[arg-type]
         timeline = VisemeTimeline.from_audio(audio, sr)
+    engine: FaceEngine
     if request.engine == SADTALKER:
         from processors.face.sadtalker import SadTalkerFaceEngine
 
@@ -101,16 +104,16 @@ def speak(text: str, *, voice: str = "heart", speed: float = 1.0
     """Text spoken by the embedded voice, sentence by sentence, with visemes on one clock."""
     from processors.tts.hibari_voice import HibariVoice
 
-    voice = HibariVoice(voice=voice, speed=speed)
+    tts = HibariVoice(voice=voice, speed=speed)
     pieces, visemes, offset = [], [], 0.0
-    for sentence in voice.sentences(text):
-        speech = voice.synthesize(sentence)
+    for sentence in tts.sentences(text):
+        speech = tts.synthesize(sentence)
         pieces.append(speech.audio)
         visemes += [VisemeTiming(v.viseme, v.start + offset, v.duration) for v in speech.visemes]
         offset += speech.duration
     if not pieces:
         raise ValueError("nothing to say: the text has no words")
-    return np.concatenate(pieces), voice.sample_rate, visemes
+    return np.concatenate(pieces), tts.sample_rate, visemes
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
@@ -135,10 +138,10 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: int, audio: np.ndar
     frames = iter(frames)
     first = next(frames)
     with av.open(str(path), "w") as out:
-        vs = out.add_stream(MP4_VIDEO_CODEC, rate=fps)
+        vs = cast(av.VideoStream, out.add_stream(MP4_VIDEO_CODEC, rate=fps))
         vs.width, vs.height = first.shape[1], first.shape[0]
         vs.pix_fmt = "yuv420p"
-        as_ = out.add_stream(MP4_AUDIO_CODEC, rate=sample_rate)
+        as_ = cast(av.AudioStream, out.add_stream(MP4_AUDIO_CODEC, rate=sample_rate))
         as_.layout = "mono"
         for img in itertools.chain([first], frames):
             out.mux(vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))

@@ -29,6 +29,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from loguru import logger
@@ -46,7 +47,7 @@ from pipecat.frames.frames import (
 from pipecat.metrics.metrics import ProcessingMetricsData
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from processors.face.base import DEFAULT_AVATAR, Avatar, FaceEngine
+from processors.face.base import DEFAULT_AVATAR, Avatar, FaceEngine, RenderedAhead, RendersAhead
 from processors.face.builtin import BuiltinFaceEngine
 from processors.face.timeline import VisemeTimeline
 from processors.frames import SentenceTimingFrame
@@ -162,7 +163,7 @@ class _Sentence:
     audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
     frames_done: int = 0
     complete: bool = False
-    ahead: object | None = None  # the engine's render-ahead of this sentence, if it renders ahead
+    ahead: RenderedAhead | None = None  # the engine's render-ahead of this sentence, if any
     _timeline: VisemeTimeline | None = None
     _timeline_samples: int = -1
 
@@ -179,7 +180,8 @@ class _Sentence:
             self._timeline = (self.visemes.with_audio(audio, self.sample_rate) if self.visemes
                               else VisemeTimeline.from_audio(audio, self.sample_rate))
             self._timeline_samples = len(audio)
-        return self._timeline
+        # _timeline is set just above
+        return self._timeline  # type: ignore[return-value]
 
 
 class FaceVideoProcessor(FrameProcessor):
@@ -429,7 +431,8 @@ class FaceVideoProcessor(FrameProcessor):
     def _render(self, item: _Sentence, piece: np.ndarray, start: int, clock: float) -> np.ndarray:
         sr = item.sample_rate
         if item.ahead is None and self._renders_ahead():
-            item.ahead = self._engine.render_ahead(self._avatar, item.samples(), sr)
+            engine = cast(RendersAhead, self._engine)  # checked by _renders_ahead
+            item.ahead = engine.render_ahead(self._avatar, item.samples(), sr)
         if item.ahead is not None:  # blocks until the picture exists: audio waits with it
             image = item.ahead.frame(item.frames_done)
         else:

@@ -38,14 +38,16 @@ class SegmentSpeakerMixin:
 
     async def process_frame(self, frame: Frame, direction: FrameDirection):
         """Note the speaker of each segment as it is queued."""
-        if isinstance(frame, VADUserStoppedSpeakingFrame) and self.is_usable:
-            self._segment_speakers.append(self._user_id)
-        await super().process_frame(frame, direction)
+        # a mixin: these resolve on the STT service it is mixed into
+        if isinstance(frame, VADUserStoppedSpeakingFrame) and self.is_usable:  # type: ignore[attr-defined]
+            self._segment_speakers.append(self._user_id)  # type: ignore[attr-defined]
+        await super().process_frame(frame, direction)  # type: ignore[misc]
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
         """Transcribe one segment and stamp its transcripts with that segment's speaker."""
         speaker = self._segment_speakers.popleft() if self._segment_speakers else None
-        async for frame in super().run_stt(audio):
+        # a mixin: these resolve on the STT service it is mixed into
+        async for frame in super().run_stt(audio):  # type: ignore[misc]
             if speaker is not None and isinstance(
                 frame, (TranscriptionFrame, InterimTranscriptionFrame)
             ):

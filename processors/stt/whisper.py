@@ -97,5 +97,6 @@ class DecodingWhisperSTTService(WhisperSTTService):
         self._model = _DecodingModel(self._model, self._settings)
 
 
-class AvatarWhisperSTTService(SegmentSpeakerMixin, DecodingWhisperSTTService):
+# the mixin's run_stt wraps the service's with the same signature
+class AvatarWhisperSTTService(SegmentSpeakerMixin, DecodingWhisperSTTService):  # type: ignore[misc]
     """The bot's Whisper STT: decoding options, a preloaded model, one speaker per segment."""

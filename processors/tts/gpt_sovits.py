@@ -129,9 +129,10 @@ class GPTSoVITSSettings:
         default = cls()
         voice = None
         if env(ENV_VOICE_ID):
-            voice = GPTSoVITSVoice.load(env(ENV_VOICE_ID))
+            # checked non-empty by the condition
+            voice = GPTSoVITSVoice.load(env(ENV_VOICE_ID))  # type: ignore[arg-type]
         elif env(ENV_REF_AUDIO):
-            voice = GPTSoVITSVoice(ref_audio_path=env(ENV_REF_AUDIO),
+            voice = GPTSoVITSVoice(ref_audio_path=env(ENV_REF_AUDIO),  # type: ignore[arg-type]
                                    prompt_text=env(ENV_PROMPT_TEXT, ""),
                                    prompt_lang=env(ENV_PROMPT_LANG, "en"))
         try:
@@ -228,7 +229,8 @@ class GPTSoVITSTTSService(TimedTTSService):
                 if not e.retryable:
                     break
         if self._fallback is None:
-            raise failure
+            # set by the first attempt (retries >= 0)
+            raise failure  # type: ignore[misc]
         logger.warning(f"{self}: GPT-SoVITS unavailable ({failure}); speaking [{text}] with the "
                        f"embedded voice")
         speech = await asyncio.to_thread(self._fallback.synthesize, text)
