@@ -33,6 +33,7 @@ from processors.tts.gpt_sovits import (
 )
 from processors.tts.hibari_voice import HibariVoice
 from tests.support.gpt_sovits_standin import SAMPLE_RATE, GPTSoVITSStandIn
+from tests.support.voices import PiperTestVoice
 
 OUT_RATE = 24000
 
@@ -58,8 +59,11 @@ def ref_clip(tmp_path):
 
 @pytest.fixture
 async def server():
-    """The stand-in speaks with the Piper voice: not the aligner's reference voice."""
-    async with GPTSoVITSStandIn() as s:
+    """The stand-in speaks with the Piper voice: not the aligner's reference voice (loaded
+    before the server answers, so its first sentence is not slower than the timeouts)."""
+    voice = PiperTestVoice()
+    await asyncio.to_thread(voice.synthesize, "Hello.")
+    async with GPTSoVITSStandIn(voice=voice) as s:
         yield s
 
 
