@@ -136,7 +136,7 @@ PIPER_SENTENCES = ("The quick brown fox jumps over the lazy dog.",
 
 def test_a_foreign_voice_is_aligned_within_the_aim(model, reference):
     """Piper's joe (exact timings from its phoneme sample counts) is neither the reference's
-    voice nor its tempo. The 40 ms aim holds over 24 sentences (bench/align_bench.py: 32 ms);
+    voice nor its tempo. The 40 ms aim holds over 23 sentences (bench/align_bench.py: 32 ms);
     three sentences are noisier (47 ms measured once), hence the margin."""
     from tests.support.voices import piper_words
 
