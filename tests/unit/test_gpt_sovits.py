@@ -32,6 +32,7 @@ from processors.tts.gpt_sovits import (
 )
 from processors.tts.hibari_voice import HibariVoice
 from tests.support.gpt_sovits_standin import SAMPLE_RATE, GPTSoVITSStandIn
+from tests.support.voices import PiperTestVoice
 
 OUT_RATE = 24000
 
@@ -57,8 +58,11 @@ def ref_clip(tmp_path):
 
 @pytest.fixture
 async def server():
-    """The stand-in speaks with the Piper voice: not the aligner's reference voice."""
-    async with GPTSoVITSStandIn() as s:
+    """The stand-in speaks with the Piper voice: not the aligner's reference voice (loaded
+    before the server answers, so its first sentence is not slower than the timeouts)."""
+    voice = PiperTestVoice()
+    await asyncio.to_thread(voice.synthesize, "Hello.")
+    async with GPTSoVITSStandIn(voice=voice) as s:
         yield s
 
 
@@ -111,11 +115,11 @@ async def test_streams_sentences_with_aligned_words(server, ref_clip, aligner, v
     tts = service(server, ref_clip, aligner, voice)
     probe = FirstAudioProbe(server)
     down, up = await run_test(
-        Pipeline([tts, probe]), frames_to_send=llm_turn("Good morning to you. How was the trip?")
+        Pipeline([tts, probe]), frames_to_send=llm_turn("Good morning to you. How are you today?")
     )
     assert not errors_of(up)
     # One request per sentence with the voice and api_v2's parameters.
-    assert [r["text"] for r in server.requests] == ["Good morning to you.", "How was the trip?"]
+    assert [r["text"] for r in server.requests] == ["Good morning to you.", "How are you today?"]
     first = server.requests[0]
     assert first["ref_audio_path"] == ref_clip.ref_audio_path
     assert first["prompt_text"] == ref_clip.prompt_text
@@ -138,7 +142,7 @@ async def test_streams_sentences_with_aligned_words(server, ref_clip, aligner, v
         assert np.mean(np.abs(np.subtract(message["wtimes"], truth))) < 100, (message, truth)
     assert [
         f.text for f in down if isinstance(f, TTSTextFrame)
-    ] == "Good morning to you. How was the trip?".split()
+    ] == "Good morning to you. How are you today?".split()
 
 
 async def test_holding_for_timings_gives_words_and_visemes_before_the_audio(
@@ -193,8 +197,8 @@ async def test_server_down_retries_once_then_the_embedded_voice_speaks(
     assert timing_messages(down)[0]["wtimes"] == [round(w.start * 1000) for w in fallback.words]
     # The server comes back: GPT-SoVITS speaks again.
     await server.come_up()
-    down, _ = await run_test(tts, frames_to_send=llm_turn("I am back."))
-    assert [r["text"] for r in server.requests] == ["I am back."]
+    down, _ = await run_test(tts, frames_to_send=llm_turn("We are back."))
+    assert [r["text"] for r in server.requests] == ["We are back."]
     assert len(audio_of(down)) > 0
 
 

@@ -51,6 +51,7 @@ def tone(seconds: float, rate: int = 16000) -> np.ndarray:
             ).astype(np.int16)
 
 
+@pytest.mark.timeout(3600)  # CPU, random weights: minutes per second of video on 2 shared cores
 def test_renders_a_two_second_sentence_ahead_to_frames_of_the_right_size_and_count(
         standin, avatar_path):
     engine = SadTalkerFaceEngine(settings=settings(standin), width=SIZE, height=SIZE, fps=25)
@@ -87,6 +88,7 @@ def test_missing_checkpoints_fall_back_to_the_builtin_face_with_a_notice(standin
     assert engine.idle(avatar, 1.0).shape == (SIZE, SIZE, 3)
 
 
+@pytest.mark.timeout(3600)
 def test_an_engine_slower_than_its_margin_falls_back_with_a_notice(standin, avatar_path):
     notices: list[str] = []
     engine = face_engine("sadtalker", width=SIZE, height=SIZE, fps=25,
