@@ -38,6 +38,8 @@ from processors.turns.transcript_turn_stop import looks_unfinished
 # Words that only lead into a name ("Hey Ava"): an alias written with one is matched by its
 # name alone, so "hey" itself never addresses the bot.
 _LEAD_INS = frozenset({"hey", "hi", "hello", "ok", "okay", "oh", "so", "and"})
+# Longest wait for the transcript of an utterance that continues a held, unfinished sentence.
+CONTINUATION_WAIT_SECS = 10.0
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
@@ -186,6 +188,11 @@ class MeetingAddressing(FrameProcessor):
         transcript comes later) and returns whether they may interrupt the bot now."""
         answering = self.is_answering(identity)
         self._began_as_follow_up[identity] = answering
+        if identity == self._open_turn and self._hold_task is not None:
+            # They go on with the sentence: the turn waits for this utterance's transcript.
+            self._hold_task.cancel()
+            self._hold_task = self.create_task(
+                self._close_turn_later(CONTINUATION_WAIT_SECS), f"{self}::hold")
         if answering:
             logger.debug(f"{self}: {identity} speaks as the person the bot answers")
         return answering
@@ -234,7 +241,8 @@ class MeetingAddressing(FrameProcessor):
         self._turn_text = f"{self._turn_text} {frame.text}".strip()
         await self.push_frame(frame, direction)
         if looks_unfinished(self._turn_text):
-            self._hold_task = self.create_task(self._close_turn_later(), f"{self}::hold")
+            self._hold_task = self.create_task(
+                self._close_turn_later(self._turn_max_wait_secs), f"{self}::hold")
         else:
             await self._close_turn()
 
@@ -244,9 +252,9 @@ class MeetingAddressing(FrameProcessor):
             self._open_turn = None
             await self.push_frame(ProposedUserStoppedSpeakingFrame())
 
-    async def _close_turn_later(self) -> None:
+    async def _close_turn_later(self, delay_s: float) -> None:
         """A sentence left unfinished: wait for its rest, then end the turn all the same."""
-        await asyncio.sleep(self._turn_max_wait_secs)
+        await asyncio.sleep(delay_s)
         self._hold_task = None
         await self._close_turn()
 

@@ -168,3 +168,24 @@ async def test_a_named_utterance_becomes_one_user_turn_in_pipecats_aggregator():
     users = [m["content"] for m in context.get_messages() if m["role"] == "user"]
     assert users == ["Bob: Ava, what is the capital of France?", "Alice: Ava, and of Spain?"]
     assert sum(isinstance(f, LLMContextFrame) for f in down) == 2
+
+
+
+async def test_a_sentence_cut_by_a_pause_stays_one_turn_and_a_trailing_one_still_ends():
+    """A transcript that stops mid-sentence holds the turn open for the same person's next
+    utterance; a sentence that never goes on still ends its turn when the hold runs out."""
+    addressing = MeetingAddressing(matcher=MATCHER, humans=lambda: ["u1"], display_name=NAMES.get,
+                                   follow_up_secs=8.0, turn_max_wait_secs=0.3, clock=_Clock())
+    down, _ = await run_test(addressing, frames_to_send=[
+        _said("u1", "What is the capital of"),
+        SleepFrame(sleep=0.1),
+        _said("u1", "Japan?"),
+        SleepFrame(sleep=0.5),
+        _said("u1", "Tell me about"),
+        SleepFrame(sleep=0.6),
+    ])
+    kinds = [type(f).__name__ for f in down if isinstance(
+        f, (ProposedUserStartedSpeakingFrame, ProposedUserStoppedSpeakingFrame, TranscriptionFrame))]
+    assert kinds == ["ProposedUserStartedSpeakingFrame", "TranscriptionFrame", "TranscriptionFrame",
+                     "ProposedUserStoppedSpeakingFrame", "ProposedUserStartedSpeakingFrame",
+                     "TranscriptionFrame", "ProposedUserStoppedSpeakingFrame"]
