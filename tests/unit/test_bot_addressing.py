@@ -184,8 +184,9 @@ async def test_a_sentence_cut_by_a_pause_stays_one_turn_and_a_trailing_one_still
         _said("u1", "Tell me about"),
         SleepFrame(sleep=0.6),
     ])
-    kinds = [type(f).__name__ for f in down if isinstance(
-        f, (ProposedUserStartedSpeakingFrame, ProposedUserStoppedSpeakingFrame, TranscriptionFrame))]
+    turn_frames = (ProposedUserStartedSpeakingFrame, ProposedUserStoppedSpeakingFrame,
+                   TranscriptionFrame)
+    kinds = [type(f).__name__ for f in down if isinstance(f, turn_frames)]
     assert kinds == ["ProposedUserStartedSpeakingFrame", "TranscriptionFrame", "TranscriptionFrame",
                      "ProposedUserStoppedSpeakingFrame", "ProposedUserStartedSpeakingFrame",
                      "TranscriptionFrame", "ProposedUserStoppedSpeakingFrame"]
