@@ -129,7 +129,8 @@ def _new_rooms_per_client(server) -> None:
         httpx.post(f"{server.url}/api/token", json={"room": f"hog-{tag}-{n}", "identity": "hog"})
         for n in range(3)
     ]
-    assert [r.status_code for r in statuses[:2]] == [503, 503]  # allowed (LiveKit is down here)
+    # Allowed: a token is minted (it carries the avatar's dispatch; LiveKit acts on it on join).
+    assert [r.status_code for r in statuses[:2]] == [200, 200]
     assert statuses[2].status_code == 429 and statuses[2].json()["error"] == "rate_limited"
     assert int(statuses[2].headers["Retry-After"]) >= 1
     # An existing room is not a new one: joining a room someone asked for is still allowed.
@@ -137,13 +138,13 @@ def _new_rooms_per_client(server) -> None:
         httpx.post(
             f"{server.url}/api/token", json={"room": f"hog-{tag}-0", "identity": "hog2"}
         ).status_code
-        == 503
+        == 200
     )
     with client_from(non_loopback_address()) as other:
         response = other.post(
             f"{server.url}/api/token", json={"room": f"other-{tag}", "identity": "olga"}
         )
-    assert response.status_code == 503, response.text
+    assert response.status_code == 200, response.text
 
 
 @pytest.mark.parametrize(
