@@ -143,6 +143,9 @@ async def test_minimal_rtvi_page(avatar_site, question_wav):
     assert not events["errors"]
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "known defect (issue 12, open): on a quiet 2-core machine the 3-D lips led the heard audio "
+    "by a median of 112 ms (aim: within 60 ms); cause not found yet"))
 async def test_talkinghead_mode_lips_follow_the_bot(avatar_site, question_wav):
     shot = DOCS / "client-3d.png"
     steps = [
