@@ -275,7 +275,7 @@ def _size(value) -> int:
         return DEFAULT_SIZE
     try:
         size = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON 1e999 is infinity
         raise ApiError(400, "invalid_size", f"size must be a whole number, not {value!r}") from None
     if not MIN_SIZE <= size <= MAX_SIZE or size % 2:
         raise ApiError(
