@@ -40,6 +40,7 @@ from processors.face.sadtalker import SadTalkerSettings
 from processors.face.tool import VideoRequest
 from processors.tts.embedded import EmbeddedVoiceSettings
 from token_server.errors import ApiError, read_json_object
+from token_server.uploads import MALFORMED_MULTIPART, ClientGone
 from token_server.voices import decode_clip
 
 VIDEOS_ROUTE = "/api/avatar-videos"
@@ -55,6 +56,7 @@ MAX_UPLOAD_BYTES = 20 << 20
 MAX_FIELD_BYTES = 4 * MAX_TEXT_CHARS
 UPLOAD_CHUNK = 64 * 1024
 FILE_FIELDS = ("audio", "image")
+TEXT_FIELDS = ("text", "engine", "size")
 ENV_DIR = "AVATAR_VIDEOS_DIR"
 ENV_RETENTION = "AVATAR_VIDEO_RETENTION_S"
 DEFAULT_RETENTION_S = 3600.0
@@ -336,15 +338,25 @@ async def read_form(request: web.Request, folder: Path) -> tuple[dict[str, str],
                             )
                         out.write(chunk)
                 files[part.name] = path
-            elif part.name:
+            elif part.name in TEXT_FIELDS:
                 value = await part.read_chunk(MAX_FIELD_BYTES + 1)
                 if len(value) > MAX_FIELD_BYTES:
                     raise ApiError(
                         400, "too_long", f"field {part.name!r} is over {MAX_FIELD_BYTES} bytes"
                     )
                 fields[part.name] = value.decode("utf-8", errors="replace")
-    except ValueError as e:  # a malformed multipart body
-        raise ApiError(400, "bad_multipart", f"could not read the form: {e}") from None
+            else:
+                accepted = ", ".join(sorted({*FILE_FIELDS, *TEXT_FIELDS}))
+                raise ApiError(
+                    400,
+                    "unknown_field",
+                    f"unexpected form field {part.name!r}; accepted: {accepted}",
+                )
+    except ConnectionError:
+        raise ClientGone() from None
+    except MALFORMED_MULTIPART as e:
+        detail = getattr(e, "message", None) or str(e) or type(e).__name__
+        raise ApiError(400, "bad_multipart", f"could not read the form: {detail}") from None
     return fields, files
 
 

@@ -26,6 +26,15 @@ UPLOAD_PREFIX = ".upload-"
 CHUNK_BYTES = 1 << 16
 MAX_TEXT_FIELD_BYTES = 1000
 MAX_PARTS = 16
+# What aiohttp's multipart reader raises for a bad boundary, headers, encodings or a truncated
+# body: a malformed form, answered 400.
+MALFORMED_MULTIPART = (
+    ValueError,
+    LookupError,
+    HttpProcessingError,
+    AssertionError,
+    asyncio.IncompleteReadError,
+)
 # Bytes of a form beyond its file: text fields, part headers and boundaries.
 FORM_OVERHEAD_BYTES = MAX_PARTS * (MAX_TEXT_FIELD_BYTES + 1024)
 
@@ -137,14 +146,7 @@ async def _read_form(
         raise
     except ConnectionError:
         raise ClientGone() from None
-    except (
-        ValueError,
-        LookupError,
-        HttpProcessingError,
-        AssertionError,
-        asyncio.IncompleteReadError,
-    ) as exc:
-        # aiohttp's multipart reader: bad boundary, headers, encodings or a truncated body.
+    except MALFORMED_MULTIPART as exc:
         detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         raise ApiError(400, "bad_multipart", f"could not read the form: {detail}") from None
     return fields, filename
