@@ -225,7 +225,13 @@ async def test_barge_in_stops_the_bot_and_the_new_question_is_answered(session):
         )
         kept = [m["content"] for m in s.llm_requests()[-1] if m["role"] == "assistant"]
         assert story_said and len(story_said) < len(story_written)
-        assert kept and words_of(kept[-1]) == story_said
+        # Pipecat's context aggregator drops a word's text frame still in its queue when the
+        # interruption reaches it, after the client was already sent that word: at most that one
+        # word, the one playing as the person cut in, may be missing from the context.
+        assert kept, "no assistant turn in the context"
+        kept_words = words_of(kept[-1])
+        assert story_said[: len(kept_words)] == kept_words, (kept_words, story_said)
+        assert len(story_said) - len(kept_words) <= 1, (kept_words, story_said)
         # The mouth stopped with the voice: lips as still as before the story once it was cut.
         frames = video_frames(h.video, s.identity, asked - 2.0)
         motion = lip_motion(frames, lip_box(frames[0][1]))

@@ -106,7 +106,8 @@ def first_voiced_s(timing: dict) -> float:
 
 
 async def timing_offset(s: Session, since: float) -> float:
-    """Heard onset of the first reply after `since` minus when its timing message says it is."""
+    """Heard onset of the first reply after `since` minus when its timing message says it is,
+    with this receiver's jitter-buffer delay added as a client adds it (client/src/speech-sync.js)."""
 
     def first_timing():
         return next(((at, m) for at, m in rtvi_messages(s.human.messages, "server-message", since)
@@ -115,7 +116,8 @@ async def timing_offset(s: Session, since: float) -> float:
     # A loaded receiver may get data packets a few seconds after the audio they go with.
     at, message = await s.human.wait_for(first_timing, 30, what="the reply's bot-tts-timing")
     timing = message["data"]
-    expected = at - timing["played_ms"] / 1000 + first_voiced_s(timing)
+    expected = (at - timing["played_ms"] / 1000 + first_voiced_s(timing)
+                + await s.human.playout_delay_s(s.identity))
     heard = s.speech(since)[0]
     return heard - expected
 

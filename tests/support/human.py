@@ -43,6 +43,7 @@ class HumanParticipant:
         self._source = rtc.AudioSource(MIC_SAMPLE_RATE, 1, queue_size_ms=MIC_QUEUE_MS)
         self._pending: collections.deque[np.ndarray] = collections.deque()
         self._tasks: set[asyncio.Task] = set()
+        self._audio_tracks: dict[str, rtc.Track] = {}
         self.speech_started_at: float | None = None
         self.speech_ended_at: float | None = None
 
@@ -126,6 +127,19 @@ class HumanParticipant:
             await asyncio.sleep(0.05)
         raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
 
+    async def playout_delay_s(self, identity: str) -> float:
+        """Mean receive jitter-buffer delay of `identity`'s audio so far (WebRTC inbound-rtp
+        stats), the delay a browser client adds to a timing message's clock as well."""
+        track = self._audio_tracks.get(identity)
+        if track is None:
+            return 0.0
+        for stat in await track.get_stats():
+            if stat.WhichOneof("stats") == "inbound_rtp":
+                inbound = stat.inbound_rtp.inbound
+                if inbound.jitter_buffer_emitted_count:
+                    return inbound.jitter_buffer_delay / inbound.jitter_buffer_emitted_count
+        return 0.0
+
     async def send_data(self, payload: bytes | str, *, topic: str = "") -> None:
         await self.room.local_participant.publish_data(payload, reliable=True, topic=topic)
 
@@ -174,6 +188,7 @@ class HumanParticipant:
 
     def _on_track(self, track: rtc.Track, publication, participant: rtc.RemoteParticipant) -> None:
         if track.kind == rtc.TrackKind.KIND_AUDIO:
+            self._audio_tracks[participant.identity] = track
             self._spawn(self._read_audio(track, participant.identity))
         elif track.kind == rtc.TrackKind.KIND_VIDEO:
             self._spawn(self._read_video(track, participant.identity))
