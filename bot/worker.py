@@ -25,6 +25,7 @@ from livekit import api
 from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest
 from loguru import logger
 
+from avatar_core.priority import build_for_inference
 from bot.pipeline import AvatarBot, BotModels
 from bot.settings import BotSettings, WorkerSettings
 from processors.tts.embedded import EmbeddedVoiceSettings
@@ -54,10 +55,12 @@ class _Load:
 
 def prewarm(proc: JobProcess, *, settings: BotSettings, voice: EmbeddedVoiceSettings) -> None:
     """Load the models into a job process before any job is handed to it."""
+    # Built on lowered threads: the models' compute threads inherit the lower priority.
     proc.userdata[MODELS_KEY] = BotModels(
-        whisper=WhisperModel(settings.whisper_model, device="cpu",
-                             compute_type=settings.whisper_compute_type),
-        voice=HibariVoice(voice=voice.voice, speed=voice.speed, threads=voice.threads),
+        whisper=build_for_inference(lambda: WhisperModel(
+            settings.whisper_model, device="cpu", compute_type=settings.whisper_compute_type)),
+        voice=build_for_inference(
+            lambda: HibariVoice(voice=voice.voice, speed=voice.speed, threads=voice.threads)),
     )
     logger.info(f"job process {proc.pid} prewarmed")
 

@@ -17,6 +17,7 @@ from pipecat.services.whisper.stt import WhisperSTTService, WhisperSTTSettings
 from pipecat.transcriptions.language import Language
 from pipecat.utils.types import NOT_GIVEN, NotGiven, assert_given
 
+from avatar_core.priority import build_for_inference
 from processors.stt.segment_speakers import SegmentSpeakerMixin
 
 # Greedy decoding: measured on tiny.en, the same key-word recall as beam 5 at a fraction of the
@@ -91,7 +92,8 @@ class DecodingWhisperSTTService(WhisperSTTService):
 
     def _load(self):
         if self._loaded_model is None:
-            super()._load()
+            # Built on a lowered thread, so decoding never takes the CPU from the media loop.
+            build_for_inference(super()._load)
         else:  # Pipecat's hook that loads the model; here it is loaded already.
             self._model = self._loaded_model
         self._model = _DecodingModel(self._model, self._settings)

@@ -24,7 +24,8 @@ def _shows(name: str, word: str) -> str:
             f"text.toLowerCase().includes({json.dumps(word)}))")
 
 
-async def test_two_pages_show_both_people_with_their_names(avatar_site, tmp_path):  # noqa: F811
+async def test_two_pages_show_both_people_with_their_names(avatar_site, tmp_path,
+                                                          tmp_path_factory):  # noqa: F811
     async def page(name: str, voice: str, text: str, lead_s: float) -> list:
         samples, rate = await asyncio.to_thread(speak, text, voice)
         wav = write_fake_mic_wav(tmp_path / f"{name}.wav", samples, rate, lead_s=lead_s,
@@ -38,9 +39,17 @@ async def test_two_pages_show_both_people_with_their_names(avatar_site, tmp_path
         assert report["ok"], (report["error"], report.get("diagnosis"))
         return report["results"][-1]
 
-    alice_sees, bob_sees = await asyncio.gather(
+    pages = await asyncio.gather(
         *(page(name, voice, text, lead_s=1.0 + 3.0 * i)
-          for i, (name, voice, text, _) in enumerate(PEOPLE)))
+          for i, (name, voice, text, _) in enumerate(PEOPLE)), return_exceptions=True)
+    failed = [(name, p) for (name, *_), p in zip(PEOPLE, pages, strict=True)
+              if isinstance(p, BaseException)]
+    if failed:
+        # Both pages' reports and the bot's own log: which side lost whom.
+        for log in sorted(tmp_path_factory.getbasetemp().glob("worker*/worker.log")):
+            print(f"--- {log} (last 150 lines) ---", *log.read_text().splitlines()[-150:], sep="\n")
+        raise AssertionError(f"pages failed: {failed}")
+    alice_sees, bob_sees = pages
     print(f"\nAlice's page: {alice_sees}\nBob's page: {bob_sees}")
     for seen, me in ((alice_sees, "Alice"), (bob_sees, "Bob")):
         # Never the other person's words under this page's own name, or the reverse.

@@ -164,6 +164,7 @@ async def test_spoken_question_gets_a_spoken_lip_synced_answer(session):
 
         frames = video_frames(h.video, s.identity)
         fps = frames_per_second([at for at, _ in frames], asked, last_speech)
+        print(f"video fps per second, question to end of reply: {fps}")
         assert min(fps) >= MIN_FPS, f"video frames per second, question to end of reply: {fps}"
         speech = np.array(s.speech(asked))
         speaking, silent = [], []

@@ -1,0 +1,76 @@
+"""Model inference runs at a lower CPU priority than the media loop.
+
+A bot is real-time work (audio chunks, video frames, VAD every few milliseconds) sharing a small
+CPU with throughput work (Whisper decoding, voice synthesis) that can take whole cores for a
+second. When both want the CPU, the media must win, or the video stutters while a question is
+transcribed. Ollama already runs niced (stack/services.py); this does the same inside the bot.
+
+On Linux a nice value belongs to a thread, and a thread it creates inherits it. So inference is
+run in (and models are built in) this module's worker threads, lowered by INFERENCE_NICENESS:
+the compute threads a model starts (CTranslate2's workers, onnxruntime's pool) are lowered too.
+Where threads cannot be reniced (other systems), inference runs at normal priority.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from loguru import logger
+
+T = TypeVar("T")
+
+# Lower than the media loop by this much (Linux weights: a nice-5 thread gets about a quarter
+# of a core's time while a nice-0 thread wants it, and all of it otherwise).
+INFERENCE_NICENESS = 5
+# Inference calls at once per process: STT and TTS of one room may overlap.
+INFERENCE_THREADS = 2
+
+_executor: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
+
+
+def lower_this_thread(by: int = INFERENCE_NICENESS) -> None:
+    """Raise the calling thread's nice value by `by` (capped at 19); no-op where unsupported."""
+    try:
+        tid = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + by))
+    except (AttributeError, OSError) as exc:  # not Linux: threads keep the process priority
+        logger.debug(f"inference threads keep normal priority ({exc})")
+
+
+def thread_niceness() -> int:
+    """The calling thread's nice value (the process's where threads have none of their own)."""
+    try:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    except (AttributeError, OSError):
+        return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def _inference_executor() -> ThreadPoolExecutor:
+    global _executor
+    with _lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=INFERENCE_THREADS,
+                                           thread_name_prefix="inference",
+                                           initializer=lower_this_thread)
+        return _executor
+
+
+def build_for_inference(build: Callable[[], T]) -> T:
+    """Call `build` (a model constructor) in a lowered thread and wait for it: the threads the
+    model starts inherit the lower priority."""
+    return _inference_executor().submit(build).result()
+
+
+async def run_inference(fn: Callable[..., T], *args) -> T:
+    """`await asyncio.to_thread(fn, *args)`, on a lowered inference thread."""
+    call = functools.partial(contextvars.copy_context().run, fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(_inference_executor(), call)
