@@ -1,21 +1,19 @@
-"""Model inference runs at a lower CPU priority than the media loop.
+"""Speech recognition runs at a lower CPU priority than the media loop.
 
 A bot is real-time work (audio chunks, video frames, VAD every few milliseconds) sharing a small
-CPU with throughput work (Whisper decoding, voice synthesis) that can take whole cores for a
-second. When both want the CPU, the media must win, or the video stutters while a question is
-transcribed. Ollama already runs niced (stack/services.py); this does the same inside the bot.
+CPU with Whisper decoding, which can take whole cores for a second. When both want the CPU, the
+media must win, or the video stutters while a question is transcribed. Ollama already runs
+niced (stack/services.py); this does the same inside the bot.
 
-On Linux a nice value belongs to a thread, and a thread it creates inherits it. So inference is
-run in (and models are built in) this module's worker threads, lowered by INFERENCE_NICENESS:
-the compute threads a model starts (CTranslate2's workers, onnxruntime's pool) are lowered too.
-Where threads cannot be reniced (other systems), inference runs at normal priority.
+On Linux a nice value belongs to a thread, and a thread it creates inherits it. So the model is
+built in a thread lowered by INFERENCE_NICENESS, and the compute threads it starts
+(CTranslate2's workers) keep that priority. The voice is not lowered: the first sentence's
+synthesis is on the reply's critical path, competing with Ollama generating the rest.
+Where threads cannot be reniced (other systems), everything runs at normal priority.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
 import os
 import threading
 from collections.abc import Callable
@@ -29,8 +27,6 @@ T = TypeVar("T")
 # Lower than the media loop by this much (Linux weights: a nice-5 thread gets about a quarter
 # of a core's time while a nice-0 thread wants it, and all of it otherwise).
 INFERENCE_NICENESS = 5
-# Inference calls at once per process: STT and TTS of one room may overlap.
-INFERENCE_THREADS = 2
 
 _executor: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
@@ -58,7 +54,7 @@ def _inference_executor() -> ThreadPoolExecutor:
     global _executor
     with _lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=INFERENCE_THREADS,
+            _executor = ThreadPoolExecutor(max_workers=1,
                                            thread_name_prefix="inference",
                                            initializer=lower_this_thread)
         return _executor
@@ -69,8 +65,3 @@ def build_for_inference(build: Callable[[], T]) -> T:
     model starts inherit the lower priority."""
     return _inference_executor().submit(build).result()
 
-
-async def run_inference(fn: Callable[..., T], *args) -> T:
-    """`await asyncio.to_thread(fn, *args)`, on a lowered inference thread."""
-    call = functools.partial(contextvars.copy_context().run, fn, *args)
-    return await asyncio.get_running_loop().run_in_executor(_inference_executor(), call)

@@ -55,12 +55,11 @@ class _Load:
 
 def prewarm(proc: JobProcess, *, settings: BotSettings, voice: EmbeddedVoiceSettings) -> None:
     """Load the models into a job process before any job is handed to it."""
-    # Built on lowered threads: the models' compute threads inherit the lower priority.
+    # Whisper is built on a lowered thread: its compute threads inherit the lower priority.
     proc.userdata[MODELS_KEY] = BotModels(
         whisper=build_for_inference(lambda: WhisperModel(
             settings.whisper_model, device="cpu", compute_type=settings.whisper_compute_type)),
-        voice=build_for_inference(
-            lambda: HibariVoice(voice=voice.voice, speed=voice.speed, threads=voice.threads)),
+        voice=HibariVoice(voice=voice.voice, speed=voice.speed, threads=voice.threads),
     )
     logger.info(f"job process {proc.pid} prewarmed")
 

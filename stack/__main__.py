@@ -182,6 +182,7 @@ def up(settings: StackSettings) -> None:
             webhook_urls=[f"http://127.0.0.1:{port}/api/livekit/webhook"],
         )
         ensure_ollama(settings, exits, supervisor)
+        models.load_ollama_model(settings.ollama_url, settings.ollama_model)
         for server, timeout in (
             (
                 services.ManagedServer(

@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -283,10 +284,23 @@ def ensure_ollama_model(*, ollama_bin: Path, url: str, name: str, cache: Path) -
     The registry-built models (the default Qwen2.5-Coder-0.5B, SmolLM2-135M as the small option,
     Qwen2.5-Coder-1.5B as the quality option) are created from their cached, verified GGUF with a
     ChatML Modelfile and checked for its template and stop tokens; any other name is pulled with
-    Ollama's own progress output.
+    Ollama's own progress output. Finally the model is loaded into memory, so the first
+    question after start-up does not wait for it (and a model that cannot load fails here).
     """
-    if ollama_has_model(url, name):
-        return
+    if not ollama_has_model(url, name):
+        _add_ollama_model(ollama_bin=ollama_bin, url=url, name=name, cache=cache)
+    load_ollama_model(url, name)
+
+
+def load_ollama_model(url: str, name: str) -> None:
+    """Load the model into the Ollama at url and keep it loaded."""
+    started = time.monotonic()
+    # A generate request without a prompt only loads the model (Ollama's documented preload).
+    _ollama_api(url, "/api/generate", {"model": name, "keep_alive": -1}, timeout=300)
+    step(f"LLM model {name} loaded in {time.monotonic() - started:.1f} s")
+
+
+def _add_ollama_model(*, ollama_bin: Path, url: str, name: str, cache: Path) -> None:
     host = url.split("://", 1)[-1].rstrip("/")
     env = {**os.environ, "OLLAMA_HOST": host}
     if name in SPLIT_RECIPES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 
@@ -9,7 +10,6 @@ from loguru import logger
 from pipecat.services.settings import TTSSettings
 from pipecat.utils.text.transforms.strip_markdown import strip_markdown
 
-from avatar_core.priority import build_for_inference, run_inference
 from processors.timing import TimedSpeech
 from processors.tts.hibari_voice import SAMPLE_RATE, HibariVoice
 from processors.tts.timed import TimedTTSService
@@ -42,17 +42,16 @@ class EmbeddedVoiceSettings:
 class EmbeddedTTSService(TimedTTSService):
     """Pipecat TTS on HibariVoice: 24 kHz audio with word and viseme timings from the model.
 
-    Synthesis runs on an inference thread (avatar_core.priority: lower CPU priority) so the
-    event loop keeps moving audio, video and VAD while a sentence is computed. `voice` shares
-    an already loaded HibariVoice (then `settings` are not used).
+    Synthesis runs in a worker thread (asyncio.to_thread) so the event loop keeps moving audio,
+    video and VAD while a sentence is computed. `voice` shares an already loaded HibariVoice
+    (then `settings` are not used).
     """
 
     def __init__(self, *, settings: EmbeddedVoiceSettings | None = None,
                  voice: HibariVoice | None = None, **kwargs):
         settings = settings or EmbeddedVoiceSettings()
-        self._voice = voice or build_for_inference(
-            lambda: HibariVoice(voice=settings.voice, speed=settings.speed,
-                                threads=settings.threads))
+        self._voice = voice or HibariVoice(voice=settings.voice, speed=settings.speed,
+                                           threads=settings.threads)
         # LLM replies often carry markdown; the voice would read "*" as "asterisk".
         kwargs.setdefault("text_transforms", [("*", strip_markdown)])
         # A local voice that returns no audio had nothing pronounceable (an emoji-only reply);
@@ -68,4 +67,4 @@ class EmbeddedTTSService(TimedTTSService):
         return self._voice.sentences(text)
 
     async def synthesize_sentence(self, text: str) -> TimedSpeech:
-        return await run_inference(self._voice.synthesize, text)
+        return await asyncio.to_thread(self._voice.synthesize, text)

@@ -1,8 +1,7 @@
-"""Inference runs lowered below the media loop, and so do the threads a model starts."""
+"""A model built for inference runs its compute threads lowered below the media loop."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import threading
 
@@ -11,7 +10,6 @@ import pytest
 from avatar_core.priority import (
     INFERENCE_NICENESS,
     build_for_inference,
-    run_inference,
     thread_niceness,
 )
 
@@ -32,8 +30,3 @@ def test_a_model_built_for_inference_starts_lowered_threads():
     assert seen == [min(19, base + INFERENCE_NICENESS)]
     assert thread_niceness() == base  # the caller (the event loop's thread) is untouched
 
-
-async def test_inference_is_lowered_but_other_threads_are_not():
-    base = thread_niceness()
-    assert await run_inference(thread_niceness) == min(19, base + INFERENCE_NICENESS)
-    assert await asyncio.to_thread(thread_niceness) == base  # e.g. the face renderer's
