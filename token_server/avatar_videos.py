@@ -28,11 +28,11 @@ import wave
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import cv2
 import numpy as np
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from loguru import logger
 
 from processors.face.engines import BUILTIN, ENGINES, SADTALKER
@@ -40,7 +40,7 @@ from processors.face.sadtalker import SadTalkerSettings
 from processors.face.tool import VideoRequest
 from processors.tts.embedded import EmbeddedVoiceSettings
 from token_server.errors import ApiError, read_json_object
-from token_server.uploads import MALFORMED_MULTIPART, ClientGone
+from token_server.uploads import MULTIPART_PREFIX, FormShape, uploaded_form
 from token_server.voices import decode_clip
 
 VIDEOS_ROUTE = "/api/avatar-videos"
@@ -52,11 +52,13 @@ DEFAULT_SIZE, MIN_SIZE, MAX_SIZE = 512, 64, 1024
 # voice speaks about 15 characters a second).
 MAX_SPEECH_S = 120.0
 MAX_TEXT_CHARS = 1800
-MAX_UPLOAD_BYTES = 20 << 20
-MAX_FIELD_BYTES = 4 * MAX_TEXT_CHARS
-UPLOAD_CHUNK = 64 * 1024
-FILE_FIELDS = ("audio", "image")
-TEXT_FIELDS = ("text", "engine", "size")
+AUDIO_FIELD, IMAGE_FIELD = "audio", "image"
+FORM = FormShape(
+    file_fields=frozenset({AUDIO_FIELD, IMAGE_FIELD}),
+    text_fields=frozenset({"text", "engine", "size"}),
+    max_file_bytes=20 << 20,
+    max_text_bytes=4 * MAX_TEXT_CHARS,  # UTF-8: at most 4 bytes a character
+)
 ENV_DIR = "AVATAR_VIDEOS_DIR"
 ENV_RETENTION = "AVATAR_VIDEO_RETENTION_S"
 DEFAULT_RETENTION_S = 3600.0
@@ -225,10 +227,16 @@ def _status(jobs: AvatarVideoJobs, job: _Job) -> dict:
 
 async def _video_request(request: web.Request, folder: Path, jobs: AvatarVideoJobs) -> VideoRequest:
     """The job's VideoRequest from a JSON or multipart body, or a 4xx saying what is wrong."""
-    if request.content_type.startswith("multipart/"):
-        fields, files = await read_form(request, folder)
-    else:
-        fields, files = await read_json_object(request), {}
+    if request.content_type.startswith(MULTIPART_PREFIX):
+        async with uploaded_form(request, FORM, directory=folder) as form:
+            return await _checked_request(form.fields, form.files, folder, jobs)
+    return await _checked_request(await read_json_object(request), {}, folder, jobs)
+
+
+async def _checked_request(
+    fields: dict[str, Any], files: dict[str, Path], folder: Path, jobs: AvatarVideoJobs
+) -> VideoRequest:
+    """The request's fields checked and its uploads stored in the job's folder."""
     engine = str(fields.get("engine") or BUILTIN)
     if engine not in ENGINES:
         raise ApiError(
@@ -239,9 +247,9 @@ async def _video_request(request: web.Request, folder: Path, jobs: AvatarVideoJo
     if text is not None and not isinstance(text, str):
         raise ApiError(400, "invalid_text", "text must be a string")
     text = (text or "").strip() or None
-    if text is None and "audio" not in files:
+    if text is None and AUDIO_FIELD not in files:
         raise ApiError(400, "missing_speech", "send a text to speak or an audio file")
-    if text is not None and "audio" in files:
+    if text is not None and AUDIO_FIELD in files:
         raise ApiError(400, "text_and_audio", "send either a text or an audio file, not both")
     if text is not None and len(text) > MAX_TEXT_CHARS:
         raise ApiError(
@@ -251,12 +259,12 @@ async def _video_request(request: web.Request, folder: Path, jobs: AvatarVideoJo
             f"{MAX_TEXT_CHARS} (about {MAX_SPEECH_S:.0f} s of speech)",
         )
     wav = None
-    if "audio" in files:
+    if AUDIO_FIELD in files:
         wav = folder / "speech.wav"
-        await asyncio.to_thread(_store_audio, files["audio"], wav)
-    image = folder / "avatar.png" if "image" in files else None
+        await asyncio.to_thread(_store_audio, files[AUDIO_FIELD], wav)
+    image = folder / "avatar.png" if IMAGE_FIELD in files else None
     if image is not None:
-        await asyncio.to_thread(_store_image, files["image"], image)
+        await asyncio.to_thread(_store_image, files[IMAGE_FIELD], image)
     defaults = VideoRequest(out=folder / VIDEO_FILE)
     return VideoRequest(
         out=folder / VIDEO_FILE,
@@ -303,7 +311,6 @@ def _store_audio(upload: Path, wav: Path) -> None:
         w.setsampwidth(2)
         w.setframerate(clip.sample_rate)
         w.writeframes(pcm.tobytes())
-    upload.unlink(missing_ok=True)
 
 
 def _store_image(upload: Path, image: Path) -> None:
@@ -312,52 +319,6 @@ def _store_image(upload: Path, image: Path) -> None:
     if picture is None:
         raise ApiError(400, "not_an_image", "the image file is not a PNG or JPEG picture")
     cv2.imwrite(str(image), picture)
-    upload.unlink(missing_ok=True)
-
-
-async def read_form(request: web.Request, folder: Path) -> tuple[dict[str, str], dict[str, Path]]:
-    """A multipart form: text fields (bounded) and the FILE_FIELDS files streamed into `folder`
-    (at most MAX_UPLOAD_BYTES each: 413 beyond). A small reader of its own until the token
-    server has a shared one."""
-    fields: dict[str, str] = {}
-    files: dict[str, Path] = {}
-    try:
-        async for item in await request.multipart():
-            part = cast(BodyPartReader, item)  # a form's parts (nested multipart is not expected)
-            if part.name in FILE_FIELDS:
-                path = folder / f"upload-{part.name}"
-                size = 0
-                with path.open("wb") as out:
-                    while chunk := await part.read_chunk(UPLOAD_CHUNK):
-                        size += len(chunk)
-                        if size > MAX_UPLOAD_BYTES:
-                            raise ApiError(
-                                413,
-                                "too_large",
-                                f"the {part.name} file is over {MAX_UPLOAD_BYTES >> 20} MB",
-                            )
-                        out.write(chunk)
-                files[part.name] = path
-            elif part.name in TEXT_FIELDS:
-                value = await part.read_chunk(MAX_FIELD_BYTES + 1)
-                if len(value) > MAX_FIELD_BYTES:
-                    raise ApiError(
-                        400, "too_long", f"field {part.name!r} is over {MAX_FIELD_BYTES} bytes"
-                    )
-                fields[part.name] = value.decode("utf-8", errors="replace")
-            else:
-                accepted = ", ".join(sorted({*FILE_FIELDS, *TEXT_FIELDS}))
-                raise ApiError(
-                    400,
-                    "unknown_field",
-                    f"unexpected form field {part.name!r}; accepted: {accepted}",
-                )
-    except ConnectionError:
-        raise ClientGone() from None
-    except MALFORMED_MULTIPART as e:
-        detail = getattr(e, "message", None) or str(e) or type(e).__name__
-        raise ApiError(400, "bad_multipart", f"could not read the form: {detail}") from None
-    return fields, files
 
 
 def setup_avatar_video_routes(app: web.Application, settings) -> None:

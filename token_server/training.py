@@ -37,7 +37,7 @@ from loguru import logger
 from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE, speech_stretches
 from token_server.errors import ApiError
 from token_server.settings import DEFAULT_TRAIN_MAX_UPLOAD_MB
-from token_server.uploads import uploaded_form
+from token_server.uploads import FormShape, uploaded_form
 from token_server.voices import (
     AUDIO_FIELD,
     MEGABYTE,
@@ -158,19 +158,20 @@ def setup_training_routes(app: web.Application, settings) -> None:
 async def create_dataset(request: web.Request) -> web.Response:
     """Slice, transcribe and list a recording; start training when GPT-SoVITS is installed."""
     options: TrainingSettings = request.app[TRAINING_SETTINGS]
-    async with uploaded_form(
-        request,
-        file_field=AUDIO_FIELD,
+    shape = FormShape(
+        file_fields=frozenset({AUDIO_FIELD}),
         text_fields=TRAIN_FIELDS,
         max_file_bytes=options.max_upload_bytes,
-        directory=options.datasets_dir,
-    ) as form:
+        required_files=frozenset({AUDIO_FIELD}),
+    )
+    async with uploaded_form(request, shape, directory=options.datasets_dir) as form:
         speaker = form.fields.get("speaker", "").strip() or "speaker"
         if not _SPEAKER.match(speaker):
             raise ApiError(400, "bad_speaker", "speaker must be 1-40 letters, digits, _ or -")
         language = requested_language(form.fields.get("language"))
         recording = await asyncio.to_thread(
-            decode_clip, form.file, form.filename, max_s=MAX_RECORDING_S
+            decode_clip, form.files[AUDIO_FIELD], form.filenames[AUDIO_FIELD],
+            max_s=MAX_RECORDING_S,
         )
     check_clip(recording, MIN_RECORDING_S, MAX_RECORDING_S)
     dataset = await prepare_dataset(request.app, recording, speaker, language, options.datasets_dir)

@@ -1,4 +1,4 @@
-"""The one multipart reader of the token server: a form with one file and a few text fields.
+"""The one multipart reader of the token server: a form with a few files and text fields.
 
 Every malformed part is a 4xx with the reason (never a 500), the whole form is bounded (file,
 text fields and parts together), and the temporary file is always deleted when the request
@@ -35,8 +35,8 @@ MALFORMED_MULTIPART = (
     AssertionError,
     asyncio.IncompleteReadError,
 )
-# Bytes of a form beyond its file: text fields, part headers and boundaries.
-FORM_OVERHEAD_BYTES = MAX_PARTS * (MAX_TEXT_FIELD_BYTES + 1024)
+# Bytes of a part beyond its content: its headers and boundary.
+PART_OVERHEAD_BYTES = 1024
 
 
 class ClientGone(ApiError):
@@ -50,52 +50,63 @@ class ClientGone(ApiError):
 
 @dataclass(frozen=True, slots=True)
 class UploadedForm:
-    """The text fields, the uploaded file (a temporary path) and the name the client gave it."""
+    """The text fields, and the uploaded files (temporary paths) and the names the client gave
+    them, by field."""
 
     fields: dict[str, str]
-    file: Path
-    filename: str
+    files: dict[str, Path]
+    filenames: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class FormShape:
+    """What a form may hold: its file and text fields, the files it must have, and limits."""
+
+    file_fields: frozenset[str]
+    text_fields: frozenset[str]
+    max_file_bytes: int
+    required_files: frozenset[str] = frozenset()
+    max_text_bytes: int = MAX_TEXT_FIELD_BYTES
+
+    @property
+    def max_form_bytes(self) -> int:
+        """The whole form: every file, and text fields, part headers and boundaries."""
+        return len(self.file_fields) * self.max_file_bytes + MAX_PARTS * (
+            self.max_text_bytes + PART_OVERHEAD_BYTES
+        )
 
 
 @asynccontextmanager
 async def uploaded_form(
-    request: web.Request,
-    *,
-    file_field: str,
-    text_fields: frozenset[str],
-    max_file_bytes: int,
-    directory: Path,
+    request: web.Request, shape: FormShape, *, directory: Path
 ) -> AsyncIterator[UploadedForm]:
     """Read the form into `directory` (4xx for anything malformed, 413 past the limits) and
-    yield it; the temporary file is deleted when the block ends, whatever happens."""
+    yield it; its temporary files are deleted when the block ends, whatever happens."""
     if not request.content_type.startswith(MULTIPART_PREFIX):
+        named = ", ".join(sorted(shape.file_fields))
         raise ApiError(
-            400, "expected_multipart", f"send multipart/form-data with a '{file_field}' file field"
+            400, "expected_multipart", f"send multipart/form-data (file fields: {named})"
         )
-    holder: list[Path] = []
+    files: dict[str, Path] = {}
     try:
-        fields, filename = await _read_form(
-            request, file_field, text_fields, max_file_bytes, directory, holder
-        )
-        if not holder:
-            raise ApiError(400, "missing_audio", f"no '{file_field}' file in the form")
-        yield UploadedForm(fields=fields, file=holder[0], filename=filename)
+        fields, filenames = await _read_form(request, shape, directory, files)
+        missing = sorted(shape.required_files - files.keys())
+        if missing:
+            raise ApiError(400, f"missing_{missing[0]}", f"no '{missing[0]}' file in the form")
+        yield UploadedForm(fields=fields, files=files, filenames=filenames)
     finally:
-        for path in holder:
+        for path in files.values():
             path.unlink(missing_ok=True)
 
 
 async def _read_form(
-    request: web.Request,
-    file_field: str,
-    text_fields: frozenset[str],
-    max_file_bytes: int,
-    directory: Path,
-    holder: list[Path],
-) -> tuple[dict[str, str], str]:
+    request: web.Request, shape: FormShape, directory: Path, files: dict[str, Path]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The text fields and file names; each file is streamed into a temporary file in `files`
+    as soon as its part starts (so the caller deletes it whatever happens next)."""
     fields: dict[str, str] = {}
-    filename = ""
-    budget = max_file_bytes + FORM_OVERHEAD_BYTES
+    filenames: dict[str, str] = {}
+    budget = shape.max_form_bytes
     parts = 0
     try:
         reader = await request.multipart()
@@ -105,26 +116,21 @@ async def _read_form(
                 raise ApiError(400, "too_many_parts", f"the form has more than {MAX_PARTS} parts")
             if not isinstance(part, BodyPartReader):
                 raise ApiError(400, "bad_multipart", "nested multipart forms are not accepted")
-            if part.name == file_field:
-                if holder:
-                    raise ApiError(
-                        400, "duplicate_field", f"the form has more than one '{file_field}' file"
-                    )
-                holder.append(_temporary_file(directory))
-                filename = part.filename or ""
-                size = await _stream_to(part, holder[0], max_file_bytes)
-                budget -= size
-            elif part.name in text_fields:
-                if part.name in fields:
-                    raise ApiError(
-                        400, "duplicate_field", f"the form has more than one '{part.name}' field"
-                    )
-                value = await part.read_chunk(MAX_TEXT_FIELD_BYTES + 1)
-                if len(value) > MAX_TEXT_FIELD_BYTES or await part.read_chunk(1):
+            if part.name in files or part.name in fields:
+                raise ApiError(
+                    400, "duplicate_field", f"the form has more than one '{part.name}' field"
+                )
+            if part.name in shape.file_fields:
+                files[part.name] = _temporary_file(directory)
+                filenames[part.name] = part.filename or ""
+                budget -= await _stream_to(part, files[part.name], shape.max_file_bytes)
+            elif part.name in shape.text_fields:
+                value = await part.read_chunk(shape.max_text_bytes + 1)
+                if len(value) > shape.max_text_bytes or await part.read_chunk(1):
                     raise ApiError(
                         400,
                         "field_too_long",
-                        f"field {part.name!r} is over {MAX_TEXT_FIELD_BYTES} bytes",
+                        f"field {part.name!r} is over {shape.max_text_bytes} bytes",
                     )
                 try:
                     fields[part.name] = value.decode("utf-8")
@@ -134,7 +140,7 @@ async def _read_form(
                     ) from None
                 budget -= len(value)
             else:
-                accepted = ", ".join(sorted({file_field, *text_fields}))
+                accepted = ", ".join(sorted(shape.file_fields | shape.text_fields))
                 raise ApiError(
                     400,
                     "unknown_field",
@@ -149,7 +155,7 @@ async def _read_form(
     except MALFORMED_MULTIPART as exc:
         detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         raise ApiError(400, "bad_multipart", f"could not read the form: {detail}") from None
-    return fields, filename
+    return fields, filenames
 
 
 def _temporary_file(directory: Path) -> Path:

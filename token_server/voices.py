@@ -35,7 +35,7 @@ from loguru import logger
 from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE
 from processors.tts.gpt_sovits import VOICE_FILE, voices_dir
 from token_server.errors import ApiError
-from token_server.uploads import uploaded_form
+from token_server.uploads import FormShape, uploaded_form
 
 if TYPE_CHECKING:
     from faster_whisper.transcribe import TranscriptionInfo
@@ -127,14 +127,16 @@ def setup_voice_routes(app: web.Application, settings) -> None:
 async def create_voice(request: web.Request) -> web.Response:
     """A new voice from an uploaded reference clip (201 with its metadata)."""
     options: VoiceApiSettings = request.app[VOICE_SETTINGS]
-    async with uploaded_form(
-        request,
-        file_field=AUDIO_FIELD,
+    shape = FormShape(
+        file_fields=frozenset({AUDIO_FIELD}),
         text_fields=VOICE_FIELDS,
         max_file_bytes=options.max_upload_bytes,
-        directory=options.voices_dir,
-    ) as form:
-        clip = await asyncio.to_thread(decode_clip, form.file, form.filename, max_s=MAX_CLIP_S)
+        required_files=frozenset({AUDIO_FIELD}),
+    )
+    async with uploaded_form(request, shape, directory=options.voices_dir) as form:
+        clip = await asyncio.to_thread(
+            decode_clip, form.files[AUDIO_FIELD], form.filenames[AUDIO_FIELD], max_s=MAX_CLIP_S
+        )
     fields = form.fields
     check_clip(clip, MIN_CLIP_S, MAX_CLIP_S)
     language = requested_language(fields.get("language"))

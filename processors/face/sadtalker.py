@@ -9,7 +9,8 @@ PyPI, SadTalker's code without weights) or a checkout of github.com/OpenTalker/S
 Prepare (once per avatar, cached next to the image): the portrait is framed around the face
 with the project's mediapipe landmarks (SadTalker's own face detector weights are not needed),
 five of them place it for SadTalker's 3DMM reconstruction network, and the 73 coefficients are
-kept with the landmark cache; the keypoints of the source picture and a short idle loop
+cached next to the picture, keyed by the picture and by a digest of the 3DMM weights that made
+them (other checkpoints never reuse them); the keypoints of the source picture and a short idle loop
 (SadTalker's zero-audio "idle mode") are rendered once. Speech: audio -> mel windows ->
 Audio2Coeff (expression + head pose per 25 fps frame) -> frames in batches through the mapping
 net, keypoint transform and generator. `render_ahead` runs that in a worker thread and hands
@@ -28,9 +29,10 @@ import tempfile
 import threading
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -59,7 +61,7 @@ CHECKPOINT = "SadTalker_V0.0.2_{size}.safetensors"
 MAPPING_CHECKPOINT = "mapping_00229-model.pth.tar"
 CONFIG_FILES = ("auido2exp.yaml", "auido2pose.yaml", "facerender.yaml", "similarity_Lm3D_all.mat")
 CACHE_SUFFIX = ".sadtalker-{size}.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: keyed by the 3DMM weights too
 DEFAULT_IDLE_S = 2.0
 DEFAULT_BATCH = 8
 # A live call falls back to the builtin face when rendering takes longer than this many
@@ -239,7 +241,9 @@ class SadTalkerFaceEngine:
             return st.safetensors.load_x_from_safetensor(weights, prefix)
 
         recon = st.networks.define_net_recon(net_recon="resnet50", use_last_fc=False, init_path="")
-        recon.load_state_dict(part("face_3drecon"))
+        recon_weights = part("face_3drecon")
+        recon.load_state_dict(recon_weights)
+        self._recon_digest = weights_digest(recon_weights)
         with open(self._paths["facerender_yaml"]) as f:
             params = yaml.safe_load(f)["model_params"]
         common = params["common_params"]
@@ -290,28 +294,8 @@ class SadTalkerFaceEngine:
     ) -> np.ndarray:
         if source is None:
             return self.coefficients(framed, lm)
-        cache = source.with_name(source.name + CACHE_SUFFIX.format(size=self._size))
-        key = hashlib.sha256(source.read_bytes()).hexdigest()
-        try:
-            data = json.loads(cache.read_text())
-            if data.get("version") == CACHE_VERSION and data.get("sha256") == key:
-                return np.array(data["coefficients"], np.float32).reshape(1, -1)
-        except (OSError, ValueError, KeyError):
-            pass
-        coefficients = self.coefficients(framed, lm)
-        try:
-            cache.write_text(
-                json.dumps(
-                    {
-                        "version": CACHE_VERSION,
-                        "sha256": key,
-                        "coefficients": coefficients.ravel().tolist(),
-                    }
-                )
-            )
-        except OSError as e:
-            logger.warning(f"could not write the SadTalker cache {cache}: {e}")
-        return coefficients
+        return cached_coefficients(source, size=self._size, weights=self._recon_digest,
+                                   compute=lambda: self.coefficients(framed, lm))
 
     def coefficients(self, framed: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """The (1, 73) coefficients SadTalker keeps of a picture: expression, angles,
@@ -529,3 +513,38 @@ class RenderAhead:
             self._closed = True
             self._ready = []
             self._changed.notify_all()
+
+
+def cached_coefficients(source: Path, *, size: int, weights: str,
+                        compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """The coefficients of the picture `source`, from the cache next to it when both the picture
+    and the 3DMM weights that made them (`weights`, their digest) are unchanged, else computed
+    and cached: coefficients made with other checkpoints are never reused."""
+    cache = source.with_name(source.name + CACHE_SUFFIX.format(size=size))
+    key = {"version": CACHE_VERSION, "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+           "weights": weights}
+    try:
+        data = json.loads(cache.read_text())
+        if all(data.get(name) == value for name, value in key.items()):
+            return np.array(data["coefficients"], np.float32).reshape(1, -1)
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    coefficients = compute()
+    try:
+        cache.write_text(json.dumps(key | {"coefficients": coefficients.ravel().tolist()}))
+    except OSError as e:
+        logger.warning(f"could not write the SadTalker cache {cache}: {e}")
+    return coefficients
+
+
+def weights_digest(tensors: Mapping[str, Any]) -> str:
+    """sha256 of named torch tensors (names, dtypes, shapes and values), as a cache key for what
+    a network with these weights computes."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from stack.services import free_port
 from token_server.app import create_app
-from token_server.avatar_videos import VIDEOS_ROUTE
+from token_server.avatar_videos import JOBS, VIDEOS_ROUTE
 from token_server.settings import TokenServerSettings
 
 API_KEY = "avatar-video-test-key-0123456789"
@@ -119,6 +119,12 @@ def form_with(audio: bytes | None = None, **fields) -> FormData:
     return form
 
 
+def two_audio_files() -> FormData:
+    form = form_with(wav_bytes(1.0))
+    form.add_field("audio", wav_bytes(2.0), filename="other.wav", content_type="audio/wav")
+    return form
+
+
 @pytest.mark.parametrize("body, status, error", [
     ({"json": {}}, 400, "missing_speech"),
     ({"json": {"text": "   "}}, 400, "missing_speech"),
@@ -128,8 +134,11 @@ def form_with(audio: bytes | None = None, **fields) -> FormData:
     ({"data": lambda: form_with(wav_bytes(600.0))}, 400, "too_long"),
     ({"data": lambda: form_with(b"\x89PNG\r\n\x1a\n" + bytes(4000))}, None, None),
     ({"data": lambda: form_with(wav_bytes(1.0), text="Both at once.")}, 400, "text_and_audio"),
+    ({"data": lambda: two_audio_files()}, 400, "duplicate_field"),
+    ({"data": lambda: form_with(text=b"\xff\xfe not UTF-8")}, 400, "bad_field"),
+    ({"data": lambda: form_with(wav_bytes(1.0), voice="joe")}, 400, "unknown_field"),
 ], ids=["empty", "blank-text", "unknown-engine", "too-big", "10-minute-text", "10-minute-audio",
-        "not-audio", "text-and-audio"])
+        "not-audio", "text-and-audio", "two-audio-files", "non-utf8-text", "unknown-field"])
 async def test_bad_requests_are_4xx_with_a_reason(client, body, status, error):
     kwargs = {k: (v() if callable(v) else v) for k, v in body.items()}
     answer = await client.post(VIDEOS_ROUTE, headers=AUTH, **kwargs)
@@ -139,6 +148,8 @@ async def test_bad_requests_are_4xx_with_a_reason(client, body, status, error):
     else:
         assert (answer.status, reply["error"]) == (status, error), reply
     assert reply["detail"]
+    # A refused request leaves nothing behind: no job folder, no upload.
+    assert not any((client.server.app[JOBS].folder).iterdir())
 
 
 async def test_unknown_jobs_are_404_and_unfinished_videos_409(client):

@@ -13,8 +13,9 @@ timings of what was "synthesized" (`spoken`).
 Knobs (`mode`): "ok"; "slow" (headers, then nothing for `slow_s`); "garbage" (200 with bytes
 that are not audio); "cut" (the connection drops after the first chunk). `go_down()` /
 `come_up()` stop and restart listening on the same port (server down / back).
-Counters: `requests` (params as received), `completed`, `disconnected` (streams the client
-closed before their end).
+Counters: `requests` (params as received), `references` (the reference clip's bytes as the
+server read them from `ref_audio_path`, one per accepted request, as api_v2 reads its reference
+by path), `completed`, `disconnected` (streams the client closed before their end).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import io
 import os
 import wave
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import soxr
@@ -51,6 +53,7 @@ class GPTSoVITSStandIn:
     realtime: float = 4.0           # chunks come this many times faster than real time
     slow_s: float = 60.0
     requests: list[dict] = field(default_factory=list)
+    references: list[bytes] = field(default_factory=list)
     spoken: list[TimedSpeech] = field(default_factory=list)
     completed: int = 0
     disconnected: int = 0
@@ -97,6 +100,7 @@ class GPTSoVITSStandIn:
         problem = _check(params)
         if problem:
             return _bad(problem)
+        self.references.append(await asyncio.to_thread(Path(params["ref_audio_path"]).read_bytes))
         streaming = _streaming(params.get("streaming_mode", False))
         if streaming is None:
             return _bad("the value of streaming_mode must be 0, 1, 2, 3(int) or true/false(bool)")

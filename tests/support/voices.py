@@ -77,9 +77,18 @@ def piper_words(text: str, *, length_scale: float = 1.0) -> tuple[np.ndarray, in
 class PiperTestVoice:
     """The Piper voice shaped like HibariVoice (`synthesize(text) -> TimedSpeech`, exact word
     timings, no visemes): a voice that is not the aligner's reference, for the GPT-SoVITS
-    stand-in server."""
+    stand-in server. With `any_text` it also speaks text whose words Piper's phonemizer does
+    not keep one to one (an LLM's replies), then without word timings."""
+
+    def __init__(self, *, any_text: bool = False) -> None:
+        self.any_text = any_text
 
     def synthesize(self, text: str) -> TimedSpeech:
+        if self.any_text:
+            audio, rate, found = _piper(text)
+            if len(found) != len(text.split()):
+                return TimedSpeech(text=text, audio=np.frombuffer(audio, np.int16),
+                                   sample_rate=rate, words=[])
         audio, rate, words = piper_words(text)
         return TimedSpeech(
             text=text,

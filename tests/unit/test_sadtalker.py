@@ -6,6 +6,8 @@ with a notice. Needs the `sadtalker` dependency group (`uv sync --group sadtalke
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -17,6 +19,7 @@ pytest.importorskip("torch", reason="the SadTalker engine needs `uv sync --group
 from processors.face.base import DEFAULT_AVATAR  # noqa: E402
 from processors.face.engines import FallbackFaceEngine, face_engine  # noqa: E402
 from processors.face.sadtalker import (  # noqa: E402
+    CACHE_VERSION,
     CHECKPOINT,
     SadTalkerFaceEngine,
     SadTalkerSettings,
@@ -105,3 +108,21 @@ def _timeline(audio):
     from processors.face.timeline import VisemeTimeline
 
     return VisemeTimeline.from_audio(audio, 16000)
+
+
+@pytest.mark.timeout(1800)
+def test_coefficients_cached_with_other_checkpoints_are_made_again(standin, avatar_path):
+    """The coefficient cache next to the picture is keyed by the loaded 3DMM weights: a cache
+    from other checkpoints (same picture) is recomputed and replaced; one from these is reused."""
+    engine = SadTalkerFaceEngine(settings=settings(standin, idle_s=0.0), width=SIZE, height=SIZE)
+    cache = avatar_path.with_name("avatar.png.sadtalker-256.json")
+    picture = hashlib.sha256(avatar_path.read_bytes()).hexdigest()
+    stale = {"version": CACHE_VERSION, "sha256": picture, "weights": "other-checkpoints",
+             "coefficients": [0.0] * 73}
+    cache.write_text(json.dumps(stale))
+    made = engine.load_avatar(avatar_path).rig.coefficients
+    assert np.abs(made).max() > 0
+    written = json.loads(cache.read_text())
+    assert written["weights"] not in ("other-checkpoints", "")
+    cache.write_text(json.dumps(written | {"coefficients": [0.5] * 73}))
+    assert np.all(engine.load_avatar(avatar_path).rig.coefficients == 0.5)
