@@ -27,7 +27,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -341,17 +340,6 @@ def print_table(report: dict) -> None:
     print(f"load average: {report['load_average']}")
 
 
-def start_baseline(room: str, env: dict, log_path: Path) -> subprocess.Popen:
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "baseline_bot.py"), "--room", room],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
 async def main_async(args) -> dict:
     settings = StackSettings.from_env()
     logs = Path(tempfile.mkdtemp(prefix="conversation-bench-"))
@@ -401,12 +389,9 @@ async def main_async(args) -> dict:
                 .with_grants(api.VideoGrants(room_join=True, room=room))
                 .to_jwt()
             )
-            if name == "avatar":
-                bot = BotProcess(room=room, env=env, log_path=logs / "bot.log").start()
-                stop = bot.stop
-            else:
-                proc = start_baseline(room, env, logs / "baseline.log")
-                stop = lambda p=proc: (p.terminate(), p.wait(10))  # noqa: E731
+            script = None if name == "avatar" else ROOT / "bench" / "baseline_bot.py"
+            bot = BotProcess(room=room, env=env, log_path=logs / f"{name}.log", script=script)
+            bot.start()
             try:
                 runs[name] = await converse(
                     url,
@@ -416,7 +401,7 @@ async def main_async(args) -> dict:
                     barge_ins=args.barge_ins if name == "avatar" else 0,
                 )
             finally:
-                stop()
+                bot.stop()
             load.append(os.getloadavg())
     finally:
         ollama.stop()
