@@ -142,6 +142,7 @@ class AvatarBot:
                 min_volume=settings.vad_min_volume)),
             is_agent=self.is_agent,
             on_speech_started=self.addressing.speech_started,
+            on_speech_stopped=self.addressing.speech_stopped,
         )
         # Transcripts keep their own segment's speaker (Pipecat stamps the latest one heard).
         stt = AvatarWhisperSTTService(
