@@ -270,7 +270,7 @@ def chart(rows: list[dict], solo: list[int], summary: dict, path: Path) -> None:
     a.set_title("Meeting: answered by kind of utterance")
     a.legend(fontsize=8)
     v2v = [r["voice_to_voice_ms"] for r in rows if r["voice_to_voice_ms"] is not None]
-    b.boxplot([solo or [np.nan], v2v or [np.nan]], labels=["1:1", "meeting"])
+    b.boxplot([solo or [np.nan], v2v or [np.nan]], tick_labels=["1:1", "meeting"])
     b.set_ylabel("voice-to-voice (ms)")
     b.set_title("Latency: one person vs a meeting of three")
     fig.tight_layout()
