@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from tests.e2e.browser import ensure_client_built, missing_prerequisite
+from tests.e2e.browser import ensure_client_built, missing_prerequisite, screenshot_dir
 from tests.support.serve import serve_app
 from tests.support.worker import WorkerProcess
 from token_server.app import create_app
@@ -22,6 +23,13 @@ def client_dist():
     if reason:
         pytest.skip(reason)
     return ensure_client_built()
+
+
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    """The folder a test saves page screenshots to: its tmp_path, or $E2E_SCREENSHOT_DIR (the
+    README's pictures are refreshed with E2E_SCREENSHOT_DIR=docs); never the tree by default."""
+    return screenshot_dir(tmp_path)
 
 
 @dataclass(frozen=True)

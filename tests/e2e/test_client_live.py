@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.e2e.browser import DOCS, run_browser, write_fake_mic_wav
+from tests.e2e.browser import run_browser, write_fake_mic_wav
 from tests.e2e.conftest import real_site
 from tests.support.speech import speak
 
@@ -79,9 +79,8 @@ def _summary(values: list[float]) -> str:
     return f"{values} (median {statistics.median(values):.0f})"
 
 
-async def test_page_conversation_with_the_avatar(avatar_site, question_wav):
-    DOCS.mkdir(exist_ok=True)
-    shot = DOCS / "client.png"
+async def test_page_conversation_with_the_avatar(avatar_site, question_wav, screenshots):
+    shot = screenshots / "client.png"
     steps = [
         {"waitFor": "window.avatarStats?.botReady", "timeout_s": STARTUP_S},
         {"waitFor": HEARD_QUESTION, "timeout_s": 90},
@@ -146,8 +145,8 @@ async def test_minimal_rtvi_page(avatar_site, question_wav):
 @pytest.mark.xfail(strict=False, reason=(
     "known defect (issue 12, open): on a quiet 2-core machine the 3-D lips led the heard audio "
     "by a median of 112 ms (aim: within 60 ms); cause not found yet"))
-async def test_talkinghead_mode_lips_follow_the_bot(avatar_site, question_wav):
-    shot = DOCS / "client-3d.png"
+async def test_talkinghead_mode_lips_follow_the_bot(avatar_site, question_wav, screenshots):
+    shot = screenshots / "client-3d.png"
     steps = [
         {"waitFor": "window.avatarStats?.head3dReady", "timeout_s": 60},
         {"waitFor": "avatarStats.botReady", "timeout_s": STARTUP_S},
