@@ -113,3 +113,10 @@ async def run_browser(config: dict, *, timeout_s: float) -> dict:
         logger.error(f"page errors: {report['pageErrors']}")
         logger.error(f"diagnosis: {json.dumps(report['diagnosis'], indent=1)[:4000]}")
     return report
+
+
+def page_results(report: dict) -> list:
+    """The results of a driver run whose steps all passed without a page error (else fails)."""
+    assert report["ok"], report["error"]
+    assert not report["pageErrors"], report["pageErrors"]
+    return report["results"]

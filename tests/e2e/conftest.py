@@ -69,20 +69,10 @@ async def standin_site(client_dist, livekit, make_token):
 
 
 @asynccontextmanager
-async def real_site(client_dist, *, livekit, ollama, stack_settings, whisper_model, log_dir):
+async def real_site(client_dist, *, livekit, ollama, stack_settings, stack_env, log_dir):
     """The real token server serving `client_dist` on a loopback port, and one agent worker that
-    LiveKit dispatches the rooms' avatars to. Yields the site's URL."""
-    worker = WorkerProcess(
-        log_path=log_dir / "worker.log",
-        env={
-            "LIVEKIT_URL": livekit.url,
-            "LIVEKIT_API_KEY": livekit.api_key,
-            "LIVEKIT_API_SECRET": livekit.api_secret,
-            "OLLAMA_URL": ollama.url,
-            "OLLAMA_MODEL": ollama.model,
-            "WHISPER_MODEL": whisper_model,
-        },
-    ).start()
+    LiveKit dispatches the rooms' avatars to (`stack_env`: the fixture). Yields the site's URL."""
+    worker = WorkerProcess(log_path=log_dir / "worker.log", env=stack_env).start()
     settings = TokenServerSettings(
         livekit_url=livekit.url,
         livekit_public_url=livekit.url,

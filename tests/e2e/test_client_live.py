@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.e2e.browser import run_browser, write_fake_mic_wav
+from tests.e2e.browser import page_results, run_browser, write_fake_mic_wav
 from tests.e2e.conftest import real_site
 from tests.support.speech import speak
 
@@ -41,9 +41,7 @@ def question_wav(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-async def avatar_site(
-    client_dist, livekit, ollama, stack_settings, whisper_model, tmp_path_factory
-):
+async def avatar_site(client_dist, livekit, ollama, stack_settings, stack_env, tmp_path_factory):
     """The real token server on a loopback port and one worker. Each test uses its own room (its
     own bot): a bot leaves a room a few seconds after it empties."""
     async with real_site(
@@ -51,7 +49,7 @@ async def avatar_site(
         livekit=livekit,
         ollama=ollama,
         stack_settings=stack_settings,
-        whisper_model=whisper_model,
+        stack_env=stack_env,
         log_dir=tmp_path_factory.mktemp("worker"),
     ) as url:
         yield url
@@ -68,9 +66,7 @@ async def _browse(url: str, wav: Path, steps: list[dict], *, diagnose: str = STA
         },
         timeout_s=STARTUP_S + 240,
     )
-    assert report["ok"], report["error"]
-    assert not report["pageErrors"], report["pageErrors"]
-    return report["results"]
+    return page_results(report)
 
 
 def _summary(values: list[float]) -> str:

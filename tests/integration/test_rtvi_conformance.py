@@ -107,7 +107,8 @@ def first_voiced_s(timing: dict) -> float:
 
 async def timing_offset(s: Session, since: float) -> float:
     """Heard onset of the first reply after `since` minus when its timing message says it is,
-    with this receiver's jitter-buffer delay added as a client adds it (client/src/speech-sync.js)."""
+    with this receiver's jitter-buffer delay added as a client adds it
+    (client/src/speech-sync.js)."""
 
     def first_timing():
         return next(((at, m) for at, m in rtvi_messages(s.human.messages, "server-message", since)
