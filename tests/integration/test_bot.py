@@ -35,6 +35,7 @@ from bot.settings import (
     DEFAULT_LLM_WAIT_NOTICE,
 )
 from processors.timing import TTS_TIMING_MESSAGE_TYPE
+from records.store import RecordStore
 from stack import binaries, services
 from tests.support.human import HumanParticipant
 from tests.support.records import room_context
@@ -57,7 +58,7 @@ class Session:
 
     human: HumanParticipant
     bot: BotProcess
-    records_url: str
+    records: RecordStore
     identity: str = DEFAULT_IDENTITY
 
     def alive(self) -> bool:
@@ -83,7 +84,7 @@ class Session:
         recorder writes from a thread)."""
 
         def recorded():
-            messages = self.alive() and room_context(self.records_url, self.bot.room)
+            messages = self.alive() and room_context(self.records, self.bot.room)
             bot = [m for m in messages if m["role"] == "assistant"]
             return messages if len(bot) == replies and bot[-1] is messages[-1] else None
 
@@ -91,7 +92,7 @@ class Session:
             return await self.human.wait_for(recorded, 30, what=f"{replies} replies on record")
         except TimeoutError:
             raise AssertionError(
-                f"on record: {room_context(self.records_url, self.bot.room)}"
+                f"on record: {room_context(self.records, self.bot.room)}"
             ) from None
 
     def heard(self, since: float = 0.0) -> list[str]:
@@ -137,18 +138,19 @@ def bot_env(stack_env) -> dict[str, str]:
 def session(livekit, make_token, bot_env, tmp_path) -> Callable:
     """`async with session(**env) as s`: a fresh room with the bot (subprocess) and a person."""
     bots: list[BotProcess] = []
+    # The conversation record (on by default) in the test's own SQLite file.
+    records_url = f"sqlite:///{tmp_path / 'records.sqlite3'}"
+    records = RecordStore(url=records_url)
 
     @asynccontextmanager
     async def open_session(*, identity: str = "human-1", **env: str) -> AsyncIterator[Session]:
         room = f"test-{uuid.uuid4().hex[:8]}"
-        # The conversation record (on by default) in the test's own SQLite file.
-        records_url = f"sqlite:///{tmp_path / 'records.sqlite3'}"
         env = {**bot_env, "DATABASE_URL": records_url, **env}
         bot = BotProcess(room=room, env=env, log_path=tmp_path / f"bot-{room}.log")
         bots.append(bot.start())
         try:
             async with HumanParticipant.connect(livekit.url, make_token(room, identity)) as human:
-                s = Session(human=human, bot=bot, records_url=records_url)
+                s = Session(human=human, bot=bot, records=records)
                 await human.wait_for(
                     lambda: s.alive() and any(w == s.identity for _, w, _ in human.video),
                     BOT_READY_TIMEOUT,
@@ -163,6 +165,7 @@ def session(livekit, make_token, bot_env, tmp_path) -> Callable:
     yield open_session
     for bot in bots:
         bot.stop()
+    records.close()
 
 
 async def test_spoken_question_gets_a_spoken_lip_synced_answer(session):

@@ -22,6 +22,7 @@ from bot.probe import rtvi_messages, speech_times, words_of
 from bot.process import BotProcess
 from bot.settings import DEFAULT_IDENTITY
 from processors.rtvi_participants import DISCONNECT_BOT
+from records.store import RecordStore
 from tests.integration.test_bot import BOT_READY_TIMEOUT, REPLY_TIMEOUT, bot_env  # noqa: F401
 from tests.support.human import HumanParticipant
 from tests.support.records import room_utterances
@@ -54,7 +55,7 @@ class Meeting:
     bot: BotProcess
     alice: Person
     bob: Person
-    records_url: str
+    records: RecordStore
 
     def alive(self) -> bool:
         if self.bot.exit_code() is not None:
@@ -73,7 +74,7 @@ class Meeting:
 
     def heard(self) -> list[dict]:
         """The people's utterances on record: text, speaker, and whether it reached the LLM."""
-        return [u for u in room_utterances(self.records_url, self.bot.room) if u["role"] == "user"]
+        return [u for u in room_utterances(self.records, self.bot.room) if u["role"] == "user"]
 
     def user_turns(self) -> list[tuple[str, list[str]]]:
         """(speaker name, words) of the utterances that reached the LLM, oldest first: on record
@@ -98,11 +99,13 @@ def meeting(livekit, make_token, bot_env, tmp_path):  # noqa: F811
     """`async with meeting(**env) as m`: a room with the bot, Alice (embedded voice, the owner:
     she joins first) and Bob (Piper voice)."""
     bots: list[BotProcess] = []
+    # The conversation record (who said what, addressed or not) in the test's own SQLite file.
+    records_url = f"sqlite:///{tmp_path / 'records.sqlite3'}"
+    records = RecordStore(url=records_url)
 
     @asynccontextmanager
     async def open_meeting(**env: str) -> AsyncIterator[Meeting]:
         room = f"meet-{uuid.uuid4().hex[:8]}"
-        records_url = f"sqlite:///{tmp_path / 'records.sqlite3'}"
         bot = BotProcess(room=room, env={**bot_env, "BOT_FOLLOW_UP_SECS": str(FOLLOW_UP_SECS),
                                          "DATABASE_URL": records_url, **env},
                          log_path=tmp_path / f"bot-{room}.log")
@@ -119,7 +122,7 @@ def meeting(livekit, make_token, bot_env, tmp_path):  # noqa: F811
                         and any(w == DEFAULT_IDENTITY for _, w, _ in h.video),
                         BOT_READY_TIMEOUT, what="the bot's video")
                     people.append(Person(name=name, voice=voice, human=human))
-                yield Meeting(bot=bot, alice=people[0], bob=people[1], records_url=records_url)
+                yield Meeting(bot=bot, alice=people[0], bob=people[1], records=records)
         except BaseException:
             lines = [line[:300] for line in bot.log().splitlines()]
             print(f"--- bot log ({bot.log_path}) ---", *lines[-80:], sep="\n")
@@ -128,6 +131,7 @@ def meeting(livekit, make_token, bot_env, tmp_path):  # noqa: F811
     yield open_meeting
     for bot in bots:
         bot.stop()
+    records.close()
 
 
 def _rtvi(type_: str, data: dict | None = None) -> str:

@@ -15,21 +15,13 @@ def room_record(store: RecordStore, room: str) -> dict[str, Any] | None:
     return store.get_session(found[0]["id"]) if found else None
 
 
-def room_context(url: str, room: str) -> list[dict]:
+def room_context(store: RecordStore, room: str) -> list[dict]:
     """The LLM messages the room's conversation holds on record (empty before any)."""
-    store = RecordStore(url=url)
-    try:
-        record = room_record(store, room)
-        return remembered_context(store, record["id"]) if record else []
-    finally:
-        store.close()
+    record = room_record(store, room)
+    return remembered_context(store, record["id"]) if record else []
 
 
-def room_utterances(url: str, room: str) -> list[dict[str, Any]]:
+def room_utterances(store: RecordStore, room: str) -> list[dict[str, Any]]:
     """The utterances on record for the room's newest session, in time order."""
-    store = RecordStore(url=url)
-    try:
-        record = room_record(store, room)
-        return record["utterances"] if record else []
-    finally:
-        store.close()
+    record = room_record(store, room)
+    return record["utterances"] if record else []
