@@ -88,12 +88,6 @@ def workers(hosts) -> list[WorkerProcess]:
 
 
 @pytest.fixture(scope="module")
-async def admin(livekit):
-    async with api.LiveKitAPI(livekit.http_url, livekit.api_key, livekit.api_secret) as lkapi:
-        yield lkapi
-
-
-@pytest.fixture(scope="module")
 async def client(livekit):
     """The token server LiveKit sends its webhooks to, checking rooms every second."""
     settings = TokenServerSettings(

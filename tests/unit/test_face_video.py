@@ -188,7 +188,9 @@ async def test_probe_marker_flashes_exactly_with_the_clicks():
         elif isinstance(f, OutputImageRawFrame) and probe_marker_on(pixels(f)):
             marked.append(sent)
     click_frames = [c // SAMPLES_PER_FRAME for c in clicks]
-    assert click_frames == [frame_bounds(k, SR, 25)[0] // SAMPLES_PER_FRAME for k in click_frames]
+    # each click starts on a video frame's first sample and fills exactly that one frame
+    assert clicks == [frame_bounds(k, SR, 25)[0] for k in click_frames]
+    assert sorted({i // SAMPLES_PER_FRAME for i in np.flatnonzero(audio)}) == click_frames
     assert len(marked) == len(click_frames)
     # picture k is shown once audio frame k is the oldest of the `lead` + 1 frames sent ahead,
     # and `delay` more frames later
