@@ -104,6 +104,19 @@ async def _turns(processor, frames) -> list[str]:
     return turns
 
 
+# A turn of two transcripts, then a turn of one.
+TWO_TURNS_THE_FIRST_OF_TWO_UTTERANCES = [
+    "ProposedUserStartedSpeakingFrame", "TranscriptionFrame", "TranscriptionFrame",
+    "ProposedUserStoppedSpeakingFrame", "ProposedUserStartedSpeakingFrame", "TranscriptionFrame",
+    "ProposedUserStoppedSpeakingFrame"]
+
+
+def _turn_kinds(down: list) -> list[str]:
+    """The turn boundaries and transcripts pushed, by frame type."""
+    kinds = (ProposedUserStartedSpeakingFrame, ProposedUserStoppedSpeakingFrame, TranscriptionFrame)
+    return [type(f).__name__ for f in down if isinstance(f, kinds)]
+
+
 async def test_one_person_is_always_answered_unchanged():
     turns = await _turns(_addressing(["u1"]), [_said("u1", " What time is it? ")])
     assert turns == [" What time is it? "]
@@ -188,12 +201,7 @@ async def test_a_sentence_cut_by_a_pause_stays_one_turn_and_a_trailing_one_still
         _said("u1", "Tell me about"),
         SleepFrame(sleep=0.6),
     ])
-    turn_frames = (ProposedUserStartedSpeakingFrame, ProposedUserStoppedSpeakingFrame,
-                   TranscriptionFrame)
-    kinds = [type(f).__name__ for f in down if isinstance(f, turn_frames)]
-    assert kinds == ["ProposedUserStartedSpeakingFrame", "TranscriptionFrame", "TranscriptionFrame",
-                     "ProposedUserStoppedSpeakingFrame", "ProposedUserStartedSpeakingFrame",
-                     "TranscriptionFrame", "ProposedUserStoppedSpeakingFrame"]
+    assert _turn_kinds(down) == TWO_TURNS_THE_FIRST_OF_TWO_UTTERANCES
 
 
 async def test_a_speaker_who_talks_on_keeps_the_turn_until_the_rest_is_heard(monkeypatch):
@@ -216,9 +224,4 @@ async def test_a_speaker_who_talks_on_keeps_the_turn_until_the_rest_is_heard(mon
         _said("u1", "Thanks."),
         SleepFrame(sleep=1.6),
     ])
-    turn_frames = (ProposedUserStartedSpeakingFrame, ProposedUserStoppedSpeakingFrame,
-                   TranscriptionFrame)
-    kinds = [type(f).__name__ for f in down if isinstance(f, turn_frames)]
-    assert kinds == ["ProposedUserStartedSpeakingFrame", "TranscriptionFrame", "TranscriptionFrame",
-                     "ProposedUserStoppedSpeakingFrame", "ProposedUserStartedSpeakingFrame",
-                     "TranscriptionFrame", "ProposedUserStoppedSpeakingFrame"]
+    assert _turn_kinds(down) == TWO_TURNS_THE_FIRST_OF_TWO_UTTERANCES
