@@ -189,8 +189,10 @@ async def test_talkinghead_mode_follows_timing(
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "known defect (issue 12, open): the 3-D mouth stopped 1.56 s after the audio on barge-in "
-    "(aim: within 100 ms); cause not found yet"))
+    "known limit (issue 12, open): the 3-D mouth now closes on bot-interrupted (+0, -190, "
+    "-30 ms from the heard audio in three runs; it was +1.56 s while TalkingHead eased the last "
+    "viseme back), but the message can outrun the audio still in the jitter buffer by more "
+    "than the 100 ms aim, and waiting out the measured playout delay overshot (+156..+483 ms)"))
 async def test_talkinghead_mouth_stops_with_the_audio_on_barge_in(
     standin_site, livekit, make_token, voice, fake_mic, transcribe
 ):
