@@ -1,7 +1,7 @@
 """Typed settings of the bot process, read once from the environment.
 
-The LiveKit, Ollama and Whisper locations are the stack's (`stack.settings.StackSettings`), so a
-bot started by `./avatar`, the token server or a test talks to the same servers; everything
+The LiveKit, Ollama and Whisper locations are the stack's (`avatar_core.settings.StackSettings`),
+so a bot started by `./avatar`, the token server or a test talks to the same servers; everything
 else here is about how the bot behaves in a room.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from stack.models import whisper_model
-from stack.settings import StackSettings
+from avatar_core.settings import StackSettings
+from avatar_core.whisper import installed_whisper_model
 
 DEFAULT_IDENTITY = "avatar-bot"
 DEFAULT_NAME = "Ava"
@@ -147,7 +147,7 @@ class BotSettings:
             llm_seed=_env_int("BOT_LLM_SEED", 7),
             llm_max_tokens=_env_int("BOT_LLM_MAX_TOKENS", 80),
             llm_history_messages=_env_int("BOT_LLM_HISTORY_MESSAGES", 8),
-            whisper_model=whisper_model(stack.whisper_model, stack.cache),
+            whisper_model=installed_whisper_model(stack.whisper_model, stack.cache),
             whisper_compute_type=env("BOT_WHISPER_COMPUTE_TYPE", "int8"),
             stt_beam_size=_env_int("BOT_STT_BEAM_SIZE", 1),
             stt_hotwords=env("BOT_STT_HOTWORDS") or None,

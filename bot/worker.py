@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from functools import partial
 
 import aiohttp
-from faster_whisper import WhisperModel
 from livekit import api
 from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest
 from loguru import logger
 
+from avatar_core.whisper import load_whisper
 from bot.pipeline import AvatarBot, BotModels
 from bot.settings import BotSettings, WorkerSettings
 from processors.tts.embedded import EmbeddedVoiceSettings
@@ -55,8 +55,7 @@ class _Load:
 def prewarm(proc: JobProcess, *, settings: BotSettings, voice: EmbeddedVoiceSettings) -> None:
     """Load the models into a job process before any job is handed to it."""
     proc.userdata[MODELS_KEY] = BotModels(
-        whisper=WhisperModel(settings.whisper_model, device="cpu",
-                             compute_type=settings.whisper_compute_type),
+        whisper=load_whisper(settings.whisper_model, compute_type=settings.whisper_compute_type),
         voice=HibariVoice(voice=voice.voice, speed=voice.speed, threads=voice.threads),
     )
     logger.info(f"job process {proc.pid} prewarmed")

@@ -18,11 +18,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlparse
 
+from avatar_core.errors import StackError
+from avatar_core.settings import StackSettings
 from bot.settings import WORKER_REGISTERED_LOG
+from processors.align.whisper_aligner import WhisperAlignerSettings
 from stack import binaries, models, services
-from stack.errors import StackError
 from stack.progress import run_streamed, step
-from stack.settings import StackSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_DIR = ROOT / "client"
@@ -142,6 +143,9 @@ def setup(settings: StackSettings, *, client: bool, browser: bool) -> None:
     step(f"cache folder: {settings.cache} (set AVATAR_CACHE to move it)")
     step(f"livekit-server: {binaries.livekit_server(settings.cache)}")
     step(f"whisper model: {models.whisper_model(settings.whisper_model, settings.cache)}")
+    aligner_model = WhisperAlignerSettings.from_env().model
+    if aligner_model:
+        step(f"aligner whisper model: {models.whisper_model(aligner_model, settings.cache)}")
     with ExitStack() as exits:
         ollama_bin = ensure_ollama(settings, exits)
         step(f"ollama: {ollama_bin}")

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from avatar_core.settings import DEV_API_KEY, DEV_API_SECRET, StackSettings
 from bot.settings import (
     DEFAULT_AGENT_IDENTITY_PREFIXES,
     DEFAULT_AGENT_NAME,
@@ -15,7 +16,6 @@ from bot.settings import (
     DEFAULT_SYSTEM_PROMPT,
 )
 from records.options import RecordsOptions
-from stack.settings import DEV_API_KEY, DEV_API_SECRET, StackSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

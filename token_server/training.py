@@ -34,6 +34,7 @@ import numpy as np
 from aiohttp import web
 from loguru import logger
 
+from avatar_core.settings import cache_dir
 from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE, speech_stretches
 from token_server.errors import ApiError
 from token_server.settings import DEFAULT_TRAIN_MAX_UPLOAD_MB
@@ -501,8 +502,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("dataset_dir", type=Path)
     args = parser.parse_args()
-    from stack.settings import cache_dir
-
     settings = TrainingSettings.from_env(cache=cache_dir())
     if settings.gpt_sovits_dir is None:
         parser.error(f"set {ENV_GPT_SOVITS_DIR} to a GPT-SoVITS install")

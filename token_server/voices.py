@@ -32,6 +32,7 @@ import soxr
 from aiohttp import web
 from loguru import logger
 
+from avatar_core.whisper import installed_whisper_model, load_whisper
 from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE
 from processors.tts.gpt_sovits import VOICE_FILE, voices_dir
 from token_server.errors import ApiError
@@ -363,14 +364,8 @@ class WhisperLoader:
     async def get(self):
         async with self._lock:
             if self._model is None:
-                from faster_whisper import WhisperModel
-
-                from stack.models import whisper_model
-
-                path = whisper_model(self._options.whisper_model, self._options.cache)
-                self._model = await asyncio.to_thread(
-                    WhisperModel, path, device="cpu", compute_type="int8", cpu_threads=1
-                )
+                path = installed_whisper_model(self._options.whisper_model, self._options.cache)
+                self._model = await asyncio.to_thread(load_whisper, path, threads=1)
                 logger.info(f"voices: Whisper model {path} loaded")
         return self._model
 

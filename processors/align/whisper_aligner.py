@@ -34,6 +34,8 @@ from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 from loguru import logger
 
+from avatar_core.settings import StackSettings
+from avatar_core.whisper import installed_whisper_model, load_whisper
 from processors.timing import TimedSpeech, VisemeTiming, WordTiming
 
 WHISPER_SAMPLE_RATE = 16000
@@ -133,13 +135,10 @@ class WhisperAligner:
                       ) -> WhisperAligner:
         """Load the Whisper model (and the embedded voice as reference) the settings name."""
         from processors.tts.hibari_voice import HibariVoice
-        from stack.models import whisper_model
-        from stack.settings import StackSettings
 
         stack = StackSettings.from_env()
-        path = whisper_model(settings.model or stack.whisper_model, stack.cache)
-        model = WhisperModel(path, device="cpu", compute_type=settings.compute_type,
-                             cpu_threads=settings.threads)
+        path = installed_whisper_model(settings.model or stack.whisper_model, stack.cache)
+        model = load_whisper(path, compute_type=settings.compute_type, threads=settings.threads)
         reference = HibariVoice(threads=settings.threads, seed=0) if settings.reference else None
         logger.info(f"aligner: Whisper {path} ({settings.compute_type}), silences "
                     f"{'on' if settings.silences else 'off'}, reference voice "

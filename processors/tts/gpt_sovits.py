@@ -28,6 +28,7 @@ import numpy as np
 from loguru import logger
 from pipecat.services.settings import TTSSettings
 
+from avatar_core.settings import cache_dir
 from processors.align.whisper_aligner import WORD_CHAR, WhisperAligner, parse_flag
 from processors.timing import TimedSpeech, WordTiming
 from processors.tts.hibari_voice import HibariVoice
@@ -64,8 +65,6 @@ ENV_HOLD_FOR_TIMINGS = "GPT_SOVITS_HOLD_FOR_TIMINGS"
 
 def voices_dir() -> Path:
     """Where cloned voices live: $AVATAR_VOICES_DIR, else <AVATAR_CACHE>/voices."""
-    from stack.settings import cache_dir
-
     return Path(os.environ.get(ENV_VOICES_DIR) or cache_dir() / "voices")
 
 
