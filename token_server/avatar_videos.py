@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
-import os
 import shutil
 import time
 import uuid
@@ -57,8 +56,6 @@ MAX_FIELD_BYTES = 4 * MAX_TEXT_CHARS
 UPLOAD_CHUNK = 64 * 1024
 FILE_FIELDS = ("audio", "image")
 TEXT_FIELDS = ("text", "engine", "size")
-ENV_DIR = "AVATAR_VIDEOS_DIR"
-ENV_RETENTION = "AVATAR_VIDEO_RETENTION_S"
 DEFAULT_RETENTION_S = 3600.0
 PROGRESS_FILE = "progress.json"
 VIDEO_FILE = "video.mp4"
@@ -362,17 +359,13 @@ async def read_form(request: web.Request, folder: Path) -> tuple[dict[str, str],
 
 def setup_avatar_video_routes(app: web.Application, settings) -> None:
     """Add the avatar-video API; jobs start and stop with the app. settings: the token
-    server's (uses .cache)."""
-    folder = Path(os.environ.get(ENV_DIR) or settings.cache / "avatar-videos").expanduser()
-    try:
-        retention = float(os.environ.get(ENV_RETENTION) or DEFAULT_RETENTION_S)
-    except ValueError:
-        raise ValueError(f"{ENV_RETENTION} must be a number of seconds") from None
+    server's (uses .cache, .avatar_videos, .voice and .sadtalker)."""
+    section = settings.avatar_videos
     jobs = AvatarVideoJobs(
-        folder=folder,
-        retention_s=retention,
-        voice=EmbeddedVoiceSettings.from_env(),
-        sadtalker=SadTalkerSettings.from_env(),
+        folder=section.folder or settings.cache / "avatar-videos",
+        retention_s=section.retention_s or DEFAULT_RETENTION_S,
+        voice=settings.voice,
+        sadtalker=settings.sadtalker,
     )
     app[JOBS] = jobs
 

@@ -34,7 +34,7 @@ from loguru import logger
 
 from avatar_core.whisper import installed_whisper_model, load_whisper
 from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE
-from processors.tts.gpt_sovits import VOICE_FILE, voices_dir
+from processors.tts.gpt_sovits import VOICE_FILE
 from token_server.errors import ApiError
 from token_server.uploads import uploaded_form
 
@@ -79,10 +79,10 @@ class VoiceApiSettings:
 
     @classmethod
     def of(cls, settings) -> VoiceApiSettings:
-        """From the token server's settings (the one settings tree: whisper_model, cache,
-        voice_max_upload_mb) and AVATAR_VOICES_DIR (default <AVATAR_CACHE>/voices)."""
+        """From the token server's settings (whisper_model, cache, voice_max_upload_mb and
+        voices_dir, AVATAR_VOICES_DIR, default <AVATAR_CACHE>/voices)."""
         return cls(
-            voices_dir=voices_dir(),
+            voices_dir=settings.voices_dir or settings.cache / "voices",
             whisper_model=settings.whisper_model,
             cache=settings.cache,
             max_upload_bytes=int(settings.voice_max_upload_mb * MEGABYTE),
