@@ -20,15 +20,13 @@ from dataclasses import dataclass
 from functools import partial
 
 import aiohttp
-from faster_whisper import WhisperModel
 from livekit import api
 from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest
 from loguru import logger
 
-from avatar_core.priority import build_for_inference
+from avatar_core.whisper import load_whisper
 from bot.pipeline import AvatarBot, BotModels
 from bot.settings import BotSettings, WorkerSettings
-from processors.tts.embedded import EmbeddedVoiceSettings
 from processors.tts.hibari_voice import HibariVoice
 from records.options import RecordsOptions
 
@@ -53,12 +51,11 @@ class _Load:
         return len(server.active_jobs) / self.max_rooms
 
 
-def prewarm(proc: JobProcess, *, settings: BotSettings, voice: EmbeddedVoiceSettings) -> None:
+def prewarm(proc: JobProcess, *, settings: BotSettings) -> None:
     """Load the models into a job process before any job is handed to it."""
-    # Whisper is built on a lowered thread: its compute threads inherit the lower priority.
+    voice = settings.voice
     proc.userdata[MODELS_KEY] = BotModels(
-        whisper=build_for_inference(lambda: WhisperModel(
-            settings.whisper_model, device="cpu", compute_type=settings.whisper_compute_type)),
+        whisper=load_whisper(settings.whisper_model, compute_type=settings.whisper_compute_type),
         voice=HibariVoice(voice=voice.voice, speed=voice.speed, threads=voice.threads),
     )
     logger.info(f"job process {proc.pid} prewarmed")
@@ -97,7 +94,7 @@ def build_server(settings: WorkerSettings, bot: BotSettings, *,
         api_key=bot.livekit_api_key,
         api_secret=bot.livekit_api_secret,
         # Partials of module functions: livekit-agents pickles them into the job processes.
-        setup_fnc=partial(prewarm, settings=bot, voice=EmbeddedVoiceSettings.from_env()),
+        setup_fnc=partial(prewarm, settings=bot),
         load_fnc=_Load(max_rooms=settings.max_rooms),
         load_threshold=settings.load_threshold,
         num_idle_processes=settings.idle_processes,

@@ -18,11 +18,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlparse
 
+from avatar_core.errors import StackError
+from avatar_core.settings import AvatarSettings, StackSettings, load_settings
 from bot.settings import WORKER_REGISTERED_LOG
 from stack import binaries, models, services
-from stack.errors import StackError
 from stack.progress import run_streamed, step
-from stack.settings import StackSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_DIR = ROOT / "client"
@@ -138,10 +138,14 @@ def install_browser() -> None:
     )
 
 
-def setup(settings: StackSettings, *, client: bool, browser: bool) -> None:
+def setup(tree: AvatarSettings, *, client: bool, browser: bool) -> None:
+    settings = tree.stack
     step(f"cache folder: {settings.cache} (set AVATAR_CACHE to move it)")
     step(f"livekit-server: {binaries.livekit_server(settings.cache)}")
     step(f"whisper model: {models.whisper_model(settings.whisper_model, settings.cache)}")
+    aligner_model = tree.bot.aligner.model
+    if aligner_model:
+        step(f"aligner whisper model: {models.whisper_model(aligner_model, settings.cache)}")
     with ExitStack() as exits:
         ollama_bin = ensure_ollama(settings, exits)
         step(f"ollama: {ollama_bin}")
@@ -164,12 +168,13 @@ def _stop_on(signum: int, _frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def up(settings: StackSettings) -> None:
+def up(tree: AvatarSettings) -> None:
+    settings = tree.stack
     # Ctrl-C, `docker stop` and service managers all end the stack the same way, also when the
     # shell that started it ignores SIGINT (background jobs).
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _stop_on)
-    setup(settings, client=True, browser=False)
+    setup(tree, client=True, browser=False)
     port = settings.token_server_port
     services.require_free(port, what="the token server", setting="TOKEN_SERVER_PORT")
     logs = settings.cache / "logs"
@@ -236,12 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("up", help="setup, then run the local stack and print the URL")
     args = parser.parse_args(argv)
-    settings = StackSettings.from_env()
+    tree = load_settings()
     try:
         if args.command == "setup":
-            setup(settings, client=args.client, browser=args.browser)
+            setup(tree, client=args.client, browser=args.browser)
         else:
-            up(settings)
+            up(tree)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

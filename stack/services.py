@@ -16,7 +16,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from stack.errors import StackError
+from avatar_core.errors import StackError
 
 LOOPBACK = "127.0.0.1"
 

@@ -14,6 +14,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
+from avatar_core.settings import load_settings
 from processors.face.builtin import BuiltinFaceEngine
 from processors.face.video import (
     FaceSettings,
@@ -203,7 +204,7 @@ def test_settings_from_env(monkeypatch, tmp_path):
     monkeypatch.setenv("FACE_AUDIO_LEAD_FRAMES", "4")
     monkeypatch.setenv("FACE_VIDEO_DELAY_MS", "0")
     monkeypatch.setenv("FACE_PROBE", "1")
-    s = FaceSettings.from_env()
+    s = FaceSettings(**load_settings().bot.face.given())
     assert (s.avatar_image_path, s.fps, s.audio_lead_frames, s.video_delay_ms, s.probe) == (
         tmp_path / "me.png",
         30,
