@@ -185,6 +185,9 @@ class BotSettings:
 
 
 DEFAULT_AGENT_NAME = "avatar"
+# Metadata of the dispatches the token server's BotKeeper asks for (a room that lost its bot, or
+# whose first dispatch every worker passed on): a worker takes such a job without passing it on.
+REDISPATCH_METADATA = "avatar.redispatch"
 # What livekit-agents logs once livekit-server has registered a worker (its readiness).
 WORKER_REGISTERED_LOG = "registered worker"
 
@@ -198,6 +201,7 @@ class WorkerSettings:
     load_threshold: float
     idle_processes: int
     drain_timeout_s: int
+    spread_s: float
     http_host: str
     http_port: int
 
@@ -211,11 +215,14 @@ class WorkerSettings:
             load_threshold=_env_float("BOT_WORKER_LOAD_THRESHOLD", 1.0),
             idle_processes=_env_int("BOT_WORKER_IDLE_PROCESSES", 1),
             drain_timeout_s=_env_int("BOT_WORKER_DRAIN_TIMEOUT_S", 3600),
+            spread_s=_env_float("BOT_WORKER_SPREAD_S", 0.0),
             http_host=env("BOT_WORKER_HTTP_HOST", "127.0.0.1"),
             http_port=_env_int("BOT_WORKER_HTTP_PORT", 0),
         )
         if settings.max_rooms < 1:
             raise ValueError(f"BOT_WORKER_MAX_ROOMS must be >= 1, got {settings.max_rooms}")
+        if settings.spread_s < 0:
+            raise ValueError(f"BOT_WORKER_SPREAD_S must be >= 0, got {settings.spread_s}")
         if settings.idle_processes < 0:
             raise ValueError(
                 f"BOT_WORKER_IDLE_PROCESSES must be >= 0, got {settings.idle_processes}"
