@@ -2,7 +2,7 @@
 
 The worker registers with livekit-server under an agent name (livekit-agents' `AgentServer`);
 LiveKit dispatches one job per room that asks for that agent (the token server's tokens carry
-the dispatch) to the least-loaded registered worker, on any host. Each job runs in its own
+the dispatch) to a registered worker chosen by load, on any host. Each job runs in its own
 process, started ahead of time and prewarmed with the models (Whisper, the embedded voice), so
 a room gets its greeting without waiting for a Python start-up or a model load. The worker
 reports its load (rooms / BOT_WORKER_MAX_ROOMS), takes no job at or above

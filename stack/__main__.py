@@ -235,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     p_setup = sub.add_parser("setup", help="build/fetch binaries and models (idempotent)")
     p_setup.add_argument("--client", action="store_true", help="also build the browser client")
     p_setup.add_argument(
-        "--browser", action="store_true", help="also install the test tiers' Debian packages (Chromium, espeak-ng, redis-server)"
+        "--browser",
+        action="store_true",
+        help="also install the test tiers' Debian packages (Chromium, espeak-ng, redis-server)",
     )
     sub.add_parser("up", help="setup, then run the local stack and print the URL")
     args = parser.parse_args(argv)
