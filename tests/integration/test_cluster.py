@@ -39,7 +39,7 @@ from token_server.app import create_app
 from token_server.services import SERVICES
 from token_server.settings import TokenServerSettings
 
-ROOMS = ("cluster-a", "cluster-b", "cluster-c", "cluster-d")
+ROOMS = ("cluster-a", "cluster-b", "cluster-c")
 
 
 @dataclass(frozen=True)
