@@ -63,6 +63,7 @@ Seconds = Annotated[Annotated[float, Field(ge=1.0)] | None, Unset]
 Megabytes = Annotated[Annotated[float, Field(ge=0.001)] | None, Unset]
 Positive = Annotated[Annotated[int, Field(gt=0)] | None, Unset]
 NonNegative = Annotated[Annotated[int, Field(ge=0)] | None, Unset]
+NonNegativeSeconds = Annotated[Annotated[float, Field(ge=0.0)] | None, Unset]
 
 
 def env(name: str) -> Any:
@@ -286,6 +287,7 @@ class WorkerSection(Section):
     load_threshold: Float = None
     idle_processes: NonNegative = None
     drain_timeout_s: Int = None
+    spread_s: NonNegativeSeconds = None
     http_host: Str = None
     http_port: Int = None
 

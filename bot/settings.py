@@ -179,6 +179,9 @@ def gpt_sovits_settings(section: GPTSoVITSSection, voices: Path) -> GPTSoVITSSet
 
 
 DEFAULT_AGENT_NAME = "avatar"
+# Metadata of the dispatches the token server's BotKeeper asks for (a room that lost its bot, or
+# whose first dispatch every worker passed on): a worker takes such a job without passing it on.
+REDISPATCH_METADATA = "avatar.redispatch"
 # What livekit-agents logs once livekit-server has registered a worker (its readiness).
 WORKER_REGISTERED_LOG = "registered worker"
 
@@ -192,6 +195,7 @@ class WorkerSettings:
     load_threshold: float = 1.0
     idle_processes: int = 1
     drain_timeout_s: int = 3600
+    spread_s: float = 0.0
     http_host: str = "127.0.0.1"
     http_port: int = 0
 

@@ -1,7 +1,8 @@
 """`python -m stack setup|up`: provide everything the local stack needs, or run it.
 
 setup  builds/finds livekit-server and Ollama, provides the offline models, optionally the
-       browser client (--client) and Chromium for the e2e tests (--browser). Idempotent.
+       browser client (--client) and the test tiers' Debian packages (--browser: Chromium,
+       espeak-ng, redis-server). Idempotent.
 up     setup, then livekit-server + Ollama + one avatar worker + the token server on loopback,
        each started again (with backoff) when it exits; prints the URL to open.
 """
@@ -115,12 +116,15 @@ def build_client() -> None:
     run_streamed([npm, "run", "build"], what="vite build", cwd=CLIENT_DIR)
 
 
-# Debian packages of the test tiers: the browser of the e2e tier and a second, unlike test voice.
-TEST_PACKAGES = {"chromium": "chromium", "espeak-ng": "espeak-ng"}
+# Debian packages of the test tiers: the browser of the e2e tier, a second, unlike test voice,
+# and the Redis the LiveKit cluster test's two nodes share.
+TEST_PACKAGES = {
+    "chromium": "chromium", "espeak-ng": "espeak-ng", "redis-server": "redis-server",
+}
 
 
 def install_browser() -> None:
-    """Debian's chromium and espeak-ng for the test tiers (apt-get; needs root)."""
+    """Debian's chromium, espeak-ng and redis-server for the test tiers (apt-get; needs root)."""
     missing = [pkg for binary, pkg in TEST_PACKAGES.items() if not shutil.which(binary)]
     if not missing:
         return
@@ -237,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     p_setup = sub.add_parser("setup", help="build/fetch binaries and models (idempotent)")
     p_setup.add_argument("--client", action="store_true", help="also build the browser client")
     p_setup.add_argument(
-        "--browser", action="store_true", help="also install Chromium for e2e tests"
+        "--browser",
+        action="store_true",
+        help="also install the test tiers' Debian packages (Chromium, espeak-ng, redis-server)",
     )
     sub.add_parser("up", help="setup, then run the local stack and print the URL")
     args = parser.parse_args(argv)
