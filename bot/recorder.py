@@ -60,8 +60,16 @@ class OpenedRecords:
 def remembered_context(store: RecordStore, session_id: str) -> list[dict]:
     """The LLM messages of a session on record (its last turns: the bot's replies as they entered
     the context, cut where interrupted, and the user turns that reached the LLM)."""
-    turns = store.recent_turns(session_id, limit=RESUME_MAX_TURNS)
-    return [{"role": LLM_ROLES[t["role"]], "content": t["text"]} for t in turns]
+    messages: list[dict] = []
+    for t in store.recent_turns(session_id, limit=RESUME_MAX_TURNS):
+        role = LLM_ROLES[t["role"]]
+        if role == "user" and messages and messages[-1]["role"] == "user":
+            # One user turn can hold several utterances ("What is the capital of" + "Japan?");
+            # Pipecat's aggregator made them one message, and so does the record.
+            messages[-1]["content"] = f"{messages[-1]['content']} {t['text']}"
+        else:
+            messages.append({"role": role, "content": t["text"]})
+    return messages
 
 
 def open_records(*, options: RecordsOptions | None, room: str, bot_identity: str) -> OpenedRecords:

@@ -15,12 +15,14 @@ def reply_over(human: HumanParticipant, identity: str, since: float, quiet: floa
     reply is over, else None. Over: every LLM response begun since `since` has ended (RTVI
     bot-llm-started/stopped; Pipecat ends one even on an error), the bot spoke after the last one
     ended, and it has been quiet `quiet` s since. A notice spoken while a slow LLM is still
-    working ("One moment, please.") is not the reply."""
+    working ("One moment, please.") is not the reply. A reply without the LLM (the greeting)
+    is over when the bot spoke since `since` and has been quiet `quiet` s."""
     started = rtvi_messages(human.messages, LLM_STARTED, since)
     stopped = rtvi_messages(human.messages, LLM_STOPPED, since)
-    if not started or len(stopped) < len(started):
+    if len(stopped) < len(started):
         return None
-    speech = speech_times(human.audio, identity, stopped[-1][0])
+    # Without an LLM response (the greeting is spoken as it is), any speech since `since`.
+    speech = speech_times(human.audio, identity, stopped[-1][0] if started else since)
     if not speech or time.monotonic() - speech[-1] <= quiet:
         return None
     return speech[-1]

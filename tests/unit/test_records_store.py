@@ -284,3 +284,21 @@ def _wait(predicate, what: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def test_a_turn_heard_as_two_utterances_is_one_message_of_the_remembered_context(store):
+    """Pipecat's aggregator joins a turn's transcripts into one user message; a resumed bot's
+    context from the record does the same."""
+    from bot.recorder import remembered_context
+
+    session = new_session()
+    rec = SessionRecorder(store=store, session=session)
+    t = session.started_at
+    rec.utterance(said("dana", "What is the capital of", t, addressed=True))
+    rec.utterance(said("dana", "Japan?", t + timedelta(seconds=2), addressed=True))
+    rec.utterance(said("avatar-bot", "Tokyo.", t + timedelta(seconds=4), role=ROLE_BOT))
+    rec.close(CLOSE_S)
+    assert remembered_context(store, session.id) == [
+        {"role": "user", "content": "What is the capital of Japan?"},
+        {"role": "assistant", "content": "Tokyo."},
+    ]

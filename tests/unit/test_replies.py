@@ -44,5 +44,9 @@ def test_the_reply_is_over_once_spoken_after_the_llm_ended_and_quiet():
     # a second response still running (a follow-up turn)
     running = [*messages, rtvi(asked + 13, LLM_STARTED)]
     assert reply_over(heard(running, [asked + 12]), BOT, asked, 2.0) is None
-    # nothing asked of the LLM since `asked`
-    assert reply_over(heard([], [asked + 12]), BOT, asked, 2.0) is None
+    # nothing asked of the LLM since `asked`: silence is no reply...
+    assert reply_over(heard([], []), BOT, asked, 2.0) is None
+    assert reply_over(heard([], [asked - 3]), BOT, asked, 2.0) is None
+    # ...but the greeting (spoken without the LLM) is one once the bot is quiet
+    assert reply_over(heard([], [asked + 2, asked + 4]), BOT, asked, 2.0) == asked + 4
+    assert reply_over(heard([], [asked + 2, now - 0.5]), BOT, asked, 2.0) is None
