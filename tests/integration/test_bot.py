@@ -247,7 +247,7 @@ async def test_barge_in_stops_the_bot_and_the_new_question_is_answered(session):
         )
         await h.wait_for(lambda: s.speech(texts[0][0]), 60, what="the bot starting its story")
         started = s.speech(texts[0][0])[0]
-        await h.wait_for(lambda: s.speech(started + 2.0), 30, what="two seconds of story")
+        await h.wait_for(lambda: s.speech(started + 2.0), 90, what="two seconds of story")
 
         await h.publish_audio(
             *await voice("Stop please. What is the capital of France?"), wait=False
