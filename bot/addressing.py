@@ -197,9 +197,7 @@ class MeetingAddressing(FrameProcessor):
         self._speaking.add(identity)
         if identity == self._open_turn and self._hold_task is not None:
             # They go on with the sentence: the turn waits for this utterance's transcript.
-            self._hold_task.cancel()
-            self._hold_task = self.create_task(
-                self._close_turn_later(CONTINUATION_WAIT_SECS), f"{self}::hold")
+            self._hold_turn(CONTINUATION_WAIT_SECS)
         if answering:
             logger.debug(f"{self}: {identity} speaks as the person the bot answers")
         return answering
@@ -208,9 +206,7 @@ class MeetingAddressing(FrameProcessor):
         """A person's utterance ended: a turn held for it waits only for its transcript now."""
         self._speaking.discard(identity)
         if identity == self._open_turn and self._hold_task is not None:
-            self._hold_task.cancel()
-            self._hold_task = self.create_task(
-                self._close_turn_later(TRANSCRIPT_WAIT_SECS), f"{self}::hold")
+            self._hold_turn(TRANSCRIPT_WAIT_SECS)
 
     def addressed(self, identity: str, text: str) -> bool:
         """Whether an utterance is for the bot (and why, in the log)."""
@@ -257,11 +253,9 @@ class MeetingAddressing(FrameProcessor):
         await self.push_frame(frame, direction)
         if frame.user_id in self._speaking:
             # They already talk on: what they are saying belongs to this turn.
-            self._hold_task = self.create_task(
-                self._close_turn_later(CONTINUATION_WAIT_SECS), f"{self}::hold")
+            self._hold_turn(CONTINUATION_WAIT_SECS)
         elif looks_unfinished(self._turn_text):
-            self._hold_task = self.create_task(
-                self._close_turn_later(self._turn_max_wait_secs), f"{self}::hold")
+            self._hold_turn(self._turn_max_wait_secs)
         else:
             await self._close_turn()
 
@@ -270,6 +264,12 @@ class MeetingAddressing(FrameProcessor):
         if self._open_turn is not None:
             self._open_turn = None
             await self.push_frame(ProposedUserStoppedSpeakingFrame())
+
+    def _hold_turn(self, delay_s: float) -> None:
+        """Keep the open turn open `delay_s` more seconds (replacing any earlier hold)."""
+        if self._hold_task is not None:
+            self._hold_task.cancel()
+        self._hold_task = self.create_task(self._close_turn_later(delay_s), f"{self}::hold")
 
     async def _close_turn_later(self, delay_s: float) -> None:
         """A sentence left unfinished: wait for its rest, then end the turn all the same."""
