@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -18,6 +19,8 @@ MIC_FRAME_MS = 10
 # A short queue so that "captured" is within ~30 ms of "sent": figures measured from the
 # capture clock stay honest.
 MIC_QUEUE_MS = 30
+# Peak sample of a frame counted as loud in a summary (-40 dBFS of int16).
+LOUD_SAMPLE = 328
 
 
 @dataclass
@@ -27,6 +30,25 @@ class Received:
     audio: list[tuple[float, str, np.ndarray, int]] = field(default_factory=list)
     video: list[tuple[float, str, np.ndarray]] = field(default_factory=list)
     messages: list[tuple[float, str, str, bytes]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """Counts of what arrived per sender (audio frames, loud ones, video frames, message
+        types), so that a timed-out wait says what did come."""
+        out: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        for _, who, samples, _ in list(self.audio):
+            out[who]["audio"] += 1
+            loud = len(samples) and float(np.abs(samples.astype(np.int32)).max()) > LOUD_SAMPLE
+            out[who]["audio>-40dBFS"] += int(bool(loud))
+        for _, who, _ in list(self.video):
+            out[who]["video"] += 1
+        for _, who, topic, payload in list(self.messages):
+            try:
+                kind = json.loads(payload).get("type", "?")
+            except (ValueError, AttributeError):
+                kind = "?"
+            out[who][f"msg:{topic or '-'}:{kind}"] += 1
+        parts = [f"{who or '?'}: {dict(counts)}" for who, counts in out.items()]
+        return "; ".join(parts) or "nothing"
 
 
 class HumanParticipant:
@@ -125,7 +147,10 @@ class HumanParticipant:
             if result:
                 return result
             await asyncio.sleep(0.05)
-        raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
+        raise TimeoutError(
+            f"timed out after {timeout:.0f}s waiting for {what or predicate}; "
+            f"received: {self.received.summary()}"
+        )
 
     async def playout_delay_s(self, identity: str) -> float:
         """Mean receive jitter-buffer delay of `identity`'s audio so far (WebRTC inbound-rtp
