@@ -41,7 +41,8 @@ def keep_video_framerate(transport: LiveKitTransport) -> None:
 
     def options() -> rtc.TrackPublishOptions:
         built = build()
-        built.degradation_preference = rtc.DegradationPreference.MAINTAIN_FRAMERATE  # type: ignore[assignment]
+        built.degradation_preference = (  # the IntEnum of the proto's enum
+            rtc.DegradationPreference.MAINTAIN_FRAMERATE)  # type: ignore[assignment]
         return built
 
     client._video_publish_options = options  # type: ignore[method-assign]
