@@ -45,6 +45,7 @@ from bot.token import bot_token
 from processors.align.whisper_aligner import WhisperAligner
 from processors.face.engines import SADTALKER, face_engine
 from processors.face.video import FaceVideoProcessor
+from processors.livekit_transport_adapter import keep_video_framerate, room_of
 from processors.participant_speech import ParticipantSpeechSegmenter
 from processors.rtvi_participants import ParticipantRTVIProcessor
 from processors.stt.whisper import AvatarWhisperSTTService
@@ -123,6 +124,8 @@ class AvatarBot:
                 video_out_max_bitrate=settings.video_max_bitrate,
             ),
         )
+        # A face that drops frames under load looks broken; a softer one does not (issue 12).
+        keep_video_framerate(self.transport)
         self.addressing = MeetingAddressing(
             matcher=NameMatcher(names=settings.names),
             humans=self.humans,
@@ -262,7 +265,7 @@ class AvatarBot:
         ):
             return True
         # Pipecat's LiveKit transport exposes no participant kind, so read it from its room.
-        participant = self.transport._client.room.remote_participants.get(identity)
+        participant = room_of(self.transport).remote_participants.get(identity)
         return (
             participant is not None
             and participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT

@@ -27,6 +27,7 @@ from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest
 from loguru import logger
 
 from avatar_core.whisper import load_whisper
+from bot.livekit_job_adapter import job_token
 from bot.pipeline import AvatarBot, BotModels
 from bot.settings import REDISPATCH_METADATA, BotSettings, WorkerSettings
 from processors.tts.hibari_voice import HibariVoice
@@ -101,7 +102,7 @@ async def entrypoint(ctx: JobContext, *, settings: BotSettings,
     room = ctx.job.room.name
     # Pipecat's LiveKit transport opens its own connection; it joins with the job's token, so
     # LiveKit sees the dispatched agent participant (identity, name, agent kind and attributes).
-    bot = AvatarBot(settings=settings, room=room, token=ctx._info.token,
+    bot = AvatarBot(settings=settings, room=room, token=job_token(ctx),
                     models=ctx.proc.userdata.get(MODELS_KEY), records=records)
 
     async def stop(reason: str) -> None:

@@ -20,7 +20,6 @@ import asyncio
 from collections import OrderedDict
 
 import pipecat.processors.frameworks.rtvi.models as RTVI
-from livekit import rtc
 from loguru import logger
 from pipecat.frames.frames import InterruptionFrame, OutputAudioRawFrame
 from pipecat.observers.base_observer import FramePushed
@@ -30,6 +29,7 @@ from pipecat.transports.base_output import BaseOutputTransport
 from pydantic import BaseModel
 
 from processors.frames import PlayoutServerMessageFrame
+from processors.livekit_transport_adapter import queued_audio_s
 
 # Key of a playout message's data saying how much of its audio had been played when it was sent.
 PLAYED_MS_KEY = "played_ms"
@@ -59,11 +59,11 @@ class PlayoutRTVIObserver(RTVIObserver):
                 self._awaiting_audio.append(frame)
             elif played_out:
                 # played_out checked that the source is a BaseOutputTransport
-                await self._send_playout(frame, _unplayed_s(data.source))  # type: ignore[arg-type]
+                await self._send_playout(frame, queued_audio_s(data.source))  # type: ignore[arg-type]
             return
         if played_out and self._awaiting_audio and isinstance(frame, OutputAudioRawFrame):
             # That audio was just handed over: what is still queued before it has to play first.
-            ahead = _unplayed_s(data.source) - frame.num_frames / frame.sample_rate  # type: ignore[arg-type]
+            ahead = queued_audio_s(data.source) - frame.num_frames / frame.sample_rate  # type: ignore[arg-type]
             waiting, self._awaiting_audio = self._awaiting_audio, []
             for message in waiting:
                 await self._send_playout(message, max(ahead, 0.0))
@@ -130,16 +130,6 @@ class PlayoutRTVIObserver(RTVIObserver):
             self._announced.popitem(last=False)
         out.append(model.model_copy(update={"data": data}))
         return out
-
-
-def _unplayed_s(transport: BaseOutputTransport) -> float:
-    """Audio the transport has handed to LiveKit that is not played yet (0 for other transports).
-
-    Pipecat's LiveKit output transport keeps its `rtc.AudioSource` at `_client._audio_source`
-    (it clears that queue itself on interruption the same way).
-    """
-    source = getattr(getattr(transport, "_client", None), "_audio_source", None)
-    return source.queued_duration if isinstance(source, rtc.AudioSource) else 0.0
 
 
 def _at_playout(data: dict, unplayed_s: float) -> dict:

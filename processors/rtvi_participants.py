@@ -9,8 +9,12 @@ events, metrics, server messages) broadcast. It also lets the room decide whethe
 participant may end the bot with `disconnect-bot`.
 
 This module is the one place that reaches into `RTVIProcessor`'s private message handling
-(`_handle_transport_message`, `_handle_message`); tests/unit/test_rtvi_participants.py pins
-that contract.
+(`_handle_transport_message`, `_handle_message`); tests/unit/test_rtvi_participants_pipecat_1_14.py
+pins that contract.
+
+Upstream: an `RTVIProcessor` that sends each reply to the client whose message it answers (the
+incoming frame's `participant_id` as the reply's destination), and a `disconnect-bot` policy
+hook, would remove this module.
 """
 
 from __future__ import annotations

@@ -6,6 +6,12 @@ cheaper for short turns (bench/stt_bench.py), so this service adds `beam_size` a
 takes `hotwords` (e.g. the bot's name and aliases) and `initial_prompt` as constructor options.
 It can also run on a model loaded beforehand (a worker's prewarmed job process), and
 `AvatarWhisperSTTService` attributes each transcript to its own segment's speaker (meetings).
+This module is the one place that overrides the service's private model loading (`_load`, which
+sets `_model`, the model `run_stt` transcribes with);
+tests/unit/test_whisper_stt_adapter_pipecat_1_14.py pins it.
+
+Upstream: `WhisperSTTService` options for a model loaded beforehand and for extra `transcribe`
+arguments (such as `beam_size`) would remove the override.
 """
 
 from __future__ import annotations

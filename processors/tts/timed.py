@@ -21,7 +21,6 @@ A subclass provides one of:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
@@ -35,6 +34,7 @@ from pipecat.utils.string import match_endofsentence
 
 from processors.frames import PlayoutServerMessageFrame, SentenceTimingFrame
 from processors.timing import TimedSpeech, tts_timing_message
+from processors.tts.pipecat_tts_adapter import keep_audio_context_open
 
 # Audio is pushed in chunks of one 25 fps video frame, so the face can lock frames to samples.
 AUDIO_CHUNK_S = 0.04
@@ -104,8 +104,9 @@ class TimedTTSService(TTSService):
         """Speak `text` sentence by sentence into the audio context `context_id`."""
         await self.start_tts_usage_metrics(text)
         for sentence in self.split_sentences(text):
-            keepalive = self.create_task(self._keep_context_open(context_id),
-                                         f"{self}::keep_context_open")
+            # A sentence is synthesized or aligned before its audio: its context stays open.
+            keepalive = self.create_task(keep_audio_context_open(self, context_id=context_id),
+                                         f"{self}::keep_audio_context_open")
             try:
                 if self._stream_before_timings:
                     async for frame in self._streamed_sentence_frames(sentence, context_id):
@@ -172,14 +173,6 @@ class TimedTTSService(TTSService):
         yield self._timing_message(seq, speech, played=speech.duration, with_next_audio=False)
         await self._report_words(speech, context_id)
         self._advance(context_id, speech.duration)
-
-    async def _keep_context_open(self, context_id: str):
-        """While a sentence is synthesized or aligned, tell Pipecat its audio context is in use:
-        a context that gets no item for stop_frame_timeout_s is ended (TTSStoppedFrame, and
-        words arriving later are dropped)."""
-        while True:
-            await asyncio.sleep(self._stop_frame_timeout_s / 3)
-            self._refresh_audio_context(context_id)
 
     def _next_seq(self) -> int:
         self._seq += 1

@@ -10,7 +10,14 @@ question (bench/turn_bench.py). This strategy also reads the (final, per-segment
 - clearly unfinished (ending on "of", "the", "and", ..., or "...", ",") keeps the turn open for
   up to `max_wait_secs`, so the rest of the sentence joins it; a person who trailed off is
   still answered after that.
-Built on the parent's turn state (`_vad_stopped`, `_turn_complete`; pipecat-ai 1.14).
+This module is the one place that builds on the parent's private turn state (`_turn_complete`,
+`_vad_stopped`, `_vad_user_speaking`) and hooks (`_reset`, `_discard_pending_end_of_turn`,
+`_handle_transcription`, `_maybe_trigger_user_turn_stopped`);
+tests/unit/test_transcript_turn_stop_pipecat_1_14.py pins them.
+
+Upstream: a public veto/override on the strategy's end-of-turn decision (e.g. an
+`on_end_of_turn_candidate(text, analyzer_state) -> complete | incomplete | hold` callback, given
+each transcript) would remove the overrides.
 """
 
 from __future__ import annotations

@@ -7,8 +7,6 @@ these, this file says so), and what the adapter sends for the same frames instea
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pipecat
 import pipecat.processors.frameworks.rtvi.models as RTVI
@@ -29,7 +27,6 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.processors.frameworks.rtvi import RTVIObserver
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import TransportParams
-from pipecat.transports.livekit.transport import LiveKitOutputTransport
 
 from processors.frames import PlayoutServerMessageFrame
 from processors.rtvi_adapter import PlayoutRTVIObserver, PlayoutRTVIProcessor
@@ -160,11 +157,6 @@ async def test_playout_message_is_sent_when_the_output_transport_passes_it_on():
     await pipeline.push(message, by_output=True, first_push=False)
     assert rtvi.sent == [{"label": "rtvi-ai", "type": "server-message",
                           "data": {"type": "bot-tts-timing", "seq": 1}}]
-
-
-
-def test_livekit_output_transport_keeps_its_audio_source_where_the_adapter_reads_it():
-    assert "self._client._audio_source" in inspect.getsource(LiveKitOutputTransport)
 
 
 async def test_a_message_with_the_next_audio_waits_for_that_audio_to_be_handed_over():

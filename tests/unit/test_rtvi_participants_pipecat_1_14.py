@@ -7,6 +7,7 @@ methods the adapter overrides, these tests fail (replies would be broadcast agai
 
 from __future__ import annotations
 
+import pipecat
 from pipecat.frames.frames import EndWorkerFrame, OutputTransportMessageUrgentFrame
 from pipecat.processors.frameworks.rtvi import RTVIProcessor
 from pipecat.processors.frameworks.rtvi import models as RTVI
@@ -17,6 +18,14 @@ from pipecat.transports.livekit.transport import (
 )
 
 from processors.rtvi_participants import DISCONNECT_BOT, ParticipantRTVIProcessor
+
+PINNED = "1.14"
+
+
+def test_the_pinned_version():
+    assert pipecat.__version__.startswith(PINNED), (
+        f"Pipecat {pipecat.__version__}: re-check processors/rtvi_participants.py against this "
+        f"version's RTVIProcessor message handling and rename this test")
 
 
 def _from(sender: str, type_: str, data: dict | None = None, msg_id: str = "m1"):

@@ -1,0 +1,82 @@
+"""The LiveKit transport adapter (processors/livekit_transport_adapter.py) against the pinned
+Pipecat 1.14 and livekit rtc 1.1: each private the adapter reads or changes is checked on a real
+`LiveKitTransport` (no server), so an upgrade that moves one fails here, by name."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pipecat
+import pytest
+from livekit import rtc
+from pipecat.transports.base_output import BaseOutputTransport
+from pipecat.transports.base_transport import TransportParams
+from pipecat.transports.livekit.transport import (
+    LiveKitParams,
+    LiveKitTransport,
+    LiveKitTransportClient,
+)
+
+from processors.livekit_transport_adapter import keep_video_framerate, queued_audio_s, room_of
+
+PINNED = "1.14"
+PINNED_RTC = "1.1"
+BITRATE, FPS = 1_000_000, 27
+
+
+@pytest.fixture
+def transport() -> LiveKitTransport:
+    return LiveKitTransport(
+        url="ws://localhost:1", token="token", room_name="room",
+        params=LiveKitParams(video_out_enabled=True, video_out_width=64, video_out_height=64,
+                             video_out_framerate=FPS, video_out_max_bitrate=BITRATE))
+
+
+def test_the_pinned_versions():
+    assert pipecat.__version__.startswith(PINNED) and rtc.__version__.startswith(PINNED_RTC), (
+        f"Pipecat {pipecat.__version__}, livekit rtc {rtc.__version__}: re-check "
+        f"processors/livekit_transport_adapter.py against them and rename this test")
+
+
+def test_the_transport_and_its_output_share_one_client(transport):
+    assert isinstance(transport._client, LiveKitTransportClient)
+    assert transport.output()._client is transport._client
+
+
+def test_room_of_is_the_clients_room(transport):
+    assert isinstance(LiveKitTransportClient.room, property)
+    with pytest.raises(Exception, match="missing room object"):   # not set up yet
+        room_of(transport)
+    room = rtc.Room()
+    transport._client._room = room                 # what the client's setup does
+    assert room_of(transport) is room
+
+
+async def test_queued_audio_s_is_what_the_clients_audio_source_still_holds(transport):
+    client = transport._client
+    assert client._audio_source is None            # until connected, then:
+    assert "self._audio_source = rtc.AudioSource(" in inspect.getsource(client.connect)
+    assert "self._audio_source.capture_frame(" in inspect.getsource(client.publish_audio)
+    output = transport.output()
+    assert queued_audio_s(output) == 0.0
+    client._audio_source = rtc.AudioSource(24000, 1, queue_size_ms=1000)
+    pcm = np.zeros(24 * 200, np.int16)
+    await client._audio_source.capture_frame(rtc.AudioFrame(pcm.tobytes(), 24000, 1, len(pcm)))
+    assert 0.15 <= queued_audio_s(output) <= 0.2
+    assert queued_audio_s(BaseOutputTransport(TransportParams())) == 0.0
+    await client._audio_source.aclose()
+
+
+def test_keep_video_framerate_publishes_the_video_with_maintain_framerate(transport):
+    client = transport._client
+    assert "self._video_publish_options()" in inspect.getsource(client.connect)
+    plain = client._video_publish_options()
+    assert isinstance(plain, rtc.TrackPublishOptions)
+    assert not plain.HasField("degradation_preference")   # LiveKit's default: keep resolution
+    keep_video_framerate(transport)
+    options = client._video_publish_options()
+    assert options.degradation_preference == rtc.DegradationPreference.MAINTAIN_FRAMERATE
+    assert options.source == rtc.TrackSource.SOURCE_CAMERA          # Pipecat's options kept
+    assert (options.video_encoding.max_bitrate, options.video_encoding.max_framerate) == (
+        BITRATE, FPS)

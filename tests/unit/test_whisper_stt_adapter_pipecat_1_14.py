@@ -1,0 +1,34 @@
+"""The Whisper STT service (processors/stt/whisper.py) against the pinned Pipecat 1.14: the
+private model loading it overrides is checked on the real service, so an upgrade that renames
+it fails here, by name (the model would be loaded again, without the beam setting)."""
+
+from __future__ import annotations
+
+import inspect
+from unittest.mock import Mock
+
+import pipecat
+from pipecat.services.whisper.stt import WhisperSTTService
+
+from processors.stt.whisper import DecodingWhisperSTTService
+
+PINNED = "1.14"
+
+
+def test_the_pinned_version():
+    assert pipecat.__version__.startswith(PINNED), (
+        f"Pipecat {pipecat.__version__}: re-check processors/stt/whisper.py against this "
+        f"version's WhisperSTTService and rename this test")
+
+
+def test_the_service_loads_its_model_in_the_overridden_hook_and_transcribes_with_it():
+    assert "self._load()" in inspect.getsource(WhisperSTTService.__init__)
+    assert "self._model = WhisperModel(" in inspect.getsource(WhisperSTTService._load)
+    assert "self._model" in inspect.getsource(WhisperSTTService.run_stt)
+
+
+def test_a_loaded_model_is_used_as_is_with_the_beam_setting():
+    model = Mock()
+    stt = DecodingWhisperSTTService(model="unused", beam_size=3, loaded_model=model)
+    stt._model.transcribe(b"audio", language="en")
+    model.transcribe.assert_called_once_with(b"audio", beam_size=3, language="en")
