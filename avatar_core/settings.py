@@ -293,7 +293,7 @@ class WorkerSection(Section):
 
 
 class TrainingSection(Section):
-    """Voice training behind POST /api/train-voice (token_server.training.TrainingSettings)."""
+    """Voice training behind POST /api/train-voice (voices.training.TrainingSettings)."""
 
     model_config = SettingsConfigDict(env_prefix="GPT_SOVITS_")
 

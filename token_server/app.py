@@ -18,7 +18,7 @@ from token_server.policy import request_policy_middleware
 from token_server.records_api import setup_records_routes
 from token_server.services import SERVICES, Services
 from token_server.settings import TokenServerSettings
-from token_server.voices import setup_voice_routes
+from token_server.voices_api import setup_voice_routes
 
 API_PREFIX = "/api/"
 BEARER_PREFIX = "Bearer "

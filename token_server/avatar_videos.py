@@ -23,7 +23,6 @@ import multiprocessing
 import shutil
 import time
 import uuid
-import wave
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +39,7 @@ from processors.face.tool import VideoRequest
 from processors.tts.embedded import EmbeddedVoiceSettings
 from token_server.errors import ApiError, read_json_object
 from token_server.uploads import MULTIPART_PREFIX, FormShape, uploaded_form
-from token_server.voices import decode_clip
+from voices.audio import decode_clip, write_wav
 
 VIDEOS_ROUTE = "/api/avatar-videos"
 VIDEO_ROUTE = "/api/avatar-videos/{video_id}"
@@ -302,12 +301,7 @@ def _store_audio(upload: Path, wav: Path) -> None:
         )
     if clip.duration == 0:
         raise ApiError(400, "not_audio", "the recording has no samples")
-    pcm = np.round(np.clip(clip.samples, -1, 1) * 32767).astype(np.int16)
-    with wave.open(str(wav), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(clip.sample_rate)
-        w.writeframes(pcm.tobytes())
+    write_wav(wav, clip.samples, clip.sample_rate)
 
 
 def _store_image(upload: Path, image: Path) -> None:

@@ -9,6 +9,10 @@ from aiohttp import web
 from loguru import logger
 
 from token_server.validation import InvalidInput
+from voices.errors import NoSpeech, UnsupportedFormat, VoiceError
+
+# The status of the voices package's refusals (voices/errors.py); any other VoiceError is a 400.
+VOICE_ERROR_STATUS: dict[type[VoiceError], int] = {UnsupportedFormat: 415, NoSpeech: 422}
 
 
 class ApiError(Exception):
@@ -52,13 +56,16 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """ApiError, InvalidInput and aiohttp's HTTP errors become JSON; anything else a logged 500."""
+    """ApiError, InvalidInput, VoiceError and aiohttp's HTTP errors become JSON; anything else a
+    logged 500."""
     try:
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.error, exc.detail, headers=exc.headers)
     except InvalidInput as exc:
         return error_response(400, exc.error, exc.detail)
+    except VoiceError as exc:
+        return error_response(VOICE_ERROR_STATUS.get(type(exc), 400), exc.error, exc.detail)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 UV = shutil.which("uv") or shutil.which("uv", path=str(Path.home() / ".local" / "bin"))
-RUNTIME_PACKAGES = ("avatar_core", "bot", "processors", "records", "token_server")
+RUNTIME_PACKAGES = ("avatar_core", "bot", "processors", "records", "token_server", "voices")
 # Run inside the installed venv, away from the checkout: import every runtime module (entry
 # points `__main__` only run), refuse the installer, and read the packaged data.
 CHECK = f"""

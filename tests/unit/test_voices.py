@@ -19,7 +19,7 @@ from avatar_core.settings import load_settings
 from processors.tts.gpt_sovits import GPTSoVITSVoice
 from tests.support.speech import speak
 from token_server.errors import error_middleware
-from token_server.voices import setup_voice_routes
+from token_server.voices_api import setup_voice_routes
 
 SAID = "The quick brown fox jumps over the lazy dog near the quiet river bank."
 

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from avatar_core.settings import load_settings
 from processors.tts.hibari_voice import HibariVoice
 from token_server.errors import error_middleware
-from token_server.voices import setup_voice_routes
+from token_server.voices_api import setup_voice_routes
 
 SENTENCES = [
     "Good morning, and welcome to the recording session.",

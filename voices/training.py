@@ -1,18 +1,12 @@
-"""Fine-tuning data for GPT-SoVITS from about one minute of speech, and the training job.
+"""The GPT-SoVITS training job of a dataset (voices/dataset.py), out of the calling process:
+GPT-SoVITS's preparation scripts (text/BERT features, HuBERT features + 32 kHz audio, semantic
+tokens) and its two training stages (SoVITS, then GPT) run one after the other as subprocesses
+in the install's folder, with the job's state in job.json and their output in train.log.
 
-    POST /api/train-voice            multipart: audio (WAV/MP3/OGG, 20 s - 10 min), speaker?,
-                                     language?
-    GET  /api/train-voice/{id}       the dataset and the job's state
-    GET  /api/train-voice/{id}/log   the job's log (text)
+The token server starts a job in its event loop when a GPT-SoVITS install is configured
+(GPT_SOVITS_DIR); without one, the same job runs later from the command line:
 
-The recording is sliced at pauses into 2-10 s clips, each clip is transcribed with faster-whisper,
-and GPT-SoVITS's dataset list is written (`wav path|speaker|LANG|text`, one clip a line). When
-a GPT-SoVITS install is configured (GPT_SOVITS_DIR) its preparation scripts (text/BERT features,
-HuBERT features + 32 kHz audio, semantic tokens) and the two training stages (SoVITS, then GPT)
-run as a background job; without one the answer carries the exact command that runs the same
-job later:
-
-    GPT_SOVITS_DIR=/path/to/GPT-SoVITS python -m token_server.training <dataset dir>
+    GPT_SOVITS_DIR=/path/to/GPT-SoVITS python -m voices.training <dataset dir>
 """
 
 from __future__ import annotations
@@ -21,50 +15,19 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shlex
 import sys
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-from aiohttp import web
 from loguru import logger
 
 from avatar_core.settings import TrainingSection, load_settings
-from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE, speech_stretches
-from token_server.errors import ApiError
-from token_server.settings import DEFAULT_TRAIN_MAX_UPLOAD_MB
-from token_server.uploads import FormShape, uploaded_form
-from token_server.voices import (
-    AUDIO_FIELD,
-    MEGABYTE,
-    check_clip,
-    decode_clip,
-    requested_language,
-    stored_folder,
-    transcribe,
-    write_wav,
-)
 
-TRAIN_ROUTE = "/api/train-voice"
-TRAIN_STATUS_ROUTE = "/api/train-voice/{dataset_id}"
-TRAIN_LOG_ROUTE = "/api/train-voice/{dataset_id}/log"
 DATASET_FILE = "dataset.json"
 JOB_FILE = "job.json"
 LOG_FILE = "train.log"
-WAVS_DIR = "wavs"
-
-MIN_RECORDING_S, MAX_RECORDING_S = 20.0, 600.0
-MIN_SLICE_S, MAX_SLICE_S = 2.0, 10.0
-# Pauses at least this long are cut points; each clip keeps up to SLICE_MARGIN_S of its pause.
-SLICE_PAUSE_S = 0.25
-SLICE_MARGIN_S = 0.1
-_SPEAKER = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
-TRAIN_FIELDS = frozenset({"speaker", "language"})
 
 ENV_GPT_SOVITS_DIR = "GPT_SOVITS_DIR"
 ENV_GPT_SOVITS_PYTHON = "GPT_SOVITS_PYTHON"
@@ -89,15 +52,12 @@ SEMANTIC_HEADER = "item_name\tsemantic_audio"
 STATE_PREPARED, STATE_QUEUED, STATE_RUNNING = "prepared", "queued", "running"
 STATE_SUCCEEDED, STATE_FAILED = "succeeded", "failed"
 
-JOBS = web.AppKey("training_jobs", dict)
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TrainingSettings:
-    """Where datasets go, the upload limit, and the GPT-SoVITS install that trains (if any)."""
+    """Where datasets go, and the GPT-SoVITS install that trains (if any)."""
 
     datasets_dir: Path
-    max_upload_bytes: int = int(DEFAULT_TRAIN_MAX_UPLOAD_MB) << 20
     gpt_sovits_dir: Path | None = None
     gpt_sovits_python: str = "python"
     half: bool = True
@@ -112,195 +72,30 @@ class TrainingSettings:
             )
 
     @classmethod
-    def from_section(
-        cls, section: TrainingSection, *, cache: Path,
-        max_upload_mb: float = DEFAULT_TRAIN_MAX_UPLOAD_MB,
-    ) -> TrainingSettings:
+    def from_section(cls, section: TrainingSection, *, cache: Path) -> TrainingSettings:
         """From the tree's training section (AVATAR_DATASETS_DIR, default <cache>/datasets;
-        GPT_SOVITS_DIR / _PYTHON / _HALF / _SOVITS_EPOCHS / _GPT_EPOCHS) and the token
-        server's upload limit (AVATAR_TRAIN_MAX_UPLOAD_MB)."""
+        GPT_SOVITS_DIR / _PYTHON / _HALF / _SOVITS_EPOCHS / _GPT_EPOCHS)."""
         options = section.given()
         datasets_dir = options.pop("datasets_dir", cache / "datasets")
-        return cls(datasets_dir=datasets_dir, max_upload_bytes=int(max_upload_mb * MEGABYTE),
-                   **options)
+        return cls(datasets_dir=datasets_dir, **options)
 
 
-TRAINING_SETTINGS = web.AppKey("training_settings", TrainingSettings)
-
-
-def setup_training_routes(app: web.Application, settings) -> None:
-    """Add the training API (called by setup_voice_routes, whose Whisper model it shares)."""
-    app[TRAINING_SETTINGS] = TrainingSettings.from_section(
-        settings.training, cache=settings.cache, max_upload_mb=settings.train_max_upload_mb
-    )
-    app[JOBS] = {}
-    app.router.add_post(TRAIN_ROUTE, create_dataset)
-    app.router.add_get(TRAIN_STATUS_ROUTE, dataset_status)
-    app.router.add_get(TRAIN_LOG_ROUTE, job_log)
-    app.on_cleanup.append(_stop_jobs)
-
-
-# -- handlers --------------------------------------------------------------------------------------
-async def create_dataset(request: web.Request) -> web.Response:
-    """Slice, transcribe and list a recording; start training when GPT-SoVITS is installed."""
-    options: TrainingSettings = request.app[TRAINING_SETTINGS]
-    shape = FormShape(
-        file_fields=frozenset({AUDIO_FIELD}),
-        text_fields=TRAIN_FIELDS,
-        max_file_bytes=options.max_upload_bytes,
-        required_files=frozenset({AUDIO_FIELD}),
-    )
-    async with uploaded_form(request, shape, directory=options.datasets_dir) as form:
-        speaker = form.fields.get("speaker", "").strip() or "speaker"
-        if not _SPEAKER.match(speaker):
-            raise ApiError(400, "bad_speaker", "speaker must be 1-40 letters, digits, _ or -")
-        language = requested_language(form.fields.get("language"))
-        recording = await asyncio.to_thread(
-            decode_clip, form.files[AUDIO_FIELD], form.filenames[AUDIO_FIELD],
-            max_s=MAX_RECORDING_S,
-        )
-    check_clip(recording, MIN_RECORDING_S, MAX_RECORDING_S)
-    dataset = await prepare_dataset(request.app, recording, speaker, language, options.datasets_dir)
-    if options.gpt_sovits_dir is not None:
-        job = TrainingJob(dataset_dir=Path(dataset["dataset_dir"]), settings=options)
-        request.app[JOBS][dataset["id"]] = job
-        job.start()
-    dataset["job"] = read_job(Path(dataset["dataset_dir"]))
-    return web.json_response(dataset, status=201)
-
-
-async def dataset_status(request: web.Request) -> web.Response:
-    folder = _dataset_folder(request)
-    dataset = json.loads((folder / DATASET_FILE).read_text())
-    dataset["job"] = read_job(folder)
-    return web.json_response(dataset)
-
-
-async def job_log(request: web.Request) -> web.Response:
-    log = _dataset_folder(request) / LOG_FILE
-    text = log.read_text(errors="replace") if log.is_file() else ""
-    return web.Response(text=text, content_type="text/plain")
-
-
-def _dataset_folder(request: web.Request) -> Path:
-    return stored_folder(
-        request.app[TRAINING_SETTINGS].datasets_dir,
-        request.match_info["dataset_id"],
-        marker=DATASET_FILE,
-        error="unknown_dataset",
-        what="training dataset",
+def training_command(dataset_dir: Path) -> str:
+    """The shell command that runs a dataset's job on the machine that has GPT-SoVITS."""
+    return (
+        f"{ENV_GPT_SOVITS_DIR}=/path/to/GPT-SoVITS {ENV_GPT_SOVITS_PYTHON}="
+        f"/path/to/its/python {shlex.quote(sys.executable)} -m voices.training "
+        f"{shlex.quote(str(dataset_dir.resolve()))}"
     )
 
 
-# -- dataset ---------------------------------------------------------------------------------------
-def slice_at_pauses(wave16: np.ndarray) -> list[tuple[float, float]]:
-    """(start, end) seconds of 2-10 s clips made of whole stretches of speech, cut in pauses.
-
-    Stretches are joined while the clip stays within MAX_SLICE_S; a stretch longer than that is
-    cut at its quietest 10 ms in the last half of the window; clips shorter than MIN_SLICE_S
-    are dropped. Each clip keeps a margin of its neighbouring pauses.
-    """
-    stretches = speech_stretches(wave16, min_pause_s=SLICE_PAUSE_S)
-    pieces: list[tuple[float, float]] = []
-    for start, end in stretches:
-        while end - start > MAX_SLICE_S:
-            cut = _quietest(wave16, start + MAX_SLICE_S / 2, start + MAX_SLICE_S)
-            pieces.append((start, cut))
-            start = cut
-        pieces.append((start, end))
-    clips: list[list[float]] = []
-    for start, end in pieces:
-        if clips and end - clips[-1][0] <= MAX_SLICE_S - 2 * SLICE_MARGIN_S:
-            clips[-1][1] = end
-        else:
-            clips.append([start, end])
-    duration = len(wave16) / WHISPER_SAMPLE_RATE
-    out = []
-    for i, (start, end) in enumerate(clips):
-        before = clips[i - 1][1] if i else 0.0
-        after = clips[i + 1][0] if i + 1 < len(clips) else duration
-        start = max(start - SLICE_MARGIN_S, (before + start) / 2)
-        end = min(end + SLICE_MARGIN_S, (end + after) / 2)
-        if end - start >= MIN_SLICE_S:
-            out.append((start, end))
-    return out
-
-
-def _quietest(wave16: np.ndarray, start: float, end: float) -> float:
-    hop = WHISPER_SAMPLE_RATE // 100
-    a, b = int(start * WHISPER_SAMPLE_RATE), int(end * WHISPER_SAMPLE_RATE)
-    frames = wave16[a:b][: (b - a) // hop * hop].reshape(-1, hop)
-    return start + int(np.argmin(np.mean(frames**2, axis=1))) * hop / WHISPER_SAMPLE_RATE
-
-
-async def prepare_dataset(
-    app: web.Application, recording, speaker: str, language: str | None, datasets_dir: Path
-) -> dict:
-    """Clips + transcripts + GPT-SoVITS list file in <datasets_dir>/<id>/; the dataset record."""
-    wave16 = recording.at(WHISPER_SAMPLE_RATE)
-    spans = slice_at_pauses(wave16)
-    if not spans:
-        raise ApiError(422, "no_speech", "no stretch of speech of 2-10 s was found")
-    dataset_id = uuid.uuid4().hex[:12]
-    folder = datasets_dir / dataset_id
-    (folder / WAVS_DIR).mkdir(parents=True)
-    rate = recording.sample_rate
-    clips: list[dict[str, Any]] = []
-    for n, (start, end) in enumerate(spans):
-        piece = type(recording)(
-            samples=recording.samples[int(start * rate) : int(end * rate)],
-            sample_rate=rate,
-            filename=recording.filename,
-        )
-        text, language = await transcribe(app, piece, language)
-        if not text:
-            logger.info(f"dataset {dataset_id}: no words in {start:.2f}-{end:.2f} s, skipped")
-            continue
-        path = (folder / WAVS_DIR / f"{speaker}_{n:03d}.wav").resolve()
-        write_wav(path, piece.samples, rate)
-        clips.append(
-            {
-                "path": str(path),
-                "start_s": round(start, 3),
-                "end_s": round(end, 3),
-                "duration_s": round(end - start, 3),
-                "text": text,
-            }
-        )
-    if not clips:
-        raise ApiError(422, "no_speech", "no speech was recognized in the recording")
-    list_path = folder / f"{speaker}.list"
-    list_path.write_text(
-        # clips is non-empty, so a transcript set the language
-        "".join(f"{c['path']}|{speaker}|{language.upper()}|{c['text']}\n" for c in clips),  # type: ignore[union-attr]
-        encoding="utf-8",
-    )
-    dataset = {
-        "id": dataset_id,
-        "speaker": speaker,
-        "language": language,
-        "dataset_dir": str(folder.resolve()),
-        "list_path": str(list_path.resolve()),
-        "wav_dir": str((folder / WAVS_DIR).resolve()),
-        "clips": clips,
-        "speech_s": round(sum(c["duration_s"] for c in clips), 2),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "next_command": f"{ENV_GPT_SOVITS_DIR}=/path/to/GPT-SoVITS {ENV_GPT_SOVITS_PYTHON}="
-        f"/path/to/its/python {shlex.quote(sys.executable)} -m token_server.training "
-        f"{shlex.quote(str(folder.resolve()))}",
-    }
-    (folder / DATASET_FILE).write_text(json.dumps(dataset, indent=2, ensure_ascii=False))
-    logger.info(f"dataset {dataset_id}: {len(clips)} clips, {dataset['speech_s']} s of speech")
-    return dataset
-
-
-# -- training job ----------------------------------------------------------------------------------
 def read_job(folder: Path) -> dict:
+    """A dataset's job state (job.json; "prepared" before any job started)."""
     path = folder / JOB_FILE
     return json.loads(path.read_text()) if path.is_file() else {"state": STATE_PREPARED}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainingJob:
     """GPT-SoVITS preparation and training for one dataset, step by step as subprocesses, with
     its state in job.json and every step's output in train.log."""
@@ -317,6 +112,7 @@ class TrainingJob:
         self._task = asyncio.get_running_loop().create_task(self.run())
 
     async def stop(self) -> None:
+        """Terminate the running step and cancel the job (the server is stopping)."""
         if self._process is not None and self._process.returncode is None:
             self._process.terminate()
         if self._task is not None:
@@ -476,11 +272,6 @@ class TrainingJob:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-async def _stop_jobs(app: web.Application) -> None:
-    for job in app[JOBS].values():
-        await job.stop()
 
 
 def main() -> None:
