@@ -59,6 +59,7 @@ WITHIN_S = 0.040  # the acceptance: the median offset; single clicks may stray t
 BOT_READY_TIMEOUT_S = 240.0
 RENDER_TIMEOUT_S = 600.0
 FALLBACK_MESSAGE = "face-engine-fallback"  # bot.pipeline.FACE_FALLBACK_MESSAGE_TYPE
+FALLBACK_LOGS = ("the builtin face takes over", "GPT-SoVITS unavailable")
 SLOWDOWN_LOG = re.compile(r"SadTalker: idle loop of \d+ frames rendered, ([\d.]+) s of compute")
 
 
@@ -131,19 +132,23 @@ async def test_sadtalker_room_keeps_audio_and_video_in_step_while_slower_than_re
     ms = np.array(offsets) * 1000
     speech_s = SENTENCES * PROBE_S
     slowdown = [float(x) for x in SLOWDOWN_LOG.findall(log)]
+    offsets_text = (f"median {np.median(ms):+.0f} ms, p95 |offset| "
+                    f"{np.percentile(np.abs(ms), 95):.0f} ms, min {ms.min():+.0f}, "
+                    f"max {ms.max():+.0f} (all: {', '.join(f'{x:+.0f}' for x in ms)})"
+                    if len(ms) else "none")
     figures = (
-        f"SadTalker stand-in (CPU, 256) room A/V offset over {len(ms)}/{expected} clicks "
-        f"(heard {len(heard)}): median {np.median(ms):+.0f} ms, "
-        f"p95 |offset| {np.percentile(np.abs(ms), 95):.0f} ms, min {ms.min():+.0f}, "
-        f"max {ms.max():+.0f}; audio held {sum(held):.1f} s for {speech_s:.1f} s of speech "
-        f"(per sentence {', '.join(f'{h:.1f}' for h in held)} s), idle-loop render "
+        f"SadTalker stand-in (CPU, 256) room: A/V offset over {len(ms)}/{expected} clicks "
+        f"(heard {len(heard)}): {offsets_text}; audio held {sum(held):.1f} s for "
+        f"{speech_s:.1f} s of speech (per sentence {', '.join(f'{h:.1f}' for h in held)} s: "
+        f"{(speech_s + sum(held)) / speech_s:.0f}x real time), idle-loop render "
         f"{slowdown[0] if slowdown else float('nan'):.1f} s per second of video; "
-        f"run {time.monotonic() - started:.0f} s"
-        if len(ms) else f"no click paired with a flash (heard {len(heard)} of {expected})")
+        f"run {time.monotonic() - started:.0f} s")
     logger.info(figures)
     print(figures)
-    assert not fallbacks and FALLBACK_MESSAGE not in log, f"the builtin face took over: {fallbacks}"
-    # Slower than real time: the face held the audio back, more than the speech lasts.
+    assert not fallbacks, f"the builtin face took over: {fallbacks}"
+    assert not [line for line in FALLBACK_LOGS if line in log], log[-3000:]
+    # Slower than real time (here more than twice): the face held the audio back for longer
+    # than the speech lasts.
     assert sum(held) > speech_s, f"held only {sum(held):.2f} s for {speech_s:.1f} s of speech"
     assert len(heard) >= 0.8 * expected, f"only {len(heard)} of {expected} clicks heard"
     assert len(offsets) >= MIN_PAIRED * expected, (
