@@ -55,7 +55,7 @@ PROBE_S = 0.9
 CLICK_EVERY_S = 0.32
 # Far above what the stand-in needs on a CPU, so that the builtin face does not take over.
 MAX_SLOWDOWN = 100000
-IDLE_S = 0.04  # a one-frame idle loop: it still measures the speed, in one frame's time
+IDLE_S = 0.2  # a 5-frame idle loop (SadTalker smooths motion over more frames than one)
 WITHIN_S = 0.040  # the acceptance: the median offset; single clicks may stray to FAIL_BEYOND_S
 BOT_READY_TIMEOUT_S = 900.0  # the bot loads SadTalker and renders its idle frame first
 RENDER_TIMEOUT_S = 900.0
