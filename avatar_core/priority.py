@@ -28,9 +28,6 @@ T = TypeVar("T")
 # of a core's time while a nice-0 thread wants it, and all of it otherwise).
 INFERENCE_NICENESS = 5
 
-_executor: ThreadPoolExecutor | None = None
-_lock = threading.Lock()
-
 
 def lower_this_thread(by: int = INFERENCE_NICENESS) -> None:
     """Raise the calling thread's nice value by `by` (capped at 19); no-op where unsupported."""
@@ -50,18 +47,13 @@ def thread_niceness() -> int:
         return os.getpriority(os.PRIO_PROCESS, 0)
 
 
-def _inference_executor() -> ThreadPoolExecutor:
-    global _executor
-    with _lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=1,
-                                           thread_name_prefix="inference",
-                                           initializer=lower_this_thread)
-        return _executor
-
-
 def build_for_inference(build: Callable[[], T]) -> T:
-    """Call `build` (a model constructor) in a lowered thread and wait for it: the threads the
-    model starts inherit the lower priority."""
-    return _inference_executor().submit(build).result()
+    """Call `build` (a model constructor) in a fresh, lowered thread and wait for it: the
+    threads the model starts inherit the lower priority."""
 
+    def lowered() -> T:
+        lower_this_thread()
+        return build()
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference") as pool:
+        return pool.submit(lowered).result()

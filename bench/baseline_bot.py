@@ -34,6 +34,7 @@ from pipecat.workers.runner import WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from avatar_core.settings import load_settings  # noqa: E402
 from bot.pipeline import (  # noqa: E402
     AUDIO_IN_SAMPLE_RATE,
     AUDIO_OUT_SAMPLE_RATE,
@@ -104,7 +105,7 @@ def build(settings: BotSettings, room: str) -> PipelineWorker:
             stt,
             aggregators.user(),
             llm,
-            EmbeddedTTSService(settings=EmbeddedVoiceSettings.from_env()),
+            EmbeddedTTSService(settings=EmbeddedVoiceSettings(**load_settings().bot.voice.given())),
             transport.output(),
             aggregators.assistant(),
         ]

@@ -24,7 +24,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from contextlib import AsyncExitStack
@@ -39,14 +38,14 @@ from livekit import rtc  # noqa: E402
 from loguru import logger  # noqa: E402
 
 from bench.latency_bench import QUESTIONS, percentile, wait_quiet  # noqa: E402
+from bench.servers import bench_servers  # noqa: E402
 from bot.probe import frames_per_second, speech_times  # noqa: E402
 from bot.settings import (  # noqa: E402
     DEFAULT_AGENT_IDENTITY_PREFIXES,
     DEFAULT_AGENT_NAME,
     DEFAULT_IDENTITY,
 )
-from stack import binaries, models, services  # noqa: E402
-from stack.settings import DEV_API_KEY, DEV_API_SECRET, StackSettings  # noqa: E402
+from stack.settings import DEV_API_KEY, DEV_API_SECRET  # noqa: E402
 from tests.support.human import HumanParticipant  # noqa: E402
 from tests.support.speech import speak  # noqa: E402
 from tests.support.worker import WorkerProcess  # noqa: E402
@@ -253,82 +252,50 @@ def print_table(rounds: list[dict]) -> None:
 
 
 async def main_async(args) -> dict:
-    settings = StackSettings.from_env()
-    logs = Path(tempfile.mkdtemp(prefix="capacity-bench-"))
-    lk_port, tcp, udp = services.free_port(), services.free_port(), services.free_udp_port()
-    livekit = services.livekit_server(
-        binaries.livekit_server(settings.cache),
-        port=lk_port,
-        tcp_port=tcp,
-        udp_port=udp,
-        api_key=DEV_API_KEY,
-        api_secret=DEV_API_SECRET,
-        log_path=logs / "livekit.log",
-    )
-    ollama_bin = binaries.ollama(settings.cache)
-    ollama_port = services.free_port()
-    ollama = services.ollama_server(
-        ollama_bin,
-        port=ollama_port,
-        models_dir=settings.cache / "ollama",
-        log_path=logs / "ollama.log",
-    )
-    ollama_url, url = f"http://127.0.0.1:{ollama_port}", f"ws://127.0.0.1:{lk_port}"
-    livekit.start()
-    ollama.start()
-    worker = None
-    try:
-        models.ensure_ollama_model(
-            ollama_bin=ollama_bin, url=ollama_url, name=settings.ollama_model, cache=settings.cache
+    with bench_servers("capacity-bench") as servers:
+        env = servers.bot_env(
+            # One spare: a room of the previous round may still be closing when the next starts
+            # (at exactly its maximum a worker takes no room).
+            BOT_WORKER_MAX_ROOMS=str(max(args.rooms) + 1),
+            BOT_WORKER_IDLE_PROCESSES=str(max(args.rooms)),
+            BOT_EMPTY_ROOM_GRACE_SECS="1",
         )
-        worker = WorkerProcess(
-            log_path=logs / "worker.log",
-            env={
-                "LIVEKIT_URL": url,
-                "LIVEKIT_API_KEY": DEV_API_KEY,
-                "LIVEKIT_API_SECRET": DEV_API_SECRET,
-                "OLLAMA_URL": ollama_url,
-                "OLLAMA_MODEL": settings.ollama_model,
-                "WHISPER_MODEL": models.whisper_model(settings.whisper_model, settings.cache),
-                # One spare: a room of the previous round may still be closing when the next starts
-                # (at exactly its maximum a worker takes no room).
-                "BOT_WORKER_MAX_ROOMS": str(max(args.rooms) + 1),
-                "BOT_WORKER_IDLE_PROCESSES": str(max(args.rooms)),
-                "BOT_EMPTY_ROOM_GRACE_SECS": "1",
-            },
-        ).start()
-        await asyncio.to_thread(worker.wait_registered)
-        # Every job process prewarmed before the first round (as on a host that has been up).
-        while worker.log().count(PREWARMED_LOG) < max(args.rooms):  # noqa: ASYNC110 (polls foreign state)
-            await asyncio.sleep(1)
-        minter = TokenMinter(
-            api_key=DEV_API_KEY, api_secret=DEV_API_SECRET, ttl_s=600, agent_name=DEFAULT_AGENT_NAME
-        )
-        rounds = []
-        for n in args.rooms:
-            rounds.append(
-                await run_round(
-                    n,
-                    url=url,
-                    minter=minter,
-                    worker=worker,
-                    questions=args.questions,
-                    idle_s=args.idle_s,
-                )
+        worker = WorkerProcess(log_path=servers.logs / "worker.log", env=env)
+        try:
+            worker.start()
+            await asyncio.to_thread(worker.wait_registered)
+            # Every job process prewarmed before the first round (as on a host that has been up).
+            while worker.log().count(PREWARMED_LOG) < max(args.rooms):  # noqa: ASYNC110 (polls foreign state)
+                await asyncio.sleep(1)
+            minter = TokenMinter(
+                api_key=DEV_API_KEY,
+                api_secret=DEV_API_SECRET,
+                ttl_s=600,
+                agent_name=DEFAULT_AGENT_NAME,
             )
-            save(args.name, {"rounds": rounds, "partial": True})
-            await asyncio.sleep(5)  # the bots leave their emptied rooms; fresh processes warm up
-        return {
-            "rounds": rounds,
-            "machine": {"cpus": len(os.sched_getaffinity(0))},
-            "face_idle_fps": os.environ.get("FACE_IDLE_FPS", "default"),
-            "logs": str(logs),
-        }
-    finally:
-        if worker:
+            rounds = []
+            for n in args.rooms:
+                rounds.append(
+                    await run_round(
+                        n,
+                        url=servers.url,
+                        minter=minter,
+                        worker=worker,
+                        questions=args.questions,
+                        idle_s=args.idle_s,
+                    )
+                )
+                save(args.name, {"rounds": rounds, "partial": True})
+                # the bots leave their emptied rooms; fresh processes warm up
+                await asyncio.sleep(5)
+            return {
+                "rounds": rounds,
+                "machine": {"cpus": len(os.sched_getaffinity(0))},
+                "face_idle_fps": os.environ.get("FACE_IDLE_FPS", "default"),
+                "logs": str(servers.logs),
+            }
+        finally:
             worker.stop()
-        ollama.stop()
-        livekit.stop()
 
 
 def save(name: str, report: dict) -> None:

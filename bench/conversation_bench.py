@@ -26,23 +26,28 @@ import asyncio
 import json
 import os
 import signal
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
-from livekit import api
 from loguru import logger
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.latency_bench import contribution, percentile, stage, wait_quiet  # noqa: E402
+from bench.latency_bench import (  # noqa: E402
+    column,
+    contribution,
+    medians,
+    p50_p95,
+    percentile,
+    stage,
+    wait_quiet,
+)
 from bench.questions import QUESTIONS, Question  # noqa: E402
+from bench.servers import bench_servers  # noqa: E402
 from bench.stt_bench import word_errors, words  # noqa: E402
 from bot.pipeline import LATENCY_MESSAGE_TYPE  # noqa: E402
 from bot.probe import (  # noqa: E402
@@ -58,8 +63,6 @@ from bot.probe import (  # noqa: E402
 from bot.process import BotProcess  # noqa: E402
 from bot.reply_guard import LANGUAGE, off_track  # noqa: E402
 from bot.settings import DEFAULT_IDENTITY  # noqa: E402
-from stack import binaries, models, services  # noqa: E402
-from stack.settings import DEV_API_KEY, DEV_API_SECRET, StackSettings  # noqa: E402
 from tests.support.human import HumanParticipant  # noqa: E402
 from tests.support.voices import speak, with_noise  # noqa: E402
 
@@ -171,9 +174,6 @@ async def converse(url: str, token: str, questions, *, barge_ins: int, video: bo
 def summarize(result: dict) -> dict:
     rows = result["turns"]
 
-    def col(key, subset=rows):
-        return [r[key] for r in subset if r[key] is not None]
-
     def recall(subset):
         total = sum(r["key_words"] for r in subset)
         return sum(r["key_words_heard"] for r in subset) / total if total else None
@@ -182,7 +182,7 @@ def summarize(result: dict) -> dict:
     guard: dict[str, int] = {}
     for r in rows:  # the counts are cumulative per bot; keep the last seen
         guard = r["reply_guard"] or guard
-    waits = col("turn_wait_ms")
+    waits = column(rows, "turn_wait_ms")
     summary = {
         "turns": len(rows),
         "answered": sum(r["answered"] for r in rows),
@@ -196,24 +196,20 @@ def summarize(result: dict) -> dict:
         "key_word_recall_by_voice": {
             v: recall([r for r in rows if r["voice"] == v]) for v in VOICES
         },
-        "voice_to_voice_ms": {
-            "p50": percentile(col("voice_to_voice_ms"), 50),
-            "p95": percentile(col("voice_to_voice_ms"), 95),
-        },
-        "stages_ms_median": {
-            k: (statistics.median(col(k)) if col(k) else None)
-            for k in (
+        "voice_to_voice_ms": p50_p95(column(rows, "voice_to_voice_ms")),
+        "stages_ms_median": medians(
+            rows,
+            (
                 "turn_wait_ms",
                 "stt_ms",
                 "llm_first_token_ms",
                 "llm_first_sentence_ms",
                 "tts_first_audio_ms",
                 "bot_measured_ms",
-            )
-        },
+            ),
+        ),
         "turn_wait_ms": {
-            "p50": percentile(waits, 50),
-            "p95": percentile(waits, 95),
+            **p50_p95(waits),
             "max": max(waits, default=None),
             "over_1s": sum(w > 1000 for w in waits),
         },
@@ -341,94 +337,38 @@ def print_table(report: dict) -> None:
     print(f"load average: {report['load_average']}")
 
 
-def start_baseline(room: str, env: dict, log_path: Path) -> subprocess.Popen:
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "baseline_bot.py"), "--room", room],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
 async def main_async(args) -> dict:
-    settings = StackSettings.from_env()
-    logs = Path(tempfile.mkdtemp(prefix="conversation-bench-"))
-    lk_port, tcp, udp = services.free_port(), services.free_port(), services.free_udp_port()
-    livekit = services.livekit_server(
-        binaries.livekit_server(settings.cache),
-        port=lk_port,
-        tcp_port=tcp,
-        udp_port=udp,
-        api_key=DEV_API_KEY,
-        api_secret=DEV_API_SECRET,
-        log_path=logs / "livekit.log",
-    )
-    ollama_bin = binaries.ollama(settings.cache)
-    ollama_port = services.free_port()
-    ollama = services.ollama_server(
-        ollama_bin,
-        port=ollama_port,
-        models_dir=settings.cache / "ollama",
-        log_path=logs / "ollama.log",
-    )
-    ollama_url, url = f"http://127.0.0.1:{ollama_port}", f"ws://127.0.0.1:{lk_port}"
     questions = QUESTIONS[:QUICK_QUESTIONS] if args.quick else QUESTIONS
-    env = {
-        "LIVEKIT_URL": url,
-        "LIVEKIT_API_KEY": DEV_API_KEY,
-        "LIVEKIT_API_SECRET": DEV_API_SECRET,
-        "OLLAMA_URL": ollama_url,
-        "OLLAMA_MODEL": settings.ollama_model,
-        "BOT_GREETING": "",
-        "BOT_LLM_MAX_TOKENS": "150",  # room for the stories the barge-in trials interrupt
-        "WHISPER_MODEL": models.whisper_model(settings.whisper_model, settings.cache),
-    }
     load = [os.getloadavg()]
-    livekit.start()
-    ollama.start()
     runs = {}
-    try:
-        models.ensure_ollama_model(
-            ollama_bin=ollama_bin, url=ollama_url, name=settings.ollama_model, cache=settings.cache
-        )
+    with bench_servers("conversation-bench") as servers:
+        # room for the stories the barge-in trials interrupt
+        env = servers.bot_env(BOT_GREETING="", BOT_LLM_MAX_TOKENS="150")
         for name in ("avatar", "baseline")[: 1 if args.no_baseline else 2]:
             room = f"conv-{name}-{uuid.uuid4().hex[:6]}"
-            token = (
-                api.AccessToken(DEV_API_KEY, DEV_API_SECRET)
-                .with_identity("bench-person")
-                .with_grants(api.VideoGrants(room_join=True, room=room))
-                .to_jwt()
-            )
-            if name == "avatar":
-                bot = BotProcess(room=room, env=env, log_path=logs / "bot.log").start()
-                stop = bot.stop
-            else:
-                proc = start_baseline(room, env, logs / "baseline.log")
-                stop = lambda p=proc: (p.terminate(), p.wait(10))  # noqa: E731
+            script = None if name == "avatar" else ROOT / "bench" / "baseline_bot.py"
+            bot = BotProcess(room=room, env=env, log_path=servers.logs / f"{name}.log",
+                             script=script)
+            bot.start()
             try:
                 runs[name] = await converse(
-                    url,
-                    token,
+                    servers.url,
+                    servers.token(room),
                     questions,
                     video=name == "avatar",
                     barge_ins=args.barge_ins if name == "avatar" else 0,
                 )
             finally:
-                stop()
+                bot.stop()
             load.append(os.getloadavg())
-    finally:
-        ollama.stop()
-        livekit.stop()
     summary = {name: summarize(run) for name, run in runs.items()}
     report = {
         "summary": summary,
         "runs": runs,
-        "model": settings.ollama_model,
+        "model": servers.settings.ollama_model,
         "machine": {"cpus": len(os.sched_getaffinity(0))},
         "load_average": [[round(x, 2) for x in la] for la in load],
-        "logs": str(logs),
+        "logs": str(servers.logs),
     }
     if "baseline" in summary:
         a, b = summary["avatar"]["voice_to_voice_ms"], summary["baseline"]["voice_to_voice_ms"]

@@ -24,24 +24,21 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
-from livekit import api
 from loguru import logger
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.servers import bench_servers  # noqa: E402
 from bot.pipeline import LATENCY_MESSAGE_TYPE  # noqa: E402
 from bot.probe import lip_box, lip_motion, server_messages, speech_times, video_frames  # noqa: E402
 from bot.process import BotProcess  # noqa: E402
 from bot.settings import DEFAULT_IDENTITY  # noqa: E402
-from stack import binaries, models, services  # noqa: E402
-from stack.settings import DEV_API_KEY, DEV_API_SECRET, StackSettings  # noqa: E402
 from tests.support.human import HumanParticipant  # noqa: E402
 from tests.support.speech import speak  # noqa: E402
 
@@ -118,6 +115,20 @@ class MemoryWatch:
 
 def percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
+
+
+def column(rows: list[dict], key: str) -> list:
+    """The values of `key` over `rows`, missing (None) ones left out."""
+    return [r[key] for r in rows if r[key] is not None]
+
+
+def p50_p95(values: list[float]) -> dict[str, float | None]:
+    return {"p50": percentile(values, 50), "p95": percentile(values, 95)}
+
+
+def medians(rows: list[dict], keys: tuple[str, ...]) -> dict[str, float | None]:
+    """Per key, the median of its values over `rows` (None when it has none)."""
+    return {k: (statistics.median(v) if (v := column(rows, k)) else None) for k in keys}
 
 
 def contribution(breakdown: dict | None, *keys: str) -> float | None:
@@ -229,28 +240,21 @@ async def measure(url: str, token: str, *, turns: int, barge_ins: int, memory: M
 
 def summarize(result: dict, memory: MemoryWatch) -> dict:
     rows = result["turns"]
-
-    def col(key):
-        return [r[key] for r in rows if r[key] is not None]
-
     summary = {
         "turns": len(rows),
-        "answered_turns": len(col("voice_to_voice_ms")),
-        "voice_to_voice_ms": {
-            "p50": percentile(col("voice_to_voice_ms"), 50),
-            "p95": percentile(col("voice_to_voice_ms"), 95),
-        },
-        "stages_ms_median": {
-            k: (statistics.median(col(k)) if col(k) else None)
-            for k in (
+        "answered_turns": len(column(rows, "voice_to_voice_ms")),
+        "voice_to_voice_ms": p50_p95(column(rows, "voice_to_voice_ms")),
+        "stages_ms_median": medians(
+            rows,
+            (
                 "stt_ms",
                 "llm_first_token_ms",
                 "llm_first_sentence_ms",
                 "tts_first_audio_ms",
                 "first_video_ms",
                 "bot_measured_ms",
-            )
-        },
+            ),
+        ),
         "barge_in_stop_ms": {
             "p50": percentile([b["stop_ms"] for b in result["barge_in"]], 50),
             "max": max((b["stop_ms"] for b in result["barge_in"]), default=None),
@@ -331,77 +335,31 @@ def print_table(summary: dict) -> None:
 
 
 async def main_async(args) -> dict:
-    settings = StackSettings.from_env()
-    logs = Path(tempfile.mkdtemp(prefix="latency-bench-"))
-    lk_port, tcp, udp = services.free_port(), services.free_port(), services.free_udp_port()
-    livekit = services.livekit_server(
-        binaries.livekit_server(settings.cache),
-        port=lk_port,
-        tcp_port=tcp,
-        udp_port=udp,
-        api_key=DEV_API_KEY,
-        api_secret=DEV_API_SECRET,
-        log_path=logs / "livekit.log",
-    )
-    ollama_bin = binaries.ollama(settings.cache)
-    ollama_port = services.free_port()
-    ollama = services.ollama_server(
-        ollama_bin,
-        port=ollama_port,
-        models_dir=settings.cache / "ollama",
-        log_path=logs / "ollama.log",
-    )
-    ollama_url, url = f"http://127.0.0.1:{ollama_port}", f"ws://127.0.0.1:{lk_port}"
-    room = f"bench-{uuid.uuid4().hex[:6]}"
-    livekit.start()
-    ollama.start()
-    bot = None
-    try:
-        models.ensure_ollama_model(
-            ollama_bin=ollama_bin, url=ollama_url, name=settings.ollama_model, cache=settings.cache
-        )
-        bot = BotProcess(
-            room=room,
-            log_path=logs / "bot.log",
-            env={
-                "LIVEKIT_URL": url,
-                "LIVEKIT_API_KEY": DEV_API_KEY,
-                "LIVEKIT_API_SECRET": DEV_API_SECRET,
-                "OLLAMA_URL": ollama_url,
-                "OLLAMA_MODEL": settings.ollama_model,
-                "BOT_GREETING": "",
-                "BOT_LLM_MAX_TOKENS": "150",  # room for the stories the barge-in trials interrupt
-                "WHISPER_MODEL": models.whisper_model(settings.whisper_model, settings.cache),
-            },
-        ).start()
-        memory = MemoryWatch({"bot": bot.pid, "ollama": ollama.pid})
-        watcher = asyncio.create_task(memory.run())
-        token = (
-            api.AccessToken(DEV_API_KEY, DEV_API_SECRET)
-            .with_identity("bench-person")
-            .with_grants(api.VideoGrants(room_join=True, room=room))
-            .to_jwt()
-        )
-        try:
-            result = await measure(
-                url, token, turns=args.turns, barge_ins=args.barge_ins, memory=memory
-            )
-        finally:
-            watcher.cancel()
-        memory.sample()
+    with bench_servers("latency-bench") as servers:
+        room = f"bench-{uuid.uuid4().hex[:6]}"
+        # room for the stories the barge-in trials interrupt
+        env = servers.bot_env(BOT_GREETING="", BOT_LLM_MAX_TOKENS="150")
+        with BotProcess(room=room, log_path=servers.logs / "bot.log", env=env) as bot:
+            memory = MemoryWatch({"bot": bot.pid, "ollama": servers.ollama.pid})
+            watcher = asyncio.create_task(memory.run())
+            try:
+                result = await measure(
+                    servers.url,
+                    servers.token(room),
+                    turns=args.turns,
+                    barge_ins=args.barge_ins,
+                    memory=memory,
+                )
+            finally:
+                watcher.cancel()
+            memory.sample()
         summary = summarize(result, memory)
-        report = {
+        return {
             "summary": summary,
             **result,
             "machine": {"cpus": len(os.sched_getaffinity(0))},
-            "logs": str(logs),
+            "logs": str(servers.logs),
         }
-        return report
-    finally:
-        if bot:
-            bot.stop()
-        ollama.stop()
-        livekit.stop()
 
 
 def main() -> None:

@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import sys
-import tempfile
 import time
 import uuid
 from contextlib import AsyncExitStack
@@ -34,17 +33,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from livekit import api
 from loguru import logger
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.servers import BenchServers, bench_servers  # noqa: E402
 from bot.probe import rtvi_messages, speech_times, words_of  # noqa: E402
 from bot.process import BotProcess  # noqa: E402
 from bot.settings import DEFAULT_IDENTITY  # noqa: E402
-from stack import binaries, models, services  # noqa: E402
-from stack.settings import DEV_API_KEY, DEV_API_SECRET, StackSettings  # noqa: E402
 from tests.support.human import HumanParticipant  # noqa: E402
 from tests.support.voices import speak  # noqa: E402
 
@@ -270,7 +267,7 @@ def chart(rows: list[dict], solo: list[int], summary: dict, path: Path) -> None:
     a.set_title("Meeting: answered by kind of utterance")
     a.legend(fontsize=8)
     v2v = [r["voice_to_voice_ms"] for r in rows if r["voice_to_voice_ms"] is not None]
-    b.boxplot([solo or [np.nan], v2v or [np.nan]], labels=["1:1", "meeting"])
+    b.boxplot([solo or [np.nan], v2v or [np.nan]], tick_labels=["1:1", "meeting"])
     b.set_ylabel("voice-to-voice (ms)")
     b.set_title("Latency: one person vs a meeting of three")
     fig.tight_layout()
@@ -298,22 +295,26 @@ def print_table(summary: dict) -> None:
         print(f"{name:<40}{value:>12}")
 
 
-async def measure(url: str, room_name: str, solo: int) -> tuple[list[dict], list[int]]:
+async def measure(servers: BenchServers, room_name: str,
+                  solo: int) -> tuple[list[dict], list[int]]:
+    url = servers.url
+
     def token(identity: str) -> str:
-        return (api.AccessToken(DEV_API_KEY, DEV_API_SECRET).with_identity(identity)
-                .with_name(PEOPLE[identity][0])
-                .with_grants(api.VideoGrants(room_join=True, room=room_name)).to_jwt())
+        return servers.token(room_name, identity, name=PEOPLE[identity][0])
 
     async with AsyncExitStack() as stack:
-        alice = await stack.enter_async_context(HumanParticipant.connect(url, token("alice")))
-        await alice.wait_for(lambda: any(w == DEFAULT_IDENTITY for _, w, _ in alice.video), 180,
-                             what="bot video")
+        # Audio and data only: nothing here judges the video, and keeping every received frame
+        # of three participants for the whole meeting would take tens of GB.
+        alice = await stack.enter_async_context(
+            HumanParticipant.connect(url, token("alice"), video=False))
+        await alice.wait_for(lambda: any(w == DEFAULT_IDENTITY for _, w, _, _ in alice.audio),
+                             180, what="bot audio")
         await asyncio.sleep(2.0)
         solo_ms = await solo_turns(alice, solo)
         people = {"alice": alice}
         for identity in ("bob", "carol"):
             people[identity] = await stack.enter_async_context(
-                HumanParticipant.connect(url, token(identity)))
+                HumanParticipant.connect(url, token(identity), video=False))
         await asyncio.sleep(3.0)
         room = Room(people)
         lines = [Line(*entry) for entry in SCRIPT]
@@ -325,43 +326,17 @@ async def measure(url: str, room_name: str, solo: int) -> tuple[list[dict], list
 
 
 async def main_async(args) -> dict:
-    settings = StackSettings.from_env()
-    logs = Path(tempfile.mkdtemp(prefix="meeting-bench-"))
-    lk_port, tcp, udp = services.free_port(), services.free_port(), services.free_udp_port()
-    livekit = services.livekit_server(binaries.livekit_server(settings.cache), port=lk_port,
-                                      tcp_port=tcp, udp_port=udp, api_key=DEV_API_KEY,
-                                      api_secret=DEV_API_SECRET, log_path=logs / "livekit.log")
-    ollama_bin = binaries.ollama(settings.cache)
-    ollama_port = services.free_port()
-    ollama = services.ollama_server(ollama_bin, port=ollama_port,
-                                    models_dir=settings.cache / "ollama",
-                                    log_path=logs / "ollama.log")
-    ollama_url, url = f"http://127.0.0.1:{ollama_port}", f"ws://127.0.0.1:{lk_port}"
     room = f"meeting-{uuid.uuid4().hex[:6]}"
     load_before = os.getloadavg()
-    livekit.start()
-    ollama.start()
-    bot = None
-    try:
-        models.ensure_ollama_model(ollama_bin=ollama_bin, url=ollama_url,
-                                   name=settings.ollama_model, cache=settings.cache)
-        bot = BotProcess(room=room, log_path=logs / "bot.log", env={
-            "LIVEKIT_URL": url, "LIVEKIT_API_KEY": DEV_API_KEY,
-            "LIVEKIT_API_SECRET": DEV_API_SECRET, "OLLAMA_URL": ollama_url,
-            "OLLAMA_MODEL": settings.ollama_model, "BOT_GREETING": "",
-            "WHISPER_MODEL": models.whisper_model(settings.whisper_model, settings.cache),
-        }).start()
-        rows, solo = await measure(url, room, args.solo)
+    with bench_servers("meeting-bench") as servers:
+        env = servers.bot_env(BOT_GREETING="")
+        with BotProcess(room=room, log_path=servers.logs / "bot.log", env=env):
+            rows, solo = await measure(servers, room, args.solo)
         summary = summarize(rows, solo)
         return {"summary": summary, "utterances": rows, "solo_voice_to_voice_ms": solo,
                 "machine": {"cpus": len(os.sched_getaffinity(0)),
                             "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
-                "logs": str(logs)}
-    finally:
-        if bot:
-            bot.stop()
-        ollama.stop()
-        livekit.stop()
+                "logs": str(servers.logs)}
 
 
 def main() -> None:

@@ -109,78 +109,29 @@ def postgres_writes(args) -> dict | None:
 
 async def voice_to_voice(turns: int) -> dict:
     """Median voice-to-voice latency with recording off and on (fresh bot and room each)."""
-    from livekit import api
-
     from bench.latency_bench import MemoryWatch, measure
+    from bench.servers import bench_servers
     from bot.process import BotProcess
-    from stack import binaries, models, services
-    from stack.settings import DEV_API_KEY, DEV_API_SECRET, StackSettings
 
-    settings = StackSettings.from_env()
-    logs = Path(tempfile.mkdtemp(prefix="records-bench-"))
-    lk_port, tcp, udp = services.free_port(), services.free_port(), services.free_udp_port()
-    livekit = services.livekit_server(
-        binaries.livekit_server(settings.cache),
-        port=lk_port,
-        tcp_port=tcp,
-        udp_port=udp,
-        api_key=DEV_API_KEY,
-        api_secret=DEV_API_SECRET,
-        log_path=logs / "livekit.log",
-    )
-    ollama_bin = binaries.ollama(settings.cache)
-    ollama_port = services.free_port()
-    ollama = services.ollama_server(
-        ollama_bin,
-        port=ollama_port,
-        models_dir=settings.cache / "ollama",
-        log_path=logs / "ollama.log",
-    )
-    ollama_url, url = f"http://127.0.0.1:{ollama_port}", f"ws://127.0.0.1:{lk_port}"
-    livekit.start()
-    ollama.start()
-    out: dict = {}
-    try:
-        models.ensure_ollama_model(
-            ollama_bin=ollama_bin, url=ollama_url, name=settings.ollama_model, cache=settings.cache
-        )
-        v2v: dict[str, list[int]] = {"off": [], "on": []}
+    v2v: dict[str, list[int]] = {"off": [], "on": []}
+    with bench_servers("records-bench") as servers:
         for mode in ("off", "on", "off", "on"):
             room = f"records-bench-{mode}-{uuid.uuid4().hex[:6]}"
-            bot = BotProcess(
-                room=room,
-                log_path=logs / f"bot-{mode}.log",
-                env={
-                    "LIVEKIT_URL": url,
-                    "LIVEKIT_API_KEY": DEV_API_KEY,
-                    "LIVEKIT_API_SECRET": DEV_API_SECRET,
-                    "OLLAMA_URL": ollama_url,
-                    "OLLAMA_MODEL": settings.ollama_model,
-                    "BOT_GREETING": "",
-                    "WHISPER_MODEL": models.whisper_model(settings.whisper_model, settings.cache),
-                    "RECORDS_ENABLED": "1" if mode == "on" else "0",
-                    "DATABASE_URL": f"sqlite:///{logs / 'records.sqlite3'}",
-                },
-            ).start()
-            try:
-                token = (
-                    api.AccessToken(DEV_API_KEY, DEV_API_SECRET)
-                    .with_identity("bench-person")
-                    .with_grants(api.VideoGrants(room_join=True, room=room))
-                    .to_jwt()
-                )
+            env = servers.bot_env(
+                BOT_GREETING="",
+                RECORDS_ENABLED="1" if mode == "on" else "0",
+                DATABASE_URL=f"sqlite:///{servers.logs / 'records.sqlite3'}",
+            )
+            with BotProcess(room=room, log_path=servers.logs / f"bot-{mode}.log", env=env) as bot:
                 result = await measure(
-                    url, token, turns=max(1, turns // 2), barge_ins=0,
+                    servers.url,
+                    servers.token(room),
+                    turns=max(1, turns // 2),
+                    barge_ins=0,
                     memory=MemoryWatch({"bot": bot.pid}),
                 )
-            finally:
-                bot.stop()
             v2v[mode] += [r["voice_to_voice_ms"] for r in result["turns"] if r["voice_to_voice_ms"]]
-        out = {mode: {"voice_to_voice_ms": ms, **percentiles(ms)} for mode, ms in v2v.items()}
-    finally:
-        ollama.stop()
-        livekit.stop()
-    return out
+    return {mode: {"voice_to_voice_ms": ms, **percentiles(ms)} for mode, ms in v2v.items()}
 
 
 def chart(report: dict, path: Path) -> None:

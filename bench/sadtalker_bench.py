@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from avatar_core.settings import load_settings  # noqa: E402
 from processors.face.base import DEFAULT_AVATAR  # noqa: E402
 from processors.face.sadtalker import SIZES, SadTalkerSettings  # noqa: E402
 
@@ -106,7 +107,7 @@ def main() -> int:
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     if torch.cuda.is_available():
-        base = replace(SadTalkerSettings.from_env(), device="cuda")
+        base = replace(SadTalkerSettings(**load_settings().bot.sadtalker.given()), device="cuda")
         label, device = "GPU", torch.cuda.get_device_name(0)
     elif args.cpu_standin:
         from tests.support.sadtalker_standin import build_standin

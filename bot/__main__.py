@@ -11,6 +11,7 @@ import sys
 
 from loguru import logger
 
+from avatar_core.settings import load_settings
 from bot.settings import BotSettings, WorkerSettings
 from records.options import RecordsOptions
 
@@ -28,15 +29,17 @@ def main(argv: list[str] | None = None) -> None:
     # INFO by default: at DEBUG Pipecat logs every transcript and LLM context into the log file.
     logger.remove()
     logger.add(sys.stderr, level=os.environ.get("LOGURU_LEVEL", "INFO"))
-    settings = BotSettings.from_env()
-    records = RecordsOptions.from_env()
+    # The one read of the environment (and the installed models) of this process.
+    tree = load_settings()
+    settings = BotSettings.from_tree(tree)
+    records = RecordsOptions.from_settings(tree.records, cache=tree.stack.cache)
     if args.command == WORKER_COMMAND:
         from bot.worker import run
 
         # livekit-agents logs through the standard logging module (registration, jobs, drain).
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        asyncio.run(run(WorkerSettings.from_env(), settings, records=records))
+        asyncio.run(run(WorkerSettings.from_tree(tree), settings, records=records))
         return
     from bot.pipeline import AvatarBot
 

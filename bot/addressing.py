@@ -9,9 +9,11 @@ bot is answering or just answered (a follow-up window, judged when they begin to
 Those utterances enter the LLM context as "Name: text" and may interrupt the bot; the rest
 of the meeting's talk neither gets an answer nor interrupts.
 
-A turn ends with its utterance unless the transcript clearly stops mid-sentence ("What is the
-capital of"): then the turn stays open, at most `turn_max_wait_secs`, for the same person's
-next utterance, so a pause inside a sentence does not cut the question in two.
+A turn ends with its utterance unless its speaker already talks on (a short pause between two
+sentences: "Wait, stop. What is the capital of Japan?"), or the transcript clearly stops
+mid-sentence ("What is the capital of"): then the turn stays open for the same person's next
+utterance (at most `turn_max_wait_secs` for an unfinished sentence they have not continued),
+so the bot neither answers half a question nor talks over the rest of it.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ from processors.turns.transcript_turn_stop import looks_unfinished
 # Words that only lead into a name ("Hey Ava"): an alias written with one is matched by its
 # name alone, so "hey" itself never addresses the bot.
 _LEAD_INS = frozenset({"hey", "hi", "hello", "ok", "okay", "oh", "so", "and"})
-# Longest wait for the transcript of an utterance that continues a held, unfinished sentence.
+# Longest wait for the transcript of an utterance that continues a held turn while its speaker
+# still talks, and once they stopped (the STT's time for one utterance, with room for load).
 CONTINUATION_WAIT_SECS = 10.0
+TRANSCRIPT_WAIT_SECS = 4.0
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
@@ -174,6 +178,8 @@ class MeetingAddressing(FrameProcessor):
         self._follow_up_until = 0.0
         # Whether each person's utterance in progress began inside their follow-up window.
         self._began_as_follow_up: dict[str, bool] = {}
+        # The people talking now (between their VAD's start and stop).
+        self._speaking: set[str] = set()
 
     def is_answering(self, identity: str) -> bool:
         """Whether `identity` is the person the bot answers now or within the follow-up window;
@@ -188,14 +194,19 @@ class MeetingAddressing(FrameProcessor):
         transcript comes later) and returns whether they may interrupt the bot now."""
         answering = self.is_answering(identity)
         self._began_as_follow_up[identity] = answering
+        self._speaking.add(identity)
         if identity == self._open_turn and self._hold_task is not None:
             # They go on with the sentence: the turn waits for this utterance's transcript.
-            self._hold_task.cancel()
-            self._hold_task = self.create_task(
-                self._close_turn_later(CONTINUATION_WAIT_SECS), f"{self}::hold")
+            self._hold_turn(CONTINUATION_WAIT_SECS)
         if answering:
             logger.debug(f"{self}: {identity} speaks as the person the bot answers")
         return answering
+
+    def speech_stopped(self, identity: str) -> None:
+        """A person's utterance ended: a turn held for it waits only for its transcript now."""
+        self._speaking.discard(identity)
+        if identity == self._open_turn and self._hold_task is not None:
+            self._hold_turn(TRANSCRIPT_WAIT_SECS)
 
     def addressed(self, identity: str, text: str) -> bool:
         """Whether an utterance is for the bot (and why, in the log)."""
@@ -240,9 +251,11 @@ class MeetingAddressing(FrameProcessor):
             self._open_turn, self._turn_text = frame.user_id, ""
         self._turn_text = f"{self._turn_text} {frame.text}".strip()
         await self.push_frame(frame, direction)
-        if looks_unfinished(self._turn_text):
-            self._hold_task = self.create_task(
-                self._close_turn_later(self._turn_max_wait_secs), f"{self}::hold")
+        if frame.user_id in self._speaking:
+            # They already talk on: what they are saying belongs to this turn.
+            self._hold_turn(CONTINUATION_WAIT_SECS)
+        elif looks_unfinished(self._turn_text):
+            self._hold_turn(self._turn_max_wait_secs)
         else:
             await self._close_turn()
 
@@ -251,6 +264,12 @@ class MeetingAddressing(FrameProcessor):
         if self._open_turn is not None:
             self._open_turn = None
             await self.push_frame(ProposedUserStoppedSpeakingFrame())
+
+    def _hold_turn(self, delay_s: float) -> None:
+        """Keep the open turn open `delay_s` more seconds (replacing any earlier hold)."""
+        if self._hold_task is not None:
+            self._hold_task.cancel()
+        self._hold_task = self.create_task(self._close_turn_later(delay_s), f"{self}::hold")
 
     async def _close_turn_later(self, delay_s: float) -> None:
         """A sentence left unfinished: wait for its rest, then end the turn all the same."""

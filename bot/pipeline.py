@@ -12,7 +12,6 @@ joins and leaves, leaving when the room empties or closes, and reporting per-tur
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass
 
 from faster_whisper import WhisperModel
@@ -43,16 +42,14 @@ from bot.recorder import ConversationRecorder, open_records
 from bot.reply_guard import LLMReplyGuard
 from bot.settings import BotSettings
 from bot.token import bot_token
-from processors.align.whisper_aligner import WhisperAligner, WhisperAlignerSettings
+from processors.align.whisper_aligner import WhisperAligner
 from processors.face.engines import SADTALKER, face_engine
-from processors.face.sadtalker import SadTalkerSettings
-from processors.face.video import FaceSettings, FaceVideoProcessor
+from processors.face.video import FaceVideoProcessor
 from processors.participant_speech import ParticipantSpeechSegmenter
 from processors.rtvi_participants import ParticipantRTVIProcessor
 from processors.stt.whisper import AvatarWhisperSTTService
-from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoiceSettings
-from processors.tts.gpt_sovits import ENV_URL as GPT_SOVITS_URL_ENV
-from processors.tts.gpt_sovits import GPTSoVITSSettings, GPTSoVITSTTSService
+from processors.tts.embedded import EmbeddedTTSService
+from processors.tts.gpt_sovits import GPTSoVITSTTSService
 from processors.tts.hibari_voice import HibariVoice
 from processors.tts.timed import TimedTTSService
 from records.options import RecordsOptions
@@ -106,7 +103,7 @@ class AvatarBot:
         # The room's owner: its first person (RTVI disconnect-bot policy "owner").
         self._owner: str | None = None
 
-        face_settings = FaceSettings.from_env()
+        face_settings = settings.face
         self.transport = LiveKitTransport(
             url=settings.livekit_url,
             token=token or bot_token(settings, room),
@@ -142,6 +139,7 @@ class AvatarBot:
                 min_volume=settings.vad_min_volume)),
             is_agent=self.is_agent,
             on_speech_started=self.addressing.speech_started,
+            on_speech_stopped=self.addressing.speech_stopped,
         )
         # Transcripts keep their own segment's speaker (Pipecat stamps the latest one heard).
         stt = AvatarWhisperSTTService(
@@ -196,10 +194,10 @@ class AvatarBot:
             give_up_notice=settings.llm_give_up_notice,
             give_up_s=settings.llm_give_up_s,
         )
-        tts = build_tts(voice=models.voice if models else None)
+        tts = build_tts(settings, voice=models.voice if models else None)
         engine = face_engine(face_settings.engine, width=face_settings.width,
                              height=face_settings.height, fps=face_settings.fps,
-                             sadtalker=(SadTalkerSettings.from_env()
+                             sadtalker=(settings.sadtalker
                                         if face_settings.engine == SADTALKER else None),
                              notify=self._face_fell_back)
         face = FaceVideoProcessor.from_settings(face_settings, engine=engine)
@@ -419,17 +417,16 @@ def recogniser_prompt(name: str) -> str:
     return f"Hey {name}."
 
 
-def build_tts(*, voice: HibariVoice | None = None) -> TimedTTSService:
+def build_tts(settings: BotSettings, *, voice: HibariVoice | None = None) -> TimedTTSService:
     """The embedded voice, or GPT-SoVITS when GPT_SOVITS_URL is set (the embedded voice is then
     its fallback while the server is down). `voice` is an already loaded embedded voice."""
-    settings = EmbeddedVoiceSettings.from_env()
     voice = voice or HibariVoice(
-        voice=settings.voice, speed=settings.speed, threads=settings.threads
+        voice=settings.voice.voice, speed=settings.voice.speed, threads=settings.voice.threads
     )
-    if not os.environ.get(GPT_SOVITS_URL_ENV):
+    if settings.gpt_sovits is None:
         return EmbeddedTTSService(voice=voice)
     return GPTSoVITSTTSService(
-        settings=GPTSoVITSSettings.from_env(),
-        aligner=WhisperAligner.from_settings(WhisperAlignerSettings.from_env()),
+        settings=settings.gpt_sovits,
+        aligner=WhisperAligner.from_settings(settings.aligner),
         fallback=voice,
     )

@@ -17,9 +17,12 @@ STOP_TIMEOUT_SECS = 10.0
 class BotProcess:
     """A bot subprocess for one room, with its output in `log_path`; stopped by its own pid."""
 
-    def __init__(self, *, room: str, env: dict[str, str], log_path: Path):
-        """`env` is added to this process's environment (LIVEKIT_URL, OLLAMA_URL, BOT_*...)."""
+    def __init__(self, *, room: str, env: dict[str, str], log_path: Path,
+                 script: Path | None = None):
+        """`env` is added to this process's environment (LIVEKIT_URL, OLLAMA_URL, BOT_*...);
+        `script` runs another bot program taking `--room` (a benchmark's baseline bot)."""
         self.room = room
+        self._program = [str(script)] if script else ["-m", "bot"]
         self.log_path = log_path
         self._env = {**os.environ, **env}
         self._proc: subprocess.Popen | None = None
@@ -32,7 +35,7 @@ class BotProcess:
     def start(self) -> BotProcess:
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "bot", "--room", self.room],
+                [sys.executable, *self._program, "--room", self.room],
                 cwd=ROOT, env=self._env, stdout=log, stderr=subprocess.STDOUT,
             )
         logger.info(f"bot for room {self.room} started (pid {self._proc.pid}, log {self.log_path})")

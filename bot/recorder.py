@@ -57,6 +57,21 @@ class OpenedRecords:
         return bool(self.history)
 
 
+def remembered_context(store: RecordStore, session_id: str) -> list[dict]:
+    """The LLM messages of a session on record (its last turns: the bot's replies as they entered
+    the context, cut where interrupted, and the user turns that reached the LLM)."""
+    messages: list[dict] = []
+    for t in store.recent_turns(session_id, limit=RESUME_MAX_TURNS):
+        role = LLM_ROLES[t["role"]]
+        if role == "user" and messages and messages[-1]["role"] == "user":
+            # One user turn can hold several utterances ("What is the capital of" + "Japan?");
+            # Pipecat's aggregator made them one message, and so does the record.
+            messages[-1]["content"] = f"{messages[-1]['content']} {t['text']}"
+        else:
+            messages.append({"role": role, "content": t["text"]})
+    return messages
+
+
 def open_records(*, options: RecordsOptions | None, room: str, bot_identity: str) -> OpenedRecords:
     """Open the store (migrating it) and the room's session: the still-open one, with its last
     turns as LLM messages, or a new one. A database that cannot be reached only costs the
@@ -69,8 +84,7 @@ def open_records(*, options: RecordsOptions | None, room: str, bot_identity: str
         store.migrate()
         session = store.open_session(room, active_within=RESUME_WITHIN)
         if session is not None:
-            turns = store.recent_turns(session.id, limit=RESUME_MAX_TURNS)
-            history = [{"role": LLM_ROLES[t["role"]], "content": t["text"]} for t in turns]
+            history = remembered_context(store, session.id)
             logger.info(f"resuming session {session.id} of room {room} with {len(history)} turns")
     except Exception as exc:
         logger.warning(

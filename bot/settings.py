@@ -1,17 +1,23 @@
-"""Typed settings of the bot process, read once from the environment.
+"""The bot's and the worker's settings, taken from the one settings tree
+(`avatar_core.settings`) at the entry point, with their defaults.
 
-The LiveKit, Ollama and Whisper locations are the stack's (`stack.settings.StackSettings`), so a
-bot started by `./avatar`, the token server or a test talks to the same servers; everything
-else here is about how the bot behaves in a room.
+The LiveKit, Ollama and Whisper locations are the stack's, so a bot started by `./avatar`, the
+token server or a test talks to the same servers; everything else here is about how the bot
+behaves in a room.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
-from stack.models import whisper_model
-from stack.settings import StackSettings
+from avatar_core.settings import AvatarSettings, GPTSoVITSSection, load_settings
+from avatar_core.whisper import installed_whisper_model
+from processors.align.whisper_aligner import WhisperAlignerSettings
+from processors.face.sadtalker import SadTalkerSettings
+from processors.face.video import FaceSettings
+from processors.tts.embedded import EmbeddedVoiceSettings
+from processors.tts.gpt_sovits import GPTSoVITSSettings, GPTSoVITSVoice
 
 DEFAULT_IDENTITY = "avatar-bot"
 DEFAULT_NAME = "Ava"
@@ -44,134 +50,106 @@ DEFAULT_OFF_TRACK_NOTICE = "Sorry, I lost my words. Could you ask me that again?
 DEFAULT_AGENT_IDENTITY_PREFIXES = ("agent-", "bot-", "avatar-")
 
 
-def _env_number(name: str, default: float, kind: type) -> float:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    try:
-        return kind(value)
-    except ValueError:
-        raise ValueError(
-            f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}"
-        ) from None
-
-
-def _env_float(name: str, default: float) -> float:
-    return _env_number(name, default, float)
-
-
-def _env_int(name: str, default: int) -> int:
-    return int(_env_number(name, default, int))
-
-
-def _env_list(value: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in value.split(",") if item.strip())
-
-
 @dataclass(frozen=True, slots=True)
 class BotSettings:
-    """Everything `python -m bot` needs besides the room name."""
+    """Everything `python -m bot` needs besides the room name: the stack's servers, how the bot
+    behaves in a room, and the options of its voice, face and aligner."""
 
     livekit_url: str
     livekit_api_key: str
     livekit_api_secret: str
-    token: str | None
-    identity: str
-    name: str
-    name_aliases: tuple[str, ...]
-    follow_up_secs: float
-    disconnect_policy: str
-    agent_identity_prefixes: tuple[str, ...]
-    group_answer_only_when_addressed: bool
     ollama_url: str
     ollama_model: str
-    llm_temperature: float
-    llm_seed: int
-    llm_max_tokens: int
-    llm_history_messages: int
+    # The installed faster-whisper model folder (resolved at start-up, never downloaded).
     whisper_model: str
-    whisper_compute_type: str
-    stt_beam_size: int
-    stt_hotwords: str | None
-    stt_initial_prompt: str | None
-    system_prompt: str
-    language_reminder: str
-    greeting: str
-    llm_unreachable_notice: str
-    empty_reply_notice: str
-    off_track_notice: str
-    vad_start_secs: float
-    vad_min_volume: float
-    vad_stop_secs: float
-    turn_max_wait_secs: float
-    audio_out_queue_ms: int
-    video_max_bitrate: int
-    empty_room_grace_secs: float
+    token: str | None = None
+    identity: str = DEFAULT_IDENTITY
+    name: str = DEFAULT_NAME
+    name_aliases: tuple[str, ...] = DEFAULT_NAME_ALIASES
+    follow_up_secs: float = 8.0
+    disconnect_policy: str = "owner"
+    agent_identity_prefixes: tuple[str, ...] = DEFAULT_AGENT_IDENTITY_PREFIXES
+    group_answer_only_when_addressed: bool = True
+    llm_temperature: float = 0.2
+    llm_seed: int = 7
+    llm_max_tokens: int = 80
+    llm_history_messages: int = 8
+    whisper_compute_type: str = "int8"
+    stt_beam_size: int = 1
+    stt_hotwords: str | None = None
+    stt_initial_prompt: str | None = None
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    language_reminder: str = DEFAULT_LANGUAGE_REMINDER
+    greeting: str = DEFAULT_GREETING
+    llm_unreachable_notice: str = DEFAULT_LLM_UNREACHABLE_NOTICE
+    empty_reply_notice: str = DEFAULT_EMPTY_REPLY_NOTICE
+    off_track_notice: str = DEFAULT_OFF_TRACK_NOTICE
+    vad_start_secs: float = 0.1
+    vad_min_volume: float = 0.3
+    vad_stop_secs: float = 0.3
+    turn_max_wait_secs: float = 1.5
+    audio_out_queue_ms: int = 200
+    video_max_bitrate: int = 1_200_000
+    empty_room_grace_secs: float = 5.0
     # LLM watchdog (bot/llm_watchdog.py): silence before the wait notice, and before giving up.
     llm_wait_notice: str = DEFAULT_LLM_WAIT_NOTICE
     llm_wait_notice_s: float = DEFAULT_LLM_WAIT_NOTICE_S
     llm_give_up_notice: str = DEFAULT_LLM_GIVE_UP_NOTICE
     llm_give_up_s: float = DEFAULT_LLM_GIVE_UP_S
+    voice: EmbeddedVoiceSettings = field(default_factory=EmbeddedVoiceSettings)
+    face: FaceSettings = field(default_factory=FaceSettings)
+    sadtalker: SadTalkerSettings = field(default_factory=SadTalkerSettings)
+    # GPT-SoVITS speaks when set (GPT_SOVITS_URL), aligned by `aligner`; else the embedded voice.
+    gpt_sovits: GPTSoVITSSettings | None = None
+    aligner: WhisperAlignerSettings = field(default_factory=WhisperAlignerSettings)
 
-    @classmethod
-    def from_env(cls) -> BotSettings:
-        """Read the settings from the environment (`.env.example`, section "bot")."""
-        stack = StackSettings.from_env()
-        env = os.environ.get
-        prefixes = env("BOT_AGENT_IDENTITY_PREFIXES")
-        aliases = env("BOT_NAME_ALIASES")
-        disconnect_policy = env("BOT_DISCONNECT_POLICY", "owner").strip().lower()
-        if disconnect_policy not in DISCONNECT_POLICIES:
+    def __post_init__(self):
+        if self.disconnect_policy not in DISCONNECT_POLICIES:
             raise ValueError(
                 f"BOT_DISCONNECT_POLICY must be one of {', '.join(DISCONNECT_POLICIES)}"
-                f", got {disconnect_policy!r}"
+                f", got {self.disconnect_policy!r}"
             )
+        # The face processor keeps up to its lead of audio in LiveKit's source queue ahead of
+        # the picture (README "A/V sync on LiveKit"): a shorter queue cannot hold it.
+        lead_ms = self.face.audio_lead_frames * 1000 / self.face.fps
+        if lead_ms > self.audio_out_queue_ms:
+            raise ValueError(
+                f"BOT_AUDIO_OUT_QUEUE_MS={self.audio_out_queue_ms} cannot hold the face's audio "
+                f"lead (FACE_AUDIO_LEAD_FRAMES={self.face.audio_lead_frames} at "
+                f"FACE_FPS={self.face.fps} = {lead_ms:.0f} ms): raise it or lower the lead"
+            )
+
+    @classmethod
+    def from_tree(cls, tree: AvatarSettings) -> BotSettings:
+        """The bot's settings from the settings tree; resolves the installed Whisper models
+        (the start-up step that fails with the fix when one is missing) and loads a stored
+        GPT-SoVITS voice."""
+        stack, bot = tree.stack, tree.bot
+        gpt_sovits = None
+        aligner = WhisperAlignerSettings(**bot.aligner.given())
+        if bot.gpt_sovits.url:
+            gpt_sovits = gpt_sovits_settings(bot.gpt_sovits, tree.voices_dir)
+            model = installed_whisper_model(aligner.model or stack.whisper_model, stack.cache)
+            aligner = replace(aligner, model=model)
         return cls(
             livekit_url=stack.livekit_url,
             livekit_api_key=stack.livekit_api_key,
             livekit_api_secret=stack.livekit_api_secret,
-            token=env("BOT_TOKEN") or None,
-            identity=env("BOT_IDENTITY", DEFAULT_IDENTITY),
-            name=env("BOT_NAME", DEFAULT_NAME),
-            name_aliases=_env_list(aliases) if aliases is not None else DEFAULT_NAME_ALIASES,
-            follow_up_secs=_env_float("BOT_FOLLOW_UP_SECS", 8.0),
-            disconnect_policy=disconnect_policy,
-            agent_identity_prefixes=(
-                _env_list(prefixes) if prefixes is not None else DEFAULT_AGENT_IDENTITY_PREFIXES
-            ),
-            group_answer_only_when_addressed=env("BOT_GROUP_ONLY_WHEN_ADDRESSED", "1").lower()
-            not in ("0", "false", "no"),
-            ollama_url=stack.ollama_url.rstrip("/"),
+            ollama_url=stack.ollama_url,
             ollama_model=stack.ollama_model,
-            llm_temperature=_env_float("BOT_LLM_TEMPERATURE", 0.2),
-            llm_seed=_env_int("BOT_LLM_SEED", 7),
-            llm_max_tokens=_env_int("BOT_LLM_MAX_TOKENS", 80),
-            llm_history_messages=_env_int("BOT_LLM_HISTORY_MESSAGES", 8),
-            whisper_model=whisper_model(stack.whisper_model, stack.cache),
-            whisper_compute_type=env("BOT_WHISPER_COMPUTE_TYPE", "int8"),
-            stt_beam_size=_env_int("BOT_STT_BEAM_SIZE", 1),
-            stt_hotwords=env("BOT_STT_HOTWORDS") or None,
-            stt_initial_prompt=env("BOT_STT_INITIAL_PROMPT") or None,
-            system_prompt=env("BOT_SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
-            language_reminder=env("BOT_LANGUAGE_REMINDER", DEFAULT_LANGUAGE_REMINDER),
-            greeting=env("BOT_GREETING", DEFAULT_GREETING),
-            llm_unreachable_notice=env(
-                "BOT_LLM_UNREACHABLE_NOTICE", DEFAULT_LLM_UNREACHABLE_NOTICE
-            ),
-            empty_reply_notice=env("BOT_EMPTY_REPLY_NOTICE", DEFAULT_EMPTY_REPLY_NOTICE),
-            off_track_notice=env("BOT_OFF_TRACK_NOTICE", DEFAULT_OFF_TRACK_NOTICE),
-            vad_start_secs=_env_float("BOT_VAD_START_SECS", 0.1),
-            vad_min_volume=_env_float("BOT_VAD_MIN_VOLUME", 0.3),
-            vad_stop_secs=_env_float("BOT_VAD_STOP_SECS", 0.3),
-            turn_max_wait_secs=_env_float("BOT_TURN_MAX_WAIT_SECS", 1.5),
-            audio_out_queue_ms=_env_int("BOT_AUDIO_OUT_QUEUE_MS", 200),
-            video_max_bitrate=_env_int("BOT_VIDEO_MAX_BITRATE", 1_200_000),
-            empty_room_grace_secs=_env_float("BOT_EMPTY_ROOM_GRACE_SECS", 5.0),
-            llm_wait_notice=env("BOT_LLM_WAIT_NOTICE", DEFAULT_LLM_WAIT_NOTICE),
-            llm_wait_notice_s=_env_float("BOT_LLM_WAIT_NOTICE_S", DEFAULT_LLM_WAIT_NOTICE_S),
-            llm_give_up_notice=env("BOT_LLM_GIVE_UP_NOTICE", DEFAULT_LLM_GIVE_UP_NOTICE),
-            llm_give_up_s=_env_float("BOT_LLM_GIVE_UP_S", DEFAULT_LLM_GIVE_UP_S),
+            whisper_model=installed_whisper_model(stack.whisper_model, stack.cache),
+            voice=EmbeddedVoiceSettings(**bot.voice.given()),
+            face=FaceSettings(**bot.face.given()),
+            sadtalker=SadTalkerSettings(**bot.sadtalker.given()),
+            gpt_sovits=gpt_sovits,
+            aligner=aligner,
+            **bot.given(),
         )
+
+    @classmethod
+    def from_env(cls) -> BotSettings:
+        """Read the environment into the tree and take the bot's part (tests, benchmarks)."""
+        return cls.from_tree(load_settings())
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -184,7 +162,26 @@ class BotSettings:
         return f"{self.ollama_url}/v1"
 
 
+def gpt_sovits_settings(section: GPTSoVITSSection, voices: Path) -> GPTSoVITSSettings:
+    """GPT-SoVITS options: the voice is a stored one (GPT_SOVITS_VOICE_ID, read from `voices`)
+    or a reference clip (GPT_SOVITS_REF_AUDIO + _PROMPT_TEXT + _PROMPT_LANG)."""
+    options = section.given()
+    voice_id, ref_audio = options.pop("voice_id", None), options.pop("ref_audio", None)
+    prompt_text, prompt_lang = options.pop("prompt_text", ""), options.pop("prompt_lang", "en")
+    options.pop("voices_dir", None)
+    voice = None
+    if voice_id:
+        voice = GPTSoVITSVoice.load(voice_id, voices)
+    elif ref_audio:
+        voice = GPTSoVITSVoice(ref_audio_path=ref_audio, prompt_text=prompt_text,
+                               prompt_lang=prompt_lang)
+    return GPTSoVITSSettings(voice=voice, **options)
+
+
 DEFAULT_AGENT_NAME = "avatar"
+# Metadata of the dispatches the token server's BotKeeper asks for (a room that lost its bot, or
+# whose first dispatch every worker passed on): a worker takes such a job without passing it on.
+REDISPATCH_METADATA = "avatar.redispatch"
 # What livekit-agents logs once livekit-server has registered a worker (its readiness).
 WORKER_REGISTERED_LOG = "registered worker"
 
@@ -193,31 +190,21 @@ WORKER_REGISTERED_LOG = "registered worker"
 class WorkerSettings:
     """How `python -m bot worker` registers with LiveKit and how many rooms it takes."""
 
-    agent_name: str
-    max_rooms: int
-    load_threshold: float
-    idle_processes: int
-    drain_timeout_s: int
-    http_host: str
-    http_port: int
+    agent_name: str = DEFAULT_AGENT_NAME
+    max_rooms: int = 3
+    load_threshold: float = 1.0
+    idle_processes: int = 1
+    drain_timeout_s: int = 3600
+    spread_s: float = 0.0
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+
+    @classmethod
+    def from_tree(cls, tree: AvatarSettings) -> WorkerSettings:
+        """The worker's part of the settings tree (`.env.example`, section "worker")."""
+        return cls(**tree.worker.given())
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
-        """Read the worker settings (`.env.example`, section "worker")."""
-        env = os.environ.get
-        settings = cls(
-            agent_name=env("BOT_AGENT_NAME") or DEFAULT_AGENT_NAME,
-            max_rooms=_env_int("BOT_WORKER_MAX_ROOMS", 3),
-            load_threshold=_env_float("BOT_WORKER_LOAD_THRESHOLD", 1.0),
-            idle_processes=_env_int("BOT_WORKER_IDLE_PROCESSES", 1),
-            drain_timeout_s=_env_int("BOT_WORKER_DRAIN_TIMEOUT_S", 3600),
-            http_host=env("BOT_WORKER_HTTP_HOST", "127.0.0.1"),
-            http_port=_env_int("BOT_WORKER_HTTP_PORT", 0),
-        )
-        if settings.max_rooms < 1:
-            raise ValueError(f"BOT_WORKER_MAX_ROOMS must be >= 1, got {settings.max_rooms}")
-        if settings.idle_processes < 0:
-            raise ValueError(
-                f"BOT_WORKER_IDLE_PROCESSES must be >= 0, got {settings.idle_processes}"
-            )
-        return settings
+        """Read the environment into the tree and take the worker's part (tests)."""
+        return cls.from_tree(load_settings())

@@ -2,13 +2,14 @@
 
 The worker registers with livekit-server under an agent name (livekit-agents' `AgentServer`);
 LiveKit dispatches one job per room that asks for that agent (the token server's tokens carry
-the dispatch) to the least-loaded registered worker, on any host. Each job runs in its own
+the dispatch) to a registered worker chosen by load, on any host. Each job runs in its own
 process, started ahead of time and prewarmed with the models (Whisper, the embedded voice), so
 a room gets its greeting without waiting for a Python start-up or a model load. The worker
 reports its load (rooms / BOT_WORKER_MAX_ROOMS), takes no job at or above
-BOT_WORKER_LOAD_THRESHOLD, and on SIGTERM or SIGINT drains: it finishes its rooms, takes no new
-ones, then exits. A job process that dies is noticed at once: its bot is removed from the
-room, and the token server's BotKeeper has LiveKit dispatch a new one.
+BOT_WORKER_LOAD_THRESHOLD, passes on a job that comes within BOT_WORKER_SPREAD_S of the one it
+took last (so LiveKit offers it to another worker), and on SIGTERM or SIGINT drains: it
+finishes its rooms, takes no new ones, then exits. A job process that dies is noticed at once:
+its bot is removed from the room, and the token server's BotKeeper has LiveKit dispatch a new one.
 """
 
 from __future__ import annotations
@@ -16,19 +17,18 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from dataclasses import dataclass
 from functools import partial
 
 import aiohttp
-from faster_whisper import WhisperModel
 from livekit import api
 from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest
 from loguru import logger
 
-from avatar_core.priority import build_for_inference
+from avatar_core.whisper import load_whisper
 from bot.pipeline import AvatarBot, BotModels
-from bot.settings import BotSettings, WorkerSettings
-from processors.tts.embedded import EmbeddedVoiceSettings
+from bot.settings import REDISPATCH_METADATA, BotSettings, WorkerSettings
 from processors.tts.hibari_voice import HibariVoice
 from records.options import RecordsOptions
 
@@ -53,22 +53,46 @@ class _Load:
         return len(server.active_jobs) / self.max_rooms
 
 
-def prewarm(proc: JobProcess, *, settings: BotSettings, voice: EmbeddedVoiceSettings) -> None:
+def prewarm(proc: JobProcess, *, settings: BotSettings) -> None:
     """Load the models into a job process before any job is handed to it."""
-    # Whisper is built on a lowered thread: its compute threads inherit the lower priority.
+    voice = settings.voice
     proc.userdata[MODELS_KEY] = BotModels(
-        whisper=build_for_inference(lambda: WhisperModel(
-            settings.whisper_model, device="cpu", compute_type=settings.whisper_compute_type)),
+        whisper=load_whisper(settings.whisper_model, compute_type=settings.whisper_compute_type),
         voice=HibariVoice(voice=voice.voice, speed=voice.speed, threads=voice.threads),
     )
     logger.info(f"job process {proc.pid} prewarmed")
 
 
-async def accept(request: JobRequest, *, settings: BotSettings) -> None:
-    """Take the room as the bot's identity and display name (one per room: LiveKit's guarantee);
-    the job id in an attribute tells this job's participant from a later bot of the room."""
-    await request.accept(identity=settings.identity, name=settings.name,
-                         attributes={JOB_ATTRIBUTE: request.id})
+class JobOffers:
+    """Answers LiveKit's job offers: takes the room as the bot, or passes it to another worker.
+
+    livekit-server 1.13 picks a worker at random, weighted by the load each reported last, and
+    livekit-agents reports it every 2.5 s: rooms created within a few seconds of each other all
+    see every worker idle, and several land on one worker while another stays idle. A worker
+    that took a room less than `spread_s` ago declines the next offer (not terminating it), and
+    LiveKit offers that job to another registered worker; if every worker declines, the token
+    server's BotKeeper dispatches the room again, and that dispatch (REDISPATCH_METADATA) is
+    taken by the first worker offered it. With one worker host `spread_s` is 0 (off): there a
+    declined room would wait for that re-dispatch.
+    """
+
+    def __init__(self, *, bot: BotSettings, spread_s: float) -> None:
+        self._bot = bot
+        self._spread_s = spread_s
+        self._last_taken = -float("inf")
+
+    async def __call__(self, request: JobRequest) -> None:
+        since = time.monotonic() - self._last_taken
+        if since < self._spread_s and request.job.metadata != REDISPATCH_METADATA:
+            logger.info(f"passing room {request.room.name} to another worker: took one "
+                        f"{since:.1f} s ago")
+            await request.reject(terminate=False)
+            return
+        self._last_taken = time.monotonic()
+        # One bot per room is LiveKit's guarantee; the job id in an attribute tells this job's
+        # participant from a later bot of the room.
+        await request.accept(identity=self._bot.identity, name=self._bot.name,
+                             attributes={JOB_ATTRIBUTE: request.id})
 
 
 async def entrypoint(ctx: JobContext, *, settings: BotSettings,
@@ -97,7 +121,7 @@ def build_server(settings: WorkerSettings, bot: BotSettings, *,
         api_key=bot.livekit_api_key,
         api_secret=bot.livekit_api_secret,
         # Partials of module functions: livekit-agents pickles them into the job processes.
-        setup_fnc=partial(prewarm, settings=bot, voice=EmbeddedVoiceSettings.from_env()),
+        setup_fnc=partial(prewarm, settings=bot),
         load_fnc=_Load(max_rooms=settings.max_rooms),
         load_threshold=settings.load_threshold,
         num_idle_processes=settings.idle_processes,
@@ -112,7 +136,7 @@ def build_server(settings: WorkerSettings, bot: BotSettings, *,
     server.rtc_session(
         partial(entrypoint, settings=bot, records=records),
         agent_name=settings.agent_name,
-        on_request=partial(accept, settings=bot),
+        on_request=JobOffers(bot=bot, spread_s=settings.spread_s),
     )
     return server
 

@@ -60,6 +60,7 @@ class ParticipantSpeechSegmenter(FrameProcessor):
         vad_factory: Callable[[], VADAnalyzer],
         is_agent: Callable[[str], bool],
         on_speech_started: Callable[[str], bool] = lambda _identity: False,
+        on_speech_stopped: Callable[[str], None] = lambda _identity: None,
         **kwargs,
     ):
         """Create the segmenter.
@@ -69,11 +70,14 @@ class ParticipantSpeechSegmenter(FrameProcessor):
             is_agent: Whether an identity is an agent, never listened to.
             on_speech_started: Called with each person who starts to speak; returns whether
                 they interrupt the bot at once.
+            on_speech_stopped: Called with each person whose utterance just ended (its audio
+                goes to the STT now).
         """
         super().__init__(**kwargs)
         self._vad_factory = vad_factory
         self._is_agent = is_agent
         self._on_speech_started = on_speech_started
+        self._on_speech_stopped = on_speech_stopped
         self._voices: dict[str, _Voice] = {}
 
     @property
@@ -138,6 +142,8 @@ class ParticipantSpeechSegmenter(FrameProcessor):
     async def _emit(self, frame: UserAudioRawFrame, voice: _Voice, *, ended: bool) -> None:
         """Hand one finished utterance to the STT, start to end, attributed to its speaker."""
         voice.speaking = not ended
+        if ended:
+            self._on_speech_stopped(frame.user_id)
         audio, voice.utterance = bytes(voice.utterance), bytearray()
         params = voice.vad.params
         await self.push_frame(VADUserStartedSpeakingFrame(start_secs=params.start_secs))

@@ -1,20 +1,13 @@
-"""Settings of the records store, read once at a process's entry point."""
+"""Options of the records store, taken from the settings tree at a process's entry point."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-DATABASE_URL_ENV = "DATABASE_URL"
-ENABLED_ENV = "RECORDS_ENABLED"
-RETENTION_ENV = "RECORDS_RETENTION_DAYS"
-# The cache folder of the whole stack (models, servers, the default records file).
-CACHE_ENV = "AVATAR_CACHE"
-DEFAULT_CACHE = "~/.cache/talking-avatar"
+from avatar_core.settings import RecordsSection
+
 SQLITE_FILE = "records.sqlite3"
-FALSE_WORDS = ("0", "false", "no", "off")
 
 
 def sqlite_url(folder: Path) -> str:
@@ -39,24 +32,10 @@ class RecordsOptions:
     retention_days: int = 0
 
     @classmethod
-    def from_env(
-        cls, env: Mapping[str, str] = os.environ, *, cache: Path | None = None
-    ) -> RecordsOptions:
-        """DATABASE_URL (else SQLite in `cache`, default $AVATAR_CACHE), RECORDS_ENABLED,
-        RECORDS_RETENTION_DAYS; a bad value raises ValueError naming the variable."""
-        folder = cache or Path(env.get(CACHE_ENV) or DEFAULT_CACHE)
-        url = env.get(DATABASE_URL_ENV, "").strip()
-        raw_days = env.get(RETENTION_ENV, "").strip() or "0"
-        try:
-            days = int(raw_days)
-        except ValueError:
-            raise ValueError(
-                f"{RETENTION_ENV} must be a whole number of days, got {raw_days!r}"
-            ) from None
-        if days < 0:
-            raise ValueError(f"{RETENTION_ENV} must be >= 0 (0 keeps records forever), got {days}")
-        return cls(
-            url=postgres_url(url) if url else sqlite_url(folder),
-            enabled=env.get(ENABLED_ENV, "1").strip().lower() not in FALSE_WORDS,
-            retention_days=days,
-        )
+    def from_settings(cls, section: RecordsSection, *, cache: Path) -> RecordsOptions:
+        """From the tree's records section: DATABASE_URL (else SQLite in `cache`),
+        RECORDS_ENABLED, RECORDS_RETENTION_DAYS."""
+        url = section.database_url
+        options = section.given()
+        options.pop("database_url", None)
+        return cls(url=postgres_url(url) if url else sqlite_url(cache), **options)

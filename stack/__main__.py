@@ -1,7 +1,8 @@
 """`python -m stack setup|up`: provide everything the local stack needs, or run it.
 
 setup  builds/finds livekit-server and Ollama, provides the offline models, optionally the
-       browser client (--client) and Chromium for the e2e tests (--browser). Idempotent.
+       browser client (--client) and the test tiers' Debian packages (--browser: Chromium,
+       espeak-ng, redis-server). Idempotent.
 up     setup, then livekit-server + Ollama + one avatar worker + the token server on loopback,
        each started again (with backoff) when it exits; prints the URL to open.
 """
@@ -18,11 +19,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlparse
 
+from avatar_core.errors import StackError
+from avatar_core.settings import AvatarSettings, StackSettings, load_settings
 from bot.settings import WORKER_REGISTERED_LOG
 from stack import binaries, models, services
-from stack.errors import StackError
 from stack.progress import run_streamed, step
-from stack.settings import StackSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_DIR = ROOT / "client"
@@ -115,12 +116,15 @@ def build_client() -> None:
     run_streamed([npm, "run", "build"], what="vite build", cwd=CLIENT_DIR)
 
 
-# Debian packages of the test tiers: the browser of the e2e tier and a second, unlike test voice.
-TEST_PACKAGES = {"chromium": "chromium", "espeak-ng": "espeak-ng"}
+# Debian packages of the test tiers: the browser of the e2e tier, a second, unlike test voice,
+# and the Redis the LiveKit cluster test's two nodes share.
+TEST_PACKAGES = {
+    "chromium": "chromium", "espeak-ng": "espeak-ng", "redis-server": "redis-server",
+}
 
 
 def install_browser() -> None:
-    """Debian's chromium and espeak-ng for the test tiers (apt-get; needs root)."""
+    """Debian's chromium, espeak-ng and redis-server for the test tiers (apt-get; needs root)."""
     missing = [pkg for binary, pkg in TEST_PACKAGES.items() if not shutil.which(binary)]
     if not missing:
         return
@@ -138,10 +142,14 @@ def install_browser() -> None:
     )
 
 
-def setup(settings: StackSettings, *, client: bool, browser: bool) -> None:
+def setup(tree: AvatarSettings, *, client: bool, browser: bool) -> None:
+    settings = tree.stack
     step(f"cache folder: {settings.cache} (set AVATAR_CACHE to move it)")
     step(f"livekit-server: {binaries.livekit_server(settings.cache)}")
     step(f"whisper model: {models.whisper_model(settings.whisper_model, settings.cache)}")
+    aligner_model = tree.bot.aligner.model
+    if aligner_model:
+        step(f"aligner whisper model: {models.whisper_model(aligner_model, settings.cache)}")
     with ExitStack() as exits:
         ollama_bin = ensure_ollama(settings, exits)
         step(f"ollama: {ollama_bin}")
@@ -164,12 +172,13 @@ def _stop_on(signum: int, _frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def up(settings: StackSettings) -> None:
+def up(tree: AvatarSettings) -> None:
+    settings = tree.stack
     # Ctrl-C, `docker stop` and service managers all end the stack the same way, also when the
     # shell that started it ignores SIGINT (background jobs).
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _stop_on)
-    setup(settings, client=True, browser=False)
+    setup(tree, client=True, browser=False)
     port = settings.token_server_port
     services.require_free(port, what="the token server", setting="TOKEN_SERVER_PORT")
     logs = settings.cache / "logs"
@@ -232,16 +241,18 @@ def main(argv: list[str] | None = None) -> int:
     p_setup = sub.add_parser("setup", help="build/fetch binaries and models (idempotent)")
     p_setup.add_argument("--client", action="store_true", help="also build the browser client")
     p_setup.add_argument(
-        "--browser", action="store_true", help="also install Chromium for e2e tests"
+        "--browser",
+        action="store_true",
+        help="also install the test tiers' Debian packages (Chromium, espeak-ng, redis-server)",
     )
     sub.add_parser("up", help="setup, then run the local stack and print the URL")
     args = parser.parse_args(argv)
-    settings = StackSettings.from_env()
+    tree = load_settings()
     try:
         if args.command == "setup":
-            setup(settings, client=args.client, browser=args.browser)
+            setup(tree, client=args.client, browser=args.browser)
         else:
-            up(settings)
+            up(tree)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

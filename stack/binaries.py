@@ -12,7 +12,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from stack.errors import StackError
+from avatar_core.errors import StackError
 from stack.progress import run_streamed, step
 from stack.pypi import pip_download
 

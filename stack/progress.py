@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from stack.errors import StackError
+from avatar_core.errors import StackError
 
 # Terminal control sequences (spinners, cursor moves) that tools print for interactive use.
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from stack.errors import StackError
+from avatar_core.errors import StackError
 from stack.progress import step
 
 

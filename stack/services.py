@@ -16,7 +16,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from stack.errors import StackError
+from avatar_core.errors import StackError
 
 LOOPBACK = "127.0.0.1"
 
@@ -212,8 +212,10 @@ def livekit_config(
     api_key: str,
     api_secret: str,
     webhook_urls: list[str],
+    redis_address: str | None = None,
 ) -> str:
-    """livekit-server config for loopback: ICE candidates advertise 127.0.0.1 only."""
+    """livekit-server config for loopback: ICE candidates advertise 127.0.0.1 only. With
+    `redis_address` (host:port) the node joins the LiveKit cluster that shares that Redis."""
     config: dict = {
         "port": port,
         "bind_addresses": [LOOPBACK],
@@ -230,6 +232,8 @@ def livekit_config(
     }
     if webhook_urls:
         config["webhook"] = {"api_key": api_key, "urls": webhook_urls}
+    if redis_address:
+        config["redis"] = {"address": redis_address}
     return json.dumps(config)  # JSON is valid YAML
 
 
@@ -243,8 +247,10 @@ def livekit_server(
     api_secret: str,
     log_path: Path,
     webhook_urls: list[str] | None = None,
+    redis_address: str | None = None,
 ) -> ManagedServer:
-    """A livekit-server bound to loopback (dev mode logging), not yet started."""
+    """A livekit-server bound to loopback (dev mode logging), not yet started; a node of a
+    cluster with `redis_address`."""
     for p, what, setting, udp in (
         (port, "livekit-server", "LIVEKIT_URL", False),
         (tcp_port, "livekit-server (RTC over TCP)", "LIVEKIT_RTC_TCP_PORT", False),
@@ -258,6 +264,7 @@ def livekit_server(
         api_key=api_key,
         api_secret=api_secret,
         webhook_urls=webhook_urls or [],
+        redis_address=redis_address,
     )
     env = {**os.environ, "LIVEKIT_CONFIG": config}
     env.pop("LIVEKIT_KEYS", None)

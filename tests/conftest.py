@@ -89,6 +89,26 @@ def whisper_model(stack_settings) -> str:
     return models.whisper_model(stack_settings.whisper_model, stack_settings.cache)
 
 
+@pytest.fixture(scope="module")
+async def admin(livekit):
+    """LiveKit's server API (rooms, participants, dispatches) on the test server."""
+    async with api.LiveKitAPI(livekit.http_url, livekit.api_key, livekit.api_secret) as lkapi:
+        yield lkapi
+
+
+@pytest.fixture(scope="session")
+def stack_env(livekit, ollama, whisper_model) -> dict[str, str]:
+    """The environment a bot or worker process needs to use the test servers and models."""
+    return {
+        "LIVEKIT_URL": livekit.url,
+        "LIVEKIT_API_KEY": livekit.api_key,
+        "LIVEKIT_API_SECRET": livekit.api_secret,
+        "OLLAMA_URL": ollama.url,
+        "OLLAMA_MODEL": ollama.model,
+        "WHISPER_MODEL": whisper_model,
+    }
+
+
 @pytest.fixture(scope="session")
 def make_token(livekit):
     """Mint a join token for (room, identity) on the test server; grant fields can be overridden."""

@@ -7,6 +7,7 @@ import sys
 from aiohttp import web
 from loguru import logger
 
+from avatar_core.settings import load_settings
 from token_server.app import create_app
 from token_server.logs import configure_logging
 from token_server.settings import LOOPBACK_HOSTS, TokenServerSettings
@@ -15,7 +16,7 @@ INSECURE_OVERRIDE = "AVATAR_ALLOW_INSECURE_PUBLIC=1"
 
 
 def main() -> None:
-    settings = TokenServerSettings.from_env()
+    settings = TokenServerSettings.from_tree(load_settings())
     configure_logging(settings.log_level)
     problems = settings.exposure_problems()
     if problems and not settings.allow_insecure_public:

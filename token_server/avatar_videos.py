@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
-import os
 import shutil
 import time
 import uuid
@@ -59,8 +58,6 @@ FORM = FormShape(
     max_file_bytes=20 << 20,
     max_text_bytes=4 * MAX_TEXT_CHARS,  # UTF-8: at most 4 bytes a character
 )
-ENV_DIR = "AVATAR_VIDEOS_DIR"
-ENV_RETENTION = "AVATAR_VIDEO_RETENTION_S"
 DEFAULT_RETENTION_S = 3600.0
 PROGRESS_FILE = "progress.json"
 VIDEO_FILE = "video.mp4"
@@ -323,17 +320,13 @@ def _store_image(upload: Path, image: Path) -> None:
 
 def setup_avatar_video_routes(app: web.Application, settings) -> None:
     """Add the avatar-video API; jobs start and stop with the app. settings: the token
-    server's (uses .cache)."""
-    folder = Path(os.environ.get(ENV_DIR) or settings.cache / "avatar-videos").expanduser()
-    try:
-        retention = float(os.environ.get(ENV_RETENTION) or DEFAULT_RETENTION_S)
-    except ValueError:
-        raise ValueError(f"{ENV_RETENTION} must be a number of seconds") from None
+    server's (uses .cache, .avatar_videos, .voice and .sadtalker)."""
+    section = settings.avatar_videos
     jobs = AvatarVideoJobs(
-        folder=folder,
-        retention_s=retention,
-        voice=EmbeddedVoiceSettings.from_env(),
-        sadtalker=SadTalkerSettings.from_env(),
+        folder=section.folder or settings.cache / "avatar-videos",
+        retention_s=section.retention_s or DEFAULT_RETENTION_S,
+        voice=settings.voice,
+        sadtalker=settings.sadtalker,
     )
     app[JOBS] = jobs
 

@@ -20,6 +20,7 @@ import time
 from livekit import api
 from loguru import logger
 
+from bot.settings import REDISPATCH_METADATA
 from token_server.rooms import LiveKitUnavailable, RoomDirectory
 
 # How long after a dispatch its bot may still join: without a job, LiveKit is looking for a
@@ -84,7 +85,9 @@ class BotKeeper:
                 if any(joining(d, now=now) for d in await self._rooms.dispatches(room)
                        if d.agent_name == self._agent_name):
                     return False
-            await self._rooms.create_dispatch(room, self._agent_name)
+            # Marked, so the worker LiveKit offers it to takes it (see bot.worker.JobOffers).
+            await self._rooms.create_dispatch(room, self._agent_name,
+                                              metadata=REDISPATCH_METADATA)
             self._had_bot.discard(room)
         self.redispatched += 1
         logger.bind(room=room).warning("this room has people but no avatar; asked LiveKit for one")

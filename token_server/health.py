@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import aiohttp
 
-from stack.errors import StackError
-from stack.models import whisper_model
+from avatar_core.errors import StackError
+from avatar_core.whisper import installed_whisper_model
 from token_server.rooms import LiveKitUnavailable, RoomDirectory
 
 OLLAMA_TAGS_PATH = "/api/tags"
@@ -31,16 +30,10 @@ def model_present(model: str, tags: dict) -> bool:
 
 
 def whisper_status(setting: str, cache: Path) -> dict:
-    """The STT model: the packaged offline one or a local folder must be complete; a name
-    downloads on first use."""
-    if setting and not os.path.isdir(setting):
-        return {
-            "ok": True,
-            "name": setting,
-            "detail": "named model: the bot downloads it on first use",
-        }
+    """The STT model: the packaged offline one, a complete local folder, or a named model that
+    setup has downloaded into the cache."""
     try:
-        return {"ok": True, "path": whisper_model(setting, cache)}
+        return {"ok": True, "path": installed_whisper_model(setting, cache)}
     except StackError as exc:
         return {"ok": False, "detail": str(exc)}
 

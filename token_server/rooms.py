@@ -146,10 +146,12 @@ class RoomDirectory:
             "listing dispatches", self._api.agent_dispatch.list_dispatch(room)
         )
 
-    async def create_dispatch(self, room: str, agent_name: str) -> None:
-        """Ask LiveKit to dispatch `agent_name` to `room` (to the least-loaded worker)."""
+    async def create_dispatch(self, room: str, agent_name: str, *, metadata: str = "") -> None:
+        """Ask LiveKit to dispatch `agent_name` to `room` (to a registered worker, chosen by
+        load); the job carries `metadata`."""
         assert self._api is not None, "RoomDirectory.start() not called"
-        request = api.CreateAgentDispatchRequest(room=room, agent_name=agent_name)
+        request = api.CreateAgentDispatchRequest(room=room, agent_name=agent_name,
+                                                 metadata=metadata)
         await self._request(
             "creating a dispatch", self._api.agent_dispatch.create_dispatch(request)
         )

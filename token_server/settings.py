@@ -1,12 +1,18 @@
-"""Settings of the token server, read from the environment (documented in .env.example)."""
+"""Settings of the token server, taken from the one settings tree (`avatar_core.settings`)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from avatar_core.settings import (
+    DEV_API_KEY,
+    DEV_API_SECRET,
+    AvatarSettings,
+    AvatarVideosSection,
+    TrainingSection,
+    load_settings,
+)
 from bot.settings import (
     DEFAULT_AGENT_IDENTITY_PREFIXES,
     DEFAULT_AGENT_NAME,
@@ -14,8 +20,9 @@ from bot.settings import (
     DEFAULT_NAME,
     DEFAULT_SYSTEM_PROMPT,
 )
+from processors.face.sadtalker import SadTalkerSettings
+from processors.tts.embedded import EmbeddedVoiceSettings
 from records.options import RecordsOptions
-from stack.settings import DEV_API_KEY, DEV_API_SECRET, StackSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,52 +33,6 @@ def host_name(host: str) -> str:
     if host.startswith("["):
         return host[1:].split("]", 1)[0]
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _str(env: Mapping[str, str], name: str, default: str) -> str:
-    return env.get(name, "").strip() or default
-
-
-def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw not in ("0", "1", "true", "false", "yes", "no"):
-        raise ValueError(f"{name} must be 0 or 1, got {raw!r}")
-    return raw in ("1", "true", "yes")
 
 
 # Host names a loopback-bound server answers to (DNS rebinding protection).
@@ -126,6 +87,13 @@ class TokenServerSettings:
     webhook_max_age_s: float = 300.0
     voice_max_upload_mb: float = DEFAULT_VOICE_MAX_UPLOAD_MB
     train_max_upload_mb: float = DEFAULT_TRAIN_MAX_UPLOAD_MB
+    # Cloned voices (None: <cache>/voices), voice training and offline avatar videos (their
+    # sections as the tree read them; by default nothing set: their options' defaults).
+    voices_dir: Path | None = None
+    training: TrainingSection = field(default_factory=TrainingSection.model_construct)
+    avatar_videos: AvatarVideosSection = field(default_factory=AvatarVideosSection.model_construct)
+    voice: EmbeddedVoiceSettings = field(default_factory=EmbeddedVoiceSettings)
+    sadtalker: SadTalkerSettings = field(default_factory=SadTalkerSettings)
 
     @property
     def uses_dev_keys(self) -> bool:
@@ -151,60 +119,43 @@ class TokenServerSettings:
         return problems
 
     @classmethod
-    def from_env(cls) -> TokenServerSettings:
-        """Read settings from the environment; a bad value raises ValueError naming the variable."""
-        env = os.environ
-        # LiveKit, Ollama and Whisper locations and the port are the stack's, shared with the bot.
-        stack = StackSettings.from_env()
-        prefixes = env.get("BOT_AGENT_IDENTITY_PREFIXES")
+    def from_tree(cls, tree: AvatarSettings) -> TokenServerSettings:
+        """The token server's settings from the tree: its own section, the stack's servers and
+        models, and the bot's names and persona (people may not take them; /api/chat speaks
+        with the same persona)."""
+        stack, bot, section = tree.stack, tree.bot, tree.token_server
+        options = section.given()
+        public_url = options.pop("livekit_public_url", None)
+        prefixes = bot.agent_identity_prefixes
         return cls(
-            host=_str(env, "TOKEN_SERVER_HOST", cls.host),
             port=stack.token_server_port,
             livekit_url=stack.livekit_url,
-            livekit_public_url=_str(env, "LIVEKIT_PUBLIC_URL", stack.livekit_url),
+            livekit_public_url=public_url or stack.livekit_url,
             livekit_api_key=stack.livekit_api_key,
             livekit_api_secret=stack.livekit_api_secret,
-            api_key=env.get("AVATAR_API_KEY", "").strip() or None,
-            token_ttl_s=_int(env, "AVATAR_TOKEN_TTL_S", cls.token_ttl_s, minimum=30),
-            bot_identity=_str(env, "BOT_IDENTITY", DEFAULT_IDENTITY),
-            bot_name=_str(env, "BOT_NAME", DEFAULT_NAME),
+            bot_identity=bot.identity or DEFAULT_IDENTITY,
+            bot_name=bot.name or DEFAULT_NAME,
             reserved_prefixes=(
-                tuple(p.strip().lower() for p in prefixes.split(",") if p.strip())
+                tuple(p.lower() for p in prefixes)
                 if prefixes is not None
                 else DEFAULT_AGENT_IDENTITY_PREFIXES
             ),
-            agent_name=_str(env, "BOT_AGENT_NAME", DEFAULT_AGENT_NAME),
-            room_check_s=_float(env, "AVATAR_ROOM_CHECK_S", cls.room_check_s, minimum=0.1),
-            ollama_url=stack.ollama_url.rstrip("/"),
+            agent_name=tree.worker.agent_name or DEFAULT_AGENT_NAME,
+            ollama_url=stack.ollama_url,
             ollama_model=stack.ollama_model,
             whisper_model=stack.whisper_model,
             cache=stack.cache,
-            system_prompt=env.get("BOT_SYSTEM_PROMPT") or DEFAULT_SYSTEM_PROMPT,
-            client_dist=Path(_str(env, "AVATAR_CLIENT_DIST", str(cls.client_dist))),
-            log_level=_str(env, "AVATAR_LOG_LEVEL", cls.log_level).upper(),
-            records=RecordsOptions.from_env(env, cache=stack.cache),
-            allowed_hosts=_list(env, "AVATAR_ALLOWED_HOSTS", cls.allowed_hosts),
-            allowed_origins=_list(env, "AVATAR_ALLOWED_ORIGINS", cls.allowed_origins),
-            allow_insecure_public=_flag(
-                env, "AVATAR_ALLOW_INSECURE_PUBLIC", cls.allow_insecure_public
-            ),
-            header_timeout_s=_float(
-                env, "AVATAR_HEADER_TIMEOUT_S", cls.header_timeout_s, minimum=1.0
-            ),
-            client_window_s=_float(env, "AVATAR_CLIENT_WINDOW_S", cls.client_window_s, minimum=1.0),
-            client_tokens=_int(env, "AVATAR_CLIENT_TOKENS", cls.client_tokens, minimum=1),
-            client_new_rooms=_int(env, "AVATAR_CLIENT_NEW_ROOMS", cls.client_new_rooms, minimum=1),
-            client_chats=_int(env, "AVATAR_CLIENT_CHATS", cls.client_chats, minimum=1),
-            chat_max_tokens=_int(env, "AVATAR_CHAT_MAX_TOKENS", cls.chat_max_tokens, minimum=1),
-            chat_max_s=_float(env, "AVATAR_CHAT_MAX_S", cls.chat_max_s, minimum=1.0),
-            chat_concurrency=_int(env, "AVATAR_CHAT_CONCURRENCY", cls.chat_concurrency, minimum=1),
-            webhook_max_age_s=_float(
-                env, "AVATAR_WEBHOOK_MAX_AGE_S", cls.webhook_max_age_s, minimum=1.0
-            ),
-            voice_max_upload_mb=_float(
-                env, "AVATAR_VOICE_MAX_UPLOAD_MB", DEFAULT_VOICE_MAX_UPLOAD_MB, minimum=0.001
-            ),
-            train_max_upload_mb=_float(
-                env, "AVATAR_TRAIN_MAX_UPLOAD_MB", DEFAULT_TRAIN_MAX_UPLOAD_MB, minimum=0.001
-            ),
+            system_prompt=bot.system_prompt or DEFAULT_SYSTEM_PROMPT,
+            records=RecordsOptions.from_settings(tree.records, cache=stack.cache),
+            voices_dir=tree.voices_dir,
+            training=section.training,
+            avatar_videos=section.avatar_videos,
+            voice=EmbeddedVoiceSettings(**bot.voice.given()),
+            sadtalker=SadTalkerSettings(**bot.sadtalker.given()),
+            **options,
         )
+
+    @classmethod
+    def from_env(cls) -> TokenServerSettings:
+        """Read the environment into the tree and take the token server's part (tests)."""
+        return cls.from_tree(load_settings())

@@ -34,6 +34,7 @@ import numpy as np
 from aiohttp import web
 from loguru import logger
 
+from avatar_core.settings import TrainingSection, load_settings
 from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE, speech_stretches
 from token_server.errors import ApiError
 from token_server.settings import DEFAULT_TRAIN_MAX_UPLOAD_MB
@@ -67,10 +68,6 @@ TRAIN_FIELDS = frozenset({"speaker", "language"})
 
 ENV_GPT_SOVITS_DIR = "GPT_SOVITS_DIR"
 ENV_GPT_SOVITS_PYTHON = "GPT_SOVITS_PYTHON"
-ENV_DATASETS_DIR = "AVATAR_DATASETS_DIR"
-ENV_HALF = "GPT_SOVITS_HALF"
-ENV_SOVITS_EPOCHS = "GPT_SOVITS_SOVITS_EPOCHS"
-ENV_GPT_EPOCHS = "GPT_SOVITS_GPT_EPOCHS"
 
 # GPT-SoVITS v2 layout (paths relative to its install).
 PREPARE_DIR = "GPT_SoVITS/prepare_datasets"
@@ -107,36 +104,25 @@ class TrainingSettings:
     sovits_epochs: int = 8
     gpt_epochs: int = 15
 
-    @classmethod
-    def from_env(
-        cls, *, cache: Path, max_upload_mb: float = DEFAULT_TRAIN_MAX_UPLOAD_MB
-    ) -> TrainingSettings:
-        """AVATAR_DATASETS_DIR (<cache>/datasets), the upload limit (the token server's
-        train_max_upload_mb, AVATAR_TRAIN_MAX_UPLOAD_MB), GPT_SOVITS_DIR / GPT_SOVITS_PYTHON
-        (the install and its interpreter), GPT_SOVITS_HALF,
-        GPT_SOVITS_SOVITS_EPOCHS, GPT_SOVITS_GPT_EPOCHS."""
-        from processors.align.whisper_aligner import parse_flag
-
-        env = os.environ.get
-        default = cls(datasets_dir=cache / "datasets")
-        install = env(ENV_GPT_SOVITS_DIR, "").strip()
-        try:
-            settings = cls(
-                datasets_dir=Path(env(ENV_DATASETS_DIR) or default.datasets_dir),
-                max_upload_bytes=int(max_upload_mb * MEGABYTE),
-                gpt_sovits_dir=Path(install).expanduser() if install else None,
-                gpt_sovits_python=env(ENV_GPT_SOVITS_PYTHON) or default.gpt_sovits_python,
-                half=parse_flag(env(ENV_HALF), default.half),
-                sovits_epochs=int(env(ENV_SOVITS_EPOCHS) or default.sovits_epochs),
-                gpt_epochs=int(env(ENV_GPT_EPOCHS) or default.gpt_epochs),
-            )
-        except ValueError as e:
-            raise ValueError(f"bad training setting: {e}") from e
-        if settings.gpt_sovits_dir and not (settings.gpt_sovits_dir / PREPARE_DIR).is_dir():
+    def __post_init__(self):
+        if self.gpt_sovits_dir and not (self.gpt_sovits_dir / PREPARE_DIR).is_dir():
             raise ValueError(
-                f"{ENV_GPT_SOVITS_DIR}={install} is not a GPT-SoVITS install (no {PREPARE_DIR})"
+                f"{ENV_GPT_SOVITS_DIR}={self.gpt_sovits_dir} is not a GPT-SoVITS install "
+                f"(no {PREPARE_DIR})"
             )
-        return settings
+
+    @classmethod
+    def from_section(
+        cls, section: TrainingSection, *, cache: Path,
+        max_upload_mb: float = DEFAULT_TRAIN_MAX_UPLOAD_MB,
+    ) -> TrainingSettings:
+        """From the tree's training section (AVATAR_DATASETS_DIR, default <cache>/datasets;
+        GPT_SOVITS_DIR / _PYTHON / _HALF / _SOVITS_EPOCHS / _GPT_EPOCHS) and the token
+        server's upload limit (AVATAR_TRAIN_MAX_UPLOAD_MB)."""
+        options = section.given()
+        datasets_dir = options.pop("datasets_dir", cache / "datasets")
+        return cls(datasets_dir=datasets_dir, max_upload_bytes=int(max_upload_mb * MEGABYTE),
+                   **options)
 
 
 TRAINING_SETTINGS = web.AppKey("training_settings", TrainingSettings)
@@ -144,8 +130,8 @@ TRAINING_SETTINGS = web.AppKey("training_settings", TrainingSettings)
 
 def setup_training_routes(app: web.Application, settings) -> None:
     """Add the training API (called by setup_voice_routes, whose Whisper model it shares)."""
-    app[TRAINING_SETTINGS] = TrainingSettings.from_env(
-        cache=settings.cache, max_upload_mb=settings.train_max_upload_mb
+    app[TRAINING_SETTINGS] = TrainingSettings.from_section(
+        settings.training, cache=settings.cache, max_upload_mb=settings.train_max_upload_mb
     )
     app[JOBS] = {}
     app.router.add_post(TRAIN_ROUTE, create_dataset)
@@ -502,9 +488,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("dataset_dir", type=Path)
     args = parser.parse_args()
-    from stack.settings import cache_dir
-
-    settings = TrainingSettings.from_env(cache=cache_dir())
+    tree = load_settings()
+    settings = TrainingSettings.from_section(tree.token_server.training, cache=tree.stack.cache)
     if settings.gpt_sovits_dir is None:
         parser.error(f"set {ENV_GPT_SOVITS_DIR} to a GPT-SoVITS install")
     if not (args.dataset_dir / DATASET_FILE).is_file():

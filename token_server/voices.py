@@ -32,8 +32,9 @@ import soxr
 from aiohttp import web
 from loguru import logger
 
+from avatar_core.whisper import installed_whisper_model, load_whisper
 from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE
-from processors.tts.gpt_sovits import VOICE_FILE, voices_dir
+from processors.tts.gpt_sovits import VOICE_FILE
 from token_server.errors import ApiError
 from token_server.uploads import FormShape, uploaded_form
 
@@ -78,10 +79,10 @@ class VoiceApiSettings:
 
     @classmethod
     def of(cls, settings) -> VoiceApiSettings:
-        """From the token server's settings (the one settings tree: whisper_model, cache,
-        voice_max_upload_mb) and AVATAR_VOICES_DIR (default <AVATAR_CACHE>/voices)."""
+        """From the token server's settings (whisper_model, cache, voice_max_upload_mb and
+        voices_dir, AVATAR_VOICES_DIR, default <AVATAR_CACHE>/voices)."""
         return cls(
-            voices_dir=voices_dir(),
+            voices_dir=settings.voices_dir or settings.cache / "voices",
             whisper_model=settings.whisper_model,
             cache=settings.cache,
             max_upload_bytes=int(settings.voice_max_upload_mb * MEGABYTE),
@@ -365,14 +366,8 @@ class WhisperLoader:
     async def get(self):
         async with self._lock:
             if self._model is None:
-                from faster_whisper import WhisperModel
-
-                from stack.models import whisper_model
-
-                path = whisper_model(self._options.whisper_model, self._options.cache)
-                self._model = await asyncio.to_thread(
-                    WhisperModel, path, device="cpu", compute_type="int8", cpu_threads=1
-                )
+                path = installed_whisper_model(self._options.whisper_model, self._options.cache)
+                self._model = await asyncio.to_thread(load_whisper, path, threads=1)
                 logger.info(f"voices: Whisper model {path} loaded")
         return self._model
 

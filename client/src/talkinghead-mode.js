@@ -68,6 +68,13 @@ export class TalkingHeadMode {
   stop() {
     if (!this.head) return;
     this.head.animQueue = this.head.animQueue.filter((a) => a.template?.name !== "viseme");
+    // A viseme already playing left its last value in the morph state, which TalkingHead would
+    // ease back to the baseline over a second or more: set it to closed on the next frame.
+    for (const [name, morph] of Object.entries(this.head.mtAvatar ?? {})) {
+      if (!name.startsWith("viseme_")) continue;
+      morph.newvalue = 0;
+      morph.needsUpdate = true;
+    }
     this.head.resetLips();
   }
 

@@ -22,7 +22,6 @@ and time-stretched / pitch-shifted: `bench/align_bench.py`.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 from loguru import logger
 
+from avatar_core.whisper import load_whisper, offline_whisper_model
 from processors.timing import TimedSpeech, VisemeTiming, WordTiming
 
 WHISPER_SAMPLE_RATE = 16000
@@ -59,51 +59,20 @@ MIN_SOUND_S = 0.03
 ENCODER_FRAME_S = 0.02
 DTW_MARGIN_S = 0.03
 
-ENV_MODEL = "AVATAR_ALIGN_WHISPER_MODEL"
-ENV_COMPUTE_TYPE = "AVATAR_ALIGN_COMPUTE_TYPE"
-ENV_THREADS = "AVATAR_ALIGN_THREADS"
-ENV_REFERENCE = "AVATAR_ALIGN_REFERENCE"
-ENV_SILENCES = "AVATAR_ALIGN_SILENCES"
-
 WORD_CHAR = re.compile(r"\w")
 
 
 @dataclass(frozen=True, slots=True)
 class WhisperAlignerSettings:
-    """Which Whisper model aligns ("" = the stack's WHISPER_MODEL, by default the offline tiny.en),
-    how it runs, and which refinement stages are on."""
+    """Which Whisper model aligns (an installed model folder; "" = the offline tiny.en; the bot
+    resolves AVATAR_ALIGN_WHISPER_MODEL, else WHISPER_MODEL, to a folder at start-up), how it
+    runs, and which refinement stages are on."""
 
     model: str = ""
     compute_type: str = "int8"
     threads: int = 1
     reference: bool = True
     silences: bool = True
-
-    @classmethod
-    def from_env(cls) -> WhisperAlignerSettings:
-        """Read AVATAR_ALIGN_WHISPER_MODEL, _COMPUTE_TYPE, _THREADS, _REFERENCE, _SILENCES."""
-        env = os.environ.get
-        default = cls()
-        try:
-            return cls(model=env(ENV_MODEL, default.model),
-                       compute_type=env(ENV_COMPUTE_TYPE, default.compute_type),
-                       threads=int(env(ENV_THREADS, default.threads)),
-                       reference=parse_flag(env(ENV_REFERENCE), default.reference),
-                       silences=parse_flag(env(ENV_SILENCES), default.silences))
-        except ValueError as e:
-            raise ValueError(f"bad aligner setting ({ENV_THREADS}/{ENV_REFERENCE}/{ENV_SILENCES}): "
-                             f"{e}") from e
-
-
-def parse_flag(value: str | None, default: bool) -> bool:
-    """An on/off environment value (1/0, true/false, yes/no, on/off); empty or unset: default."""
-    if value is None or value == "":
-        return default
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected a boolean, got {value!r}")
 
 
 class WhisperAligner:
@@ -133,13 +102,9 @@ class WhisperAligner:
                       ) -> WhisperAligner:
         """Load the Whisper model (and the embedded voice as reference) the settings name."""
         from processors.tts.hibari_voice import HibariVoice
-        from stack.models import whisper_model
-        from stack.settings import StackSettings
 
-        stack = StackSettings.from_env()
-        path = whisper_model(settings.model or stack.whisper_model, stack.cache)
-        model = WhisperModel(path, device="cpu", compute_type=settings.compute_type,
-                             cpu_threads=settings.threads)
+        path = settings.model or offline_whisper_model()
+        model = load_whisper(path, compute_type=settings.compute_type, threads=settings.threads)
         reference = HibariVoice(threads=settings.threads, seed=0) if settings.reference else None
         logger.info(f"aligner: Whisper {path} ({settings.compute_type}), silences "
                     f"{'on' if settings.silences else 'off'}, reference voice "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,8 +18,9 @@ import numpy as np
 
 from processors.face.timeline import VisemeTimeline
 
-# The project's default portrait (its landmark cache sits next to it).
-DEFAULT_AVATAR = Path(__file__).resolve().parents[2] / "assets" / "avatar.png"
+# The project's default portrait (its landmark cache sits next to it), package data of this
+# package, so a wheel install finds it too (wheels install as folders: the resource is a path).
+DEFAULT_AVATAR = Path(str(resources.files("processors.face") / "assets" / "avatar.png"))
 
 
 class AvatarImageError(ValueError):

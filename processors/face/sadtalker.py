@@ -23,7 +23,6 @@ import hashlib
 import importlib
 import importlib.util
 import json
-import os
 import sys
 import tempfile
 import threading
@@ -68,12 +67,6 @@ DEFAULT_BATCH = 8
 # seconds per second of video (the call would hold audio for longer than it plays).
 DEFAULT_MAX_SLOWDOWN = 3.0
 
-ENV = {"code": "SADTALKER_DIR", "checkpoints": "SADTALKER_CHECKPOINTS",
-       "config": "SADTALKER_CONFIG", "size": "SADTALKER_SIZE", "device": "SADTALKER_DEVICE",
-       "batch": "SADTALKER_BATCH", "max_slowdown": "SADTALKER_MAX_SLOWDOWN",
-       "idle_s": "SADTALKER_IDLE_S"}
-
-
 class SadTalkerUnavailable(RuntimeError):
     """SadTalker cannot run here (code, config or checkpoints missing, out of memory, too slow);
     the message says why and what to do."""
@@ -95,26 +88,6 @@ class SadTalkerSettings:
     batch: int = DEFAULT_BATCH
     max_slowdown: float = DEFAULT_MAX_SLOWDOWN
     idle_s: float = DEFAULT_IDLE_S
-
-    @classmethod
-    def from_env(cls) -> SadTalkerSettings:
-        """SADTALKER_DIR, _CHECKPOINTS, _CONFIG, _SIZE, _DEVICE, _BATCH, _MAX_SLOWDOWN, _IDLE_S."""
-        env, default = os.environ.get, cls()
-
-        def path(name: str) -> Path | None:
-            # env(...) is checked non-empty in the same expression
-            return Path(env(ENV[name])).expanduser() if env(ENV[name]) else None  # type: ignore[arg-type]
-
-        try:
-            return cls(checkpoints=path("checkpoints") or default.checkpoints,
-                       config=path("config"), code=path("code"),
-                       size=int(env(ENV["size"]) or default.size),
-                       device=env(ENV["device"]) or default.device,
-                       batch=int(env(ENV["batch"]) or default.batch),
-                       max_slowdown=float(env(ENV["max_slowdown"]) or default.max_slowdown),
-                       idle_s=float(env(ENV["idle_s"]) or default.idle_s))
-        except ValueError as e:
-            raise ValueError(f"bad SadTalker setting: {e}") from e
 
     @property
     def config_folder(self) -> Path | None:

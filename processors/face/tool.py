@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 from loguru import logger
 
+from avatar_core.settings import load_settings
 from processors.face.base import DEFAULT_AVATAR, Avatar, AvatarImageError, FaceEngine
 from processors.face.builtin import BuiltinFaceEngine
 from processors.face.engines import BUILTIN, ENGINES, SADTALKER
@@ -229,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "prepare":
             prepare(args.image, args.preview)
         else:
-            sadtalker = SadTalkerSettings.from_env() if args.engine == SADTALKER else None
+            sadtalker = (SadTalkerSettings(**load_settings().bot.sadtalker.given())
+                         if args.engine == SADTALKER else None)
             render(
                 VideoRequest(
                     out=args.out,

@@ -27,7 +27,6 @@ receiver can measure the A/V offset.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -81,11 +80,6 @@ HELD_METRIC_SUFFIX = ":face-held"
 DEFAULT_IDLE_FPS = 8
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return default if value in (None, "") else int(value)
-
-
 @dataclass(frozen=True, slots=True)
 class FaceSettings:
     """Face video output: avatar image, frame size and rate, A/V sync lead, probe mode."""
@@ -99,22 +93,6 @@ class FaceSettings:
     probe: bool = False
     engine: str = "builtin"  # processors.face.engines.ENGINES
     idle_fps: int = DEFAULT_IDLE_FPS
-
-    @classmethod
-    def from_env(cls) -> FaceSettings:
-        """FACE_AVATAR, FACE_FPS, FACE_WIDTH, FACE_HEIGHT, FACE_AUDIO_LEAD_FRAMES,
-        FACE_VIDEO_DELAY_MS, FACE_PROBE, FACE_ENGINE, FACE_IDLE_FPS."""
-        return cls(
-            engine=os.environ.get("FACE_ENGINE") or "builtin",
-            avatar_image_path=Path(os.environ.get("FACE_AVATAR") or DEFAULT_AVATAR).expanduser(),
-            fps=_env_int("FACE_FPS", DEFAULT_FPS),
-            width=_env_int("FACE_WIDTH", DEFAULT_SIZE),
-            height=_env_int("FACE_HEIGHT", DEFAULT_SIZE),
-            audio_lead_frames=_env_int("FACE_AUDIO_LEAD_FRAMES", DEFAULT_AUDIO_LEAD_FRAMES),
-            video_delay_ms=_env_int("FACE_VIDEO_DELAY_MS", DEFAULT_VIDEO_DELAY_MS),
-            probe=os.environ.get("FACE_PROBE", "0").lower() in ("1", "true", "yes"),
-            idle_fps=_env_int("FACE_IDLE_FPS", DEFAULT_IDLE_FPS),
-        )
 
 
 def frame_bounds(k: int, sample_rate: int, fps: int) -> tuple[int, int]:

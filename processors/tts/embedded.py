@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass
 
 from loguru import logger
@@ -14,10 +13,6 @@ from processors.timing import TimedSpeech
 from processors.tts.hibari_voice import SAMPLE_RATE, HibariVoice
 from processors.tts.timed import TimedTTSService
 
-ENV_VOICE = "AVATAR_VOICE"
-ENV_SPEED = "AVATAR_VOICE_SPEED"
-ENV_THREADS = "AVATAR_VOICE_THREADS"
-
 
 @dataclass(frozen=True, slots=True)
 class EmbeddedVoiceSettings:
@@ -26,18 +21,6 @@ class EmbeddedVoiceSettings:
     voice: str = "heart"
     speed: float = 1.0
     threads: int = 1
-
-    @classmethod
-    def from_env(cls) -> EmbeddedVoiceSettings:
-        """Read AVATAR_VOICE, AVATAR_VOICE_SPEED, AVATAR_VOICE_THREADS (defaults above)."""
-        default = cls()
-        try:
-            return cls(voice=os.environ.get(ENV_VOICE, default.voice),
-                       speed=float(os.environ.get(ENV_SPEED, default.speed)),
-                       threads=int(os.environ.get(ENV_THREADS, default.threads)))
-        except ValueError as e:
-            raise ValueError(f"bad embedded voice setting ({ENV_SPEED}/{ENV_THREADS}): {e}") from e
-
 
 class EmbeddedTTSService(TimedTTSService):
     """Pipecat TTS on HibariVoice: 24 kHz audio with word and viseme timings from the model.

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -28,7 +27,7 @@ import numpy as np
 from loguru import logger
 from pipecat.services.settings import TTSSettings
 
-from processors.align.whisper_aligner import WORD_CHAR, WhisperAligner, parse_flag
+from processors.align.whisper_aligner import WORD_CHAR, WhisperAligner
 from processors.timing import TimedSpeech, WordTiming
 from processors.tts.hibari_voice import HibariVoice
 from processors.tts.timed import AudioChunk, TimedTTSService
@@ -42,33 +41,6 @@ NO_SPLIT = "cut0"
 STREAMING_MODES = (0, 1, 2, 3)
 VOICE_FILE = "voice.json"
 
-ENV_URL = "GPT_SOVITS_URL"
-ENV_VOICE_ID = "GPT_SOVITS_VOICE_ID"
-ENV_VOICES_DIR = "AVATAR_VOICES_DIR"
-ENV_REF_AUDIO = "GPT_SOVITS_REF_AUDIO"
-ENV_PROMPT_TEXT = "GPT_SOVITS_PROMPT_TEXT"
-ENV_PROMPT_LANG = "GPT_SOVITS_PROMPT_LANG"
-ENV_TEXT_LANG = "GPT_SOVITS_TEXT_LANG"
-ENV_SPEED = "GPT_SOVITS_SPEED"
-ENV_STREAMING_MODE = "GPT_SOVITS_STREAMING_MODE"
-ENV_MEDIA_TYPE = "GPT_SOVITS_MEDIA_TYPE"
-ENV_RAW_SAMPLE_RATE = "GPT_SOVITS_RAW_SAMPLE_RATE"
-ENV_CONNECT_TIMEOUT = "GPT_SOVITS_CONNECT_TIMEOUT_S"
-ENV_FIRST_AUDIO_TIMEOUT = "GPT_SOVITS_FIRST_AUDIO_TIMEOUT_S"
-ENV_CHUNK_TIMEOUT = "GPT_SOVITS_CHUNK_TIMEOUT_S"
-ENV_RETRIES = "GPT_SOVITS_RETRIES"
-ENV_FALLBACK = "GPT_SOVITS_FALLBACK"
-ENV_HOLD_FOR_TIMINGS = "GPT_SOVITS_HOLD_FOR_TIMINGS"
-
-
-
-def voices_dir() -> Path:
-    """Where cloned voices live: $AVATAR_VOICES_DIR, else <AVATAR_CACHE>/voices."""
-    from stack.settings import cache_dir
-
-    return Path(os.environ.get(ENV_VOICES_DIR) or cache_dir() / "voices")
-
-
 @dataclass(frozen=True, slots=True)
 class GPTSoVITSVoice:
     """A zero-shot GPT-SoVITS voice: a 3-10 s reference clip (a path the server can read), what
@@ -79,9 +51,9 @@ class GPTSoVITSVoice:
     prompt_lang: str = "en"
 
     @classmethod
-    def load(cls, voice_id: str, directory: Path | None = None) -> GPTSoVITSVoice:
-        """A voice stored by the voices API (<voices dir>/<id>/voice.json)."""
-        path = (directory or voices_dir()) / voice_id / VOICE_FILE
+    def load(cls, voice_id: str, directory: Path) -> GPTSoVITSVoice:
+        """A voice stored by the voices API (<directory>/<id>/voice.json)."""
+        path = directory / voice_id / VOICE_FILE
         try:
             meta = json.loads(path.read_text())
             return cls(ref_audio_path=meta["ref_audio_path"], prompt_text=meta["prompt_text"],
@@ -112,49 +84,14 @@ class GPTSoVITSSettings:
 
     def __post_init__(self):
         if self.streaming_mode not in STREAMING_MODES:
-            raise ValueError(f"{ENV_STREAMING_MODE} must be one of {STREAMING_MODES}, "
+            raise ValueError(f"GPT_SOVITS_STREAMING_MODE must be one of {STREAMING_MODES}, "
                              f"got {self.streaming_mode}")
         if self.media_type not in (MEDIA_WAV, MEDIA_RAW):
-            raise ValueError(f"{ENV_MEDIA_TYPE} must be {MEDIA_WAV} or {MEDIA_RAW}, "
+            raise ValueError(f"GPT_SOVITS_MEDIA_TYPE must be {MEDIA_WAV} or {MEDIA_RAW}, "
                              f"got {self.media_type!r}")
         if self.retries < 0 or min(self.connect_timeout_s, self.first_audio_timeout_s,
                                    self.chunk_timeout_s, self.speed_factor) <= 0:
             raise ValueError("GPT-SoVITS timeouts and speed must be > 0 and retries >= 0")
-
-    @classmethod
-    def from_env(cls) -> GPTSoVITSSettings:
-        """Read the GPT_SOVITS_* variables; the voice is GPT_SOVITS_VOICE_ID (a stored voice)
-        or GPT_SOVITS_REF_AUDIO + GPT_SOVITS_PROMPT_TEXT (+ _PROMPT_LANG)."""
-        env = os.environ.get
-        default = cls()
-        voice = None
-        if env(ENV_VOICE_ID):
-            # checked non-empty by the condition
-            voice = GPTSoVITSVoice.load(env(ENV_VOICE_ID))  # type: ignore[arg-type]
-        elif env(ENV_REF_AUDIO):
-            voice = GPTSoVITSVoice(ref_audio_path=env(ENV_REF_AUDIO),  # type: ignore[arg-type]
-                                   prompt_text=env(ENV_PROMPT_TEXT, ""),
-                                   prompt_lang=env(ENV_PROMPT_LANG, "en"))
-        try:
-            return cls(
-                url=env(ENV_URL) or default.url,
-                voice=voice,
-                text_lang=env(ENV_TEXT_LANG) or default.text_lang,
-                speed_factor=float(env(ENV_SPEED) or default.speed_factor),
-                streaming_mode=int(env(ENV_STREAMING_MODE) or default.streaming_mode),
-                media_type=env(ENV_MEDIA_TYPE) or default.media_type,
-                raw_sample_rate=int(env(ENV_RAW_SAMPLE_RATE) or default.raw_sample_rate),
-                connect_timeout_s=float(env(ENV_CONNECT_TIMEOUT) or default.connect_timeout_s),
-                first_audio_timeout_s=float(env(ENV_FIRST_AUDIO_TIMEOUT)
-                                            or default.first_audio_timeout_s),
-                chunk_timeout_s=float(env(ENV_CHUNK_TIMEOUT) or default.chunk_timeout_s),
-                retries=int(env(ENV_RETRIES) or default.retries),
-                fallback=parse_flag(env(ENV_FALLBACK), default.fallback),
-                hold_for_timings=parse_flag(env(ENV_HOLD_FOR_TIMINGS), default.hold_for_timings),
-            )
-        except ValueError as e:
-            raise ValueError(f"bad GPT-SoVITS setting: {e}") from e
-
 
 class GPTSoVITSError(Exception):
     """The GPT-SoVITS server could not give audio for a sentence; the message says why.
@@ -254,8 +191,8 @@ class GPTSoVITSTTSService(TimedTTSService):
         voice = self._options.voice
         if voice is None:
             raise GPTSoVITSError(
-                f"no GPT-SoVITS voice configured (set {ENV_VOICE_ID} or "
-                f"{ENV_REF_AUDIO} + {ENV_PROMPT_TEXT})",
+                "no GPT-SoVITS voice configured (set GPT_SOVITS_VOICE_ID or "
+                "GPT_SOVITS_REF_AUDIO + GPT_SOVITS_PROMPT_TEXT)",
                 retryable=False,
             )
         return {

@@ -20,11 +20,21 @@ CLIENT = ROOT / "client"
 DIST = CLIENT / "dist"
 DRIVER = Path(__file__).with_name("browser.mjs")
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-DOCS = ROOT / "docs"
+# Where e2e tests save their page screenshots instead of a temporary folder: set it to `docs`
+# to refresh the README's pictures (docs/client.png, docs/client-3d.png) from a passing run.
+SCREENSHOT_DIR_VAR = "E2E_SCREENSHOT_DIR"
 
 # Chromium reads the fake-capture WAV in 10 ms chunks and loops it; 48 kHz mono int16 is what
 # its WAV reader handles without surprises.
 FAKE_MIC_RATE = 48000
+
+
+def screenshot_dir(default: Path) -> Path:
+    """$E2E_SCREENSHOT_DIR when set (created; relative to the checkout), else `default`."""
+    chosen = os.environ.get(SCREENSHOT_DIR_VAR)
+    folder = ROOT / chosen if chosen else default
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def missing_prerequisite() -> str | None:
@@ -103,3 +113,10 @@ async def run_browser(config: dict, *, timeout_s: float) -> dict:
         logger.error(f"page errors: {report['pageErrors']}")
         logger.error(f"diagnosis: {json.dumps(report['diagnosis'], indent=1)[:4000]}")
     return report
+
+
+def page_results(report: dict) -> list:
+    """The results of a driver run whose steps all passed without a page error (else fails)."""
+    assert report["ok"], report["error"]
+    assert not report["pageErrors"], report["pageErrors"]
+    return report["results"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from tests.e2e.browser import ensure_client_built, missing_prerequisite
+from tests.e2e.browser import ensure_client_built, missing_prerequisite, screenshot_dir
 from tests.support.serve import serve_app
 from tests.support.worker import WorkerProcess
 from token_server.app import create_app
@@ -22,6 +23,13 @@ def client_dist():
     if reason:
         pytest.skip(reason)
     return ensure_client_built()
+
+
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    """The folder a test saves page screenshots to: its tmp_path, or $E2E_SCREENSHOT_DIR (the
+    README's pictures are refreshed with E2E_SCREENSHOT_DIR=docs); never the tree by default."""
+    return screenshot_dir(tmp_path)
 
 
 @dataclass(frozen=True)
@@ -61,20 +69,10 @@ async def standin_site(client_dist, livekit, make_token):
 
 
 @asynccontextmanager
-async def real_site(client_dist, *, livekit, ollama, stack_settings, whisper_model, log_dir):
+async def real_site(client_dist, *, livekit, ollama, stack_settings, stack_env, log_dir):
     """The real token server serving `client_dist` on a loopback port, and one agent worker that
-    LiveKit dispatches the rooms' avatars to. Yields the site's URL."""
-    worker = WorkerProcess(
-        log_path=log_dir / "worker.log",
-        env={
-            "LIVEKIT_URL": livekit.url,
-            "LIVEKIT_API_KEY": livekit.api_key,
-            "LIVEKIT_API_SECRET": livekit.api_secret,
-            "OLLAMA_URL": ollama.url,
-            "OLLAMA_MODEL": ollama.model,
-            "WHISPER_MODEL": whisper_model,
-        },
-    ).start()
+    LiveKit dispatches the rooms' avatars to (`stack_env`: the fixture). Yields the site's URL."""
+    worker = WorkerProcess(log_path=log_dir / "worker.log", env=stack_env).start()
     settings = TokenServerSettings(
         livekit_url=livekit.url,
         livekit_public_url=livekit.url,

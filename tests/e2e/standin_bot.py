@@ -3,10 +3,11 @@ plays the bot's side of the client contract without a pipeline.
 
 It publishes an audio track (the embedded voice's sentences) and a 25 fps video track whose
 "mouth" opens with the audio envelope of what it is saying, and speaks RTVI on the data channel
-exactly as the real bot does: bot-ready in reply to client-ready, user-transcription when it hears
-the page's microphone, bot-output (new + per-word progress), bot-tts-text per word, and one
-`bot-tts-timing` server-message per sentence a little ahead of its audio. It lets the page be
-checked against a real livekit-server before (or without) the real bot.
+exactly as the real bot does: bot-ready in reply to client-ready, user-transcription of what it
+heard from the page's microphone (transcribed by the caller's real faster-whisper), bot-output
+(new + per-word progress), bot-tts-text per word, and one `bot-tts-timing` server-message per
+sentence a little ahead of its audio. It lets the page be checked against a real livekit-server
+before (or without) the real bot.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 
 import numpy as np
 from livekit import rtc
@@ -28,6 +30,9 @@ RTVI_LABEL = "rtvi-ai"
 WIDTH, HEIGHT, FPS = 320, 240, 25
 # Level (int16 RMS) above which the page's microphone counts as someone speaking.
 HEARD_RMS = 300.0
+# The page's utterance is over after this long below HEARD_RMS; padding kept around it.
+UTTERANCE_END_S = 0.8
+PAD_S = 0.3
 
 
 def rtvi(type_: str, data: dict, id_: str | None = None) -> bytes:
@@ -39,10 +44,12 @@ class StandInBot:
     """Drive a HumanParticipant (joined with an agent token) as the bot."""
 
     def __init__(self, *, participant: HumanParticipant, voice: HibariVoice, reply: str,
-                 cut_after_s: float | None = None):
+                 transcribe: Callable[[np.ndarray, int], str], cut_after_s: float | None = None):
+        """`transcribe(int16 samples, rate)` turns what the page's microphone said into text."""
         self.p = participant
         self.voice = voice
         self.reply = reply
+        self.transcribe = transcribe
         # Barge-in: this long into the reply, cut its audio and send bot-interrupted.
         self.cut_after_s = cut_after_s
         self.video = rtc.VideoSource(WIDTH, HEIGHT)
@@ -74,10 +81,14 @@ class StandInBot:
         await self.p.wait_for(
             lambda: self._heard(sender), timeout, what="the page's microphone audio"
         )
+        samples, rate = await self.p.wait_for(
+            lambda: self._utterance(sender), timeout, what="the end of the page's utterance"
+        )
+        text = await asyncio.to_thread(self.transcribe, samples, rate)
         await self.p.send_data(
             rtvi(
                 "user-transcription",
-                {"text": "Hello avatar.", "final": True, "user_id": sender, "timestamp": "now"},
+                {"text": text, "final": True, "user_id": sender, "timestamp": "now"},
             )
         )
         await self._speak()
@@ -221,6 +232,23 @@ class StandInBot:
             if msg.get("label") == RTVI_LABEL and msg.get("type") == type_:
                 return sender, msg
         return None
+
+    def _utterance(self, identity: str) -> tuple[np.ndarray, int] | None:
+        """The first utterance received from `identity` (int16, rate) once it is over."""
+        frames = [(at, a, sr) for at, who, a, sr in list(self.p.audio) if who == identity]
+        loud = [at for at, a, _ in frames
+                if np.sqrt(np.mean(a.astype(np.float64) ** 2)) > HEARD_RMS]
+        if not loud:
+            return None
+        start, end = loud[0], loud[0]
+        for at in loud[1:]:
+            if at - end > UTTERANCE_END_S:
+                break
+            end = at
+        if frames[-1][0] - end < UTTERANCE_END_S:
+            return None  # still talking
+        kept = [a for at, a, _ in frames if start - PAD_S <= at <= end + PAD_S]
+        return np.concatenate(kept), frames[0][2]
 
     def _heard(self, identity: str) -> str | None:
         loud = [

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.e2e.browser import DOCS, run_browser, write_fake_mic_wav
+from tests.e2e.browser import page_results, run_browser, write_fake_mic_wav
 from tests.e2e.conftest import real_site
 from tests.support.speech import speak
 
@@ -41,9 +41,7 @@ def question_wav(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-async def avatar_site(
-    client_dist, livekit, ollama, stack_settings, whisper_model, tmp_path_factory
-):
+async def avatar_site(client_dist, livekit, ollama, stack_settings, stack_env, tmp_path_factory):
     """The real token server on a loopback port and one worker. Each test uses its own room (its
     own bot): a bot leaves a room a few seconds after it empties."""
     async with real_site(
@@ -51,7 +49,7 @@ async def avatar_site(
         livekit=livekit,
         ollama=ollama,
         stack_settings=stack_settings,
-        whisper_model=whisper_model,
+        stack_env=stack_env,
         log_dir=tmp_path_factory.mktemp("worker"),
     ) as url:
         yield url
@@ -68,9 +66,7 @@ async def _browse(url: str, wav: Path, steps: list[dict], *, diagnose: str = STA
         },
         timeout_s=STARTUP_S + 240,
     )
-    assert report["ok"], report["error"]
-    assert not report["pageErrors"], report["pageErrors"]
-    return report["results"]
+    return page_results(report)
 
 
 def _summary(values: list[float]) -> str:
@@ -79,9 +75,8 @@ def _summary(values: list[float]) -> str:
     return f"{values} (median {statistics.median(values):.0f})"
 
 
-async def test_page_conversation_with_the_avatar(avatar_site, question_wav):
-    DOCS.mkdir(exist_ok=True)
-    shot = DOCS / "client.png"
+async def test_page_conversation_with_the_avatar(avatar_site, question_wav, screenshots):
+    shot = screenshots / "client.png"
     steps = [
         {"waitFor": "window.avatarStats?.botReady", "timeout_s": STARTUP_S},
         {"waitFor": HEARD_QUESTION, "timeout_s": 90},
@@ -146,8 +141,8 @@ async def test_minimal_rtvi_page(avatar_site, question_wav):
 @pytest.mark.xfail(strict=False, reason=(
     "known defect (issue 12, open): on a quiet 2-core machine the 3-D lips led the heard audio "
     "by a median of 112 ms (aim: within 60 ms); cause not found yet"))
-async def test_talkinghead_mode_lips_follow_the_bot(avatar_site, question_wav):
-    shot = DOCS / "client-3d.png"
+async def test_talkinghead_mode_lips_follow_the_bot(avatar_site, question_wav, screenshots):
+    shot = screenshots / "client-3d.png"
     steps = [
         {"waitFor": "window.avatarStats?.head3dReady", "timeout_s": 60},
         {"waitFor": "avatarStats.botReady", "timeout_s": STARTUP_S},

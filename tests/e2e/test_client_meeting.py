@@ -11,6 +11,8 @@ from tests.e2e.test_client_live import STARTUP_S, avatar_site  # noqa: F401
 from tests.support.voices import speak
 
 ROOM = "e2e-meeting"
+# Longer than one loop of a page's microphone file (lead + speech + tail_s below).
+STAY_S = 20.0
 PEOPLE = (("Alice", "embedded", "I think the coffee machine is broken again.", "coffee"),
           ("Bob", "piper", "The train was late again this morning.", "train"))
 # The transcript as the page shows it: [speaker name, text] per person's line.
@@ -30,14 +32,17 @@ async def test_two_pages_show_both_people_with_their_names(avatar_site, tmp_path
         samples, rate = await asyncio.to_thread(speak, text, voice)
         wav = write_fake_mic_wav(tmp_path / f"{name}.wav", samples, rate, lead_s=lead_s,
                                  tail_s=10.0)
+        # A page that has seen both lines stays in the room (its microphone file loops), so the
+        # other page, which may have joined after this person's first line, hears them again.
         steps = [{"waitFor": "window.avatarStats?.botReady", "timeout_s": STARTUP_S},
                  *({"waitFor": _shows(n, w), "timeout_s": 150} for n, _, _, w in PEOPLE),
-                 {"eval": LINES}]
+                 {"eval": LINES},
+                 {"sleep_s": STAY_S}]
         report = await run_browser({"url": f"{avatar_site}/?room={ROOM}&name={name}&autojoin=1",
                                     "wav": str(wav), "viewport": [1100, 820], "steps": steps,
-                                    "diagnose": LINES}, timeout_s=STARTUP_S + 240)
+                                    "diagnose": LINES}, timeout_s=STARTUP_S + 240 + STAY_S)
         assert report["ok"], (report["error"], report.get("diagnosis"))
-        return report["results"][-1]
+        return report["results"][-2]
 
     pages = await asyncio.gather(
         *(page(name, voice, text, lead_s=1.0 + 3.0 * i)

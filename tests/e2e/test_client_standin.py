@@ -14,15 +14,19 @@ import uuid
 
 import numpy as np
 import pytest
+from faster_whisper import WhisperModel
 from loguru import logger
 from PIL import Image
 
+from bot.probe import words_of
 from processors.tts.hibari_voice import HibariVoice
-from tests.e2e.browser import run_browser, write_fake_mic_wav
+from tests.e2e.browser import page_results, run_browser, write_fake_mic_wav
 from tests.e2e.standin_bot import StandInBot
-from tests.support.human import HumanParticipant
+from tests.support.human import HumanParticipant, resample
 from tests.support.speech import speak
 
+QUESTION = "Hello avatar, how are you today?"
+WHISPER_RATE = 16000
 REPLY = "Hello there, I am the stand-in avatar. I can hear you clearly. Let us talk for a while."
 STATS = "JSON.parse(JSON.stringify(window.avatarStats))"
 # 3-D mode: the mouth against the heard audio, median over the reply's sentences.
@@ -40,8 +44,21 @@ def voice():
 
 
 @pytest.fixture(scope="module")
+def transcribe(whisper_model):
+    """Real faster-whisper for the stand-in: the page's transcript shows what it really heard."""
+    model = WhisperModel(whisper_model, device="cpu", compute_type="int8", cpu_threads=1)
+
+    def run(samples: np.ndarray, rate: int) -> str:
+        audio = resample(samples, rate, WHISPER_RATE).astype(np.float32) / 32768
+        segments, _ = model.transcribe(audio, language="en", beam_size=1)
+        return " ".join(seg.text.strip() for seg in segments)
+
+    return run
+
+
+@pytest.fixture(scope="module")
 def fake_mic(tmp_path_factory):
-    samples, rate = speak("Hello avatar, how are you today?")
+    samples, rate = speak(QUESTION)
     return write_fake_mic_wav(
         tmp_path_factory.mktemp("mic") / "hello.wav", samples, rate, lead_s=1.0, tail_s=20.0
     )
@@ -53,6 +70,7 @@ async def _talk(
     make_token,
     voice,
     fake_mic,
+    transcribe,
     *,
     mode: str,
     steps: list[dict],
@@ -61,7 +79,8 @@ async def _talk(
     room = f"standin-{uuid.uuid4().hex[:6]}"
     bot_token = make_token(room, "standin-bot", name="Stand-in avatar", agent=True)
     async with HumanParticipant.connect(livekit.url, bot_token) as participant:
-        bot = StandInBot(participant=participant, voice=voice, reply=REPLY, cut_after_s=cut_after_s)
+        bot = StandInBot(participant=participant, voice=voice, reply=REPLY,
+                         transcribe=transcribe, cut_after_s=cut_after_s)
         bot_task = asyncio.create_task(bot.run(timeout=60))
         url = f"{site.url}/?room={room}&name=Tester&autojoin=1" + (
             "&mode=3d" if mode == "3d" else ""
@@ -79,13 +98,11 @@ async def _talk(
         sent_fps = bot.sent_fps()
         bot_task.cancel()
         await asyncio.gather(bot_task, return_exceptions=True)
-    assert report["ok"], report["error"]
-    assert not report["pageErrors"], report["pageErrors"]
-    return report, sent_fps
+    return page_results(report), sent_fps
 
 
 async def test_page_talks_to_standin_bot(
-    standin_site, livekit, make_token, voice, fake_mic, tmp_path
+    standin_site, livekit, make_token, voice, fake_mic, transcribe, tmp_path
 ):
     shot = tmp_path / "page.png"
     steps = [
@@ -111,10 +128,10 @@ async def test_page_talks_to_standin_bot(
         {"screenshot": str(shot)},
         {"eval": STATS},
     ]
-    report, sent_fps = await _talk(
-        standin_site, livekit, make_token, voice, fake_mic, mode="video", steps=steps
+    results, sent_fps = await _talk(
+        standin_site, livekit, make_token, voice, fake_mic, transcribe, mode="video", steps=steps
     )
-    stats = report["results"][-1]
+    stats = results[-1]
     logger.info(
         "page stats: "
         + json.dumps({k: stats[k] for k in ("turns", "avOffsets", "fps", "video", "audio")})
@@ -126,7 +143,11 @@ async def test_page_talks_to_standin_bot(
         f"{stats['fpsPeak']} peak, {stats['presentedFps']} presented, "
         f"bot audio peak {stats['botAudioPeak']:.3f}"
     )
-    assert stats["transcript"]["user"] == ["Hello avatar."]
+    # What the page's fake microphone said, as the stand-in's Whisper heard it through LiveKit.
+    heard = words_of(" ".join(stats["transcript"]["user"]))
+    assert len(stats["transcript"]["user"]) == 1 and {"how", "are", "you", "today"} <= set(heard), (
+        stats["transcript"]["user"]
+    )
     assert "I can hear you clearly." in stats["transcript"]["bot"]
     assert stats["transcript"]["wordEvents"] >= 10
     assert stats["audio"]["totalAudioEnergy"] > 0  # WebRTC saw energy on the unmuted element
@@ -139,7 +160,7 @@ async def test_page_talks_to_standin_bot(
     "known defect (issue 12, open): on a quiet 2-core machine the 3-D lips led the heard audio "
     "by a median of 216 ms with the stand-in bot (aim: within 60 ms)"))
 async def test_talkinghead_mode_follows_timing(
-    standin_site, livekit, make_token, voice, fake_mic, tmp_path
+    standin_site, livekit, make_token, voice, fake_mic, transcribe, tmp_path
 ):
     idle = tmp_path / "idle.png"
     steps = [
@@ -157,10 +178,10 @@ async def test_talkinghead_mode_follows_timing(
         },
         {"eval": STATS},
     ]
-    report, _ = await _talk(
-        standin_site, livekit, make_token, voice, fake_mic, mode="3d", steps=steps
+    results, _ = await _talk(
+        standin_site, livekit, make_token, voice, fake_mic, transcribe, mode="3d", steps=steps
     )
-    stats = report["results"][-1]
+    stats = results[-1]
     print(f"\nstand-in 3D: lips − audio {stats['lipOffsets']} ms, sentences {stats['sentences']}")
     assert abs(np.median(stats["lipOffsets"])) <= LIPS_TOLERANCE_MS, stats["lipOffsets"]
     pixels = np.asarray(Image.open(idle).convert("L"), dtype=np.float64)
@@ -168,10 +189,12 @@ async def test_talkinghead_mode_follows_timing(
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "known defect (issue 12, open): the 3-D mouth stopped 1.56 s after the audio on barge-in "
-    "(aim: within 100 ms); cause not found yet"))
+    "known limit (issue 12, open): the 3-D mouth now closes on bot-interrupted (+0, -190, "
+    "-30 ms from the heard audio in three runs; it was +1.56 s while TalkingHead eased the last "
+    "viseme back), but the message can outrun the audio still in the jitter buffer by more "
+    "than the 100 ms aim, and waiting out the measured playout delay overshot (+156..+483 ms)"))
 async def test_talkinghead_mouth_stops_with_the_audio_on_barge_in(
-    standin_site, livekit, make_token, voice, fake_mic
+    standin_site, livekit, make_token, voice, fake_mic, transcribe
 ):
     quiet_after_cut = (
         "(() => { const a = avatarSeries.audio.filter((s) => s.v >= %s);"  # noqa: UP031 (JS braces)
@@ -185,10 +208,11 @@ async def test_talkinghead_mouth_stops_with_the_audio_on_barge_in(
         {"waitFor": quiet_after_cut, "timeout_s": 60},
         {"eval": "JSON.parse(JSON.stringify(window.avatarSeries))"},
     ]
-    report, _ = await _talk(
-        standin_site, livekit, make_token, voice, fake_mic, mode="3d", steps=steps, cut_after_s=3.5
+    results, _ = await _talk(
+        standin_site, livekit, make_token, voice, fake_mic, transcribe, mode="3d", steps=steps,
+        cut_after_s=3.5,
     )
-    series = report["results"][-1]
+    series = results[-1]
     audio_stop = max(s["t"] for s in series["audio"] if s["v"] >= SPEECH_RMS)
     mouth_stop = max(s["t"] for s in series["mouth"] if s["v"] > OPEN_MOUTH)
     print(f"\nbarge-in: 3-D mouth stopped {mouth_stop - audio_stop:+.0f} ms after the heard audio")

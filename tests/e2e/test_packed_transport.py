@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from processors.timing import TTS_TIMING_MESSAGE_TYPE
-from tests.e2e.browser import CLIENT, missing_prerequisite, run_browser, write_fake_mic_wav
+from tests.e2e.browser import (
+    CLIENT,
+    missing_prerequisite,
+    page_results,
+    run_browser,
+    write_fake_mic_wav,
+)
 from tests.e2e.conftest import real_site
 from tests.e2e.test_client_live import QUESTION, STARTUP_S
 from tests.support.speech import speak
@@ -48,10 +54,10 @@ def packed_app_dist(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-async def packed_site(packed_app_dist, livekit, ollama, stack_settings, whisper_model,
+async def packed_site(packed_app_dist, livekit, ollama, stack_settings, stack_env,
                       tmp_path_factory):
     async with real_site(packed_app_dist, livekit=livekit, ollama=ollama,
-                         stack_settings=stack_settings, whisper_model=whisper_model,
+                         stack_settings=stack_settings, stack_env=stack_env,
                          log_dir=tmp_path_factory.mktemp("packed-worker")) as url:
         yield url
 
@@ -77,8 +83,6 @@ async def test_stock_app_on_the_packed_transport_talks_with_the_bot(packed_site,
         },
         timeout_s=STARTUP_S + 300,
     )
-    assert report["ok"], report["error"]
-    assert not report["pageErrors"], report["pageErrors"]
-    received = report["results"][-1]
+    received = page_results(report)[-1]
     print(f"\nstock app on the packed transport: {json.dumps(received)[:400]}")
     assert not received["errors"]

@@ -17,6 +17,8 @@ import pytest
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient, TestServer
 
+from avatar_core.settings import load_settings
+from processors.face.sadtalker import SadTalkerSettings
 from stack.services import free_port
 from token_server.app import create_app
 from token_server.avatar_videos import JOBS, VIDEOS_ROUTE
@@ -30,7 +32,10 @@ JOB_DEADLINE_S = 1500.0  # a loaded 2-core machine; the stand-in SadTalker is sl
 
 
 def settings(tmp_path) -> TokenServerSettings:
+    tree = load_settings()  # the folder and SadTalker options the test set in the environment
     return TokenServerSettings(
+        avatar_videos=tree.token_server.avatar_videos,
+        sadtalker=SadTalkerSettings(**tree.bot.sadtalker.given()),
         livekit_url=f"ws://127.0.0.1:{free_port()}", livekit_public_url="ws://127.0.0.1:7880",
         livekit_api_key="videokey", livekit_api_secret="video-secret-long-enough-for-hs256-x",
         ollama_url=f"http://127.0.0.1:{free_port()}", ollama_model="unused", cache=tmp_path,

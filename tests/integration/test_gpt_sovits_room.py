@@ -12,32 +12,26 @@ tracks and each click is paired with its flash (offset = flash - click, as in te
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import numpy as np
 import pytest
 from faster_whisper import WhisperModel
 from loguru import logger
-from pipecat.frames.frames import EndFrame, TTSSpeakFrame
-from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
-from pipecat.workers.runner import WorkerRunner
+from pipecat.frames.frames import TTSSpeakFrame
 
 from processors.align.whisper_aligner import WhisperAligner
-from processors.face.video import PROBE_TONE_HZ, FaceVideoProcessor
+from processors.face.video import PROBE_TONE_HZ
 from processors.timing import TimedSpeech, WordTiming
 from processors.tts.gpt_sovits import GPTSoVITSSettings, GPTSoVITSTTSService, GPTSoVITSVoice
 from processors.tts.hibari_voice import HibariVoice
-from tests.integration.test_av_sync import (
-    AUDIO_OUT_QUEUE_MS,
+from tests.support.av_probe import (
     FAIL_BEYOND_S,
     FPS,
     MIN_PAIRED,
     SR,
-    audio_onsets,
-    pair_offsets,
-    video_onsets,
+    av_offsets,
+    probe_face_bot,
+    wait_for_tracks,
 )
 from tests.support.gpt_sovits_standin import GPTSoVITSStandIn
 from tests.support.human import HumanParticipant
@@ -74,33 +68,6 @@ class ClickedPiper(PiperTestVoice):
         return TimedSpeech(text=text, audio=audio, sample_rate=rate, words=words)
 
 
-@contextlib.asynccontextmanager
-async def gpt_sovits_face_bot(url: str, token: str, room: str, tts: GPTSoVITSTTSService):
-    transport = LiveKitTransport(
-        url=url, token=token, room_name=room,
-        params=LiveKitParams(
-            audio_in_enabled=False, audio_out_enabled=True, audio_out_sample_rate=SR,
-            audio_out_queue_size_ms=AUDIO_OUT_QUEUE_MS,
-            video_out_enabled=True, video_out_is_live=FaceVideoProcessor.VIDEO_OUT_IS_LIVE,
-            video_out_width=512, video_out_height=512, video_out_framerate=FPS))
-    face = FaceVideoProcessor(probe=True, fps=FPS)
-    worker = PipelineWorker(Pipeline([transport.input(), tts, face, transport.output()]),
-                            params=PipelineParams(audio_out_sample_rate=SR),
-                            cancel_on_idle_timeout=False)
-    runner = WorkerRunner(handle_sigint=False)
-    await runner.add_workers(worker)
-    run = asyncio.create_task(runner.run())
-    try:
-        yield worker
-    finally:
-        await worker.queue_frame(EndFrame())
-        try:
-            await asyncio.wait_for(run, 10)
-        except TimeoutError:
-            await worker.cancel()
-            await run
-
-
 @pytest.mark.timeout(1500)  # six sentences through Whisper alignment on a loaded 2-core machine
 async def test_gpt_sovits_voice_in_a_room_with_the_face_in_sync(livekit, make_token,
                                                                  whisper_model, tmp_path):
@@ -118,18 +85,15 @@ async def test_gpt_sovits_voice_in_a_room_with_the_face_in_sync(livekit, make_to
                 first_audio_timeout_s=90.0, chunk_timeout_s=90.0),
             aligner=aligner, sample_rate=SR)
         async with HumanParticipant.connect(livekit.url, make_token(room, "viewer")) as viewer, \
-                gpt_sovits_face_bot(livekit.url, make_token(room, bot_identity, agent=True), room,
-                                    tts) as bot:
-            await viewer.wait_for(lambda: any(w == bot_identity for _, w, _ in viewer.video)
-                                  and any(w == bot_identity for _, w, _, _ in viewer.audio), 30,
-                                  what="the bot's audio and video tracks")
+                probe_face_bot(livekit.url, make_token(room, bot_identity, agent=True), room,
+                               before_face=[tts]) as bot:
+            await wait_for_tracks(viewer, bot_identity, 30)
             await bot.queue_frames([TTSSpeakFrame(text) for text in SENTENCES])
             await viewer.wait_for(lambda: server.completed == len(SENTENCES), 900,
                                   what="every sentence from the GPT-SoVITS stand-in")
             await asyncio.sleep(sum(s.duration for s in server.spoken) + 3.0)
 
-    heard = audio_onsets(viewer.audio, bot_identity)
-    offsets = pair_offsets(heard, video_onsets(viewer.video, bot_identity))
+    heard, offsets = av_offsets(viewer, bot_identity)
     ms = np.array(offsets) * 1000
     logger.info(f"GPT-SoVITS stand-in (Piper voice) A/V offset over {len(ms)}/{len(SENTENCES)} "
                 f"clicks: median {np.median(ms):+.0f} ms, min {ms.min():+.0f}, max {ms.max():+.0f}")

@@ -2,12 +2,11 @@
 different voices (tests/support/voices.py), real Ollama, Whisper tiny.en and the embedded voice.
 
 Each test judges the bot from outside: RTVI messages each person receives, the bot's audio,
-and the LLM requests in the bot's log.
+and the bot's conversation record (who said what, and whether it reached the LLM).
 """
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import json
 import time
@@ -23,8 +22,10 @@ from bot.probe import rtvi_messages, speech_times, words_of
 from bot.process import BotProcess
 from bot.settings import DEFAULT_IDENTITY
 from processors.rtvi_participants import DISCONNECT_BOT
+from records.store import RecordStore
 from tests.integration.test_bot import BOT_READY_TIMEOUT, REPLY_TIMEOUT, bot_env  # noqa: F401
 from tests.support.human import HumanParticipant
+from tests.support.records import room_utterances
 from tests.support.voices import speak
 
 # Generous: under heavy load the bot hears a person seconds after they start.
@@ -54,6 +55,7 @@ class Meeting:
     bot: BotProcess
     alice: Person
     bob: Person
+    records: RecordStore
 
     def alive(self) -> bool:
         if self.bot.exit_code() is not None:
@@ -70,12 +72,14 @@ class Meeting:
                 for _, m in rtvi_messages(person.human.messages, "user-transcription", since)
                 if m["data"].get("final")]
 
-    def user_turns(self) -> list[str]:
-        """The user messages the LLM was last asked with, from the bot's debug log."""
-        marker = "Generating LLM response "
-        requests = [ast.literal_eval(line.split(marker, 1)[1])
-                    for line in self.bot.log().splitlines() if marker in line]
-        return [m["content"] for m in requests[-1] if m["role"] == "user"] if requests else []
+    def heard(self) -> list[dict]:
+        """The people's utterances on record: text, speaker, and whether it reached the LLM."""
+        return [u for u in room_utterances(self.records, self.bot.room) if u["role"] == "user"]
+
+    def user_turns(self) -> list[tuple[str, list[str]]]:
+        """(speaker name, words) of the utterances that reached the LLM, oldest first: on record
+        as soon as they reach it, long before the answer they get is over."""
+        return [(u["speaker_name"], words_of(u["text"])) for u in self.heard() if u["addressed"]]
 
     async def answered(self, since: float, *, quiet: float = 2.5) -> float:
         """Wait until the bot spoke after `since` and fell quiet; when it last spoke."""
@@ -95,12 +99,16 @@ def meeting(livekit, make_token, bot_env, tmp_path):  # noqa: F811
     """`async with meeting(**env) as m`: a room with the bot, Alice (embedded voice, the owner:
     she joins first) and Bob (Piper voice)."""
     bots: list[BotProcess] = []
+    # The conversation record (who said what, addressed or not) in the test's own SQLite file.
+    records_url = f"sqlite:///{tmp_path / 'records.sqlite3'}"
+    records = RecordStore(url=records_url)
 
     @asynccontextmanager
     async def open_meeting(**env: str) -> AsyncIterator[Meeting]:
         room = f"meet-{uuid.uuid4().hex[:8]}"
         bot = BotProcess(room=room, env={**bot_env, "BOT_FOLLOW_UP_SECS": str(FOLLOW_UP_SECS),
-                                         **env}, log_path=tmp_path / f"bot-{room}.log")
+                                         "DATABASE_URL": records_url, **env},
+                         log_path=tmp_path / f"bot-{room}.log")
         bots.append(bot.start())
         try:
             async with AsyncExitStack() as stack:
@@ -114,16 +122,16 @@ def meeting(livekit, make_token, bot_env, tmp_path):  # noqa: F811
                         and any(w == DEFAULT_IDENTITY for _, w, _ in h.video),
                         BOT_READY_TIMEOUT, what="the bot's video")
                     people.append(Person(name=name, voice=voice, human=human))
-                yield Meeting(bot=bot, alice=people[0], bob=people[1])
+                yield Meeting(bot=bot, alice=people[0], bob=people[1], records=records)
         except BaseException:
-            lines = [line[:300] for line in bot.log().splitlines()
-                     if "| DEBUG " not in line or "Generating LLM response" in line]
-            print(f"--- bot log ({bot.log_path}), without debug lines ---", *lines[-80:], sep="\n")
+            lines = [line[:300] for line in bot.log().splitlines()]
+            print(f"--- bot log ({bot.log_path}) ---", *lines[-80:], sep="\n")
             raise
 
     yield open_meeting
     for bot in bots:
         bot.stop()
+    records.close()
 
 
 def _rtvi(type_: str, data: dict | None = None) -> str:
@@ -156,11 +164,12 @@ async def test_the_name_anywhere_and_follow_ups_in_the_window_are_answered(meeti
     async with meeting() as m:
         asked = await m.bob.say("Tell me, Ava, what is the capital of France?")
         last = await m.answered(asked)
-        assert any(t.startswith("Bob:") and "france" in words_of(t) for t in m.user_turns())
+        assert any(who == "Bob" and "france" in words for who, words in m.user_turns())
 
         follow = await m.bob.say("And what is the capital of Germany?")  # no name, in the window
         last = await m.answered(follow)
-        assert "germany" in words_of(m.user_turns()[-1])
+        who, words = m.user_turns()[-1]
+        assert who == "Bob" and "germany" in words, m.user_turns()
 
         # Alice (not the one answered) says no name: not answered, even inside Bob's window.
         other = await m.alice.say("I always forget the capital of Spain.")
@@ -170,9 +179,15 @@ async def test_the_name_anywhere_and_follow_ups_in_the_window_are_answered(meeti
         late = await m.bob.say("And what is the capital of Italy?")  # outside the window
         assert await m.silent(late, 10.0), "the bot answered a follow-up after its window"
 
+        turns = len(m.user_turns())
         end = await m.alice.say("What is two plus two, Ava?")  # the name at the end
         await m.answered(end)
-        assert m.user_turns()[-1].startswith("Alice:")
+        assert [who for who, _ in m.user_turns()[turns:]] == ["Alice"], m.user_turns()
+        # The two that were not for the bot are on record as heard, not as sent to the LLM.
+        ignored = [u for u in m.heard() if {"spain", "italy"} & set(words_of(u["text"]))]
+        heard_words = {w for u in ignored for w in words_of(u["text"])}
+        assert {"spain", "italy"} <= heard_words, m.heard()
+        assert not any(u["addressed"] for u in ignored), m.heard()
 
 
 async def test_chatter_does_not_stop_the_bot_and_replies_go_to_their_asker(meeting):
@@ -206,7 +221,9 @@ async def test_chatter_does_not_stop_the_bot_and_replies_go_to_their_asker(meeti
         # The chatter was heard, but it neither interrupted the bot nor opened a turn...
         assert not rtvi_messages(m.alice.human.messages, "bot-interrupted", chatter), \
             "people talking stopped the bot"
-        assert "lunch" not in " ".join(m.user_turns()).lower()
+        # (a turn it opened would be on record as addressed at once; an unaddressed utterance
+        # is written when the next one or the bot's next speech comes, checked at the end)
+        assert not any(u["addressed"] for u in m.heard() if "lunch" in u["text"].lower())
         # ...and the bot goes on with its story after the chatter was heard.
         await m.alice.human.wait_for(lambda: m.alive() and m.bot_speech(heard), REPLY_TIMEOUT,
                                      what="the rest of the story after the chatter")
@@ -217,3 +234,5 @@ async def test_chatter_does_not_stop_the_bot_and_replies_go_to_their_asker(meeti
         await asyncio.sleep(2.0)
         await m.alice.human.send_data(_rtvi(DISCONNECT_BOT))
         assert await asyncio.to_thread(m.bot.wait, 30) == 0
+        lunch = [u for u in m.heard() if "lunch" in u["text"].lower()]
+        assert [(u["speaker_name"], u["addressed"]) for u in lunch] == [("Bob", False)], m.heard()

@@ -29,12 +29,6 @@ SLACK_S = 15.0
 
 
 @pytest.fixture(scope="module")
-async def admin(livekit):
-    async with api.LiveKitAPI(livekit.http_url, livekit.api_key, livekit.api_secret) as lkapi:
-        yield lkapi
-
-
-@pytest.fixture(scope="module")
 async def main_server(livekit):
     settings = TokenServerSettings(
         livekit_url=livekit.url, livekit_public_url=livekit.url, livekit_api_key=livekit.api_key,

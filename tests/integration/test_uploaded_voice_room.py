@@ -74,7 +74,7 @@ async def upload_voice(url: str) -> tuple[dict, np.ndarray]:
 
 @pytest.mark.timeout(1200)  # Whisper (upload, STT, alignment) and Ollama on a loaded 2-core machine
 async def test_voice_uploaded_with_default_settings_speaks_in_a_room(
-    livekit, ollama, whisper_model, make_token, tmp_path
+    livekit, stack_env, make_token, tmp_path
 ):
     (tmp_path / "token-server").mkdir()
     server = await asyncio.to_thread(start_token_server, tmp_path / "token-server")
@@ -107,12 +107,7 @@ async def test_voice_uploaded_with_default_settings_speaks_in_a_room(
         bot = BotProcess(
             room=room,
             env={
-                "LIVEKIT_URL": livekit.url,
-                "LIVEKIT_API_KEY": livekit.api_key,
-                "LIVEKIT_API_SECRET": livekit.api_secret,
-                "OLLAMA_URL": ollama.url,
-                "OLLAMA_MODEL": ollama.model,
-                "WHISPER_MODEL": whisper_model,
+                **stack_env,
                 "BOT_LLM_TEMPERATURE": "0",
                 "BOT_LLM_MAX_TOKENS": "32",
                 "BOT_EMPTY_ROOM_GRACE_SECS": "1",

@@ -6,6 +6,7 @@ import pytest
 import soxr
 from faster_whisper import WhisperModel
 
+from avatar_core.settings import load_settings
 from processors.align.whisper_aligner import (
     WHISPER_SAMPLE_RATE,
     WhisperAligner,
@@ -125,11 +126,11 @@ def test_speech_stretches_find_sound_between_pauses():
 def test_settings_from_env(monkeypatch):
     monkeypatch.setenv("AVATAR_ALIGN_REFERENCE", "off")
     monkeypatch.setenv("AVATAR_ALIGN_THREADS", "2")
-    settings = WhisperAlignerSettings.from_env()
+    settings = WhisperAlignerSettings(**load_settings().bot.aligner.given())
     assert (settings.reference, settings.silences, settings.threads) == (False, True, 2)
     monkeypatch.setenv("AVATAR_ALIGN_SILENCES", "maybe")
     with pytest.raises(ValueError, match="AVATAR_ALIGN_SILENCES"):
-        WhisperAlignerSettings.from_env()
+        load_settings()
 
 
 PIPER_SENTENCES = ("The quick brown fox jumps over the lazy dog.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
@@ -20,6 +22,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
 from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 
+import bot.addressing as addressing_module
 from bot.addressing import MeetingAddressing, NameMatcher
 from bot.settings import DEFAULT_NAME, DEFAULT_NAME_ALIASES
 
@@ -101,6 +104,19 @@ async def _turns(processor, frames) -> list[str]:
     return turns
 
 
+# A turn of two transcripts, then a turn of one.
+TWO_TURNS_THE_FIRST_OF_TWO_UTTERANCES = [
+    "ProposedUserStartedSpeakingFrame", "TranscriptionFrame", "TranscriptionFrame",
+    "ProposedUserStoppedSpeakingFrame", "ProposedUserStartedSpeakingFrame", "TranscriptionFrame",
+    "ProposedUserStoppedSpeakingFrame"]
+
+
+def _turn_kinds(down: list) -> list[str]:
+    """The turn boundaries and transcripts pushed, by frame type."""
+    kinds = (ProposedUserStartedSpeakingFrame, ProposedUserStoppedSpeakingFrame, TranscriptionFrame)
+    return [type(f).__name__ for f in down if isinstance(f, kinds)]
+
+
 async def test_one_person_is_always_answered_unchanged():
     turns = await _turns(_addressing(["u1"]), [_said("u1", " What time is it? ")])
     assert turns == [" What time is it? "]
@@ -131,6 +147,7 @@ async def test_follow_up_inside_the_window_is_answered_and_outside_it_is_not():
     clock.now += 7.0
     assert addressing.speech_started("u1")
     clock.now += 3.0
+    addressing.speech_stopped("u1")  # the utterance ends; its transcript follows
     assert await _turns(addressing, [_said("u1", "And five plus five?"), *_bot_answers()]) == [
         "Alice: And five plus five?"]
     clock.now += 8.5
@@ -184,9 +201,27 @@ async def test_a_sentence_cut_by_a_pause_stays_one_turn_and_a_trailing_one_still
         _said("u1", "Tell me about"),
         SleepFrame(sleep=0.6),
     ])
-    turn_frames = (ProposedUserStartedSpeakingFrame, ProposedUserStoppedSpeakingFrame,
-                   TranscriptionFrame)
-    kinds = [type(f).__name__ for f in down if isinstance(f, turn_frames)]
-    assert kinds == ["ProposedUserStartedSpeakingFrame", "TranscriptionFrame", "TranscriptionFrame",
-                     "ProposedUserStoppedSpeakingFrame", "ProposedUserStartedSpeakingFrame",
-                     "TranscriptionFrame", "ProposedUserStoppedSpeakingFrame"]
+    assert _turn_kinds(down) == TWO_TURNS_THE_FIRST_OF_TWO_UTTERANCES
+
+
+async def test_a_speaker_who_talks_on_keeps_the_turn_until_the_rest_is_heard(monkeypatch):
+    """'Wait, stop please.' is a whole sentence, but its speaker already talks on: the turn
+    waits for that utterance's transcript instead of answering (and talking over) the first
+    part; once they stop, it waits only for the STT (here shortened to 1 s)."""
+    monkeypatch.setattr(addressing_module, "TRANSCRIPT_WAIT_SECS", 1.0)
+    addressing = MeetingAddressing(matcher=MATCHER, humans=lambda: ["u1"], display_name=NAMES.get,
+                                   follow_up_secs=8.0, turn_max_wait_secs=0.3, clock=_Clock())
+    addressing.speech_started("u1")  # the second utterance began before the first's transcript
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.2, addressing.speech_stopped, "u1")
+    loop.call_later(0.9, addressing.speech_started, "u1")  # talks on after "Thanks."...
+    loop.call_later(1.3, addressing.speech_stopped, "u1")  # ...but that gives no transcript
+    down, _ = await run_test(addressing, frames_to_send=[
+        _said("u1", "Wait, stop please."),
+        SleepFrame(sleep=0.5),
+        _said("u1", "What is the capital of Japan?"),
+        SleepFrame(sleep=0.5),
+        _said("u1", "Thanks."),
+        SleepFrame(sleep=1.6),
+    ])
+    assert _turn_kinds(down) == TWO_TURNS_THE_FIRST_OF_TWO_UTTERANCES

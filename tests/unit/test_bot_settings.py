@@ -67,7 +67,7 @@ def test_meeting_settings(clean_env):
 
 def test_bad_number_is_a_clear_error(clean_env):
     clean_env.setenv("BOT_LLM_SEED", "seven")
-    with pytest.raises(ValueError, match="BOT_LLM_SEED must be an integer"):
+    with pytest.raises(ValueError, match="BOT_LLM_SEED=.seven.: Input should be a valid integer"):
         BotSettings.from_env()
 
 
@@ -93,6 +93,6 @@ def test_voice_choice_follows_gpt_sovits_url(monkeypatch):
     from processors.tts.gpt_sovits import GPTSoVITSTTSService
 
     monkeypatch.delenv("GPT_SOVITS_URL", raising=False)
-    assert isinstance(build_tts(), EmbeddedTTSService)
+    assert isinstance(build_tts(BotSettings.from_env()), EmbeddedTTSService)
     monkeypatch.setenv("GPT_SOVITS_URL", "http://127.0.0.1:9880")
-    assert isinstance(build_tts(), GPTSoVITSTTSService)
+    assert isinstance(build_tts(BotSettings.from_env()), GPTSoVITSTTSService)

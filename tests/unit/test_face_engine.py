@@ -56,10 +56,16 @@ def test_default_avatar_prepares_at_output_size(avatar):
     assert (avatar.landmarks >= 0).all() and (avatar.landmarks < 512).all()
 
 
-def test_default_avatar_landmark_cache_is_present_and_current(photo):
-    # The committed cache means the bot never needs the detector for the default avatar.
-    cached = landmarks_module.cached_landmarks(DEFAULT_AVATAR, photo)
+def test_default_avatar_landmark_cache_is_present_and_current(photo, monkeypatch):
+    # The committed cache means the bot never needs the detector for the default avatar: a
+    # stale or unreadable cache would fall back to detection (and rewrite the tracked file).
     assert cache_path(DEFAULT_AVATAR).is_file()
+
+    def no_detector(_):
+        raise AssertionError("the committed landmark cache is stale: detection was needed")
+
+    monkeypatch.setattr(landmarks_module, "detect_landmarks", no_detector)
+    cached = landmarks_module.cached_landmarks(DEFAULT_AVATAR, photo)
     assert cached.shape == (478, 2)
 
 

@@ -14,6 +14,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
+from avatar_core.settings import load_settings
 from processors.face.builtin import BuiltinFaceEngine
 from processors.face.video import (
     FaceSettings,
@@ -188,7 +189,9 @@ async def test_probe_marker_flashes_exactly_with_the_clicks():
         elif isinstance(f, OutputImageRawFrame) and probe_marker_on(pixels(f)):
             marked.append(sent)
     click_frames = [c // SAMPLES_PER_FRAME for c in clicks]
-    assert click_frames == [frame_bounds(k, SR, 25)[0] // SAMPLES_PER_FRAME for k in click_frames]
+    # each click starts on a video frame's first sample and fills exactly that one frame
+    assert clicks == [frame_bounds(k, SR, 25)[0] for k in click_frames]
+    assert sorted({i // SAMPLES_PER_FRAME for i in np.flatnonzero(audio)}) == click_frames
     assert len(marked) == len(click_frames)
     # picture k is shown once audio frame k is the oldest of the `lead` + 1 frames sent ahead,
     # and `delay` more frames later
@@ -201,7 +204,7 @@ def test_settings_from_env(monkeypatch, tmp_path):
     monkeypatch.setenv("FACE_AUDIO_LEAD_FRAMES", "4")
     monkeypatch.setenv("FACE_VIDEO_DELAY_MS", "0")
     monkeypatch.setenv("FACE_PROBE", "1")
-    s = FaceSettings.from_env()
+    s = FaceSettings(**load_settings().bot.face.given())
     assert (s.avatar_image_path, s.fps, s.audio_lead_frames, s.video_delay_ms, s.probe) == (
         tmp_path / "me.png",
         30,

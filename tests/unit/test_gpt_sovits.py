@@ -21,6 +21,7 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 
+from bot.settings import BotSettings
 from processors.align.whisper_aligner import WhisperAligner
 from processors.frames import PlayoutServerMessageFrame, SentenceTimingFrame
 from processors.timing import TTS_TIMING_MESSAGE_TYPE
@@ -276,16 +277,17 @@ def test_settings_from_env(monkeypatch, tmp_path):
     monkeypatch.setenv("GPT_SOVITS_URL", "http://127.0.0.1:9999")
     monkeypatch.setenv("GPT_SOVITS_STREAMING_MODE", "3")
     monkeypatch.setenv("GPT_SOVITS_FALLBACK", "off")
-    s = GPTSoVITSSettings.from_env()
+    s = BotSettings.from_env().gpt_sovits
+    assert s is not None
     assert s.voice == GPTSoVITSVoice("/x/ref.wav", "Hi there.", "en")
     assert (s.url, s.streaming_mode, s.fallback) == ("http://127.0.0.1:9999", 3, False)
     monkeypatch.setenv("GPT_SOVITS_STREAMING_MODE", "7")
     with pytest.raises(ValueError, match="GPT_SOVITS_STREAMING_MODE"):
-        GPTSoVITSSettings.from_env()
+        BotSettings.from_env()
     monkeypatch.setenv("GPT_SOVITS_STREAMING_MODE", "2")
     monkeypatch.setenv("GPT_SOVITS_VOICE_ID", "nope")
     with pytest.raises(ValueError, match="no stored voice 'nope'"):
-        GPTSoVITSSettings.from_env()
+        BotSettings.from_env()
 
 
 def test_no_voice_is_a_clear_error(aligner):

@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 import webvtt
 
+from avatar_core.settings import load_settings
 from records import export
 from records.options import RecordsOptions
 from records.recorder import SessionRecorder
@@ -258,24 +259,23 @@ def test_postgres_going_away_mid_call_loses_counted_writes_then_resumes(postgres
     store.close()
 
 
-def test_options_from_env(tmp_path):
-    assert (
-        RecordsOptions.from_env({}, cache=tmp_path).url == f"sqlite:///{tmp_path}/records.sqlite3"
-    )
-    assert RecordsOptions.from_env({"AVATAR_CACHE": str(tmp_path)}).url.endswith(
-        f"{tmp_path}/records.sqlite3"
-    )
-    pg = RecordsOptions.from_env(
-        {
-            "DATABASE_URL": "postgres://u@h/db",
-            "RECORDS_ENABLED": "0",
-            "RECORDS_RETENTION_DAYS": "30",
-        }
-    )
+def test_options_from_env(tmp_path, monkeypatch):
+    def records(**env: str) -> RecordsOptions:
+        """The records options as an entry point takes them from the tree."""
+        for name in ("DATABASE_URL", "RECORDS_ENABLED", "RECORDS_RETENTION_DAYS", "AVATAR_CACHE"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        tree = load_settings()
+        return RecordsOptions.from_settings(tree.records, cache=tree.stack.cache)
+
+    assert records(AVATAR_CACHE=str(tmp_path)).url == f"sqlite:///{tmp_path}/records.sqlite3"
+    pg = records(DATABASE_URL="postgres://u@h/db", RECORDS_ENABLED="0",
+                 RECORDS_RETENTION_DAYS="30")
     assert (pg.url, pg.enabled, pg.retention_days) == ("postgresql+psycopg://u@h/db", False, 30)
     for bad in ("x", "-1"):
         with pytest.raises(ValueError, match="RECORDS_RETENTION_DAYS"):
-            RecordsOptions.from_env({"RECORDS_RETENTION_DAYS": bad})
+            records(RECORDS_RETENTION_DAYS=bad)
 
 
 def _wait(predicate, what: str, timeout: float = 30.0) -> None:
@@ -284,3 +284,21 @@ def _wait(predicate, what: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def test_a_turn_heard_as_two_utterances_is_one_message_of_the_remembered_context(store):
+    """Pipecat's aggregator joins a turn's transcripts into one user message; a resumed bot's
+    context from the record does the same."""
+    from bot.recorder import remembered_context
+
+    session = new_session()
+    rec = SessionRecorder(store=store, session=session)
+    t = session.started_at
+    rec.utterance(said("dana", "What is the capital of", t, addressed=True))
+    rec.utterance(said("dana", "Japan?", t + timedelta(seconds=2), addressed=True))
+    rec.utterance(said("avatar-bot", "Tokyo.", t + timedelta(seconds=4), role=ROLE_BOT))
+    rec.close(CLOSE_S)
+    assert remembered_context(store, session.id) == [
+        {"role": "user", "content": "What is the capital of Japan?"},
+        {"role": "assistant", "content": "Tokyo."},
+    ]

@@ -58,10 +58,11 @@ def test_corrupt_model_file_is_deleted_with_instructions(tmp_path):
 def test_unreachable_ollama_url_cli_says_what_to_do(tmp_path):
     env = {**os.environ, "OLLAMA_URL": "http://ollama.invalid:11434", "AVATAR_CACHE": str(tmp_path)}
     env.pop("WHISPER_MODEL", None)
-    # livekit-server must be findable so setup reaches the Ollama step without building anything
+    # A fake livekit-server where setup keeps its build, so that setup reaches the Ollama step
+    # without building anything (the build would leave its log in the cache).
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
-    (fake_bin / "livekit-server").symlink_to("/bin/true")
+    (fake_bin / f"livekit-server-{binaries.LIVEKIT_VERSION}").symlink_to("/bin/true")
     proc = subprocess.run(
         [sys.executable, "-m", "stack", "setup"],
         cwd=ROOT,
@@ -75,6 +76,7 @@ def test_unreachable_ollama_url_cli_says_what_to_do(tmp_path):
     assert len(errors) == 1, proc.stderr
     assert "Ollama does not answer at OLLAMA_URL=http://ollama.invalid:11434" in errors[0]
     assert "Traceback" not in proc.stderr
+    assert "building livekit-server" not in proc.stdout + proc.stderr, "it built livekit-server"
 
 
 def test_whisper_folder_without_model(tmp_path):

@@ -21,6 +21,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.utils.time import nanoseconds_to_seconds
 from scipy.signal import resample_poly
 
+from avatar_core.settings import load_settings
 from processors.frames import PlayoutServerMessageFrame, SentenceTimingFrame
 from processors.timing import TTS_TIMING_MESSAGE_TYPE, TimedSpeech
 from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoiceSettings
@@ -297,17 +298,22 @@ async def test_streaming_voice_with_an_aligner(voice, stream_before_timings):
     )
 
 
+def voice_settings() -> EmbeddedVoiceSettings:
+    """The voice options as the bot takes them from the settings tree."""
+    return EmbeddedVoiceSettings(**load_settings().bot.voice.given())
+
+
 def test_settings_from_env(monkeypatch):
     monkeypatch.setenv("AVATAR_VOICE", "heart")
     monkeypatch.setenv("AVATAR_VOICE_SPEED", "1.2")
     monkeypatch.setenv("AVATAR_VOICE_THREADS", "2")
-    assert EmbeddedVoiceSettings.from_env() == EmbeddedVoiceSettings("heart", 1.2, 2)
+    assert voice_settings() == EmbeddedVoiceSettings("heart", 1.2, 2)
     monkeypatch.setenv("AVATAR_VOICE_SPEED", "fast")
     with pytest.raises(ValueError, match="AVATAR_VOICE_SPEED"):
-        EmbeddedVoiceSettings.from_env()
+        voice_settings()
 
 
 def test_settings_defaults_without_env(monkeypatch):
     for name in ("AVATAR_VOICE", "AVATAR_VOICE_SPEED", "AVATAR_VOICE_THREADS"):
         monkeypatch.delenv(name, raising=False)
-    assert EmbeddedVoiceSettings.from_env() == EmbeddedVoiceSettings("heart", 1.0, 1)
+    assert voice_settings() == EmbeddedVoiceSettings("heart", 1.0, 1)

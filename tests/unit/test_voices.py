@@ -15,6 +15,7 @@ import soxr
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient, TestServer
 
+from avatar_core.settings import load_settings
 from processors.tts.gpt_sovits import GPTSoVITSVoice
 from tests.support.speech import speak
 from token_server.errors import error_middleware
@@ -57,8 +58,11 @@ def said():
 async def client(tmp_path, whisper_model, monkeypatch):
     monkeypatch.setenv("AVATAR_VOICES_DIR", str(tmp_path / "voices"))
     app = web.Application(middlewares=[error_middleware])
+    tree = load_settings()  # the folders and training options the test set in the environment
     setup_voice_routes(app, SimpleNamespace(whisper_model=whisper_model, cache=tmp_path,
-                                            voice_max_upload_mb=2.0, train_max_upload_mb=100.0))
+                                            voice_max_upload_mb=2.0, train_max_upload_mb=100.0,
+                                            voices_dir=tree.voices_dir,
+                                            training=tree.token_server.training))
     async with TestClient(TestServer(app, host="127.0.0.1")) as c:
         yield c
 

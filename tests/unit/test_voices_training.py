@@ -16,6 +16,7 @@ import pytest
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient, TestServer
 
+from avatar_core.settings import load_settings
 from processors.tts.hibari_voice import HibariVoice
 from token_server.errors import error_middleware
 from token_server.voices import setup_voice_routes
@@ -116,8 +117,11 @@ async def make_client(tmp_path, whisper_model, monkeypatch, install: Path | None
     else:
         monkeypatch.delenv("GPT_SOVITS_DIR", raising=False)
     app = web.Application(middlewares=[error_middleware])
+    tree = load_settings()  # the folders and training options the test set in the environment
     setup_voice_routes(app, SimpleNamespace(whisper_model=whisper_model, cache=tmp_path,
-                                            voice_max_upload_mb=10.0, train_max_upload_mb=100.0))
+                                            voice_max_upload_mb=10.0, train_max_upload_mb=100.0,
+                                            voices_dir=tree.voices_dir,
+                                            training=tree.token_server.training))
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     return client

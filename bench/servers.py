@@ -1,0 +1,96 @@
+"""The local servers a whole-stack benchmark talks to: livekit-server and Ollama on loopback.
+
+One place for what every voice benchmark starts before its bots: the real livekit-server and
+Ollama from the cache on free ports (the offline model pulled into Ollama), a log folder, the
+environment a bot or worker process needs to reach them, and join tokens for the measuring
+participants. Stopped by pid when the `with` block ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from livekit import api
+
+from stack import binaries, models, services
+from stack.settings import DEV_API_KEY, DEV_API_SECRET, StackSettings
+
+BENCH_IDENTITY = "bench-person"
+
+
+@dataclass(frozen=True)
+class BenchServers:
+    """Running livekit-server and Ollama, and where their logs go."""
+
+    settings: StackSettings
+    logs: Path
+    url: str
+    ollama_url: str
+    livekit: services.ManagedServer
+    ollama: services.ManagedServer
+
+    def bot_env(self, **extra: str) -> dict[str, str]:
+        """Environment for `python -m bot` (or its worker) against these servers, plus `extra`."""
+        return {
+            "LIVEKIT_URL": self.url,
+            "LIVEKIT_API_KEY": DEV_API_KEY,
+            "LIVEKIT_API_SECRET": DEV_API_SECRET,
+            "OLLAMA_URL": self.ollama_url,
+            "OLLAMA_MODEL": self.settings.ollama_model,
+            "WHISPER_MODEL": models.whisper_model(self.settings.whisper_model, self.settings.cache),
+            **extra,
+        }
+
+    def token(self, room: str, identity: str = BENCH_IDENTITY, *, name: str | None = None) -> str:
+        """A join token for `room` on this livekit-server."""
+        token = api.AccessToken(DEV_API_KEY, DEV_API_SECRET).with_identity(identity)
+        if name is not None:
+            token = token.with_name(name)
+        return token.with_grants(api.VideoGrants(room_join=True, room=room)).to_jwt()
+
+
+@contextlib.contextmanager
+def bench_servers(prefix: str) -> Iterator[BenchServers]:
+    """Start livekit-server and Ollama (logs in a new temp folder named `prefix`-...)."""
+    settings = StackSettings.from_env()
+    logs = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
+    lk_port, tcp, udp = services.free_port(), services.free_port(), services.free_udp_port()
+    livekit = services.livekit_server(
+        binaries.livekit_server(settings.cache),
+        port=lk_port,
+        tcp_port=tcp,
+        udp_port=udp,
+        api_key=DEV_API_KEY,
+        api_secret=DEV_API_SECRET,
+        log_path=logs / "livekit.log",
+    )
+    ollama_bin = binaries.ollama(settings.cache)
+    ollama_port = services.free_port()
+    ollama = services.ollama_server(
+        ollama_bin,
+        port=ollama_port,
+        models_dir=settings.cache / "ollama",
+        log_path=logs / "ollama.log",
+    )
+    ollama_url = f"http://127.0.0.1:{ollama_port}"
+    try:
+        livekit.start()
+        ollama.start()
+        models.ensure_ollama_model(
+            ollama_bin=ollama_bin, url=ollama_url, name=settings.ollama_model, cache=settings.cache
+        )
+        yield BenchServers(
+            settings=settings,
+            logs=logs,
+            url=f"ws://127.0.0.1:{lk_port}",
+            ollama_url=ollama_url,
+            livekit=livekit,
+            ollama=ollama,
+        )
+    finally:
+        ollama.stop()
+        livekit.stop()
