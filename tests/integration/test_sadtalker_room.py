@@ -33,7 +33,7 @@ from bot.process import BotProcess
 from bot.settings import DEFAULT_IDENTITY
 from processors.face.video import HELD_METRIC_SUFFIX, probe_signal
 from processors.timing import TimedSpeech
-from tests.integration.test_av_sync import (
+from tests.support.av_probe import (
     FAIL_BEYOND_S,
     FPS,
     MIN_PAIRED,
