@@ -98,6 +98,10 @@ class RenderedAhead(Protocol):
         """Seconds of compute per second of video so far."""
         ...
 
+    def ready(self, k: int) -> bool:
+        """Whether frame `k` is rendered (`frame(k)` returns without waiting)."""
+        ...
+
     def frame(self, k: int) -> np.ndarray:
         """Frame `k`, waiting until it is rendered."""
         ...

@@ -161,6 +161,10 @@ class _GuardedAhead:
     def held_s(self) -> float:
         return self._inner.held_s if self._inner else 0.0
 
+    def ready(self, k: int) -> bool:
+        """The primary's frame k is rendered (or the backup draws it, which it does at once)."""
+        return self._inner is None or self._backup is not None or self._inner.ready(k)
+
     def frame(self, k: int) -> np.ndarray:
         if self._inner is not None and self._backup is None:
             try:

@@ -462,6 +462,11 @@ class RenderAhead:
                 self._error = e
                 self._changed.notify_all()
 
+    def ready(self, k: int) -> bool:
+        with self._changed:
+            return (len(self._ready) > self._rows[k] or self._done or self._closed
+                    or self._error is not None)
+
     def frame(self, k: int) -> np.ndarray:
         row = self._rows[k]
         waited = time.perf_counter()

@@ -17,8 +17,11 @@ Between turns it sends idle frames
 queued piece of audio and picture at once. An engine that `renders_ahead` (SadTalker) gets each
 whole sentence once its audio is in and renders it in a worker; each piece of audio waits for its
 picture, so when the engine is behind real time both are held together (the time held goes out
-as an RTVI processing metric). In probe mode a marker square flashes white in
-frames whose audio holds a probe click, so a receiver can measure the A/V offset.
+as an RTVI processing metric). The loop never waits on such a picture: the pictures already
+queued (whose audio was sent) keep their ticks, then idle pictures show while the audio is held
+(waiting there would leave the sent audio playing ahead of its pictures for the whole render).
+In probe mode a marker square flashes white in frames whose audio holds a probe click, so a
+receiver can measure the A/V offset.
 """
 
 from __future__ import annotations
@@ -142,6 +145,8 @@ class _Sentence:
     frames_done: int = 0
     complete: bool = False
     ahead: RenderedAhead | None = None  # the engine's render-ahead of this sentence, if any
+    held_s: float = 0.0  # seconds its audio waited for the render-ahead's pictures
+    held_since: float | None = None  # since when the next piece waits for its picture
     _timeline: VisemeTimeline | None = None
     _timeline_samples: int = -1
 
@@ -355,8 +360,13 @@ class FaceVideoProcessor(FrameProcessor):
                 await self.push_frame(item)
                 continue
             audio = item.samples()
-            if self._renders_ahead() and item.ahead is None and not item.complete:
-                return None  # a render-ahead engine renders whole sentences
+            if self._renders_ahead() and item.ahead is None:
+                if not item.complete:
+                    return None  # a render-ahead engine renders whole sentences
+                engine = cast(RendersAhead, self._engine)  # checked by _renders_ahead
+                item.ahead = engine.render_ahead(self._avatar, audio, item.sample_rate)
+            if item.ahead is not None and not self._picture_ready(item, item.ahead):
+                return None  # the queued pictures play out, then idle ones, audio held
             start, end = frame_bounds(item.frames_done, item.sample_rate, self._fps)
             if end > len(audio):
                 if not item.complete:
@@ -389,18 +399,31 @@ class FaceVideoProcessor(FrameProcessor):
     def _renders_ahead(self) -> bool:
         return getattr(self._engine, "renders_ahead", False)
 
+    @staticmethod
+    def _picture_ready(item: _Sentence, ahead: RenderedAhead) -> bool:
+        """Whether `ahead` has the sentence's next picture; counts the time its audio is held."""
+        ready = item.frames_done >= ahead.count or ahead.ready(item.frames_done)
+        now = time.monotonic()
+        if not ready and item.held_since is None:
+            item.held_since = now
+        elif ready and item.held_since is not None:
+            item.held_s += now - item.held_since
+            item.held_since = None
+        return ready
+
     async def _sentence_done(self, item: _Sentence) -> None:
         """Report how long a render-ahead engine held this sentence's audio (RTVI metrics)."""
         if item.ahead is None:
             return
         item.ahead.close()
-        if item.ahead.held_s > 0:
-            logger.debug(f"{self}: held audio {item.ahead.held_s:.3f} s for the face engine")
+        held = item.held_s + item.ahead.held_s
+        if held > 0:
+            logger.debug(f"{self}: held audio {held:.3f} s for the face engine")
             await self.push_frame(
                 MetricsFrame(
                     data=[
                         ProcessingMetricsData(
-                            processor=f"{self.name}{HELD_METRIC_SUFFIX}", value=item.ahead.held_s
+                            processor=f"{self.name}{HELD_METRIC_SUFFIX}", value=held
                         )
                     ]
                 )
@@ -408,10 +431,7 @@ class FaceVideoProcessor(FrameProcessor):
 
     def _render(self, item: _Sentence, piece: np.ndarray, start: int, clock: float) -> np.ndarray:
         sr = item.sample_rate
-        if item.ahead is None and self._renders_ahead():
-            engine = cast(RendersAhead, self._engine)  # checked by _renders_ahead
-            item.ahead = engine.render_ahead(self._avatar, item.samples(), sr)
-        if item.ahead is not None:  # blocks until the picture exists: audio waits with it
+        if item.ahead is not None:  # rendered (_picture_ready): audio waited with it
             image = item.ahead.frame(item.frames_done)
         else:
             frames = self._engine.render(
