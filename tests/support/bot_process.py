@@ -10,7 +10,7 @@ from pathlib import Path
 
 from loguru import logger
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STOP_TIMEOUT_SECS = 10.0
 
 
