@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from loguru import logger
+
+from avatar_core.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP_TIMEOUT_SECS = 10.0
@@ -55,15 +56,7 @@ class BotProcess:
 
     def stop(self) -> int | None:
         """SIGTERM (the bot leaves the room cleanly), SIGKILL if it does not end in time."""
-        if self._proc is None or self._proc.poll() is not None:
-            return None if self._proc is None else self._proc.returncode
-        self._proc.send_signal(signal.SIGTERM)
-        try:
-            return self._proc.wait(STOP_TIMEOUT_SECS)
-        except subprocess.TimeoutExpired:
-            logger.warning(f"bot pid {self._proc.pid} ignored SIGTERM; killing it")
-            self._proc.kill()
-            return self._proc.wait(STOP_TIMEOUT_SECS)
+        return None if self._proc is None else stop_process(self._proc, timeout=STOP_TIMEOUT_SECS)
 
     def __enter__(self) -> BotProcess:
         return self.start()

@@ -4,7 +4,6 @@ registered it, stopped by its own pid."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
@@ -13,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from avatar_core.processes import stop_process
 from bot.settings import WORKER_REGISTERED_LOG as REGISTERED_LOG
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,16 +72,10 @@ class WorkerProcess:
 
     def kill_host(self) -> None:
         """SIGKILL to the worker and all its processes, as when its machine dies."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGKILL)
-        self._proc.wait(STOP_TIMEOUT_S)
+        stop_process(self._proc, timeout=STOP_TIMEOUT_S, signum=signal.SIGKILL, group=True)
 
     def stop(self) -> None:
-        """Drain and exit; the whole process group is killed if that takes too long."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(STOP_TIMEOUT_S)
-        self.kill_host()  # and whatever of its group is left
+        """Drain and exit (the job processes ignore SIGTERM: the worker ends them); the whole
+        process group is killed if that takes too long, and whatever of it is left."""
+        if self._proc is not None:
+            stop_process(self._proc, timeout=STOP_TIMEOUT_S, group=True)
