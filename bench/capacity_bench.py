@@ -39,7 +39,6 @@ from loguru import logger  # noqa: E402
 
 from bench.latency_bench import QUESTIONS, percentile, wait_quiet  # noqa: E402
 from bench.servers import bench_servers  # noqa: E402
-from bot.probe import frames_per_second, speech_times  # noqa: E402
 from bot.settings import (  # noqa: E402
     DEFAULT_AGENT_IDENTITY_PREFIXES,
     DEFAULT_AGENT_NAME,
@@ -47,6 +46,7 @@ from bot.settings import (  # noqa: E402
 )
 from stack.settings import DEV_API_KEY, DEV_API_SECRET  # noqa: E402
 from tests.support.human import HumanParticipant  # noqa: E402
+from tests.support.probe import frames_per_second, speech_times  # noqa: E402
 from tests.support.speech import speak  # noqa: E402
 from tests.support.worker import WorkerProcess  # noqa: E402
 from token_server.tokens import TokenMinter  # noqa: E402

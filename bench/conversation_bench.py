@@ -50,7 +50,11 @@ from bench.questions import QUESTIONS, Question  # noqa: E402
 from bench.servers import bench_servers  # noqa: E402
 from bench.stt_bench import word_errors, words  # noqa: E402
 from bot.pipeline import LATENCY_MESSAGE_TYPE  # noqa: E402
-from bot.probe import (  # noqa: E402
+from bot.reply_guard import LANGUAGE, off_track  # noqa: E402
+from bot.settings import DEFAULT_IDENTITY  # noqa: E402
+from tests.support.bot_process import BotProcess  # noqa: E402
+from tests.support.human import HumanParticipant  # noqa: E402
+from tests.support.probe import (  # noqa: E402
     lip_box,
     lip_motion,
     rtvi_messages,
@@ -60,10 +64,6 @@ from bot.probe import (  # noqa: E402
     user_transcripts,
     video_frames,
 )
-from bot.process import BotProcess  # noqa: E402
-from bot.reply_guard import LANGUAGE, off_track  # noqa: E402
-from bot.settings import DEFAULT_IDENTITY  # noqa: E402
-from tests.support.human import HumanParticipant  # noqa: E402
 from tests.support.voices import speak, with_noise  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

@@ -36,10 +36,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.servers import bench_servers  # noqa: E402
 from bot.pipeline import LATENCY_MESSAGE_TYPE  # noqa: E402
-from bot.probe import lip_box, lip_motion, server_messages, speech_times, video_frames  # noqa: E402
-from bot.process import BotProcess  # noqa: E402
 from bot.settings import DEFAULT_IDENTITY  # noqa: E402
+from tests.support.bot_process import BotProcess  # noqa: E402
 from tests.support.human import HumanParticipant  # noqa: E402
+from tests.support.probe import lip_box, lip_motion, server_messages, speech_times, video_frames  # noqa: E402
 from tests.support.speech import speak  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

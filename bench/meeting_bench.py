@@ -39,10 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.servers import BenchServers, bench_servers  # noqa: E402
-from bot.probe import rtvi_messages, speech_times, words_of  # noqa: E402
-from bot.process import BotProcess  # noqa: E402
 from bot.settings import DEFAULT_IDENTITY  # noqa: E402
+from tests.support.bot_process import BotProcess  # noqa: E402
 from tests.support.human import HumanParticipant  # noqa: E402
+from tests.support.probe import rtvi_messages, speech_times, words_of  # noqa: E402
 from tests.support.voices import speak  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

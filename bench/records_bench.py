@@ -111,7 +111,7 @@ async def voice_to_voice(turns: int) -> dict:
     """Median voice-to-voice latency with recording off and on (fresh bot and room each)."""
     from bench.latency_bench import MemoryWatch, measure
     from bench.servers import bench_servers
-    from bot.process import BotProcess
+    from tests.support.bot_process import BotProcess
 
     v2v: dict[str, list[int]] = {"off": [], "on": []}
     with bench_servers("records-bench") as servers:

@@ -1,37 +1,27 @@
-"""The bot's LiveKit join token: the one given in BOT_TOKEN, or one minted with livekit-api."""
+"""The bot's LiveKit join token: the one given in BOT_TOKEN, or one from avatar_core.tokens."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from livekit import api
-
+from avatar_core.tokens import AGENT_KIND, join_token
 from bot.settings import BotSettings
 
-# LiveKit participant kind of the bot, so clients and other bots can tell it is an agent.
-AGENT_KIND = "agent"
+# The bot stays in its room for a whole conversation: its token outlives any one join.
 TOKEN_TTL = timedelta(hours=6)
 
 
 def bot_token(settings: BotSettings, room: str) -> str:
-    """A join token for `room` as the bot's identity, marked as an agent participant."""
+    """A join token for `room` as the bot's identity, marked as an agent participant and shown
+    under the name it answers to (`settings.name`), as a dispatched bot is (bot.worker)."""
     if settings.token:
         return settings.token
-    return (
-        api.AccessToken(settings.livekit_api_key, settings.livekit_api_secret)
-        .with_identity(settings.identity)
-        .with_name(settings.name)
-        # AGENT_KIND is LiveKit's 'agent' kind as a plain str
-        .with_kind(AGENT_KIND)  # type: ignore[arg-type]
-        .with_ttl(TOKEN_TTL)
-        .with_grants(
-            api.VideoGrants(
-                room_join=True,
-                room=room,
-                can_publish=True,
-                can_subscribe=True,
-                can_publish_data=True,
-            )
-        )
-        .to_jwt()
+    return join_token(
+        api_key=settings.livekit_api_key,
+        api_secret=settings.livekit_api_secret,
+        room=room,
+        identity=settings.identity,
+        name=settings.name,
+        kind=AGENT_KIND,
+        ttl=TOKEN_TTL,
     )

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -17,6 +15,7 @@ from pathlib import Path
 from loguru import logger
 
 from avatar_core.errors import StackError
+from avatar_core.processes import stop_process
 
 LOOPBACK = "127.0.0.1"
 
@@ -132,21 +131,10 @@ class ManagedServer:
         return self.process.pid if self.process else None
 
     def stop(self, *, timeout: float = 10.0) -> None:
-        """Terminate the server's process group, then kill it if it does not exit."""
-        if not self.process:
-            return
-        try:
-            if self.process.poll() is None:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        except ProcessLookupError:
-            return
-        # Whatever of its group is left (a worker's job processes, a crashed server's children).
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=timeout)
+        """Terminate the server's process group, then kill it (and whatever of the group is left:
+        a worker's job processes, a crashed server's children) if it does not exit."""
+        if self.process:
+            stop_process(self.process, timeout=timeout, group=True)
 
 
 # Restart delays after a supervised server exits: doubling from the first to the last; a server

@@ -7,13 +7,14 @@ test run and stopped by pid at the end. Tests that need them are marked integrat
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from livekit import api
 
+from avatar_core.tokens import AGENT_KIND, STANDARD_KIND, join_token, room_grants
 from stack import binaries, models, services
 from stack.settings import DEV_API_KEY, DEV_API_SECRET, StackSettings
 
@@ -115,13 +116,10 @@ def make_token(livekit):
 
     def mint(room: str, identity: str, *, name: str | None = None, agent: bool = False,
              ttl: timedelta = timedelta(minutes=10), **grant_overrides) -> str:
-        grants = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True,
-                                 can_publish_data=True, agent=agent, **grant_overrides)
-        token = (api.AccessToken(livekit.api_key, livekit.api_secret).with_identity(identity)
-                 .with_name(name or identity).with_grants(grants).with_ttl(ttl))
-        if agent:
-            token = token.with_kind("agent")
-        return token.to_jwt()
+        grants = replace(room_grants(room), agent=agent, **grant_overrides)
+        return join_token(api_key=livekit.api_key, api_secret=livekit.api_secret, room=room,
+                          identity=identity, name=name or identity,
+                          kind=AGENT_KIND if agent else STANDARD_KIND, ttl=ttl, grants=grants)
 
     return mint
 

@@ -1,22 +1,12 @@
-"""LiveKit join tokens for people (livekit-api); each carries the room's avatar dispatch."""
+"""LiveKit join tokens for people (avatar_core.tokens); each carries the room's avatar dispatch."""
 
 from __future__ import annotations
 
 import datetime
 
-from livekit.api import AccessToken, RoomAgentDispatch, RoomConfiguration, VideoGrants
+from livekit.api import RoomAgentDispatch, RoomConfiguration
 
-
-def room_grants(room: str) -> VideoGrants:
-    """Join one room; publish, subscribe and send data. No admin, create, record, hidden rights."""
-    return VideoGrants(
-        room_join=True,
-        room=room,
-        can_publish=True,
-        can_subscribe=True,
-        can_publish_data=True,
-        can_update_own_metadata=False,
-    )
+from avatar_core.tokens import STANDARD_KIND, join_token
 
 
 class TokenMinter:
@@ -35,13 +25,13 @@ class TokenMinter:
 
     def user_token(self, *, room: str, identity: str, name: str) -> str:
         """A short-lived token for a person (standard participant) in `room`."""
-        return (
-            AccessToken(self._api_key, self._api_secret)
-            .with_identity(identity)
-            .with_name(name)
-            .with_kind("standard")
-            .with_ttl(self._ttl)
-            .with_grants(room_grants(room))
-            .with_room_config(self._room_config)
-            .to_jwt()
+        return join_token(
+            api_key=self._api_key,
+            api_secret=self._api_secret,
+            room=room,
+            identity=identity,
+            name=name,
+            kind=STANDARD_KIND,
+            ttl=self._ttl,
+            room_config=self._room_config,
         )

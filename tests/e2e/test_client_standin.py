@@ -18,11 +18,11 @@ from faster_whisper import WhisperModel
 from loguru import logger
 from PIL import Image
 
-from bot.probe import words_of
 from processors.tts.hibari_voice import HibariVoice
 from tests.e2e.browser import page_results, run_browser, write_fake_mic_wav
 from tests.e2e.standin_bot import StandInBot
 from tests.support.human import HumanParticipant, resample
+from tests.support.probe import words_of
 from tests.support.speech import speak
 
 QUESTION = "Hello avatar, how are you today?"

@@ -15,7 +15,17 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from bot.probe import (
+from bot.settings import (
+    DEFAULT_IDENTITY,
+    DEFAULT_LLM_UNREACHABLE_NOTICE,
+    DEFAULT_LLM_WAIT_NOTICE,
+)
+from processors.timing import TTS_TIMING_MESSAGE_TYPE
+from records.store import RecordStore
+from stack import binaries, services
+from tests.support.bot_process import BotProcess
+from tests.support.human import HumanParticipant
+from tests.support.probe import (
     frames_per_second,
     level_dbfs,
     lip_box,
@@ -28,16 +38,6 @@ from bot.probe import (
     video_frames,
     words_of,
 )
-from bot.process import BotProcess
-from bot.settings import (
-    DEFAULT_IDENTITY,
-    DEFAULT_LLM_UNREACHABLE_NOTICE,
-    DEFAULT_LLM_WAIT_NOTICE,
-)
-from processors.timing import TTS_TIMING_MESSAGE_TYPE
-from records.store import RecordStore
-from stack import binaries, services
-from tests.support.human import HumanParticipant
 from tests.support.records import room_context
 from tests.support.replies import reply_over
 from tests.support.speech import speak

@@ -10,11 +10,11 @@ import asyncio
 import numpy as np
 
 from bot.pipeline import LATENCY_MESSAGE_TYPE
-from bot.probe import server_messages, words_of
 from bot.reply_guard import LANGUAGE, off_track
 from bot.settings import DEFAULT_OFF_TRACK_NOTICE
 from stack.settings import DEFAULT_OLLAMA_MODEL
 from tests.integration.test_bot import REPLY_TIMEOUT, bot_env, session  # noqa: F401 (fixtures)
+from tests.support.probe import server_messages, words_of
 from tests.support.speech import speak
 
 # A smart-turn silence limit far above any honest transcript delay, so a turn that waited for

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 import pytest
 from pipecat.processors.frameworks.rtvi import models as RTVI
 
-from bot.probe import rtvi_messages, speech_times, words_of
-from bot.process import BotProcess
 from bot.settings import DEFAULT_IDENTITY
 from processors.rtvi_participants import DISCONNECT_BOT
 from records.store import RecordStore
 from tests.integration.test_bot import BOT_READY_TIMEOUT, REPLY_TIMEOUT, bot_env  # noqa: F401
+from tests.support.bot_process import BotProcess
 from tests.support.human import HumanParticipant
+from tests.support.probe import rtvi_messages, speech_times, words_of
 from tests.support.records import room_utterances
 from tests.support.voices import speak
 

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.probe import speech_times, spoken_words, words_of
-from bot.process import BotProcess
 from bot.recorder import remembered_context
 from bot.settings import DEFAULT_IDENTITY
 from records.store import RecordStore, SessionQuery, now
+from tests.support.bot_process import BotProcess
 from tests.support.human import HumanParticipant
+from tests.support.probe import speech_times, spoken_words, words_of
 from tests.support.records import room_record
 from tests.support.replies import reply_over
 from tests.support.speech import speak

@@ -19,7 +19,6 @@ import pipecat.processors.frameworks.rtvi.models as RTVI
 from pydantic import BaseModel
 
 from bot.pipeline import LATENCY_MESSAGE_TYPE
-from bot.probe import rtvi_messages
 from processors.timing import TTS_TIMING_MESSAGE_TYPE
 from processors.tts.timed import AUDIO_CHUNK_S
 from tests.integration.test_bot import (  # noqa: F401 (fixtures)
@@ -29,6 +28,7 @@ from tests.integration.test_bot import (  # noqa: F401 (fixtures)
     session,
     voice,
 )
+from tests.support.probe import rtvi_messages
 
 GREETING = "Hello, I am your avatar. Ask me anything."
 # Seven replies on two shared cores: each may take several times the usual reply budget.

@@ -23,13 +23,13 @@ import httpx
 import numpy as np
 import pytest
 
-from bot.probe import level_dbfs, server_messages, speech_times
-from bot.process import BotProcess
 from bot.settings import DEFAULT_GREETING, DEFAULT_IDENTITY
 from processors.timing import TTS_TIMING_MESSAGE_TYPE
 from tests.support.audio_files import encode
+from tests.support.bot_process import BotProcess
 from tests.support.gpt_sovits_standin import GPTSoVITSStandIn
 from tests.support.human import HumanParticipant
+from tests.support.probe import level_dbfs, server_messages, speech_times
 from tests.support.speech import speak
 from tests.support.token_server_process import start_token_server
 from tests.support.voices import PiperTestVoice

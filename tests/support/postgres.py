@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from avatar_core.processes import stop_process
 from stack import services
 
 START_TIMEOUT_S = 60
@@ -105,21 +105,8 @@ class PostgresServer:
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT to the postmaster: sessions are cut), waiting for its exit."""
-        pid = self.pid()
-        if pid is None:
-            return
-        try:
-            os.kill(pid, signal.SIGINT)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
+        if (pid := self.pid()) is not None:
+            stop_process(pid, timeout=STOP_TIMEOUT_S, signum=signal.SIGINT)
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from bot.probe import rtvi_messages, speech_times
 from tests.support.human import HumanParticipant
+from tests.support.probe import rtvi_messages, speech_times
 
 LLM_STARTED, LLM_STOPPED = "bot-llm-started", "bot-llm-stopped"
 

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import httpx
 
+from avatar_core.processes import stop_process
 from stack.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 READY_TIMEOUT_S = 180.0
+STOP_TIMEOUT_S = 15.0
 # Settings a test environment may carry that would change the defaults under test.
 _CLEARED_PREFIXES = ("AVATAR_", "TOKEN_SERVER_", "BOT_", "GPT_SOVITS_", "LIVEKIT_PUBLIC_URL")
 UPLOAD_PREFIX = ".upload-"
@@ -74,15 +76,9 @@ class TokenServerProcess:
             for p in d.rglob(f"{UPLOAD_PREFIX}*")
         ]
 
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        return self.process.returncode
+    def stop(self) -> int | None:
+        """SIGTERM, SIGKILL if the server does not end in time; its exit status."""
+        return stop_process(self.process, timeout=STOP_TIMEOUT_S)
 
 
 def start_token_server(tmp: Path, **env: str) -> TokenServerProcess:

@@ -4,46 +4,27 @@ registered it, stopped by its own pid."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+from avatar_core.processes import stop_process
 from bot.settings import WORKER_REGISTERED_LOG as REGISTERED_LOG
+from tests.support.bot_process import LoggedProcess
 
-ROOT = Path(__file__).resolve().parents[2]
 # Importing Pipecat, forking the first job process and loading its models, on 2 busy cores.
 REGISTER_TIMEOUT_S = 240.0
 STOP_TIMEOUT_S = 30.0
 JOB_LINE = re.compile(r"job (\S+) in process (\d+): avatar joining room (\S+)")
 
 
-class WorkerProcess:
-    """One worker host; `env` is added to this process's environment (LIVEKIT_*, BOT_*...)."""
+class WorkerProcess(LoggedProcess):
+    """One worker host: `python -m bot worker` leading its own process group."""
 
     def __init__(self, *, env: dict[str, str], log_path: Path):
-        self.log_path = log_path
-        self._env = {**os.environ, **env}
-        self._proc: subprocess.Popen | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self._proc is not None, "worker not started"
-        return self._proc.pid
-
-    def start(self) -> WorkerProcess:
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen([sys.executable, "-m", "bot", "worker"], cwd=ROOT,
-                                          env=self._env, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True)
-        return self
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        super().__init__(args=["-m", "bot", "worker"], env=env, log_path=log_path,
+                         new_session=True)
 
     def registrations(self) -> int:
         return self.log().count(REGISTERED_LOG)
@@ -63,25 +44,16 @@ class WorkerProcess:
         """Room → pid of the job process that joined it (the latest one per room)."""
         return {room: int(pid) for _job, pid, room in JOB_LINE.findall(self.log())}
 
-    def exit_code(self) -> int | None:
-        return None if self._proc is None else self._proc.poll()
-
     def terminate(self) -> None:
         """SIGTERM: the worker drains (finishes its rooms) and exits."""
         self._proc.send_signal(signal.SIGTERM)
 
     def kill_host(self) -> None:
         """SIGKILL to the worker and all its processes, as when its machine dies."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGKILL)
-        self._proc.wait(STOP_TIMEOUT_S)
+        stop_process(self._proc, timeout=STOP_TIMEOUT_S, signum=signal.SIGKILL, group=True)
 
     def stop(self) -> None:
-        """Drain and exit; the whole process group is killed if that takes too long."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(STOP_TIMEOUT_S)
-        self.kill_host()  # and whatever of its group is left
+        """Drain and exit (the job processes ignore SIGTERM: the worker ends them); the whole
+        process group is killed if that takes too long, and whatever of it is left."""
+        if self._proc is not None:
+            stop_process(self._proc, timeout=STOP_TIMEOUT_S, group=True)

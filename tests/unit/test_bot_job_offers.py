@@ -4,9 +4,11 @@ their answers recorded where the worker would send them to livekit-server)."""
 from __future__ import annotations
 
 from livekit.agents import JobRequest
+from livekit.api import TokenVerifier
 from livekit.protocol import agent, models
 
 from bot.settings import REDISPATCH_METADATA, BotSettings
+from bot.token import bot_token
 from bot.worker import JOB_ATTRIBUTE, JobOffers
 
 
@@ -57,3 +59,16 @@ async def test_the_token_servers_redispatch_is_always_taken():
     await answer(answers.offer("a"))
     await answer(answers.offer("b", metadata=REDISPATCH_METADATA))
     assert [what for what, *_ in answers] == ["accepted", "accepted"]
+
+
+async def test_a_dispatched_bot_and_a_bot_started_alone_show_the_name_they_answer_to(monkeypatch):
+    monkeypatch.delenv("BOT_TOKEN", raising=False)
+    monkeypatch.setenv("LIVEKIT_API_KEY", "k1")
+    monkeypatch.setenv("LIVEKIT_API_SECRET", "s" * 32)
+    bot = BotSettings.from_env()
+    answers = Answers()
+    await JobOffers(bot=bot, spread_s=0.0)(answers.offer("a"))
+    (_, _, dispatched), = answers
+    alone = TokenVerifier("k1", "s" * 32).verify(bot_token(bot, "a"))
+    assert (dispatched.identity, dispatched.name) == (alone.identity, alone.name)
+    assert alone.name in bot.names

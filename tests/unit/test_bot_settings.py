@@ -7,8 +7,9 @@ import os
 import pytest
 from livekit import api
 
+from avatar_core.tokens import AGENT_KIND
 from bot.settings import DEFAULT_GREETING, DEFAULT_IDENTITY, BotSettings
-from bot.token import AGENT_KIND, bot_token
+from bot.token import bot_token
 
 BOT_ENV = (
     "LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "OLLAMA_URL", "OLLAMA_MODEL",

@@ -13,8 +13,8 @@ from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.transcriptions.language import Language
 
-from bot.probe import words_of
 from processors.stt.whisper import AvatarWhisperSTTService
+from tests.support.probe import words_of
 from tests.unit.test_participant_speech import _frames, _interleave, _segmenter, _speech
 
 

@@ -6,6 +6,8 @@ import jwt
 import pytest
 from livekit.api import TokenVerifier
 
+from bot.settings import BotSettings
+from bot.token import bot_token
 from token_server.tokens import TokenMinter
 
 KEY, SECRET = "testkey", "testsecret-that-is-long-enough-for-hs256"
@@ -65,3 +67,14 @@ def test_a_token_signed_with_another_secret_is_rejected(minter):
     token = minter.user_token(room="r", identity="a", name="a")
     with pytest.raises(jwt.InvalidSignatureError):
         TokenVerifier(KEY, "another-secret-that-is-long-enough-too").verify(token)
+
+
+def test_the_bots_own_token_has_exactly_a_persons_grants(minter, monkeypatch):
+    monkeypatch.delenv("BOT_TOKEN", raising=False)
+    monkeypatch.setenv("LIVEKIT_API_KEY", KEY)
+    monkeypatch.setenv("LIVEKIT_API_SECRET", SECRET)
+    verify = TokenVerifier(KEY, SECRET).verify
+    bot = verify(bot_token(BotSettings.from_env(), "lobby"))
+    person = verify(minter.user_token(room="lobby", identity="alice", name="Alice"))
+    assert bot.video == person.video
+    assert (bot.kind, person.kind) == ("agent", "standard")
