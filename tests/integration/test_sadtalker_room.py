@@ -28,8 +28,8 @@ import numpy as np
 import pytest
 from loguru import logger
 
-from bot.probe import rtvi_messages, server_messages
-from bot.process import BotProcess
+from tests.support.probe import rtvi_messages, server_messages
+from tests.support.bot_process import BotProcess
 from bot.settings import DEFAULT_IDENTITY
 from processors.face.video import HELD_METRIC_SUFFIX, probe_signal
 from processors.timing import TimedSpeech
