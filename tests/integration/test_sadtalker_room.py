@@ -28,8 +28,6 @@ import numpy as np
 import pytest
 from loguru import logger
 
-from tests.support.probe import rtvi_messages, server_messages
-from tests.support.bot_process import BotProcess
 from bot.settings import DEFAULT_IDENTITY
 from processors.face.video import HELD_METRIC_SUFFIX, probe_signal
 from processors.timing import TimedSpeech
@@ -42,8 +40,10 @@ from tests.support.av_probe import (
     pair_offsets,
     video_onsets,
 )
+from tests.support.bot_process import BotProcess
 from tests.support.gpt_sovits_standin import GPTSoVITSStandIn
 from tests.support.human import HumanParticipant
+from tests.support.probe import rtvi_messages, server_messages
 
 pytest.importorskip("torch", reason="the SadTalker engine needs `uv sync --group sadtalker`")
 # Opt-in: on a CPU the stand-in renders about 870 s of compute per second of video (measured on
