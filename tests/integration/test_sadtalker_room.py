@@ -91,7 +91,7 @@ def held_metrics(viewer: HumanParticipant) -> list[float]:
 
 @pytest.mark.timeout(2400)  # SadTalker on stand-in weights, on a loaded 2-core machine
 async def test_sadtalker_room_keeps_audio_and_video_in_step_while_slower_than_real_time(
-        livekit, ollama, whisper_model, make_token, tmp_path):
+        livekit, stack_env, make_token, tmp_path):
     from tests.support.sadtalker_standin import cached_standin
 
     checkpoints, config = await asyncio.to_thread(cached_standin)
@@ -100,12 +100,7 @@ async def test_sadtalker_room_keeps_audio_and_video_in_step_while_slower_than_re
     room = "sadtalker-room"
     async with GPTSoVITSStandIn(voice=ProbeVoice()) as server:
         bot = BotProcess(room=room, log_path=tmp_path / "bot.log", env={
-            "LIVEKIT_URL": livekit.url,
-            "LIVEKIT_API_KEY": livekit.api_key,
-            "LIVEKIT_API_SECRET": livekit.api_secret,
-            "OLLAMA_URL": ollama.url,
-            "OLLAMA_MODEL": ollama.model,
-            "WHISPER_MODEL": whisper_model,
+            **stack_env,
             "BOT_GREETING": GREETING,
             "BOT_EMPTY_ROOM_GRACE_SECS": "1",
             "GPT_SOVITS_URL": server.url,
