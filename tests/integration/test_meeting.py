@@ -97,14 +97,14 @@ class Meeting:
 @pytest.fixture
 def meeting(livekit, make_token, bot_env, tmp_path):  # noqa: F811
     """`async with meeting(**env) as m`: a room with the bot, Alice (embedded voice, the owner:
-    she joins first) and Bob (Piper voice)."""
+    she joins first) and Bob (Piper voice, or `bob_voice`)."""
     bots: list[BotProcess] = []
     # The conversation record (who said what, addressed or not) in the test's own SQLite file.
     records_url = f"sqlite:///{tmp_path / 'records.sqlite3'}"
     records = RecordStore(url=records_url)
 
     @asynccontextmanager
-    async def open_meeting(**env: str) -> AsyncIterator[Meeting]:
+    async def open_meeting(*, bob_voice: str = "piper", **env: str) -> AsyncIterator[Meeting]:
         room = f"meet-{uuid.uuid4().hex[:8]}"
         bot = BotProcess(room=room, env={**bot_env, "BOT_FOLLOW_UP_SECS": str(FOLLOW_UP_SECS),
                                          "DATABASE_URL": records_url, **env},
@@ -114,7 +114,7 @@ def meeting(livekit, make_token, bot_env, tmp_path):  # noqa: F811
             async with AsyncExitStack() as stack:
                 people = []
                 for identity, name, voice in (("alice", "Alice", "embedded"),
-                                              ("bob", "Bob", "piper")):
+                                              ("bob", "Bob", bob_voice)):
                     human = await stack.enter_async_context(HumanParticipant.connect(
                         livekit.url, make_token(room, identity, name=name)))
                     await human.wait_for(
@@ -236,3 +236,19 @@ async def test_chatter_does_not_stop_the_bot_and_replies_go_to_their_asker(meeti
         assert await asyncio.to_thread(m.bot.wait, 30) == 0
         lunch = [u for u in m.heard() if "lunch" in u["text"].lower()]
         assert [(u["speaker_name"], u["addressed"]) for u in lunch] == [("Bob", False)], m.heard()
+
+
+async def test_a_robotic_voice_saying_the_name_first_or_alone_is_answered(meeting):
+    """Issue 13: espeak-ng's robotic voice lost the name in the meeting benchmark ("Ava." alone
+    was not transcribed, "Ava, what is two plus two?" was heard as "um what is 2 plus 2").
+    Each is said with nobody in a follow-up window, so only the name can address the bot."""
+    async with meeting(bob_voice="espeak-m") as m:
+        asked = await m.bob.say("Ava, what is two plus two?")
+        last = await m.answered(asked)
+        assert [who for who, _ in m.user_turns()] == ["Bob"], m.heard()
+        assert {"plus", "2", "two"} & set(m.user_turns()[0][1]), m.heard()
+
+        await asyncio.sleep(max(0.0, last + FOLLOW_UP_SECS + 1.0 - time.monotonic()))
+        called = await m.bob.say("Ava.")
+        await m.answered(called)
+        assert [who for who, _ in m.user_turns()] == ["Bob", "Bob"], m.heard()
