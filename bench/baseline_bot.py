@@ -44,7 +44,8 @@ from bot.pipeline import (  # noqa: E402
 from bot.settings import BotSettings  # noqa: E402
 from bot.token import bot_token  # noqa: E402
 from processors.stt.whisper import DecodingWhisperSTTService  # noqa: E402
-from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoiceSettings  # noqa: E402
+from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoice  # noqa: E402
+from processors.tts.hibari_voice import HibariVoice  # noqa: E402
 from processors.turns.transcript_turn_stop import TranscriptTurnStopStrategy  # noqa: E402
 
 
@@ -105,7 +106,8 @@ def build(settings: BotSettings, room: str) -> PipelineWorker:
             stt,
             aggregators.user(),
             llm,
-            EmbeddedTTSService(settings=EmbeddedVoiceSettings(**load_settings().bot.voice.given())),
+            EmbeddedTTSService(voice=EmbeddedVoice(
+                hibari=HibariVoice(**load_settings().bot.voice.given()))),
             transport.output(),
             aggregators.assistant(),
         ]

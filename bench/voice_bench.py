@@ -36,7 +36,7 @@ from pipecat.pipeline.worker import PipelineWorker  # noqa: E402
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
 from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
-from processors.tts.embedded import EmbeddedTTSService  # noqa: E402
+from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoice  # noqa: E402
 from processors.tts.hibari_voice import HibariVoice  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -76,8 +76,8 @@ async def measure(voice: HibariVoice, repeats: int) -> dict[str, dict[str, list[
     """Per sentence, interleaved so both see the same machine load: seconds of direct
     synthesis, and seconds from queuing a TTSSpeakFrame to its first audio frame."""
     timer = FirstAudioTimer()
-    worker = PipelineWorker(Pipeline([EmbeddedTTSService(voice=voice), timer]),
-                            cancel_on_idle_timeout=False)
+    tts = EmbeddedTTSService(voice=EmbeddedVoice(hibari=voice))
+    worker = PipelineWorker(Pipeline([tts, timer]), cancel_on_idle_timeout=False)
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)
     run = asyncio.create_task(runner.run())

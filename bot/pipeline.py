@@ -49,7 +49,7 @@ from processors.livekit_transport_adapter import keep_video_framerate, room_of
 from processors.participant_speech import ParticipantSpeechSegmenter
 from processors.rtvi_participants import ParticipantRTVIProcessor
 from processors.stt.whisper import AvatarWhisperSTTService
-from processors.tts.embedded import EmbeddedTTSService
+from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoice
 from processors.tts.gpt_sovits import GPTSoVITSTTSService
 from processors.tts.hibari_voice import HibariVoice
 from processors.tts.timed import TimedTTSService
@@ -423,13 +423,13 @@ def recogniser_prompt(name: str) -> str:
 def build_tts(settings: BotSettings, *, voice: HibariVoice | None = None) -> TimedTTSService:
     """The embedded voice, or GPT-SoVITS when GPT_SOVITS_URL is set (the embedded voice is then
     its fallback while the server is down). `voice` is an already loaded embedded voice."""
-    voice = voice or HibariVoice(
+    embedded = EmbeddedVoice(hibari=voice or HibariVoice(
         voice=settings.voice.voice, speed=settings.voice.speed, threads=settings.voice.threads
-    )
+    ))
     if settings.gpt_sovits is None:
-        return EmbeddedTTSService(voice=voice)
+        return EmbeddedTTSService(voice=embedded)
     return GPTSoVITSTTSService(
-        settings=settings.gpt_sovits,
+        options=settings.gpt_sovits,
         aligner=WhisperAligner.from_settings(settings.aligner),
-        fallback=voice,
+        fallback=embedded,
     )

@@ -175,7 +175,7 @@ def gpt_sovits_settings(section: GPTSoVITSSection, voices: Path) -> GPTSoVITSSet
     elif ref_audio:
         voice = GPTSoVITSVoice(ref_audio_path=ref_audio, prompt_text=prompt_text,
                                prompt_lang=prompt_lang)
-    return GPTSoVITSSettings(voice=voice, **options)
+    return GPTSoVITSSettings(voice=voice, voices_dir=voices, **options)
 
 
 DEFAULT_AGENT_NAME = "avatar"

@@ -6,12 +6,12 @@ import asyncio
 from dataclasses import dataclass
 
 from loguru import logger
-from pipecat.services.settings import TTSSettings
 from pipecat.utils.text.transforms.strip_markdown import strip_markdown
 
 from processors.timing import TimedSpeech
 from processors.tts.hibari_voice import SAMPLE_RATE, HibariVoice
 from processors.tts.timed import TimedTTSService
+from processors.tts.voice import VoiceSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,32 +22,43 @@ class EmbeddedVoiceSettings:
     speed: float = 1.0
     threads: int = 1
 
-class EmbeddedTTSService(TimedTTSService):
-    """Pipecat TTS on HibariVoice: 24 kHz audio with word and viseme timings from the model.
+
+class EmbeddedVoice:
+    """HibariVoice as a TimedVoice: 24 kHz audio with word and viseme timings from the model.
 
     Synthesis runs in a worker thread (asyncio.to_thread) so the event loop keeps moving audio,
-    video and VAD while a sentence is computed. `voice` shares an already loaded HibariVoice
-    (then `settings` are not used).
+    video and VAD while a sentence is computed. Another hibari voice name is loaded on first use
+    (with the same threads) and kept.
     """
 
-    def __init__(self, *, settings: EmbeddedVoiceSettings | None = None,
-                 voice: HibariVoice | None = None, **kwargs):
-        settings = settings or EmbeddedVoiceSettings()
-        self._voice = voice or HibariVoice(voice=settings.voice, speed=settings.speed,
-                                           threads=settings.threads)
+    def __init__(self, *, hibari: HibariVoice):
+        self.hibari = hibari
+        self._loaded = {hibari.voice: hibari}
+
+    async def synthesize(self, text: str, *, voice: str | None = None,
+                         speed: float | None = None) -> TimedSpeech:
+        return await asyncio.to_thread(self._synthesize, text, voice or self.hibari.voice, speed)
+
+    def _synthesize(self, text: str, voice: str, speed: float | None) -> TimedSpeech:
+        if voice not in self._loaded:
+            self._loaded[voice] = HibariVoice(voice=voice, threads=self.hibari.threads)
+        return self._loaded[voice].synthesize(text, speed=speed)
+
+
+class EmbeddedTTSService(TimedTTSService):
+    """TimedTTSService on the embedded voice: its rate, its sentence splitting, and its name
+    and speed in the service's VoiceSettings."""
+
+    def __init__(self, *, voice: EmbeddedVoice, **kwargs):
         # LLM replies often carry markdown; the voice would read "*" as "asterisk".
         kwargs.setdefault("text_transforms", [("*", strip_markdown)])
         # A local voice that returns no audio had nothing pronounceable (an emoji-only reply);
         # Pipecat would write the service off after a few such turns.
         kwargs.setdefault("max_consecutive_zero_audio_contexts", 0)
+        hibari = voice.hibari
         super().__init__(
-            sample_rate=SAMPLE_RATE,
-            settings=TTSSettings(model="hibari", voice=self._voice.voice, language="en"),
+            voice=voice, sentences=hibari.sentences, sample_rate=SAMPLE_RATE,
+            settings=VoiceSettings(model="hibari", voice=hibari.voice, language="en",
+                                   speed=hibari.speed),
             **kwargs)
-        logger.info(f"{self}: embedded voice {self._voice.voice!r} at speed {self._voice.speed}")
-
-    def split_sentences(self, text: str) -> list[str]:
-        return self._voice.sentences(text)
-
-    async def synthesize_sentence(self, text: str) -> TimedSpeech:
-        return await asyncio.to_thread(self._voice.synthesize, text)
+        logger.info(f"{self}: embedded voice {hibari.voice!r} at speed {hibari.speed}")

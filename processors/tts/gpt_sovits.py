@@ -11,6 +11,9 @@ still fails (or refuses the request, or answers with something that is not audio
 is spoken by the embedded voice, with a log line, so the room keeps talking (GPT_SOVITS_FALLBACK,
 default on; off: the error is reported and the sentence skipped). On barge-in Pipecat cancels
 synthesis and the HTTP stream is closed.
+
+At run time a TTSUpdateSettingsFrame sets `voice` (a stored voice's id, read from the voices
+directory; None: the configured voice) and `speed` (api_v2's speed_factor).
 """
 
 from __future__ import annotations
@@ -19,18 +22,24 @@ import asyncio
 import json
 import struct
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import numpy as np
 from loguru import logger
-from pipecat.services.settings import TTSSettings
 
-from processors.align.whisper_aligner import WORD_CHAR, WhisperAligner
-from processors.timing import TimedSpeech, WordTiming
-from processors.tts.hibari_voice import HibariVoice
-from processors.tts.timed import AudioChunk, TimedTTSService
+from processors.tts.timed import TimedTTSService
+from processors.tts.voice import (
+    AlignedVoice,
+    Aligner,
+    AudioChunk,
+    FallbackVoice,
+    StreamedVoice,
+    TimedVoice,
+    VoiceSettings,
+    VoiceUnavailable,
+)
 
 TTS_PATH = "/tts"
 MEDIA_WAV = "wav"
@@ -66,10 +75,12 @@ class GPTSoVITSVoice:
 
 @dataclass(frozen=True, slots=True)
 class GPTSoVITSSettings:
-    """Server, voice, request options, timeouts and failure behaviour (see .env.example)."""
+    """Server, voice (and where stored voices are, for run-time changes), request options,
+    timeouts and failure behaviour (see .env.example)."""
 
     url: str = "http://127.0.0.1:9880"
     voice: GPTSoVITSVoice | None = None
+    voices_dir: Path | None = None
     text_lang: str = "en"
     speed_factor: float = 1.0
     streaming_mode: int = 2
@@ -93,7 +104,7 @@ class GPTSoVITSSettings:
                                    self.chunk_timeout_s, self.speed_factor) <= 0:
             raise ValueError("GPT-SoVITS timeouts and speed must be > 0 and retries >= 0")
 
-class GPTSoVITSError(Exception):
+class GPTSoVITSError(VoiceUnavailable):
     """The GPT-SoVITS server could not give audio for a sentence; the message says why.
 
     `retryable`: a connection problem, timeout or server error (worth one more try), as opposed
@@ -106,90 +117,78 @@ class GPTSoVITSError(Exception):
 
 
 class GPTSoVITSTTSService(TimedTTSService):
-    """Pipecat TTS for a GPT-SoVITS api_v2 server, with aligned word timings and a fallback voice.
+    """TimedTTSService on a GPT-SoVITS api_v2 server, with aligned word timings and a fallback.
 
     `aligner` places the words in the returned audio; `fallback` (the embedded voice) speaks
-    when the server cannot (None: no fallback, whatever the settings say).
+    when the server cannot (None: no fallback, whatever the options say). The audio goes out as
+    it streams unless `options.hold_for_timings`.
     """
 
-    def __init__(self, *, settings: GPTSoVITSSettings, aligner: WhisperAligner,
-                 fallback: HibariVoice | None = None, **kwargs):
-        self._options = settings
-        super().__init__(stream_before_timings=not settings.hold_for_timings,
-                         settings=TTSSettings(model="gpt-sovits", voice=_voice_name(settings.voice),
-                                              language=settings.text_lang), **kwargs)
-        self._aligner = aligner
-        self._fallback = fallback if settings.fallback else None
-        self._http: aiohttp.ClientSession | None = None
-        # Exact timings of a sentence the fallback voice spoke (no alignment needed).
-        self._fallback_speech: TimedSpeech | None = None
-        logger.info(f"{self}: GPT-SoVITS at {settings.url}, voice {_voice_name(settings.voice)}, "
-                    f"fallback {'embedded voice' if self._fallback else 'off'}")
-
-    @property
-    def voice(self) -> GPTSoVITSVoice | None:
-        return self._options.voice
-
-    def use_voice(self, voice: GPTSoVITSVoice) -> None:
-        """Speak with another reference voice from the next sentence on (e.g. the room's)."""
-        self._options = replace(self._options, voice=voice)
-        logger.info(f"{self}: voice is now {_voice_name(voice)}")
+    def __init__(self, *, options: GPTSoVITSSettings, aligner: Aligner,
+                 fallback: TimedVoice | None = None, **kwargs):
+        self._server = GPTSoVITSStream(options=options)
+        primary: TimedVoice | StreamedVoice = (
+            AlignedVoice(voice=self._server, aligner=aligner) if options.hold_for_timings
+            else StreamedVoice(voice=self._server, aligner=aligner))
+        voice = (FallbackVoice(primary=primary, secondary=fallback)
+                 if options.fallback and fallback is not None else primary)
+        super().__init__(voice=voice, settings=VoiceSettings(
+            model="gpt-sovits", voice=None, language=options.text_lang,
+            speed=options.speed_factor), **kwargs)
+        logger.info(f"{self}: GPT-SoVITS at {options.url}, voice {_voice_name(options.voice)}, "
+                    f"fallback {'embedded voice' if isinstance(voice, FallbackVoice) else 'off'}")
 
     async def stop(self, frame):
         await super().stop(frame)
-        await self._close_http()
+        await self._server.close()
 
     async def cancel(self, frame):
         await super().cancel(frame)
-        await self._close_http()
+        await self._server.close()
 
-    # -- TimedTTSService hooks ---------------------------------------------------------------------
-    async def stream_sentence(self, text: str) -> AsyncIterator[AudioChunk]:
-        """The sentence's audio from the server as it streams (retried once before any audio),
-        else from the fallback voice."""
-        self._fallback_speech = None
+
+class GPTSoVITSStream:
+    """A StreamingVoice on a GPT-SoVITS api_v2 server: one streamed /tts request per sentence."""
+
+    def __init__(self, *, options: GPTSoVITSSettings):
+        self._options = options
+        self._http: aiohttp.ClientSession | None = None
+
+    async def stream(self, text: str, *, voice: str | None = None,
+                     speed: float | None = None) -> AsyncIterator[AudioChunk]:
+        """The sentence's audio from the server as it streams (retried before any audio)."""
+        params = self.request_params(text, voice=voice, speed=speed)
         failure: GPTSoVITSError | None = None
         for attempt in range(1 + self._options.retries):
             started = False
             try:
-                async for chunk in self._request(text):
+                async for chunk in self._request(params):
                     started = True
                     yield chunk
                 return
             except GPTSoVITSError as e:
                 if started:
-                    logger.warning(f"{self}: GPT-SoVITS stream broke off mid-sentence ({e}); "
+                    logger.warning(f"GPT-SoVITS stream broke off mid-sentence ({e}); "
                                    f"the rest of [{text}] is lost")
                     return
                 failure = e
-                logger.warning(f"{self}: GPT-SoVITS attempt {attempt + 1} failed: {e}")
+                logger.warning(f"GPT-SoVITS attempt {attempt + 1} failed: {e}")
                 if not e.retryable:
                     break
-        if self._fallback is None:
-            # set by the first attempt (retries >= 0)
-            raise failure  # type: ignore[misc]
-        logger.warning(f"{self}: GPT-SoVITS unavailable ({failure}); speaking [{text}] with the "
-                       f"embedded voice")
-        speech = await asyncio.to_thread(self._fallback.synthesize, text)
-        self._fallback_speech = speech
-        yield AudioChunk(speech.audio, speech.sample_rate)
+        raise failure  # type: ignore[misc]  # set by the first attempt (retries >= 0)
 
-    async def align_sentence(self, text: str, audio: np.ndarray, sample_rate: int) -> TimedSpeech:
-        """Exact timings for a fallback sentence, forced alignment for GPT-SoVITS audio."""
-        speech, self._fallback_speech = self._fallback_speech, None
-        if speech is not None and speech.text == text:
-            return speech
-        try:
-            return await asyncio.to_thread(self._aligner.align, text, audio, sample_rate)
-        except Exception as e:       # timings are a bonus: never lose the sentence over them
-            logger.warning(f"{self}: could not align [{text}] ({e}); spreading words evenly")
-            return _spread(text, audio, sample_rate)
+    async def close(self):
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     # -- HTTP -----------------------------------------------------------------------------------
-    def request_params(self, text: str) -> dict:
-        """The api_v2 /tts request for one sentence."""
-        voice = self._options.voice
-        if voice is None:
+    def request_params(self, text: str, *, voice: str | None = None,
+                       speed: float | None = None) -> dict:
+        """The api_v2 /tts request for one sentence, in the stored voice `voice` (None: the
+        configured one) at `speed` (None: the configured speed_factor)."""
+        reference = self._options.voice if voice is None else self._stored_voice(voice)
+        if reference is None:
             raise GPTSoVITSError(
                 "no GPT-SoVITS voice configured (set GPT_SOVITS_VOICE_ID or "
                 "GPT_SOVITS_REF_AUDIO + GPT_SOVITS_PROMPT_TEXT)",
@@ -198,19 +197,27 @@ class GPTSoVITSTTSService(TimedTTSService):
         return {
             "text": text,
             "text_lang": self._options.text_lang,
-            "ref_audio_path": voice.ref_audio_path,
-            "prompt_text": voice.prompt_text,
-            "prompt_lang": voice.prompt_lang,
+            "ref_audio_path": reference.ref_audio_path,
+            "prompt_text": reference.prompt_text,
+            "prompt_lang": reference.prompt_lang,
             "text_split_method": NO_SPLIT,
-            "speed_factor": self._options.speed_factor,
+            "speed_factor": self._options.speed_factor if speed is None else speed,
             "streaming_mode": self._options.streaming_mode,
             "media_type": self._options.media_type,
         }
 
-    async def _request(self, text: str) -> AsyncIterator[AudioChunk]:
+    def _stored_voice(self, voice_id: str) -> GPTSoVITSVoice:
+        if self._options.voices_dir is None:
+            raise GPTSoVITSError(f"cannot use stored voice {voice_id!r}: no voices directory",
+                                 retryable=False)
+        try:
+            return GPTSoVITSVoice.load(voice_id, self._options.voices_dir)
+        except ValueError as e:
+            raise GPTSoVITSError(str(e), retryable=False) from None
+
+    async def _request(self, params: dict) -> AsyncIterator[AudioChunk]:
         """One POST /tts; yields int16 chunks as they arrive; closes the stream when abandoned."""
         options = self._options
-        params = self.request_params(text)
         http = self._session()
         try:
             async with asyncio.timeout(options.first_audio_timeout_s):
@@ -257,10 +264,6 @@ class GPTSoVITSTTSService(TimedTTSService):
             )
         return self._http
 
-    async def _close_http(self):
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
 
 
 async def _check_response(response: aiohttp.ClientResponse) -> None:
@@ -337,19 +340,3 @@ class _PcmDecoder:
 
 def _voice_name(voice: GPTSoVITSVoice | None) -> str | None:
     return Path(voice.ref_audio_path).name if voice else None
-
-
-def _spread(text: str, audio: np.ndarray, sample_rate: int) -> TimedSpeech:
-    """Words spread over the audio in proportion to their letters (when alignment failed)."""
-    words = text.split()
-    weights = np.array([max(1, len(WORD_CHAR.findall(w))) for w in words], dtype=float)
-    edges = np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum() * (len(audio) / sample_rate)
-    return TimedSpeech(
-        text=text,
-        audio=audio,
-        sample_rate=sample_rate,
-        words=[
-            WordTiming(w, a, b - a)
-            for w, a, b in zip(words, edges[:-1], edges[1:], strict=False)
-        ],
-    )

@@ -96,12 +96,12 @@ class HibariVoice:
                  seed: int | None = None):
         if voice not in VOICES:
             raise ValueError(f"unknown hibari voice {voice!r}; available: {', '.join(VOICES)}")
-        if not MIN_SPEED <= speed <= MAX_SPEED:
-            raise ValueError(f"speed {speed} outside {MIN_SPEED}..{MAX_SPEED}")
+        _check_speed(speed)
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         self.voice = voice
         self.speed = speed
+        self.threads = threads
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = threads
         options.log_severity_level = 3
@@ -126,8 +126,9 @@ class HibariVoice:
             pos += len(part)
         return [text[a:b].strip() for a, b in zip(starts, [*starts[1:], len(text)], strict=False)]
 
-    def synthesize(self, text: str) -> TimedSpeech:
-        """One sentence → 24 kHz int16 audio with word and viseme timings from the model.
+    def synthesize(self, text: str, *, speed: float | None = None) -> TimedSpeech:
+        """One sentence → 24 kHz int16 audio with word and viseme timings from the model, at
+        `speed` (None: the voice's own).
 
         Words are `text.split()` (as written, punctuation attached) and `.text` is them joined by
         single spaces; a word the voice does not pronounce (a lone "—") gets a zero-length timing
@@ -137,8 +138,9 @@ class HibariVoice:
         text = " ".join(words)
         if not words:
             return TimedSpeech(text=text, audio=np.zeros(0, np.int16), sample_rate=self.sample_rate)
+        speed = self.speed if speed is None else _check_speed(speed)
         with self._lock:
-            phones, wav = self._render(text)
+            phones, wav = self._render(text, speed)
         rate = self.sample_rate
         return TimedSpeech(
             text=text,
@@ -150,7 +152,7 @@ class HibariVoice:
         )
 
     # -- internals -------------------------------------------------------------------------------
-    def _render(self, text: str) -> tuple[list[_Phone], np.ndarray]:
+    def _render(self, text: str, speed: float) -> tuple[list[_Phone], np.ndarray]:
         """G2P, model runs (one per chunk of ≤ MAX_PHONEMES) → phones placed in the audio
         (words indexed in the *original* text) and the float waveform."""
         normalized = normalize(text)
@@ -169,7 +171,7 @@ class HibariVoice:
         slots: list[tuple[str, int | None, int]] = []     # (char, word, units)
         waves: list[np.ndarray] = []
         for piece in _split_long(chars):
-            units, wav = self._run([c for c, _ in piece])
+            units, wav = self._run([c for c, _ in piece], speed)
             trim = max(0, int(units[0]) - LEAD_PAD_UNITS)
             units[0] -= trim
             waves.append(wav[trim * SAMPLES_PER_UNIT:])
@@ -178,17 +180,23 @@ class HibariVoice:
         wav = np.concatenate(waves) if waves else np.zeros(0, np.float32)
         return _place_phones(slots, wav), wav
 
-    def _run(self, chars: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, chars: list[str], speed: float) -> tuple[np.ndarray, np.ndarray]:
         """Phoneme chars → (duration units per id incl. the two pads, float32 waveform)."""
         ids = [0, *(self._vocab[c] for c in chars), 0]
         *spectra, units = self._session.run(None, {
-            "ids": np.asarray([ids], np.int64), "speed": np.asarray([self.speed], np.float32)})
+            "ids": np.asarray([ids], np.int64), "speed": np.asarray([speed], np.float32)})
         wav = dsp.synth(*(s[0] for s in spectra), self._rng)
         units = units.astype(np.int64)
         if int(units.sum()) * SAMPLES_PER_UNIT != len(wav):
             raise RuntimeError(f"hibari durations ({units.sum()} units) do not match the audio "
                                f"({len(wav)} samples)")
         return units, wav
+
+
+def _check_speed(speed: float) -> float:
+    if not MIN_SPEED <= speed <= MAX_SPEED:
+        raise ValueError(f"speed {speed} outside {MIN_SPEED}..{MAX_SPEED}")
+    return speed
 
 
 def _chunk_owners(normalized: str, original: str) -> list[int]:

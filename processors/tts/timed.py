@@ -1,62 +1,70 @@
-"""Base Pipecat TTS service for voices that come with word (and viseme) timings.
+"""The Pipecat TTS service for voices that come with word (and viseme) timings.
 
 Every voice in the project speaks sentence by sentence and knows, per sentence, when each word
-is said (ARCHITECTURE §4). This base class does the Pipecat side once for all of them: for each
+is said (ARCHITECTURE §4). This service does the Pipecat side once for all of them: for each
 sentence it pushes the `bot-tts-timing` RTVI server-message (for 3D clients) as a
 PlayoutServerMessageFrame, so the output transport releases it with the sentence's first audio,
 a SentenceTimingFrame (for the face), the TTSAudioRawFrames, and reports the words through
 `add_word_timestamps` with times cumulative over the turn, the way Pipecat's word tracker
 expects them (one baseline per audio context, set by its first audio).
 
-A subclass provides one of:
-  - `synthesize_sentence(text) -> TimedSpeech`: audio and exact timings at once (embedded voice);
-  - `stream_sentence(text)` (bare audio chunks) plus `align_sentence(text, audio, rate)`
-    (timings from the whole sentence's audio, e.g. forced alignment) — for voices such as
-    GPT-SoVITS. With `stream_before_timings=True` audio is pushed as it streams and the
-    timings follow the sentence (its SentenceTimingFrame then carries no visemes, and the face
-    falls back to audio-driven mouth shapes), and its `bot-tts-timing` is released after the
-    sentence's audio with `played_ms` saying how much of it was already played; otherwise the
-    sentence is held until aligned.
+The voice (processors/tts/voice.py) decides the order: a TimedVoice's sentence goes out timings
+first; a StreamedVoice's audio goes out as it streams (behind a SentenceTimingFrame without
+visemes: the face falls back to audio-driven mouth shapes) and its timings follow, with the
+`bot-tts-timing` released after the sentence's audio and `played_ms` saying how much of it was
+already played. A FallbackVoice's sentence goes out in the order of whichever voice spoke it.
+Voice and speed are `VoiceSettings`, so a TTSUpdateSettingsFrame changes them for the next
+sentence.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any
 
 import numpy as np
 from loguru import logger
 from pipecat.audio.utils import create_stream_resampler
 from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
-from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 from pipecat.utils.string import match_endofsentence
 
 from processors.frames import PlayoutServerMessageFrame, SentenceTimingFrame
 from processors.timing import TimedSpeech, tts_timing_message
 from processors.tts.pipecat_tts_adapter import keep_audio_context_open
+from processors.tts.voice import (
+    AudioChunk,
+    FallbackVoice,
+    StreamedVoice,
+    TimedVoice,
+    VoiceSettings,
+    VoiceUnavailable,
+    align,
+)
 
 # Audio is pushed in chunks of one 25 fps video frame, so the face can lock frames to samples.
 AUDIO_CHUNK_S = 0.04
 
 
-@dataclass(frozen=True, slots=True)
-class AudioChunk:
-    """A piece of a sentence's audio as a streaming voice returns it (int16 mono)."""
-
-    audio: np.ndarray
-    sample_rate: int
-
-
 class TimedTTSService(TTSService):
-    """Pipecat TTS base: per-sentence RTVI timing message + timing frame + audio + word times."""
+    """Pipecat TTS on a voice: per-sentence RTVI timing message + timing frame + audio + word
+    times.
 
-    def __init__(self, *, stream_before_timings: bool = False, settings: TTSSettings | None = None,
-                 **kwargs):
+    `sentences` splits a synthesis request (a TTSSpeakFrame may hold several sentences) where
+    the voice does; default: Pipecat's sentence tokenizer for the service language.
+    """
+
+    _settings: VoiceSettings
+
+    def __init__(self, *, voice: TimedVoice | StreamedVoice | FallbackVoice,
+                 settings: VoiceSettings | None = None,
+                 sentences: Callable[[str], list[str]] | None = None, **kwargs):
         super().__init__(push_text_frames=False, push_start_frame=True, push_stop_frames=True,
-                         settings=settings or TTSSettings(model=None, voice=None, language=None),
+                         settings=settings or VoiceSettings(model=None, voice=None,
+                                                            language=None, speed=None),
                          **kwargs)
-        self._stream_before_timings = stream_before_timings
+        self._voice = voice
+        self._sentences = sentences or self._pipecat_sentences
         # Never cleared on its own between a streaming voice's (slow) chunks, which would drop
         # the samples held in the filter; flushed at the end of every sentence instead.
         self._sentence_resampler = create_stream_resampler(clear_after_secs=None)
@@ -68,12 +76,7 @@ class TimedTTSService(TTSService):
     def can_generate_metrics(self) -> bool:
         return True
 
-    # -- what a voice provides -------------------------------------------------------------------
-    def split_sentences(self, text: str) -> list[str]:
-        """Sentences of one synthesis request (a TTSSpeakFrame may hold several).
-
-        Default: Pipecat's sentence tokenizer for the service language.
-        """
+    def _pipecat_sentences(self, text: str) -> list[str]:
         sentences, rest = [], text.strip()
         while rest:
             end = match_endofsentence(rest, language=self.text_aggregation_language) or len(rest)
@@ -81,40 +84,18 @@ class TimedTTSService(TTSService):
             rest = rest[end:].strip()
         return [s for s in sentences if s]
 
-    async def synthesize_sentence(self, text: str) -> TimedSpeech:
-        """One sentence's audio and timings. Default: stream it, then align the whole."""
-        chunks = [chunk async for chunk in self.stream_sentence(text)]
-        if not chunks:
-            return TimedSpeech(text=text, audio=np.zeros(0, np.int16), sample_rate=self.sample_rate)
-        return await self.align_sentence(text, np.concatenate([c.audio for c in chunks]),
-                                         chunks[0].sample_rate)
-
-    async def stream_sentence(self, text: str) -> AsyncIterator[AudioChunk]:
-        """Bare audio of one sentence as it is produced (voices without their own timings)."""
-        raise NotImplementedError(f"{type(self).__name__} must override synthesize_sentence "
-                                  "or stream_sentence + align_sentence")
-        yield  # pragma: no cover
-
-    async def align_sentence(self, text: str, audio: np.ndarray, sample_rate: int) -> TimedSpeech:
-        """Word/viseme timings for a sentence's complete audio (e.g. forced alignment)."""
-        raise NotImplementedError(f"{type(self).__name__} streams audio but has no aligner")
-
     # -- Pipecat ---------------------------------------------------------------------------------
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
         """Speak `text` sentence by sentence into the audio context `context_id`."""
         await self.start_tts_usage_metrics(text)
-        for sentence in self.split_sentences(text):
+        for sentence in self._sentences(text):
             # A sentence is synthesized or aligned before its audio: its context stays open.
             keepalive = self.create_task(keep_audio_context_open(self, context_id=context_id),
                                          f"{self}::keep_audio_context_open")
             try:
-                if self._stream_before_timings:
-                    async for frame in self._streamed_sentence_frames(sentence, context_id):
-                        yield frame
-                else:
-                    speech = await self.synthesize_sentence(sentence)
-                    async for frame in self._timed_sentence_frames(speech, context_id):
-                        yield frame
+                async for frame in self._sentence_frames(self._voice, sentence, context_id,
+                                                         self._voicing()):
+                    yield frame
             except Exception as e:          # a failed voice must not take the pipeline down
                 logger.exception(f"{self}: could not speak [{sentence}]")
                 yield ErrorFrame(error=f"{self} could not speak a sentence: {e}")
@@ -132,12 +113,45 @@ class TimedTTSService(TTSService):
         self._context_offsets.pop(context_id, None)
 
     # -- internals -------------------------------------------------------------------------------
-    async def _timed_sentence_frames(self, speech: TimedSpeech, context_id: str):
+    def _voicing(self) -> dict[str, Any]:
+        """The voice and speed the settings ask of the next sentence (None: the voice's own)."""
+        voice, speed = self._settings.voice, self._settings.speed
+        return {"voice": voice if isinstance(voice, str) else None,
+                "speed": float(speed) if isinstance(speed, int | float) else None}
+
+    def _sentence_frames(self, voice: TimedVoice | StreamedVoice | FallbackVoice, text: str,
+                         context_id: str, voicing: dict[str, Any]) -> AsyncIterator[Frame]:
+        """One sentence's frames, in the order the kind of voice calls for."""
+        if isinstance(voice, FallbackVoice):
+            return self._fallback_sentence_frames(voice, text, context_id, voicing)
+        if isinstance(voice, StreamedVoice):
+            return self._streamed_sentence_frames(voice, text, context_id, voicing)
+        return self._timed_sentence_frames(voice, text, context_id, voicing)
+
+    async def _fallback_sentence_frames(self, voice: FallbackVoice, text: str, context_id: str,
+                                        voicing: dict[str, Any]):
+        """The primary voice's frames, or the secondary's when the primary cannot start."""
+        started = False
+        try:
+            async for frame in self._sentence_frames(voice.primary, text, context_id, voicing):
+                started = True
+                yield frame
+        except VoiceUnavailable as e:
+            if started:
+                raise
+            logger.warning(f"{self}: voice unavailable ({e}); speaking [{text}] with the fallback "
+                           "voice")
+            async for frame in self._timed_sentence_frames(voice.secondary, text, context_id, {}):
+                yield frame
+
+    async def _timed_sentence_frames(self, voice: TimedVoice, text: str, context_id: str,
+                                     voicing: dict[str, Any]):
         """Timing message and frame first, then the words, then the audio.
 
         The message goes before the SentenceTimingFrame: a face keeps frames that follow the
         frame inside the sentence, so the message would be released after its first audio.
         """
+        speech = await voice.synthesize(text, **voicing)
         if len(speech.audio) == 0:
             logger.debug(f"{self}: nothing to say in [{speech.text}]")
             return
@@ -150,12 +164,13 @@ class TimedTTSService(TTSService):
             yield frame
         self._advance(context_id, speech.duration)
 
-    async def _streamed_sentence_frames(self, text: str, context_id: str):
+    async def _streamed_sentence_frames(self, voice: StreamedVoice, text: str, context_id: str,
+                                        voicing: dict[str, Any]):
         """Audio as it streams (behind an empty timing frame), then the aligned timings."""
         seq, chunks = None, []
 
         async def recorded():
-            async for chunk in self.stream_sentence(text):
+            async for chunk in voice.voice.stream(text, **voicing):
                 chunks.append(chunk)
                 yield chunk
 
@@ -168,8 +183,7 @@ class TimedTTSService(TTSService):
         if seq is None:
             logger.debug(f"{self}: nothing to say in [{text}]")
             return
-        speech = await self.align_sentence(text, np.concatenate([c.audio for c in chunks]),
-                                           chunks[0].sample_rate)
+        speech = await align(voice.aligner, text, chunks)
         yield self._timing_message(seq, speech, played=speech.duration, with_next_audio=False)
         await self._report_words(speech, context_id)
         self._advance(context_id, speech.duration)

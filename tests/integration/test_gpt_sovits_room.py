@@ -80,7 +80,7 @@ async def test_gpt_sovits_voice_in_a_room_with_the_face_in_sync(livekit, make_to
     await asyncio.to_thread(voice.synthesize, SENTENCES[0])  # loads the Piper model first
     async with GPTSoVITSStandIn(voice=voice, realtime=2.0) as server:
         tts = GPTSoVITSTTSService(
-            settings=GPTSoVITSSettings(url=server.url, voice=GPTSoVITSVoice(
+            options=GPTSoVITSSettings(url=server.url, voice=GPTSoVITSVoice(
                 ref_audio_path=str(reference), prompt_text="Hello, this is my voice."),
                 first_audio_timeout_s=90.0, chunk_timeout_s=90.0),
             aligner=aligner, sample_rate=SR)

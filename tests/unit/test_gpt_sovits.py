@@ -16,6 +16,7 @@ from pipecat.frames.frames import (
     LLMTextFrame,
     TTSAudioRawFrame,
     TTSTextFrame,
+    TTSUpdateSettingsFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
@@ -25,13 +26,16 @@ from bot.settings import BotSettings
 from processors.align.whisper_aligner import WhisperAligner
 from processors.frames import PlayoutServerMessageFrame, SentenceTimingFrame
 from processors.timing import TTS_TIMING_MESSAGE_TYPE
+from processors.tts.embedded import EmbeddedVoice
 from processors.tts.gpt_sovits import (
     GPTSoVITSError,
     GPTSoVITSSettings,
+    GPTSoVITSStream,
     GPTSoVITSTTSService,
     GPTSoVITSVoice,
 )
 from processors.tts.hibari_voice import HibariVoice
+from processors.tts.voice import VoiceSettings
 from tests.support.gpt_sovits_standin import SAMPLE_RATE, GPTSoVITSStandIn
 from tests.support.voices import PiperTestVoice
 
@@ -69,9 +73,9 @@ async def server():
 
 def service(server, ref_clip, aligner, voice, **overrides):
     options = {"first_audio_timeout_s": 2.0, "chunk_timeout_s": 2.0, **overrides}
-    settings = GPTSoVITSSettings(url=server.url, voice=ref_clip, **options)
-    return GPTSoVITSTTSService(settings=settings, aligner=aligner, fallback=voice,
-                               sample_rate=OUT_RATE)
+    options = GPTSoVITSSettings(url=server.url, voice=ref_clip, **options)
+    return GPTSoVITSTTSService(options=options, aligner=aligner,
+                               fallback=EmbeddedVoice(hibari=voice), sample_rate=OUT_RATE)
 
 
 def llm_turn(text: str):
@@ -249,20 +253,33 @@ async def test_stream_cut_mid_sentence_keeps_what_came_and_goes_on(
     assert 0 < len(audio_of(down)) / OUT_RATE < sum(s.duration for s in server.spoken)
 
 
-async def test_room_voice_can_be_changed_between_turns(server, ref_clip, aligner, voice, tmp_path):
-    tts = service(server, ref_clip, aligner, voice)
+async def test_settings_update_changes_voice_and_speed_between_turns(
+    server, ref_clip, aligner, voice, tmp_path
+):
     other_clip = tmp_path / "other.wav"
     other_clip.write_bytes(b"RIFF")
-    other = GPTSoVITSVoice(
-        ref_audio_path=str(other_clip), prompt_text="Another voice.", prompt_lang="en"
+    (tmp_path / "voices" / "other").mkdir(parents=True)
+    (tmp_path / "voices" / "other" / "voice.json").write_text(
+        f'{{"ref_audio_path": "{other_clip}", "prompt_text": "Another voice.", '
+        '"prompt_lang": "en"}'
     )
-    await run_test(tts, frames_to_send=[*llm_turn("First voice."), SleepFrame(0.2)])
-    tts.use_voice(other)
-    assert tts.voice == other
-    await run_test(tts, frames_to_send=llm_turn("Second voice."))
-    assert [(r["text"], r["ref_audio_path"], r["prompt_text"]) for r in server.requests] == [
-        ("First voice.", ref_clip.ref_audio_path, ref_clip.prompt_text),
-        ("Second voice.", str(other_clip), "Another voice."),
+    tts = service(server, ref_clip, aligner, voice, voices_dir=tmp_path / "voices")
+    _, up = await run_test(
+        tts,
+        frames_to_send=[
+            *llm_turn("First voice."),
+            SleepFrame(0.5),
+            TTSUpdateSettingsFrame(delta=VoiceSettings(voice="other", speed=1.25)),
+            *llm_turn("Second voice."),
+        ],
+    )
+    assert not errors_of(up)
+    assert [
+        (r["text"], r["ref_audio_path"], r["prompt_text"], r["speed_factor"])
+        for r in server.requests
+    ] == [
+        ("First voice.", ref_clip.ref_audio_path, ref_clip.prompt_text, 1.0),
+        ("Second voice.", str(other_clip), "Another voice.", 1.25),
     ]
 
 
@@ -290,7 +307,7 @@ def test_settings_from_env(monkeypatch, tmp_path):
         BotSettings.from_env()
 
 
-def test_no_voice_is_a_clear_error(aligner):
-    tts = GPTSoVITSTTSService(settings=GPTSoVITSSettings(), aligner=aligner)
+def test_no_voice_is_a_clear_error():
+    server = GPTSoVITSStream(options=GPTSoVITSSettings())
     with pytest.raises(GPTSoVITSError, match="no GPT-SoVITS voice configured"):
-        tts.request_params("Hello.")
+        server.request_params("Hello.")

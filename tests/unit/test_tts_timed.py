@@ -16,6 +16,7 @@ from pipecat.frames.frames import (
     TTSStartedFrame,
     TTSStoppedFrame,
     TTSTextFrame,
+    TTSUpdateSettingsFrame,
 )
 from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.utils.time import nanoseconds_to_seconds
@@ -24,9 +25,10 @@ from scipy.signal import resample_poly
 from avatar_core.settings import load_settings
 from processors.frames import PlayoutServerMessageFrame, SentenceTimingFrame
 from processors.timing import TTS_TIMING_MESSAGE_TYPE, TimedSpeech
-from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoiceSettings
+from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoice, EmbeddedVoiceSettings
 from processors.tts.hibari_voice import HibariVoice
-from processors.tts.timed import AudioChunk, TimedTTSService
+from processors.tts.timed import TimedTTSService
+from processors.tts.voice import AlignedVoice, AudioChunk, StreamedVoice, VoiceSettings
 
 REPLY = ["Hello there, my friend.", "It is a lovely day for a walk.", "Shall we go?"]
 NEVER_FINISHED = "This sentence is never finished."
@@ -68,7 +70,7 @@ def timing_messages(frames):
 
 
 async def test_llm_turn_frames_messages_and_cumulative_word_times(voice):
-    tts = EmbeddedTTSService(voice=voice)
+    tts = EmbeddedTTSService(voice=EmbeddedVoice(hibari=voice))
     down, _ = await run_test(
         tts,
         frames_to_send=llm_turn(
@@ -111,7 +113,7 @@ async def test_llm_turn_frames_messages_and_cumulative_word_times(voice):
 
 
 async def test_speak_frame_is_split_into_timed_sentences_and_seq_keeps_rising(voice):
-    tts = EmbeddedTTSService(voice=voice)
+    tts = EmbeddedTTSService(voice=EmbeddedVoice(hibari=voice))
     down, _ = await run_test(
         tts,
         frames_to_send=[
@@ -127,23 +129,23 @@ async def test_speak_frame_is_split_into_timed_sentences_and_seq_keeps_rising(vo
 
 
 async def test_markdown_is_not_read_out(voice):
-    tts = EmbeddedTTSService(voice=voice)
+    tts = EmbeddedTTSService(voice=EmbeddedVoice(hibari=voice))
     down, _ = await run_test(tts, frames_to_send=llm_turn("**Hello** there, _friend_."))
     assert [" ".join(m["words"]) for m in timing_messages(down)] == ["Hello there, friend."]
     assert [f.text for f in down if isinstance(f, TTSTextFrame)] == ["Hello", "there,", "friend."]
 
 
-class HoldingEmbeddedTTS(EmbeddedTTSService):
+class HoldingVoice(EmbeddedVoice):
     """The embedded voice, except that NEVER_FINISHED is synthesized forever (until cancelled)."""
 
-    async def synthesize_sentence(self, text: str) -> TimedSpeech:
+    async def synthesize(self, text: str, **voicing) -> TimedSpeech:
         if text == NEVER_FINISHED:
             await asyncio.Event().wait()
-        return await super().synthesize_sentence(text)
+        return await super().synthesize(text, **voicing)
 
 
 async def test_interruption_stops_the_turn_and_the_next_turn_speaks(voice):
-    tts = HoldingEmbeddedTTS(voice=voice)
+    tts = EmbeddedTTSService(voice=HoldingVoice(hibari=voice))
     down, _ = await run_test(
         tts,
         frames_to_send=[
@@ -171,26 +173,26 @@ async def test_interruption_stops_the_turn_and_the_next_turn_speaks(voice):
 
 
 async def test_unpronounceable_replies_do_not_silence_the_voice(voice):
-    tts = EmbeddedTTSService(voice=voice)
+    tts = EmbeddedTTSService(voice=EmbeddedVoice(hibari=voice))
     nothing = [frame for _ in range(4) for frame in (*llm_turn("😀 👍"), SleepFrame(0.2))]
     down, _ = await run_test(tts, frames_to_send=[*nothing, *llm_turn("Still here.")])
     assert [t.text for t, _ in sentences_of(down)] == ["Still here."]
     assert tts.is_usable
 
 
-class SlowEmbeddedTTS(EmbeddedTTSService):
+class SlowVoice(EmbeddedVoice):
     """The embedded voice taking longer over a sentence than Pipecat waits on a quiet context."""
 
-    async def synthesize_sentence(self, text: str) -> TimedSpeech:
+    async def synthesize(self, text: str, **voicing) -> TimedSpeech:
         if text.startswith("Slow"):
             await asyncio.sleep(3 * self.QUIET_S)
-        return await super().synthesize_sentence(text)
+        return await super().synthesize(text, **voicing)
 
     QUIET_S = 0.3
 
 
 async def test_slow_sentence_keeps_the_turn_open(voice):
-    tts = SlowEmbeddedTTS(voice=voice, stop_frame_timeout_s=SlowEmbeddedTTS.QUIET_S)
+    tts = EmbeddedTTSService(voice=SlowVoice(hibari=voice), stop_frame_timeout_s=SlowVoice.QUIET_S)
     down, up = await run_test(tts, frames_to_send=llm_turn("Quick one. Slow one follows."))
     assert [
         f.text for f in down if isinstance(f, TTSTextFrame)
@@ -199,17 +201,17 @@ async def test_slow_sentence_keeps_the_turn_open(voice):
     assert not [f for f in up if isinstance(f, ErrorFrame)]
 
 
-class FailingOnceTTS(EmbeddedTTSService):
+class FailingOnceVoice(EmbeddedVoice):
     """The embedded voice whose synthesis fails for one sentence (a broken model call)."""
 
-    async def synthesize_sentence(self, text: str) -> TimedSpeech:
+    async def synthesize(self, text: str, **voicing) -> TimedSpeech:
         if text.startswith("Broken"):
             raise RuntimeError("model exploded")
-        return await super().synthesize_sentence(text)
+        return await super().synthesize(text, **voicing)
 
 
 async def test_failed_sentence_reports_an_error_and_the_service_recovers(voice):
-    tts = FailingOnceTTS(voice=voice)
+    tts = EmbeddedTTSService(voice=FailingOnceVoice(hibari=voice))
     down, up = await run_test(
         tts,
         frames_to_send=[
@@ -223,26 +225,25 @@ async def test_failed_sentence_reports_an_error_and_the_service_recovers(voice):
     assert [t.text for t, _ in sentences_of(down)] == ["All good now."]
 
 
-class StreamingStandInTTS(TimedTTSService):
-    """Named stand-in for a voice that streams bare audio (like GPT-SoVITS): it streams the
-    embedded voice's audio at 16 kHz in 100 ms chunks, and its "aligner" returns that voice's
-    exact timings, so the expected output is known."""
+class StreamingStandIn:
+    """Named stand-in for a voice that streams bare audio (like GPT-SoVITS) and its aligner: it
+    streams the embedded voice's audio at 16 kHz in 100 ms chunks, and its "aligner" returns
+    that voice's exact timings, so the expected output is known."""
 
     SOURCE_RATE = 16000
 
-    def __init__(self, *, voice: HibariVoice, **kwargs):
-        super().__init__(sample_rate=24000, **kwargs)
+    def __init__(self, *, voice: HibariVoice):
         self._voice = voice
         self.aligned: list[str] = []
 
-    async def stream_sentence(self, text: str):
+    async def stream(self, text: str, **voicing):
         audio = resample_poly(self._voice.synthesize(text).audio, 2, 3).astype(np.int16)
         step = self.SOURCE_RATE // 10
         for i in range(0, len(audio), step):
             await asyncio.sleep(0)
             yield AudioChunk(audio[i : i + step], self.SOURCE_RATE)
 
-    async def align_sentence(self, text, audio, sample_rate):
+    def align(self, text, audio, sample_rate):
         assert sample_rate == self.SOURCE_RATE and len(audio) > 0
         self.aligned.append(text)
         exact = self._voice.synthesize(text)
@@ -257,11 +258,13 @@ class StreamingStandInTTS(TimedTTSService):
 
 @pytest.mark.parametrize("stream_before_timings", [False, True])
 async def test_streaming_voice_with_an_aligner(voice, stream_before_timings):
-    tts = StreamingStandInTTS(voice=voice, stream_before_timings=stream_before_timings)
+    stand_in = StreamingStandIn(voice=voice)
+    kind = StreamedVoice if stream_before_timings else AlignedVoice
+    tts = TimedTTSService(voice=kind(voice=stand_in, aligner=stand_in), sample_rate=24000)
     down, _ = await run_test(tts, frames_to_send=llm_turn("Good morning. How are you?"))
-    assert tts.aligned == ["Good morning.", "How are you?"]
+    assert stand_in.aligned == ["Good morning.", "How are you?"]
     sentences = sentences_of(down)
-    assert [t.text for t, _ in sentences] == tts.aligned
+    assert [t.text for t, _ in sentences] == stand_in.aligned
     for timing, audio in sentences:  # resampled to the service's 24 kHz
         assert len(audio) / 24000 == pytest.approx(voice.synthesize(timing.text).duration, abs=0.01)
         if stream_before_timings:  # timings come after the audio: none in the frame
@@ -269,7 +272,7 @@ async def test_streaming_voice_with_an_aligner(voice, stream_before_timings):
         else:
             assert [w.word for w in timing.words] == timing.text.split()
     messages = timing_messages(down)
-    assert [" ".join(m["words"]) for m in messages] == tts.aligned
+    assert [" ".join(m["words"]) for m in messages] == stand_in.aligned
     first_message = down.index(next(f for f in down if isinstance(f, PlayoutServerMessageFrame)))
     first_audio = down.index(next(f for f in down if isinstance(f, TTSAudioRawFrame)))
     first_timing = down.index(next(f for f in down if isinstance(f, SentenceTimingFrame)))
@@ -296,6 +299,36 @@ async def test_streaming_voice_with_an_aligner(voice, stream_before_timings):
     assert second_first_word == pytest.approx(
         first_len + voice.synthesize("How are you?").words[0].start, abs=0.01
     )
+
+
+class RecordingVoice(EmbeddedVoice):
+    """The embedded voice, noting the voice and speed each sentence is asked for; it speaks in
+    its own voice at that speed (only one hibari voice is installed offline)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.asked: list[dict] = []
+
+    async def synthesize(self, text: str, *, voice=None, speed=None) -> TimedSpeech:
+        self.asked.append({"voice": voice, "speed": speed})
+        return await super().synthesize(text, speed=speed)
+
+
+async def test_settings_update_changes_voice_and_speed_of_the_next_sentence(voice):
+    recording = RecordingVoice(hibari=voice)
+    tts = EmbeddedTTSService(voice=recording)
+    down, _ = await run_test(
+        tts,
+        frames_to_send=[
+            TTSSpeakFrame("Shall we go for a walk?"),
+            SleepFrame(0.5),
+            TTSUpdateSettingsFrame(delta=VoiceSettings(voice="emma", speed=2.0)),
+            TTSSpeakFrame("Shall we go for a walk?"),
+        ],
+    )
+    assert recording.asked == [{"voice": "heart", "speed": 1.0}, {"voice": "emma", "speed": 2.0}]
+    (_, before), (_, after) = sentences_of(down)
+    assert len(after) < 0.7 * len(before)  # twice as fast
 
 
 def voice_settings() -> EmbeddedVoiceSettings:
