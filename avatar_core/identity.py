@@ -7,6 +7,11 @@ display name must not carry text that changes how the LLM reads the conversation
 bidirectional overrides, invisible characters, or chat-template tokens such as ``<|im_start|>``.
 The token server refuses such names (400); the bot cleans any name before it enters the LLM
 context, because names can also come from tokens minted elsewhere.
+
+Agents (the bot, recorders, probes) are told from people by the same rule on both sides: the
+bot's identity, or an identity under an agent prefix in any case (LiveKit identities are
+case-sensitive, so ``Agent-x`` must count as much as ``agent-x``). The bot joins a room under the
+name it answers to, so that name is reserved like its identity.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
+# Identity prefixes of agent participants even when their token carries no agent kind; a
+# person's token may not use them (compared case-insensitively, see `agent_prefix`).
+DEFAULT_AGENT_PREFIXES = ("agent-", "bot-", "avatar-")
 # Words that name the avatar whatever its configured name (compared as skeletons).
 RESERVED_WORDS = ("avatar", "avatarbot", "bot", "assistant", "system")
 # Characters that look like Latin letters or digits in common fonts, mapped to what they imitate
@@ -53,6 +61,18 @@ def reserved_skeletons(*names: str) -> frozenset[str]:
 def impersonates(name: str, reserved: frozenset[str]) -> bool:
     """Whether `name` looks like one of the reserved names (see `reserved_skeletons`)."""
     return skeleton(name) in reserved
+
+
+def agent_prefix(identity: str, *, prefixes: tuple[str, ...]) -> str | None:
+    """The agent prefix `identity` starts with, in any letter case, or None."""
+    lowered = identity.lower()
+    return next((p for p in prefixes if p and lowered.startswith(p.lower())), None)
+
+
+def is_agent_identity(identity: str, *, bot_identity: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether `identity` alone marks an agent: the bot's own, or under an agent prefix (a
+    participant whose LiveKit kind is agent is one too; callers that see the kind add it)."""
+    return identity == bot_identity or agent_prefix(identity, prefixes=prefixes) is not None
 
 
 def name_problem(name: str) -> str | None:

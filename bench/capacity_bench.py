@@ -37,13 +37,10 @@ sys.path.insert(0, str(ROOT))
 from livekit import rtc  # noqa: E402
 from loguru import logger  # noqa: E402
 
+from avatar_core.identity import DEFAULT_AGENT_PREFIXES  # noqa: E402
 from bench.latency_bench import QUESTIONS, percentile, wait_quiet  # noqa: E402
 from bench.servers import bench_servers  # noqa: E402
-from bot.settings import (  # noqa: E402
-    DEFAULT_AGENT_IDENTITY_PREFIXES,
-    DEFAULT_AGENT_NAME,
-    DEFAULT_IDENTITY,
-)
+from bot.settings import DEFAULT_AGENT_NAME, DEFAULT_IDENTITY  # noqa: E402
 from stack.settings import DEV_API_KEY, DEV_API_SECRET  # noqa: E402
 from tests.support.human import HumanParticipant  # noqa: E402
 from tests.support.probe import frames_per_second, speech_times  # noqa: E402
@@ -54,7 +51,7 @@ from token_server.tokens import TokenMinter  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 GREETING_TIMEOUT_S = 120.0
 PREWARMED_LOG = "prewarmed"
-WATCHER_IDENTITY = f"{DEFAULT_AGENT_IDENTITY_PREFIXES[0]}video-clock"
+WATCHER_IDENTITY = f"{DEFAULT_AGENT_PREFIXES[0]}video-clock"
 # The aims (issue "Scale"): per 2 cores.
 AIM_P95_S, AIM_FPS, AIM_IDLE_CORE = 2.5, 24.0, 0.10
 

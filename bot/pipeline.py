@@ -35,7 +35,7 @@ from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
-from avatar_core.identity import safe_display_name
+from avatar_core.identity import is_agent_identity, safe_display_name
 from bot.addressing import MeetingAddressing, NameMatcher
 from bot.llm_watchdog import LLMWatchdog
 from bot.recorder import ConversationRecorder, open_records
@@ -259,10 +259,10 @@ class AvatarBot:
         self._wire_events()
 
     def is_agent(self, identity: str) -> bool:
-        """Whether a participant is an agent (never listened to): by LiveKit kind or identity."""
-        if identity == self._settings.identity or identity.startswith(
-            self._settings.agent_identity_prefixes
-        ):
+        """Whether a participant is an agent (never listened to): by identity (the bot's own or
+        an agent prefix in any case, avatar_core.identity) or by LiveKit kind."""
+        if is_agent_identity(identity, bot_identity=self._settings.identity,
+                             prefixes=self._settings.agent_identity_prefixes):
             return True
         # Pipecat's LiveKit transport exposes no participant kind, so read it from its room.
         participant = room_of(self.transport).remote_participants.get(identity)

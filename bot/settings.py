@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from avatar_core.identity import DEFAULT_AGENT_PREFIXES
 from avatar_core.settings import AvatarSettings, GPTSoVITSSection, load_settings
 from avatar_core.whisper import installed_whisper_model
 from processors.align.whisper_aligner import WhisperAlignerSettings
@@ -46,8 +47,6 @@ DEFAULT_LLM_GIVE_UP_NOTICE = (
 DEFAULT_LLM_WAIT_NOTICE_S = 4.0
 DEFAULT_LLM_GIVE_UP_S = 20.0
 DEFAULT_OFF_TRACK_NOTICE = "Sorry, I lost my words. Could you ask me that again?"
-# Identity prefixes of participants that are agents even when their token carries no agent kind.
-DEFAULT_AGENT_IDENTITY_PREFIXES = ("agent-", "bot-", "avatar-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +67,7 @@ class BotSettings:
     name_aliases: tuple[str, ...] = DEFAULT_NAME_ALIASES
     follow_up_secs: float = 8.0
     disconnect_policy: str = "owner"
-    agent_identity_prefixes: tuple[str, ...] = DEFAULT_AGENT_IDENTITY_PREFIXES
+    agent_identity_prefixes: tuple[str, ...] = DEFAULT_AGENT_PREFIXES
     group_answer_only_when_addressed: bool = True
     llm_temperature: float = 0.2
     llm_seed: int = 7

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avatar_core.errors import StackError
+from avatar_core.files import file_sha256
+from avatar_core.ollama import lists_model
 from avatar_core.settings import DEFAULT_OLLAMA_MODEL
 from avatar_core.whisper import WHISPER_CACHE, installed_whisper_model
 from stack.progress import run_streamed, step
@@ -116,17 +118,9 @@ def whisper_model(setting: str, cache: Path) -> str:
         ) from exc
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_gguf(path: Path) -> None:
     """Raise StackError (and delete the file) when the GGUF is corrupt or partial."""
-    if _sha256(path) != LLM_GGUF_SHA256:
+    if file_sha256(path) != LLM_GGUF_SHA256:
         path.unlink()
         raise StackError(
             f"{path.name} failed its sha256 check (corrupt or partial file); it was "
@@ -235,7 +229,7 @@ def _verify_whole(spec: SplitGGUF, path: Path, *, digest: str | None = None) -> 
     """Raise StackError (and delete the file) when the joined GGUF has the wrong size or sha256."""
     size = path.stat().st_size
     bad_size = spec.size is not None and size != spec.size
-    bad_digest = spec.sha256 is not None and (digest or _sha256(path)) != spec.sha256
+    bad_digest = spec.sha256 is not None and (digest or file_sha256(path)) != spec.sha256
     if bad_size or bad_digest:
         path.unlink()
         raise StackError(
@@ -254,9 +248,8 @@ def _ollama_api(url: str, path: str, body: dict | None = None, timeout: float = 
 
 
 def ollama_has_model(url: str, name: str) -> bool:
-    tags = _ollama_api(url, "/api/tags").get("models", [])
-    wanted = name if ":" in name else f"{name}:latest"
-    return any(m.get("name") == wanted or m.get("model") == wanted for m in tags)
+    """Whether the Ollama at `url` has the model `name` (avatar_core.ollama)."""
+    return lists_model(_ollama_api(url, "/api/tags"), model=name)
 
 
 def ensure_ollama_model(*, ollama_bin: Path, url: str, name: str, cache: Path) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import json
 from pathlib import Path
 
-import httpx
 import openai
 from aiohttp import web
 from loguru import logger
@@ -174,10 +173,10 @@ async def _stream_chat(
                 async for delta in deltas:
                     text.append(delta)
                     await response.write(_sse({"delta": delta}))
-        except (
-            openai.APIError,
-            httpx.HTTPError,
-        ) as exc:  # the status line is sent: report it in the stream
+        # The status line is sent: report a failure in the stream. openai raises APIError for
+        # everything mid-stream, transport errors (its httpx2 client's) as APIConnectionError
+        # and APITimeoutError (openai._streaming.AsyncStream._iter_events).
+        except openai.APIError as exc:
             logger.bind(room=room).warning("chat stream failed: {!r}", exc)
             await response.write(_sse({"error": "llm_stream_failed", "detail": str(exc)}))
         except TimeoutError:

@@ -7,26 +7,12 @@ from pathlib import Path
 import aiohttp
 
 from avatar_core.errors import StackError
+from avatar_core.ollama import lists_model
 from avatar_core.whisper import installed_whisper_model
 from token_server.rooms import LiveKitUnavailable, RoomDirectory
 
 OLLAMA_TAGS_PATH = "/api/tags"
 CHECK_TIMEOUT_S = 3.0
-DEFAULT_TAG = ":latest"
-
-
-def model_present(model: str, tags: dict) -> bool:
-    """Whether Ollama's /api/tags answer lists `model` (a bare name means its ':latest' tag)."""
-    if not isinstance(tags, dict):
-        return False
-    wanted = model if ":" in model else model + DEFAULT_TAG
-    names = {
-        m.get(key)
-        for m in tags.get("models", [])
-        if isinstance(m, dict)
-        for key in ("name", "model")
-    }
-    return wanted in names
 
 
 def whisper_status(setting: str, cache: Path) -> dict:
@@ -80,7 +66,7 @@ class HealthChecker:
                 **model,
                 "detail": "unknown: Ollama down",
             }
-        if model_present(self._ollama_model, tags):
+        if lists_model(tags, model=self._ollama_model):
             return {"ok": True, "url": self._ollama_url}, {**model, "ok": True}
         return {"ok": True, "url": self._ollama_url}, {
             **model,

@@ -11,6 +11,8 @@ import aiohttp
 from livekit import api
 from loguru import logger
 
+from avatar_core.identity import is_agent_identity
+
 NOT_FOUND = "not_found"
 REQUEST_TIMEOUT_S = 5.0
 T = TypeVar("T")
@@ -81,16 +83,15 @@ class RoomDirectory:
             self._api = None
 
     def _view(self, info: api.ParticipantInfo) -> ParticipantView:
-        is_bot = info.identity == self._bot_identity
-        is_agent = info.kind == api.ParticipantInfo.Kind.AGENT or info.identity.lower().startswith(
-            self._reserved_prefixes
+        is_agent = info.kind == api.ParticipantInfo.Kind.AGENT or is_agent_identity(
+            info.identity, bot_identity=self._bot_identity, prefixes=self._reserved_prefixes
         )
         return ParticipantView(
             identity=info.identity,
             name=info.name,
             kind=api.ParticipantInfo.Kind.Name(info.kind).lower(),
-            is_bot=is_bot,
-            is_human=not (is_bot or is_agent),
+            is_bot=info.identity == self._bot_identity,
+            is_human=not is_agent,
         )
 
     async def _request(self, what: str, call: Awaitable[T]) -> T:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from avatar_core.identity import DEFAULT_AGENT_PREFIXES
 from avatar_core.settings import (
     DEV_API_KEY,
     DEV_API_SECRET,
@@ -14,7 +15,6 @@ from avatar_core.settings import (
     load_settings,
 )
 from bot.settings import (
-    DEFAULT_AGENT_IDENTITY_PREFIXES,
     DEFAULT_AGENT_NAME,
     DEFAULT_IDENTITY,
     DEFAULT_NAME,
@@ -56,7 +56,7 @@ class TokenServerSettings:
     token_ttl_s: int = 600
     bot_identity: str = DEFAULT_IDENTITY
     bot_name: str = DEFAULT_NAME
-    reserved_prefixes: tuple[str, ...] = DEFAULT_AGENT_IDENTITY_PREFIXES
+    reserved_prefixes: tuple[str, ...] = DEFAULT_AGENT_PREFIXES
     agent_name: str = DEFAULT_AGENT_NAME
     room_check_s: float = 2.0
     ollama_url: str
@@ -126,7 +126,6 @@ class TokenServerSettings:
         stack, bot, section = tree.stack, tree.bot, tree.token_server
         options = section.given()
         public_url = options.pop("livekit_public_url", None)
-        prefixes = bot.agent_identity_prefixes
         return cls(
             port=stack.token_server_port,
             livekit_url=stack.livekit_url,
@@ -136,9 +135,9 @@ class TokenServerSettings:
             bot_identity=bot.identity or DEFAULT_IDENTITY,
             bot_name=bot.name or DEFAULT_NAME,
             reserved_prefixes=(
-                tuple(p.lower() for p in prefixes)
-                if prefixes is not None
-                else DEFAULT_AGENT_IDENTITY_PREFIXES
+                DEFAULT_AGENT_PREFIXES
+                if bot.agent_identity_prefixes is None
+                else bot.agent_identity_prefixes
             ),
             agent_name=tree.worker.agent_name or DEFAULT_AGENT_NAME,
             ollama_url=stack.ollama_url,

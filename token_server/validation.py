@@ -6,7 +6,7 @@ import re
 import unicodedata
 from typing import Any
 
-from avatar_core.identity import impersonates, name_problem, reserved_skeletons
+from avatar_core.identity import agent_prefix, impersonates, name_problem, reserved_skeletons
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_ROOM_LENGTH = 64
@@ -60,18 +60,16 @@ def validate_identity(
     value: Any, *, bot_identity: str, reserved_prefixes: tuple[str, ...], bot_name: str = ""
 ) -> str:
     """A participant identity that does not look like the bot's identity or name (homoglyphs and
-    separators folded, avatar_core.identity) and is not under a reserved agent prefix."""
+    separators folded) and is not under an agent prefix in any case (avatar_core.identity)."""
     identity = _check_slug("identity", value, MAX_IDENTITY_LENGTH)
-    lowered = identity.lower()
     if impersonates(identity, reserved_skeletons(bot_identity, bot_name)):
         raise InvalidInput(
             "reserved_identity", f"'{identity}' looks like the avatar bot's identity or name"
         )
-    for prefix in reserved_prefixes:
-        if lowered.startswith(prefix):
-            raise InvalidInput(
-                "reserved_identity", f"identities starting with '{prefix}' are reserved for agents"
-            )
+    if prefix := agent_prefix(identity, prefixes=reserved_prefixes):
+        raise InvalidInput(
+            "reserved_identity", f"identities starting with '{prefix}' are reserved for agents"
+        )
     return identity
 
 

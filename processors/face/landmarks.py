@@ -8,7 +8,6 @@ non-square, huge) into the square-ish output size around the face.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import cv2
 import numpy as np
 from loguru import logger
 
+from avatar_core.files import file_sha256
 from processors.face.base import (
     AvatarImageError,
     FaceTooSmallError,
@@ -114,16 +114,12 @@ def cache_path(image_path: str | Path) -> Path:
     return image_path.with_name(image_path.name + CACHE_SUFFIX)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def cached_landmarks(image_path: str | Path, rgb: np.ndarray) -> np.ndarray:
     """Landmarks of the image file, from its cache when the image is unchanged, else detected
     and cached (a read-only folder only costs the cache, with a warning)."""
     image_path = Path(image_path)
     cache = cache_path(image_path)
-    digest = _sha256(image_path)
+    digest = file_sha256(image_path)
     if cache.is_file():
         try:
             data = json.loads(cache.read_text())

@@ -38,6 +38,7 @@ import numpy as np
 import soundfile
 from loguru import logger
 
+from avatar_core.files import file_sha256
 from processors.face.base import Avatar
 from processors.face.landmarks import cached_landmarks, detect_landmarks, frame_face, load_image
 from processors.face.timeline import VisemeTimeline
@@ -499,7 +500,7 @@ def cached_coefficients(source: Path, *, size: int, weights: str,
     and the 3DMM weights that made them (`weights`, their digest) are unchanged, else computed
     and cached: coefficients made with other checkpoints are never reused."""
     cache = source.with_name(source.name + CACHE_SUFFIX.format(size=size))
-    key = {"version": CACHE_VERSION, "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+    key = {"version": CACHE_VERSION, "sha256": file_sha256(source),
            "weights": weights}
     try:
         data = json.loads(cache.read_text())

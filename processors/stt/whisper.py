@@ -7,7 +7,9 @@ takes `hotwords` (e.g. the bot's name and aliases) and `initial_prompt` as const
 It can also run on a model loaded beforehand (a worker's prewarmed job process), and
 `AvatarWhisperSTTService` attributes each transcript to its own segment's speaker (meetings).
 This module is the one place that overrides the service's private model loading (`_load`, which
-sets `_model`, the model `run_stt` transcribes with);
+sets `_model`, the model `run_stt` transcribes with, and refuses a language the model cannot
+transcribe with `_unsupported_language`): the model is built by `avatar_core.whisper.load_whisper`,
+as the aligner's and the voice uploads' are, so they share one set of options;
 tests/unit/test_whisper_stt_adapter_pipecat_1_14.py pins it.
 
 Upstream: `WhisperSTTService` options for a model loaded beforehand and for extra `transcribe`
@@ -21,9 +23,9 @@ from typing import Any
 
 from pipecat.services.whisper.stt import WhisperSTTService, WhisperSTTSettings
 from pipecat.transcriptions.language import Language
-from pipecat.utils.types import NOT_GIVEN, NotGiven, assert_given
+from pipecat.utils.types import NOT_GIVEN, NotGiven, assert_given, require_given
 
-from avatar_core.priority import build_for_inference
+from avatar_core.whisper import load_whisper
 from processors.stt.segment_speakers import SegmentSpeakerMixin
 
 # Greedy decoding: measured on tiny.en, the same key-word recall as beam 5 at a fraction of the
@@ -72,7 +74,6 @@ class DecodingWhisperSTTService(WhisperSTTService):
         hotwords: str | None = None,
         initial_prompt: str | None = None,
         language: Language = Language.EN,
-        device: str = "cpu",
         compute_type: str = "int8",
         loaded_model: Any = None,
         **kwargs,
@@ -81,10 +82,10 @@ class DecodingWhisperSTTService(WhisperSTTService):
         space-separated string of words to favour (names, jargon); `initial_prompt` is text the
         decoder reads as what came before (style, spelling); `loaded_model` is a faster-whisper
         `WhisperModel` already loaded (Whisper takes ~1.5 s to load on a small CPU), used instead
-        of loading `model` (one pipeline at a time)."""
+        of loading `model` (one pipeline at a time). The model runs on the CPU (load_whisper)."""
         self._loaded_model = loaded_model
         super().__init__(
-            device=device,
+            device="cpu",
             compute_type=compute_type,
             settings=DecodingWhisperSTTSettings(
                 model=model,
@@ -97,12 +98,14 @@ class DecodingWhisperSTTService(WhisperSTTService):
         )
 
     def _load(self):
-        if self._loaded_model is None:
-            # Built on a lowered thread, so decoding never takes the CPU from the media loop.
-            build_for_inference(super()._load)
-        else:  # Pipecat's hook that loads the model; here it is loaded already.
-            self._model = self._loaded_model
-        self._model = _DecodingModel(self._model, self._settings)
+        """Pipecat's hook that loads the model: the shared loader's (a lowered build thread), or
+        the one loaded already; then Pipecat's check that it can transcribe the language."""
+        model = self._loaded_model or load_whisper(
+            require_given(self._settings.model, "Whisper model"), compute_type=self._compute_type
+        )
+        self._model = _DecodingModel(model, self._settings)
+        if unsupported := self._unsupported_language():
+            raise ValueError(unsupported)
 
 
 # the mixin's run_stt wraps the service's with the same signature

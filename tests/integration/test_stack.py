@@ -9,7 +9,8 @@ import urllib.request
 
 import numpy as np
 
-from tests.support.human import HumanParticipant, resample, rms_dbfs
+from tests.support.human import HumanParticipant, resample
+from tests.support.probe import level_dbfs
 from tests.support.speech import speak
 
 QUESTION = "What is the capital of France?"
@@ -29,8 +30,8 @@ async def test_two_participants_hear_each_other(livekit, make_token):
         for listener, speaker in ((alice, "bob"), (bob, "alice")):
             heard = [a for _, who, a, _ in listener.audio if who == speaker]
             assert heard, f"{listener.identity} received no audio from {speaker}"
-            level = rms_dbfs(np.concatenate(heard))
-            loudest = max(rms_dbfs(a) for a in heard)
+            level = level_dbfs(np.concatenate(heard))
+            loudest = max(level_dbfs(a) for a in heard)
             assert loudest > -30, (
                 f"{listener.identity} heard {speaker} only at {loudest:.1f} dBFS peak"
             )

@@ -22,7 +22,8 @@ from livekit import api
 
 from bot.settings import DEFAULT_AGENT_NAME, DEFAULT_IDENTITY
 from stack.services import free_port
-from tests.support.human import HumanParticipant, rms_dbfs
+from tests.support.human import HumanParticipant
+from tests.support.probe import level_dbfs
 from tests.support.worker import WorkerProcess
 from token_server.app import create_app
 from token_server.services import SERVICES
@@ -145,7 +146,7 @@ async def bot_publishing(admin, room: str) -> str | None:
 
 
 def bot_speech(human: HumanParticipant) -> list[float]:
-    return [t for t, who, a, _ in human.audio if who == BOT and rms_dbfs(a) > SPEECH_DBFS]
+    return [t for t, who, a, _ in human.audio if who == BOT and level_dbfs(a) > SPEECH_DBFS]
 
 
 @asynccontextmanager

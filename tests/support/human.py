@@ -257,9 +257,3 @@ def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
     return np.clip(out, -32768, 32767).astype(np.int16)
 
 
-def rms_dbfs(samples: np.ndarray) -> float:
-    """Level of int16 audio in dBFS (-inf for digital silence)."""
-    if len(samples) == 0:
-        return float("-inf")
-    rms = float(np.sqrt(np.mean((samples.astype(np.float64) / 32768.0) ** 2)))
-    return 20 * np.log10(rms) if rms > 0 else float("-inf")

@@ -3,11 +3,21 @@ finding 11: names that impersonate the bot or inject text into the LLM context).
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 from pipecat.frames.frames import TranscriptionFrame
 from pipecat.processors.frame_processor import FrameDirection
 
-from avatar_core.identity import impersonates, name_problem, reserved_skeletons, safe_display_name
+from avatar_core.identity import (
+    DEFAULT_AGENT_PREFIXES,
+    agent_prefix,
+    impersonates,
+    is_agent_identity,
+    name_problem,
+    reserved_skeletons,
+    safe_display_name,
+)
 from bot.addressing import MeetingAddressing, NameMatcher
 
 RESERVED = reserved_skeletons("avatar-bot", "Ava")
@@ -98,3 +108,29 @@ async def test_group_transcripts_carry_the_cleaned_name():
     )
     said = [f for f in pushed if isinstance(f, TranscriptionFrame)]
     assert [f.text for f in said] == ["Bob system: hello Ava"]
+
+
+@pytest.mark.parametrize(
+    ("identity", "prefixes", "prefix"),
+    [
+        ("agent-x", DEFAULT_AGENT_PREFIXES, "agent-"),
+        ("Agent-Smith", DEFAULT_AGENT_PREFIXES, "agent-"),
+        ("BOT-1", DEFAULT_AGENT_PREFIXES, "bot-"),
+        ("svc-probe", ("Svc-",), "Svc-"),
+        ("SVC-probe", ("svc-",), "svc-"),
+        ("agentsmith", DEFAULT_AGENT_PREFIXES, None),
+        ("alice", DEFAULT_AGENT_PREFIXES, None),
+        ("alice", ("",), None),
+    ],
+)
+def test_agent_prefixes_match_in_any_case(identity, prefixes, prefix):
+    """The token server (refusing) and the bot (not listening) apply the same case rule."""
+    assert agent_prefix(identity, prefixes=prefixes) == prefix
+
+
+def test_the_bot_and_prefixed_identities_are_agents_exactly_the_bot_by_identity():
+    agent = partial(is_agent_identity, bot_identity="ava-bot", prefixes=("agent-",))
+    assert agent("ava-bot") and agent("AGENT-recorder") and agent("agent-x")
+    # LiveKit identities are case-sensitive: another case of the bot's identity is someone else
+    # (the token server refuses it as impersonating, see test_names_that_look_like_the_bot).
+    assert not agent("Ava-Bot") and not agent("alice")

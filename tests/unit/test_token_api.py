@@ -7,12 +7,14 @@ server does without them (clear 503s); tests/integration/test_token_server*.py u
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from livekit.api import AccessToken, TokenVerifier
 from openapi_spec_validator import validate as validate_openapi
@@ -262,3 +264,33 @@ def test_openapi_document_is_valid_and_matches_the_routes(dist):
 async def test_openapi_is_served(client):
     response = await client.get("/api/openapi.json")
     assert json.loads(await response.read()) == json.loads(OPENAPI_PATH.read_text())
+
+
+async def test_a_stream_cut_mid_reply_ends_with_an_error_event(dist):
+    """An OpenAI-compatible stand-in sends two deltas and drops the connection: the client gets
+    the deltas and then `llm_stream_failed`, never a broken response (openai wraps the
+    transport's error, issue 11)."""
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for text in ("Hel", "lo"):
+            chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                     "choices": [{"index": 0, "delta": {"content": text}}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await asyncio.sleep(0.1)
+        assert request.transport is not None
+        request.transport.abort()  # mid-body: no final chunk, no [DONE]
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", completions)
+    async with TestServer(app, host="127.0.0.1") as ollama:
+        settings = offline_settings(dist.parent, ollama_url=str(ollama.make_url("")).rstrip("/"))
+        async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as client:
+            response = await client.post("/api/chat", json={"message": "hi"}, headers=AUTH)
+            assert response.status == 200
+            events = [json.loads(line.removeprefix("data: "))
+                      for line in (await response.text()).splitlines() if line]
+    assert [e.get("delta") for e in events[:2]] == ["Hel", "lo"], events
+    assert events[-1]["error"] == "llm_stream_failed", events

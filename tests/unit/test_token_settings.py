@@ -55,7 +55,8 @@ def test_values_from_the_environment(monkeypatch):
     assert settings.agent_name == "avatar-staging" and settings.room_check_s == 0.5
     assert settings.livekit_url == "ws://10.0.0.5:7880"
     assert settings.livekit_public_url == "wss://avatar.example.org"
-    assert settings.reserved_prefixes == ("agent-", "svc-")
+    # As given: the prefixes are compared in any case (avatar_core.identity.agent_prefix).
+    assert settings.reserved_prefixes == ("Agent-", "svc-")
     assert settings.system_prompt == "You are a pirate."
     assert settings.ollama_model == "llama3.2:3b"
 
