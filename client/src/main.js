@@ -13,7 +13,7 @@ import { setupHistory } from "./history.js";
 import { AudioLevel, VideoMeter, receiverStats } from "./metrics/meters.js";
 import { offsetMs, percentile, pushSample } from "./metrics/series.js";
 import { SPEECH_RMS, TurnTracker } from "./metrics/turns.js";
-import { BOT_INTERRUPTED, BOT_TTS_TIMING } from "./protocol.js";
+import { BOT_INTERRUPTED, BOT_TTS_TIMING, FACE_ENGINE_FALLBACK } from "./protocol.js";
 import { playoutDelayMs, sentenceStart } from "./speech-sync.js";
 import { Transcript } from "./transcript.js";
 
@@ -315,6 +315,10 @@ function callbacks() {
     onBotTtsText: (d) => transcript.botWord(d.text),
     onMetrics: renderMetrics,
     onServerMessage: (data) => {
+      if (data?.type === FACE_ENGINE_FALLBACK) {
+        notice(`The avatar's face engine failed (${data.reason}); it shows the built-in face.`, "warn");
+        return;
+      }
       if (data?.type !== BOT_TTS_TIMING) return;
       stats.timingMessages += 1;
       const startT = sentenceStart(data, performance.now(), stats.playoutDelayMs);

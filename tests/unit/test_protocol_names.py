@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pipecat.processors.frameworks.rtvi.models as RTVI
 
-from bot.pipeline import LATENCY_MESSAGE_TYPE
+from bot.pipeline import FACE_FALLBACK_MESSAGE_TYPE, LATENCY_MESSAGE_TYPE
 from processors.timing import TTS_TIMING_MESSAGE_TYPE
 
 PROTOCOL_JS = Path(__file__).resolve().parents[2] / "client" / "src" / "protocol.js"
@@ -21,5 +21,6 @@ def test_client_protocol_names_match_the_server():
     assert js_constants() == {
         "BOT_TTS_TIMING": TTS_TIMING_MESSAGE_TYPE,
         "BOT_LATENCY": LATENCY_MESSAGE_TYPE,
+        "FACE_ENGINE_FALLBACK": FACE_FALLBACK_MESSAGE_TYPE,
         "BOT_INTERRUPTED": RTVI.BotInterruptedMessage.model_fields["type"].default,
     }
