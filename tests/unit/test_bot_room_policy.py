@@ -19,5 +19,5 @@ def test_disconnect_policy(policy, sender, humans, allowed):
     assert disconnect_allowed(policy, sender=sender, owner="alice", humans=humans) is allowed
 
 
-def test_recogniser_prompt_is_one_short_sentence_with_the_name():
-    assert recogniser_prompt("Ava") == "Hey Ava."
+def test_recogniser_prompt_is_the_name_alone():
+    assert recogniser_prompt("Ava") == "Ava."
