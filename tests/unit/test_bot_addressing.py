@@ -51,6 +51,10 @@ HEARD_NOT_ADDRESSED = [
     "Um, what is the capital of France?",
     "Tell me, Arthur, what time long is Paris in?",
     "It is one of a kind.",
+    # espeak-ng live (Opus) with the prompt: "Ama" is not taken for "Ava", since folding m into
+    # the lip sounds would also take "Emma" for the alias "Eva".
+    "Ama. What is 2 plus 2?",
+    "Emma, can you send me the notes?",
 ]
 
 
