@@ -7,6 +7,10 @@
  * the same items its own speakAudio() builds, so they can start at the heard onset rather than
  * when TalkingHead would play an audio buffer itself. The English lip-sync module is imported
  * here (bundled) instead of TalkingHead's runtime dynamic import, for sentences without visemes.
+ *
+ * This is the one module that reaches into TalkingHead's internals (animQueue, animClock,
+ * animTimeLast, mtAvatar); test/talkinghead-1.7.0.test.js pins them to the installed 1.7.0.
+ * Upstream: a public `speakVisemes(visemes, startTime)` and `stopLips()` would remove them.
  */
 import { TalkingHead } from "@met4citizen/talkinghead";
 import { LipsyncEn } from "@met4citizen/talkinghead/modules/lipsync-en.mjs";
