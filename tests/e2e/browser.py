@@ -9,11 +9,12 @@ import json
 import os
 import shutil
 import subprocess
-import wave
 from pathlib import Path
 
 import numpy as np
 from loguru import logger
+
+from tests.support.audio_files import write_wav
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "client"
@@ -81,12 +82,7 @@ def write_fake_mic_wav(
             np.zeros(int(tail_s * FAKE_MIC_RATE), np.int16),
         ]
     )
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(FAKE_MIC_RATE)
-        w.writeframes(pcm.tobytes())
-    return path
+    return write_wav(path, pcm, FAKE_MIC_RATE)
 
 
 async def run_browser(config: dict, *, timeout_s: float) -> dict:

@@ -6,9 +6,7 @@ process, as for a user."""
 from __future__ import annotations
 
 import asyncio
-import io
 import time
-import wave
 from fractions import Fraction
 
 import av
@@ -20,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from avatar_core.settings import load_settings
 from processors.face.sadtalker import SadTalkerSettings
 from stack.services import free_port
+from tests.support.audio_files import wav_bytes
 from token_server.app import create_app
 from token_server.avatar_videos import JOBS, VIDEOS_ROUTE
 from token_server.settings import TokenServerSettings
@@ -104,15 +103,9 @@ async def test_text_becomes_an_mp4_with_the_sadtalker_standin(standin, client, t
     await check_mp4(client, status, tmp_path)
 
 
-def wav_bytes(seconds: float, rate: int = 8000) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        t = np.arange(int(seconds * rate)) / rate
-        w.writeframes((3000 * np.sin(2 * np.pi * 200 * t)).astype(np.int16).tobytes())
-    return buffer.getvalue()
+def tone_wav(seconds: float, rate: int = 8000) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    return wav_bytes(3000 * np.sin(2 * np.pi * 200 * t), rate)
 
 
 def form_with(audio: bytes | None = None, **fields) -> FormData:
@@ -125,8 +118,8 @@ def form_with(audio: bytes | None = None, **fields) -> FormData:
 
 
 def two_audio_files() -> FormData:
-    form = form_with(wav_bytes(1.0))
-    form.add_field("audio", wav_bytes(2.0), filename="other.wav", content_type="audio/wav")
+    form = form_with(tone_wav(1.0))
+    form.add_field("audio", tone_wav(2.0), filename="other.wav", content_type="audio/wav")
     return form
 
 
@@ -136,12 +129,12 @@ def two_audio_files() -> FormData:
     ({"json": {"text": "Hello.", "engine": "wav2lip"}}, 400, "unknown_engine"),
     ({"json": {"text": "Hello.", "size": 2048}}, 400, "invalid_size"),
     ({"json": {"text": "ten minutes of talking " * 600}}, 400, "too_long"),
-    ({"data": lambda: form_with(wav_bytes(600.0))}, 400, "too_long"),
+    ({"data": lambda: form_with(tone_wav(600.0))}, 400, "too_long"),
     ({"data": lambda: form_with(b"\x89PNG\r\n\x1a\n" + bytes(4000))}, None, None),
-    ({"data": lambda: form_with(wav_bytes(1.0), text="Both at once.")}, 400, "text_and_audio"),
+    ({"data": lambda: form_with(tone_wav(1.0), text="Both at once.")}, 400, "text_and_audio"),
     ({"data": lambda: two_audio_files()}, 400, "duplicate_field"),
     ({"data": lambda: form_with(text=b"\xff\xfe not UTF-8")}, 400, "bad_field"),
-    ({"data": lambda: form_with(wav_bytes(1.0), voice="joe")}, 400, "unknown_field"),
+    ({"data": lambda: form_with(tone_wav(1.0), voice="joe")}, 400, "unknown_field"),
 ], ids=["empty", "blank-text", "unknown-engine", "too-big", "10-minute-text", "10-minute-audio",
         "not-audio", "text-and-audio", "two-audio-files", "non-utf8-text", "unknown-field"])
 async def test_bad_requests_are_4xx_with_a_reason(client, body, status, error):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import wave
+from pathlib import Path
 
 import av
 import numpy as np
@@ -23,6 +25,24 @@ def encode(samples: np.ndarray, rate: int, container: str, codec: str) -> bytes:
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             out.mux(packet)
     return buffer.getvalue()
+
+
+def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    """int16 mono samples → a 16-bit PCM WAV file's bytes."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.astype(np.int16).tobytes())
+    return buffer.getvalue()
+
+
+def write_wav(path: Path | str, samples: np.ndarray, rate: int) -> Path:
+    """int16 mono samples → a 16-bit PCM WAV file at `path` (returned)."""
+    path = Path(path)
+    path.write_bytes(wav_bytes(samples, rate))
+    return path
 
 
 def silent_opus(seconds: float) -> bytes:

@@ -21,9 +21,7 @@ by path), `completed`, `disconnected` (streams the client closed before their en
 from __future__ import annotations
 
 import asyncio
-import io
 import os
-import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import soxr
 from aiohttp import web
 
 from processors.timing import TimedSpeech
+from tests.support.audio_files import wav_bytes
 from tests.support.voices import PiperTestVoice
 
 TTS_PATH = "/tts"
@@ -190,10 +189,4 @@ def _resampled(speech: TimedSpeech) -> np.ndarray:
 def _pack(audio: np.ndarray, media_type: str, *, header: bool) -> bytes:
     if media_type == "raw" or not header:
         return audio.tobytes()
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(audio.tobytes())
-    return buffer.getvalue()
+    return wav_bytes(audio, SAMPLE_RATE)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import wave
 
 import av
 import cv2
@@ -12,14 +11,7 @@ import numpy as np
 from processors.face.base import DEFAULT_AVATAR
 from processors.face.landmarks import cache_path
 from processors.face.tool import main
-
-
-def write_wav(path, samples: np.ndarray, rate: int) -> None:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.astype(np.int16).tobytes())
+from tests.support.audio_files import write_wav
 
 
 def test_prepare_writes_cache_and_preview(tmp_path):

@@ -2,13 +2,11 @@
 a reason, a good clip becomes a voice whose prompt text is what was said."""
 
 import difflib
-import io
 import json
 import os
 import re
 from types import SimpleNamespace
 
-import av
 import numpy as np
 import pytest
 import soxr
@@ -17,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from avatar_core.settings import load_settings
 from processors.tts.gpt_sovits import GPTSoVITSVoice
+from tests.support.audio_files import encode, wav_bytes
 from tests.support.speech import speak
 from token_server.errors import error_middleware
 from token_server.voices_api import setup_voice_routes
@@ -26,25 +25,6 @@ SAID = "The quick brown fox jumps over the lazy dog near the quiet river bank."
 
 def words(text: str) -> list[str]:
     return re.sub(r"[^a-z0-9 ]", "", text.lower()).split()
-
-
-def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
-    return encode(samples, rate, "wav", "pcm_s16le")
-
-
-def encode(samples: np.ndarray, rate: int, container: str, codec: str) -> bytes:
-    """int16 mono samples → a file in `container` (PyAV)."""
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format=container) as out:
-        stream = out.add_stream(codec, rate=rate, layout="mono")
-        frame = av.AudioFrame.from_ndarray(samples.astype(np.int16).reshape(1, -1), format="s16",
-                                           layout="mono")
-        frame.sample_rate = rate
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

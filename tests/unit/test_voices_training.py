@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from avatar_core.settings import load_settings
 from processors.tts.hibari_voice import HibariVoice
+from tests.support.audio_files import write_wav
 from token_server.errors import error_middleware
 from token_server.voices_api import setup_voice_routes
 
@@ -100,12 +101,7 @@ def recording(tmp_path_factory) -> Path:
                             for part in (voice.synthesize(s).audio, pause)])
     assert 45 < len(audio) / voice.sample_rate < 75
     path = tmp_path_factory.mktemp("rec") / "minute.wav"
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(voice.sample_rate)
-        w.writeframes(audio.tobytes())
-    return path
+    return write_wav(path, audio, voice.sample_rate)
 
 
 async def make_client(tmp_path, whisper_model, monkeypatch, install: Path | None):
