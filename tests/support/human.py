@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from livekit import rtc
 
+from tests.support.probe import SPEECH_DBFS, level_dbfs
+
 MIC_SAMPLE_RATE = 48000
 MIC_FRAME_MS = 10
 # A short queue so that "captured" is within ~30 ms of "sent": figures measured from the
 # capture clock stay honest.
 MIC_QUEUE_MS = 30
-# Peak sample of a frame counted as loud in a summary (-40 dBFS of int16).
-LOUD_SAMPLE = 328
 
 
 @dataclass
@@ -32,13 +32,12 @@ class Received:
     messages: list[tuple[float, str, str, bytes]] = field(default_factory=list)
 
     def summary(self) -> str:
-        """Counts of what arrived per sender (audio frames, loud ones, video frames, message
-        types), so that a timed-out wait says what did come."""
+        """Counts of what arrived per sender (audio frames, those carrying speech, video frames,
+        message types), so that a timed-out wait says what did come."""
         out: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         for _, who, samples, _ in list(self.audio):
             out[who]["audio"] += 1
-            loud = len(samples) and float(np.abs(samples.astype(np.int32)).max()) > LOUD_SAMPLE
-            out[who]["audio>-40dBFS"] += int(bool(loud))
+            out[who]["audio with speech"] += int(level_dbfs(samples) > SPEECH_DBFS)
         for _, who, _ in list(self.video):
             out[who]["video"] += 1
         for _, who, topic, payload in list(self.messages):
