@@ -68,6 +68,7 @@ DEFAULT_BATCH = 8
 # seconds per second of video (the call would hold audio for longer than it plays).
 DEFAULT_MAX_SLOWDOWN = 3.0
 
+
 class SadTalkerUnavailable(RuntimeError):
     """SadTalker cannot run here (code, config or checkpoints missing, out of memory, too slow);
     the message says why and what to do."""

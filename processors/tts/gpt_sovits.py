@@ -50,6 +50,7 @@ NO_SPLIT = "cut0"
 STREAMING_MODES = (0, 1, 2, 3)
 VOICE_FILE = "voice.json"
 
+
 @dataclass(frozen=True, slots=True)
 class GPTSoVITSVoice:
     """A zero-shot GPT-SoVITS voice: a 3-10 s reference clip (a path the server can read), what
@@ -103,6 +104,7 @@ class GPTSoVITSSettings:
         if self.retries < 0 or min(self.connect_timeout_s, self.first_audio_timeout_s,
                                    self.chunk_timeout_s, self.speed_factor) <= 0:
             raise ValueError("GPT-SoVITS timeouts and speed must be > 0 and retries >= 0")
+
 
 class GPTSoVITSError(VoiceUnavailable):
     """The GPT-SoVITS server could not give audio for a sentence; the message says why.
@@ -263,7 +265,6 @@ class GPTSoVITSStream:
                 timeout=aiohttp.ClientTimeout(total=None, connect=self._options.connect_timeout_s)
             )
         return self._http
-
 
 
 async def _check_response(response: aiohttp.ClientResponse) -> None:
