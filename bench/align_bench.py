@@ -50,7 +50,8 @@ sys.path.insert(0, str(ROOT))
 
 from faster_whisper import WhisperModel  # noqa: E402
 
-from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE, WhisperAligner  # noqa: E402
+from avatar_core.whisper import WHISPER_SAMPLE_RATE  # noqa: E402
+from processors.align.whisper_aligner import WhisperAligner  # noqa: E402
 from processors.tts.hibari_voice import HibariVoice  # noqa: E402
 from stack.models import whisper_model  # noqa: E402
 from stack.settings import StackSettings  # noqa: E402

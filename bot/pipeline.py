@@ -426,9 +426,7 @@ def recogniser_prompt(name: str) -> str:
 def build_tts(settings: BotSettings, *, voice: HibariVoice | None = None) -> TimedTTSService:
     """The embedded voice, or GPT-SoVITS when GPT_SOVITS_URL is set (the embedded voice is then
     its fallback while the server is down). `voice` is an already loaded embedded voice."""
-    embedded = EmbeddedVoice(hibari=voice or HibariVoice(
-        voice=settings.voice.voice, speed=settings.voice.speed, threads=settings.voice.threads
-    ))
+    embedded = EmbeddedVoice(hibari=voice or settings.voice.load())
     if settings.gpt_sovits is None:
         return EmbeddedTTSService(voice=embedded)
     return GPTSoVITSTTSService(

@@ -30,7 +30,6 @@ from avatar_core.whisper import load_whisper
 from bot.livekit_job_adapter import job_token
 from bot.pipeline import AvatarBot, BotModels
 from bot.settings import REDISPATCH_METADATA, BotSettings, WorkerSettings
-from processors.tts.hibari_voice import HibariVoice
 from records.options import RecordsOptions
 
 # Participant attribute of the bot: the LiveKit job it runs for.
@@ -56,10 +55,9 @@ class _Load:
 
 def prewarm(proc: JobProcess, *, settings: BotSettings) -> None:
     """Load the models into a job process before any job is handed to it."""
-    voice = settings.voice
     proc.userdata[MODELS_KEY] = BotModels(
         whisper=load_whisper(settings.whisper_model, compute_type=settings.whisper_compute_type),
-        voice=HibariVoice(voice=voice.voice, speed=voice.speed, threads=voice.threads),
+        voice=settings.voice.load(),
     )
     logger.info(f"job process {proc.pid} prewarmed")
 

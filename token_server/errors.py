@@ -9,10 +9,12 @@ from aiohttp import web
 from loguru import logger
 
 from token_server.validation import InvalidInput
-from voices.errors import NoSpeech, UnsupportedFormat, VoiceError
+from voices.errors import NoSpeech, TranscriberFailed, UnsupportedFormat, VoiceError
 
 # The status of the voices package's refusals (voices/errors.py); any other VoiceError is a 400.
-VOICE_ERROR_STATUS: dict[type[VoiceError], int] = {UnsupportedFormat: 415, NoSpeech: 422}
+VOICE_ERROR_STATUS: dict[type[VoiceError], int] = {
+    UnsupportedFormat: 415, NoSpeech: 422, TranscriberFailed: 503,
+}
 
 
 class ApiError(Exception):

@@ -25,13 +25,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from avatar_core.stored import stored_folder
 from token_server.errors import ApiError
 from token_server.uploads import FormShape, uploaded_form
 from voices.audio import decode_clip
 from voices.checks import requested_language, speaker_name
 from voices.cloning import MAX_CLIP_S, clone_voice
 from voices.dataset import MAX_RECORDING_S, prepare_dataset
-from voices.store import VoiceStore, stored_folder
+from voices.store import VoiceStore
 from voices.training import DATASET_FILE, LOG_FILE, TrainingJob, TrainingSettings, read_job
 from voices.transcribe import Transcriber
 
@@ -87,7 +88,7 @@ def setup_voice_routes(app: web.Application, settings) -> None:
     app.router.add_post(TRAIN_ROUTE, create_dataset)
     app.router.add_get(TRAIN_STATUS_ROUTE, dataset_status)
     app.router.add_get(TRAIN_LOG_ROUTE, job_log)
-    app.on_cleanup.append(_stop_jobs)
+    app.on_cleanup.append(_stop)
 
 
 # -- voices ----------------------------------------------------------------------------------------
@@ -194,6 +195,9 @@ def _dataset_folder(request: web.Request) -> Path:
     return folder
 
 
-async def _stop_jobs(app: web.Application) -> None:
-    for job in app[VOICES].jobs.values():
+async def _stop(app: web.Application) -> None:
+    """Stop the training jobs and the transcription worker with the server."""
+    api = app[VOICES]
+    for job in api.jobs.values():
         await job.stop()
+    await asyncio.to_thread(api.transcriber.close)

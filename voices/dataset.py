@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 from loguru import logger
 
-from processors.align.whisper_aligner import WHISPER_SAMPLE_RATE, speech_stretches
+from avatar_core.stored import new_id
+from avatar_core.whisper import WHISPER_SAMPLE_RATE
+from processors.align.whisper_aligner import speech_stretches
 from voices.audio import Clip, write_wav
 from voices.checks import check_clip
 from voices.errors import NoSpeech
-from voices.store import new_id
 from voices.training import DATASET_FILE, training_command
 from voices.transcribe import Transcriber
 

@@ -1,7 +1,7 @@
 """Why an upload or recording cannot make a voice or a dataset: a stable code and the reason.
 
-The token server answers them as JSON errors: 400, or 415 for an UnsupportedFormat and 422 for
-NoSpeech (token_server/errors.py).
+The token server answers them as JSON errors: 400, or 415 for an UnsupportedFormat, 422 for
+NoSpeech and 503 for TranscriberFailed (token_server/errors.py).
 """
 
 
@@ -20,3 +20,7 @@ class UnsupportedFormat(VoiceError):
 
 class NoSpeech(VoiceError):
     """The audio decoded and passed its checks, but no speech was recognized in it."""
+
+
+class TranscriberFailed(VoiceError):
+    """The upload was fine, but the transcription worker failed; sending it again may work."""

@@ -8,34 +8,18 @@ machine or a shared volume).
 from __future__ import annotations
 
 import json
-import re
 import shutil
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from loguru import logger
 
+from avatar_core.stored import new_id, stored_folder
 from processors.tts.gpt_sovits import VOICE_FILE
 from voices.audio import Clip, write_wav
 
 REF_FILE = "ref.wav"
-STORED_ID = re.compile(r"^[0-9a-f]{12}$")
-
-
-def new_id() -> str:
-    """A fresh id for a stored item (voice, dataset): 12 hex digits."""
-    return uuid.uuid4().hex[:12]
-
-
-def stored_folder(root: Path, item_id: str, *, marker: str) -> Path | None:
-    """The folder of a stored item (voice, dataset) by id, or None when there is none (the id is
-    checked first, so no id reaches outside root)."""
-    folder = root / item_id
-    if not STORED_ID.match(item_id) or not (folder / marker).is_file():
-        return None
-    return folder
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,10 +33,9 @@ from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 from loguru import logger
 
-from avatar_core.whisper import load_whisper, offline_whisper_model
+from avatar_core.whisper import WHISPER_SAMPLE_RATE, load_whisper, offline_whisper_model
 from processors.timing import TimedSpeech, VisemeTiming, WordTiming
 
-WHISPER_SAMPLE_RATE = 16000
 # Whisper sees at most one 30 s window; a TTS sentence is far shorter.
 MAX_AUDIO_S = 30.0
 # faster-whisper's log-mel features: one frame per 10 ms.

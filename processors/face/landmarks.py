@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -23,6 +24,8 @@ from processors.face.base import (
     SeveralFacesError,
 )
 
+# The package extra (pyproject.toml) that holds the face-mesh library.
+PREP_EXTRA = "avatar-prep"
 CACHE_SUFFIX = ".landmarks.json"
 CACHE_VERSION = 1
 NUM_LANDMARKS = 478
@@ -72,9 +75,27 @@ def load_image(path: str | Path) -> np.ndarray:
     return to_rgb(raw)
 
 
+class AvatarPrepMissing(RuntimeError):
+    """Preparing a new portrait needs mediapipe, which is in the `avatar-prep` extra."""
+
+
+def face_mesh_library() -> Any:
+    """mediapipe, imported only when a portrait is prepared (a running bot reads the cache), or
+    AvatarPrepMissing saying how to install it."""
+    try:
+        import mediapipe
+    except ImportError as exc:
+        raise AvatarPrepMissing(
+            f"preparing a new avatar image (its face landmarks) needs mediapipe, which is in the "
+            f"`{PREP_EXTRA}` extra: run `./avatar setup` in the checkout (it installs it), or "
+            f"`uv sync --extra {PREP_EXTRA}` / `pip install 'talking-avatar[{PREP_EXTRA}]'`"
+        ) from exc
+    return mediapipe
+
+
 def detect_landmarks(rgb: np.ndarray) -> np.ndarray:
     """(478, 2) pixel landmarks of the one face in `rgb`, or a typed AvatarImageError."""
-    import mediapipe as mp  # only at prepare time: the running bot reads the cache
+    mp = face_mesh_library()
 
     h, w = rgb.shape[:2]
     scale = min(1.0, DETECT_MAX_SIDE / max(h, w))

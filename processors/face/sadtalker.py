@@ -111,8 +111,10 @@ def load_sadtalker(code: Path | None = None) -> types.SimpleNamespace:
         loaded = getattr(sys.modules.get(name), "__path__", None)
         spec = None if loaded else importlib.util.find_spec(name)
         if not loaded and (spec is None or not spec.submodule_search_locations):
-            raise SadTalkerUnavailable("SadTalker is not installed: `uv sync --group sadtalker` "
-                                       "(or set SADTALKER_DIR to a checkout)")
+            raise SadTalkerUnavailable(
+                "SadTalker is not installed: `uv sync --extra avatar-prep --group sadtalker` "
+                "(or set SADTALKER_DIR to a checkout)"
+            )
         # spec is checked above whenever the module is not loaded
         folder = Path(list(loaded or spec.submodule_search_locations)[0])  # type: ignore[arg-type, union-attr]
     if getattr(sys.modules.get(name), "__path__", None) != [str(folder)]:
@@ -140,7 +142,7 @@ def load_sadtalker(code: Path | None = None) -> types.SimpleNamespace:
         )
     except ImportError as e:
         raise SadTalkerUnavailable(f"SadTalker's code needs a package that is missing: {e} "
-                                   f"(`uv sync --group sadtalker`)") from e
+                                   f"(`uv sync --extra avatar-prep --group sadtalker`)") from e
 
 
 @dataclass(slots=True)

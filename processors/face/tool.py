@@ -34,7 +34,12 @@ from avatar_core.settings import load_settings
 from processors.face.base import DEFAULT_AVATAR, Avatar, AvatarImageError, FaceEngine
 from processors.face.builtin import BuiltinFaceEngine
 from processors.face.engines import BUILTIN, ENGINES, SADTALKER
-from processors.face.landmarks import cache_path, cached_landmarks, load_image
+from processors.face.landmarks import (
+    cache_path,
+    cached_landmarks,
+    face_mesh_library,
+    load_image,
+)
 from processors.face.sadtalker import SadTalkerSettings, SadTalkerUnavailable
 from processors.face.timeline import VisemeTimeline
 from processors.timing import VisemeTiming
@@ -171,7 +176,7 @@ def write_strip(path: Path, frames: list[np.ndarray], count: int = STRIP_FRAMES,
 
 def draw_preview(avatar: Avatar) -> np.ndarray:
     """The framed avatar with the face mesh, and the engine's warp boxes."""
-    import mediapipe as mp
+    mp = face_mesh_library()
 
     img = avatar.image.copy()
     pts = avatar.landmarks.round().astype(int)

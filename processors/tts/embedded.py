@@ -22,6 +22,10 @@ class EmbeddedVoiceSettings:
     speed: float = 1.0
     threads: int = 1
 
+    def load(self) -> HibariVoice:
+        """The hibari voice these settings name (its model loads now: a few seconds)."""
+        return HibariVoice(voice=self.voice, speed=self.speed, threads=self.threads)
+
 
 class EmbeddedVoice:
     """HibariVoice as a TimedVoice: 24 kHz audio with word and viseme timings from the model.

@@ -29,6 +29,7 @@ import aiohttp
 import numpy as np
 from loguru import logger
 
+from avatar_core.stored import stored_folder
 from processors.tts.timed import TimedTTSService
 from processors.tts.voice import (
     AlignedVoice,
@@ -62,14 +63,16 @@ class GPTSoVITSVoice:
 
     @classmethod
     def load(cls, voice_id: str, directory: Path) -> GPTSoVITSVoice:
-        """A voice stored by the voices API (<directory>/<id>/voice.json)."""
-        path = directory / voice_id / VOICE_FILE
+        """A voice stored by the voices API (<directory>/<id>/voice.json); the id is checked
+        before it touches a path, so no id reads outside `directory`."""
+        folder = stored_folder(directory, voice_id, marker=VOICE_FILE)
+        if folder is None:
+            raise ValueError(f"no stored voice {voice_id!r} in {directory}")
+        path = folder / VOICE_FILE
         try:
             meta = json.loads(path.read_text())
             return cls(ref_audio_path=meta["ref_audio_path"], prompt_text=meta["prompt_text"],
                        prompt_lang=meta["prompt_lang"])
-        except FileNotFoundError:
-            raise ValueError(f"no stored voice {voice_id!r} (looked for {path})") from None
         except (KeyError, ValueError) as e:
             raise ValueError(f"stored voice {voice_id!r} is unreadable ({path}): {e}") from e
 

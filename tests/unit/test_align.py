@@ -7,8 +7,8 @@ import soxr
 from faster_whisper import WhisperModel
 
 from avatar_core.settings import load_settings
+from avatar_core.whisper import WHISPER_SAMPLE_RATE
 from processors.align.whisper_aligner import (
-    WHISPER_SAMPLE_RATE,
     WhisperAligner,
     WhisperAlignerSettings,
     speech_stretches,

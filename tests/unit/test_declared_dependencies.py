@@ -12,7 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ("avatar_core", "bot", "processors", "records", "token_server", "voices")
-# The optional engine's packages count as declared where its group lists them.
+# The optional engine's packages count as declared where its group lists them, and avatar
+# preparation's where its extra does.
 GROUPS = ("sadtalker",)
 
 
@@ -38,6 +39,8 @@ def test_runtime_imports_are_declared_dependencies():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     declared = {_name(r) for r in project["project"]["dependencies"]}
     declared |= {_name(r) for g in GROUPS for r in project["dependency-groups"][g]}
+    declared |= {_name(r) for extra in project["project"]["optional-dependencies"].values()
+                 for r in extra}
     distributions = importlib.metadata.packages_distributions()
     undeclared = {
         module: sorted(files)

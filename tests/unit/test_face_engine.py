@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 
 import cv2
 import numpy as np
@@ -16,7 +17,7 @@ from processors.face.base import (
     SeveralFacesError,
 )
 from processors.face.builtin import INNER_CONTOUR, BuiltinFaceEngine, blink_at
-from processors.face.landmarks import cache_path, load_image
+from processors.face.landmarks import AvatarPrepMissing, cache_path, load_image
 from processors.face.timeline import MouthShape, VisemeTimeline
 from processors.timing import VisemeTiming
 
@@ -67,6 +68,18 @@ def test_default_avatar_landmark_cache_is_present_and_current(photo, monkeypatch
     monkeypatch.setattr(landmarks_module, "detect_landmarks", no_detector)
     cached = landmarks_module.cached_landmarks(DEFAULT_AVATAR, photo)
     assert cached.shape == (478, 2)
+
+
+def test_a_new_portrait_without_the_prep_extra_says_how_to_install_it(tmp_path, engine,
+                                                                     monkeypatch):
+    """Without mediapipe (the avatar-prep extra) the default avatar still loads from its cache;
+    a new portrait fails with the command that installs the extra."""
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # import mediapipe -> ImportError
+    assert engine.load_avatar(DEFAULT_AVATAR).landmarks.shape == (478, 2)
+    image = tmp_path / "new.png"
+    shutil.copy(DEFAULT_AVATAR, image)
+    with pytest.raises(AvatarPrepMissing, match=r"uv sync --extra avatar-prep"):
+        engine.load_avatar(image)
 
 
 def test_cache_is_written_next_to_the_image_and_reused(tmp_path, engine, monkeypatch):

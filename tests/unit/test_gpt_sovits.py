@@ -258,8 +258,9 @@ async def test_settings_update_changes_voice_and_speed_between_turns(
 ):
     other_clip = tmp_path / "other.wav"
     other_clip.write_bytes(b"RIFF")
-    (tmp_path / "voices" / "other").mkdir(parents=True)
-    (tmp_path / "voices" / "other" / "voice.json").write_text(
+    other = "0123456789ab"  # an id as the voice store makes them
+    (tmp_path / "voices" / other).mkdir(parents=True)
+    (tmp_path / "voices" / other / "voice.json").write_text(
         f'{{"ref_audio_path": "{other_clip}", "prompt_text": "Another voice.", '
         '"prompt_lang": "en"}'
     )
@@ -269,7 +270,7 @@ async def test_settings_update_changes_voice_and_speed_between_turns(
         frames_to_send=[
             *llm_turn("First voice."),
             SleepFrame(0.5),
-            TTSUpdateSettingsFrame(delta=VoiceSettings(voice="other", speed=1.25)),
+            TTSUpdateSettingsFrame(delta=VoiceSettings(voice=other, speed=1.25)),
             *llm_turn("Second voice."),
         ],
     )
@@ -284,13 +285,13 @@ async def test_settings_update_changes_voice_and_speed_between_turns(
 
 
 def test_settings_from_env(monkeypatch, tmp_path):
-    voice_dir = tmp_path / "v1"
+    voice_dir = tmp_path / "00000000000f"
     voice_dir.mkdir()
     (voice_dir / "voice.json").write_text(
         '{"ref_audio_path": "/x/ref.wav", "prompt_text": "Hi there.", "prompt_lang": "en"}'
     )
     monkeypatch.setenv("AVATAR_VOICES_DIR", str(tmp_path))
-    monkeypatch.setenv("GPT_SOVITS_VOICE_ID", "v1")
+    monkeypatch.setenv("GPT_SOVITS_VOICE_ID", "00000000000f")
     monkeypatch.setenv("GPT_SOVITS_URL", "http://127.0.0.1:9999")
     monkeypatch.setenv("GPT_SOVITS_STREAMING_MODE", "3")
     monkeypatch.setenv("GPT_SOVITS_FALLBACK", "off")
@@ -305,6 +306,22 @@ def test_settings_from_env(monkeypatch, tmp_path):
     monkeypatch.setenv("GPT_SOVITS_VOICE_ID", "nope")
     with pytest.raises(ValueError, match="no stored voice 'nope'"):
         BotSettings.from_env()
+
+
+def test_a_stored_voice_id_never_reads_outside_the_voices_folder(tmp_path):
+    """GPT_SOVITS_VOICE_ID is an id of the store, not a path: "../other" finds no voice even
+    where <voices>/../other/voice.json exists."""
+    voices = tmp_path / "voices"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "voice.json").write_text(
+        '{"ref_audio_path": "/x.wav", "prompt_text": "Hi.", "prompt_lang": "en"}')
+    voices.mkdir()
+    with pytest.raises(ValueError, match="no stored voice '../other'"):
+        GPTSoVITSVoice.load("../other", voices)
+    stored = voices / "0123456789ab"
+    stored.mkdir()
+    (stored / "voice.json").write_text((tmp_path / "other" / "voice.json").read_text())
+    assert GPTSoVITSVoice.load("0123456789ab", voices).prompt_text == "Hi."
 
 
 def test_no_voice_is_a_clear_error():

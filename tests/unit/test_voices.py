@@ -8,6 +8,7 @@ import re
 from types import SimpleNamespace
 
 import numpy as np
+import psutil
 import pytest
 import soxr
 from aiohttp import FormData, web
@@ -144,3 +145,23 @@ async def test_unknown_or_malformed_voice_ids_are_404(client):
     for voice_id in ("0123456789ab", "../../etc", "x"):
         response = await client.get(f"/api/voices/{voice_id}")
         assert response.status == 404
+
+
+async def test_uploads_are_transcribed_in_a_worker_process_that_recovers(client, said):
+    """Whisper loads and decodes in a child process, not in the token server; a worker that dies
+    costs the upload in flight a 503 that says to send it again, and the next upload works."""
+    audio, rate = said
+    data = wav_bytes(audio, rate)
+    before = {p.pid for p in psutil.Process().children()}
+    assert (await upload(client, data, name="One")).status == 201
+    workers = [p for p in psutil.Process().children() if p.pid not in before]
+    assert len(workers) == 1 and "python" in workers[0].name().lower()
+    workers[0].kill()
+    workers[0].wait(10)
+    failed = await upload(client, data, name="Two")
+    assert failed.status == 503, await failed.text()
+    assert (await failed.json())["error"] == "transcriber_failed"
+    assert (await (await client.get("/api/voices")).json())["voices"][0]["name"] == "One"
+    again = await upload(client, data, name="Three")
+    assert again.status == 201, await again.text()
+    assert len((await (await client.get("/api/voices")).json())["voices"]) == 2
