@@ -23,6 +23,11 @@ from processors.face.timeline import VisemeTimeline
 DEFAULT_AVATAR = Path(str(resources.files("processors.face") / "assets" / "avatar.png"))
 
 
+def frame_bounds(k: int, sample_rate: int, fps: int) -> tuple[int, int]:
+    """Samples [start, end) that video frame k covers on the audio sample clock."""
+    return round(k * sample_rate / fps), round((k + 1) * sample_rate / fps)
+
+
 class AvatarImageError(ValueError):
     """The avatar image cannot be used; the message says why and what to do."""
 

@@ -20,8 +20,7 @@ picture, so when the engine is behind real time both are held together (the time
 as an RTVI processing metric). The loop never waits on such a picture: the pictures already
 queued (whose audio was sent) keep their ticks, then idle pictures show while the audio is held
 (waiting there would leave the sent audio playing ahead of its pictures for the whole render).
-In probe mode a marker square flashes white in frames whose audio holds a probe click, so a
-receiver can measure the A/V offset.
+An optional `FrameMarker` marks each picture with its audio (the A/V sync probe: av_marker.py).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Protocol, cast
 
 import numpy as np
 from loguru import logger
@@ -49,7 +48,15 @@ from pipecat.frames.frames import (
 from pipecat.metrics.metrics import ProcessingMetricsData
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from processors.face.base import DEFAULT_AVATAR, Avatar, FaceEngine, RenderedAhead, RendersAhead
+from processors.face.av_marker import AVSyncMarker
+from processors.face.base import (
+    DEFAULT_AVATAR,
+    Avatar,
+    FaceEngine,
+    RenderedAhead,
+    RendersAhead,
+    frame_bounds,
+)
 from processors.face.builtin import BuiltinFaceEngine
 from processors.face.timeline import VisemeTimeline
 from processors.frames import SentenceTimingFrame
@@ -64,11 +71,6 @@ DEFAULT_AUDIO_LEAD_FRAMES = 4
 # AudioSource (Opus packetisation, the receiver's jitter buffer); measured at a LiveKit
 # receiver by tests/integration/test_av_sync.py (video led by 65-110 ms without it).
 DEFAULT_VIDEO_DELAY_MS = 40
-# Probe mode: marker square (top-left, side as a share of the frame width) and the audio peak
-# (share of full scale) that counts as a click.
-PROBE_MARKER_SHARE = 0.125
-PROBE_CLICK_LEVEL = 0.25
-PROBE_TONE_HZ = 1000.0
 # RTVI processing metric (processor name + suffix): seconds a render-ahead engine (SadTalker)
 # held a sentence's audio and pictures back because it was behind real time.
 HELD_METRIC_SUFFIX = ":face-held"
@@ -90,47 +92,17 @@ class FaceSettings:
     height: int = DEFAULT_SIZE
     audio_lead_frames: int = DEFAULT_AUDIO_LEAD_FRAMES
     video_delay_ms: int = DEFAULT_VIDEO_DELAY_MS
-    probe: bool = False
+    probe: bool = False  # FACE_PROBE: mark pictures with av_marker.AVSyncMarker
     engine: str = "builtin"  # processors.face.engines.ENGINES
     idle_fps: int = DEFAULT_IDLE_FPS
 
 
-def frame_bounds(k: int, sample_rate: int, fps: int) -> tuple[int, int]:
-    """Samples [start, end) that video frame k covers on the audio sample clock."""
-    return round(k * sample_rate / fps), round((k + 1) * sample_rate / fps)
+class FrameMarker(Protocol):
+    """Marks a picture in place just before it is queued, from the audio it goes with."""
 
-
-def probe_signal(duration_s: float, sample_rate: int, fps: int, *, period_s: float = 0.52,
-                 first_s: float = 0.2) -> tuple[np.ndarray, list[int]]:
-    """Probe audio: one-frame 1 kHz clicks starting on frame boundaries every ~period_s.
-
-    Returns int16 samples and the clicks' first sample indices.
-    """
-    audio = np.zeros(int(duration_s * sample_rate), np.int16)
-    starts = []
-    k = round(first_s * fps)
-    while True:
-        a, b = frame_bounds(k, sample_rate, fps)
-        if b > len(audio):
-            break
-        t = np.arange(b - a) / sample_rate
-        audio[a:b] = (0.6 * 32767 * np.sin(2 * np.pi * PROBE_TONE_HZ * t)).astype(np.int16)
-        starts.append(a)
-        k += round(period_s * fps)
-    return audio, starts
-
-
-def draw_probe_marker(image: np.ndarray, on: bool) -> None:
-    """Paint the probe square in the top-left corner: white for a click frame, else black."""
-    side = max(8, int(image.shape[1] * PROBE_MARKER_SHARE))
-    image[:side, :side] = 255 if on else 0
-
-
-def probe_marker_on(image: np.ndarray) -> bool:
-    """Whether a received frame shows the white probe square (robust to video coding)."""
-    side = max(8, int(image.shape[1] * PROBE_MARKER_SHARE))
-    inner = image[side // 4: 3 * side // 4, side // 4: 3 * side // 4]
-    return float(inner.mean()) > 128
+    def mark(self, image: np.ndarray, audio: np.ndarray | None) -> None:
+        """`audio`: the picture's own samples (int16 mono); None for an idle picture."""
+        ...
 
 
 @dataclass(slots=True)
@@ -177,7 +149,7 @@ class FaceVideoProcessor(FrameProcessor):
                  avatar_image_path: str | Path = DEFAULT_AVATAR, fps: int = DEFAULT_FPS,
                  width: int = DEFAULT_SIZE, height: int = DEFAULT_SIZE,
                  audio_lead_frames: int = DEFAULT_AUDIO_LEAD_FRAMES,
-                 video_delay_ms: int = DEFAULT_VIDEO_DELAY_MS, probe: bool = False,
+                 video_delay_ms: int = DEFAULT_VIDEO_DELAY_MS, marker: FrameMarker | None = None,
                  idle_fps: int = DEFAULT_IDLE_FPS, **kwargs) -> None:
         super().__init__(**kwargs)
         if audio_lead_frames < 0 or video_delay_ms < 0:
@@ -192,7 +164,7 @@ class FaceVideoProcessor(FrameProcessor):
                 f"engine frames are {self._avatar.size}, processor set to {(width, height)}"
             )
         self._lead = audio_lead_frames
-        self._probe = probe
+        self._marker = marker
         self._items: deque[_Sentence | Frame] = deque()  # speech and the frames queued behind it
         self._pending: deque[np.ndarray] = deque()  # pictures whose audio is already sent
         self._delay_frames = round(video_delay_ms * fps / 1000)
@@ -217,7 +189,7 @@ class FaceVideoProcessor(FrameProcessor):
             height=settings.height,
             audio_lead_frames=settings.audio_lead_frames,
             video_delay_ms=settings.video_delay_ms,
-            probe=settings.probe,
+            marker=AVSyncMarker() if settings.probe else None,
             idle_fps=settings.idle_fps,
         )
 
@@ -323,8 +295,8 @@ class FaceVideoProcessor(FrameProcessor):
                 self._idle_image = await asyncio.to_thread(
                     self._engine.idle, self._avatar, self._clock
                 )
-                if self._probe:
-                    draw_probe_marker(self._idle_image, False)
+                if self._marker is not None:
+                    self._marker.mark(self._idle_image, None)
             image = self._idle_image
             self._idle_ticks += 1
         else:
@@ -438,10 +410,8 @@ class FaceVideoProcessor(FrameProcessor):
                 self._avatar, piece, sr, item.timeline(), start=start / sr, clock=clock
             )
             image = next(iter(frames))
-        if self._probe:
-            draw_probe_marker(
-                image, float(np.abs(piece).max(initial=0)) >= PROBE_CLICK_LEVEL * 32767
-            )
+        if self._marker is not None:
+            self._marker.mark(image, piece)
         return image
 
     async def cleanup(self):

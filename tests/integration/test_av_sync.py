@@ -16,7 +16,7 @@ import numpy as np
 from loguru import logger
 from pipecat.frames.frames import TTSAudioRawFrame
 
-from processors.face.video import probe_signal
+from processors.face.av_marker import probe_signal
 from tests.support.av_probe import (
     FAIL_BEYOND_S,
     FPS,

@@ -6,7 +6,7 @@ STAND-IN checkpoints (tests/support/sadtalker_standin.py: SadTalker's own models
 weights, since no registry ships the real ones) on the CPU, where it is far slower than real
 time, with FACE_PROBE=1. Its voice is the GPT-SoVITS STAND-IN server (no GPT-SoVITS weights run
 here) speaking probe audio: each sentence of the greeting is one-frame 1 kHz clicks on video-frame
-boundaries (processors.face.video.probe_signal), so the face flashes its probe marker in exactly
+boundaries (processors.face.av_marker.probe_signal), so the face flashes its probe marker in exactly
 the frames whose audio holds a click. A HumanParticipant (real LiveKit SDK) receives both tracks
 and each click is paired with its flash as in test_av_sync.py (offset = flash - click; positive:
 the picture lags the sound). How far SadTalker was behind is read at the receiver too: the face's
@@ -29,7 +29,8 @@ import pytest
 from loguru import logger
 
 from bot.settings import DEFAULT_IDENTITY
-from processors.face.video import HELD_METRIC_SUFFIX, probe_signal
+from processors.face.av_marker import probe_signal
+from processors.face.video import HELD_METRIC_SUFFIX
 from processors.timing import TimedSpeech
 from tests.support.av_probe import (
     FAIL_BEYOND_S,

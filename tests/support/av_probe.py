@@ -18,7 +18,8 @@ from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
 from pipecat.workers.runner import WorkerRunner
 
-from processors.face.video import FaceVideoProcessor, probe_marker_on
+from processors.face.av_marker import AVSyncMarker, probe_marker_on
+from processors.face.video import FaceVideoProcessor
 from tests.support.human import HumanParticipant
 
 SR = 24000
@@ -125,7 +126,7 @@ async def probe_face_bot(
             video_out_framerate=FPS,
         ),
     )
-    face = FaceVideoProcessor(probe=True, fps=FPS)
+    face = FaceVideoProcessor(marker=AVSyncMarker(), fps=FPS)
     worker = PipelineWorker(
         Pipeline([transport.input(), *before_face, face, transport.output()]),
         params=PipelineParams(audio_out_sample_rate=SR),

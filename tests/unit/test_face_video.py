@@ -1,5 +1,5 @@
 """FaceVideoProcessor in a real Pipecat pipeline: audio in video-frame pieces, pictures in step,
-idle frames, interruption, probe markers and frame ordering."""
+idle frames, interruption, the A/V sync marker and frame ordering."""
 
 from __future__ import annotations
 
@@ -15,14 +15,10 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import SleepFrame, run_test
 
 from avatar_core.settings import load_settings
+from processors.face.av_marker import AVSyncMarker, probe_marker_on, probe_signal
+from processors.face.base import frame_bounds
 from processors.face.builtin import BuiltinFaceEngine
-from processors.face.video import (
-    FaceSettings,
-    FaceVideoProcessor,
-    frame_bounds,
-    probe_marker_on,
-    probe_signal,
-)
+from processors.face.video import FaceSettings, FaceVideoProcessor
 from processors.frames import SentenceTimingFrame
 from processors.timing import VisemeTiming
 
@@ -176,7 +172,9 @@ async def test_envelope_fallback_without_timings(processor):
 
 async def test_probe_marker_flashes_exactly_with_the_clicks():
     lead, delay = 2, 3
-    processor = FaceVideoProcessor(audio_lead_frames=lead, video_delay_ms=delay * 40, probe=True)
+    processor = FaceVideoProcessor(
+        audio_lead_frames=lead, video_delay_ms=delay * 40, marker=AVSyncMarker()
+    )
     audio, clicks = probe_signal(2.0, SR, 25, period_s=0.48)
     down, _ = await run_test(
         processor, frames_to_send=[*audio_frames(audio, 960 * 5), SleepFrame(sleep=2.6)]
@@ -198,6 +196,40 @@ async def test_probe_marker_flashes_exactly_with_the_clicks():
     assert marked == [k + lead + 1 + delay for k in click_frames]
 
 
+class RecordingEngine(BuiltinFaceEngine):
+    """The builtin engine, keeping a copy of every picture it renders (before any marking)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rendered: set[bytes] = set()
+
+    def render(self, *args, **kwargs):
+        for image in super().render(*args, **kwargs):
+            self.rendered.add(image.tobytes())
+            yield image
+
+    def idle(self, avatar, clock):
+        image = super().idle(avatar, clock)
+        self.rendered.add(image.tobytes())
+        return image
+
+
+@pytest.mark.parametrize("marker", [None, AVSyncMarker()], ids=["no marker", "AVSyncMarker"])
+async def test_only_a_marker_changes_the_engines_pictures(marker):
+    engine = RecordingEngine()
+    processor = FaceVideoProcessor(engine=engine, audio_lead_frames=2, marker=marker)
+    audio, _ = probe_signal(0.8, SR, 25, period_s=0.4)
+    down, _ = await run_test(
+        processor, frames_to_send=[SleepFrame(sleep=0.2), *audio_frames(audio)]
+    )
+    own = [p.image in engine.rendered for p in images(down)]
+    assert len(own) >= 20  # idle pictures, then the speech's
+    if marker is None:
+        assert all(own)  # exactly the engine's pictures: the corner is never touched
+    else:
+        assert not any(own)  # every picture carries the square (white or black)
+
+
 def test_settings_from_env(monkeypatch, tmp_path):
     monkeypatch.setenv("FACE_AVATAR", str(tmp_path / "me.png"))
     monkeypatch.setenv("FACE_FPS", "30")
@@ -215,6 +247,14 @@ def test_settings_from_env(monkeypatch, tmp_path):
     assert (s.width, s.height) == (512, 512)
 
 
+@pytest.mark.parametrize("probe", [False, True])
+def test_face_probe_gives_the_processor_the_av_sync_marker(probe):
+    processor = FaceVideoProcessor.from_settings(FaceSettings(probe=probe))
+    assert isinstance(processor._marker, AVSyncMarker) is probe
+    if not probe:
+        assert processor._marker is None
+
+
 def test_mismatched_engine_rate_is_refused():
     from processors.face.builtin import BuiltinFaceEngine
 
@@ -223,7 +263,7 @@ def test_mismatched_engine_rate_is_refused():
 
 
 async def test_end_frame_waits_until_the_speech_and_its_pictures_are_out():
-    processor = FaceVideoProcessor(audio_lead_frames=2, video_delay_ms=80, probe=True)
+    processor = FaceVideoProcessor(audio_lead_frames=2, video_delay_ms=80, marker=AVSyncMarker())
     audio, clicks = probe_signal(1.2, SR, 25, period_s=0.4)
     down, _ = await run_test(processor, frames_to_send=audio_frames(audio))  # EndFrame right after
     assert len(audio_out(down)) == 30
