@@ -9,7 +9,9 @@ participants. Stopped by pid when the `with` block ends, however it ends.
 from __future__ import annotations
 
 import contextlib
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -54,9 +56,29 @@ class BenchServers:
                           ttl=BENCH_TOKEN_TTL)
 
 
+def _exit_on_sigterm(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM (a timeout, `kill`) ends the benchmark the way Ctrl-C does: the `with` blocks
+    unwind and stop the servers they started. By default Python dies at once on SIGTERM and its
+    livekit-server, Ollama and loaded model runners live on, taking CPU from the next run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextlib.contextmanager
 def bench_servers(prefix: str) -> Iterator[BenchServers]:
-    """Start livekit-server and Ollama (logs in a new temp folder named `prefix`-...)."""
+    """Start livekit-server and Ollama (logs in a new temp folder named `prefix`-...); they are
+    stopped when the block ends, however it ends, SIGTERM included."""
     settings = StackSettings.from_env()
     logs = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
     lk_port, tcp, udp = services.free_port(), services.free_port(), services.free_udp_port()
@@ -78,20 +100,22 @@ def bench_servers(prefix: str) -> Iterator[BenchServers]:
         log_path=logs / "ollama.log",
     )
     ollama_url = f"http://127.0.0.1:{ollama_port}"
-    try:
-        livekit.start()
-        ollama.start()
-        models.ensure_ollama_model(
-            ollama_bin=ollama_bin, url=ollama_url, name=settings.ollama_model, cache=settings.cache
-        )
-        yield BenchServers(
-            settings=settings,
-            logs=logs,
-            url=f"ws://127.0.0.1:{lk_port}",
-            ollama_url=ollama_url,
-            livekit=livekit,
-            ollama=ollama,
-        )
-    finally:
-        ollama.stop()
-        livekit.stop()
+    with _sigterm_unwinds():
+        try:
+            livekit.start()
+            ollama.start()
+            models.ensure_ollama_model(
+                ollama_bin=ollama_bin, url=ollama_url, name=settings.ollama_model,
+                cache=settings.cache,
+            )
+            yield BenchServers(
+                settings=settings,
+                logs=logs,
+                url=f"ws://127.0.0.1:{lk_port}",
+                ollama_url=ollama_url,
+                livekit=livekit,
+                ollama=ollama,
+            )
+        finally:
+            ollama.stop()
+            livekit.stop()
