@@ -209,12 +209,16 @@ async def test_chatter_does_not_stop_the_bot_and_replies_go_to_their_asker(meeti
         asked = await m.alice.say("Ava, tell me a long story.")
         await m.alice.human.wait_for(lambda: m.alive() and m.bot_speech(asked), REPLY_TIMEOUT,
                                      what="the bot starting its story")
-        chatter = await m.bob.say("Alice, lunch later?")
+        chatter = await m.bob.say("Alice, shall we have lunch together later?")
         chatter_end = m.bob.human.speech_ended_at
 
+        # Heard = a transcript under Bob's name (its words are tiny.en's: "lunch" once came
+        # back as "bunch", which is no reason for this test to fail).
         def chatter_heard():
-            return m.alive() and any(who == "bob" and "lunch" in words
-                                     for who, words in m.transcripts(m.alice, chatter))
+            return m.alive() and any(who == "bob" for who, _ in m.transcripts(m.alice, chatter))
+
+        def bobs():
+            return [u for u in m.heard() if u["speaker_name"] == "Bob"]
         await m.alice.human.wait_for(chatter_heard, REPLY_TIMEOUT, what="Bob's chatter")
         heard = time.monotonic()
         await asyncio.sleep(2.0)
@@ -223,7 +227,7 @@ async def test_chatter_does_not_stop_the_bot_and_replies_go_to_their_asker(meeti
             "people talking stopped the bot"
         # (a turn it opened would be on record as addressed at once; an unaddressed utterance
         # is written when the next one or the bot's next speech comes, checked at the end)
-        assert not any(u["addressed"] for u in m.heard() if "lunch" in u["text"].lower())
+        assert not any(u["addressed"] for u in bobs())
         # ...and the bot goes on with its story after the chatter was heard.
         await m.alice.human.wait_for(lambda: m.alive() and m.bot_speech(heard), REPLY_TIMEOUT,
                                      what="the rest of the story after the chatter")
@@ -234,8 +238,7 @@ async def test_chatter_does_not_stop_the_bot_and_replies_go_to_their_asker(meeti
         await asyncio.sleep(2.0)
         await m.alice.human.send_data(_rtvi(DISCONNECT_BOT))
         assert await asyncio.to_thread(m.bot.wait, 30) == 0
-        lunch = [u for u in m.heard() if "lunch" in u["text"].lower()]
-        assert [(u["speaker_name"], u["addressed"]) for u in lunch] == [("Bob", False)], m.heard()
+        assert [(u["speaker_name"], u["addressed"]) for u in bobs()] == [("Bob", False)], m.heard()
 
 
 @pytest.mark.xfail(strict=False, reason=(
