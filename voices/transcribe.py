@@ -47,7 +47,8 @@ class Transcriber:
                 pool, _transcribe, wave16, language
             )
         except BrokenProcessPool:
-            self.close()  # the next upload starts a fresh worker
+            if self._pool is pool:  # not a fresh worker another upload has started since
+                self.close()  # the next upload starts a fresh worker
             raise TranscriberFailed(
                 "transcriber_failed",
                 "the transcription worker stopped (see the token server's log); the upload was "
