@@ -9,7 +9,8 @@ then asks spoken questions (tests/support/speech.py) in turn with the other room
   voice-to-voice    end of the question → first bot speech received (p50 / p95)
   CPU idle/talking  the room's job process (user+system time) over the idle window / the talk
   video fps         the bot's video track as received by one extra participant in room 1 only
-                    (decoding video here costs CPU, so only one room is watched)
+                    (decoding video here costs CPU, so only one room is watched), while the bot
+                    speaks (speech is sent at the face's rate, a still face at its idle rate)
 Records the load average (the machine is shared: the figures are under that load).
 Prints JSON and a table, writes bench/results/capacity.json and capacity.png.
 
@@ -98,6 +99,7 @@ class Room:
         self.v2v: list[float] = []
         self.unanswered = 0
         self.cpu: dict[str, float] = {}
+        self.replies: list[tuple[float, float]] = []  # (first, last) bot speech received
 
 
 async def open_room(room: Room, *, url: str, minter: TokenMinter, worker: WorkerProcess,
@@ -127,6 +129,7 @@ async def ask(room: Room, question: str) -> None:
         room.unanswered += 1
     else:
         room.v2v.append(replies[0] - ended)
+        room.replies.append((replies[0], reply_end))
 
 
 async def run_round(n: int, *, url: str, minter: TokenMinter, worker: WorkerProcess,
@@ -160,13 +163,17 @@ async def run_round(n: int, *, url: str, minter: TokenMinter, worker: WorkerProc
             r.cpu["talking_core"] = (
                 (cpu_seconds(r.job_pid) - start[r.name]) / talk_wall if questions else None
             )
-        fps = frames_per_second(watcher.arrivals, t0, time.monotonic())
+        # While the bot speaks (between turns the face is sent at its idle rate only).
+        fps = [f for first, last in rooms[0].replies
+               for f in frames_per_second(watcher.arrivals, first, last)]
+        idle_fps = frames_per_second(watcher.arrivals, t0, t1)
     return {
         "rooms": n,
         "load_average": {"before": load_before, "after": os.getloadavg()},
         "video_fps_room1": {
             "mean": statistics.fmean(fps) if fps else None,
             "min_2s_window": min(fps) if fps else None,
+            "idle_mean": statistics.fmean(idle_fps) if idle_fps else None,
         },
         "per_room": [
             {

@@ -45,7 +45,11 @@ from bot.token import bot_token
 from processors.align.whisper_aligner import WhisperAligner
 from processors.face.engines import SADTALKER, face_engine
 from processors.face.video import FaceVideoProcessor
-from processors.livekit_transport_adapter import keep_video_framerate, room_of
+from processors.livekit_transport_adapter import (
+    capture_changed_pictures_only,
+    keep_video_framerate,
+    room_of,
+)
 from processors.participant_speech import ParticipantSpeechSegmenter
 from processors.rtvi_participants import ParticipantRTVIProcessor
 from processors.stt.whisper import AvatarWhisperSTTService
@@ -66,6 +70,8 @@ AUDIO_OUT_SAMPLE_RATE = 24000
 # percent slower than asked (~23 of 25 fps here); drawing a little faster keeps every face frame
 # on the track (the current picture is then sometimes sent twice).
 VIDEO_DRAW_HEADROOM_FPS = 5
+# An unchanged picture is sent again this often, so a new subscriber gets a key frame quickly.
+VIDEO_KEEPALIVE_S = 1.0
 # Whisper tiny.en on 2 CPU cores: end of speech → transcript, p99 (s). Whisper's transcripts are
 # final per segment, so this only bounds the turn detector's safety net.
 WHISPER_TTFS_P99_SECS = 1.5
@@ -126,6 +132,9 @@ class AvatarBot:
         )
         # A face that drops frames under load looks broken; a softer one does not (issue 12).
         keep_video_framerate(self.transport)
+        # A still face costs nothing to re-encode: only changed pictures (speech at the face's
+        # rate, idle motion at its idle rate) reach the encoder (issue 14, cost of a room).
+        capture_changed_pictures_only(self.transport, keepalive_s=VIDEO_KEEPALIVE_S)
         self.addressing = MeetingAddressing(
             matcher=NameMatcher(names=settings.names),
             humans=self.humans,
@@ -188,6 +197,7 @@ class AvatarBot:
             empty_notice=settings.empty_reply_notice,
             off_track_notice=settings.off_track_notice,
             reminder=settings.language_reminder,
+            speaker_names=lambda: (*settings.names, *map(self.display_name, self.humans())),
         )
         # A bounded history: a small model keeps to the question at hand better with less of it.
         aggregators.assistant().add_event_handler("on_assistant_turn_stopped", self._trim_history)

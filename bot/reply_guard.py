@@ -6,6 +6,8 @@ judges it before the voice speaks it:
   question that names France) or into a list (which sounds like a recited document) is not
   spoken: the LLM is asked once more with a short reminder, and when that reply drifts too,
   the person hears `off_track_notice`;
+- a reply that starts with a speaker label ("Dana: ...", the format the meeting context uses for
+  what people said) has the label dropped: the bot would otherwise read it out;
 - when a response ends without any text, or the LLM reported an error during it (Ollama
   stopped, unreachable, model missing), the person hears a short notice instead of silence.
 Notices are not added to the LLM context, and the next turn runs the LLM again as usual, so the
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 from loguru import logger
@@ -52,6 +55,9 @@ EMPTY = "empty"
 LLM_ERROR = "llm_error"
 REGENERATED = "regenerated"
 NOTICE = "off_track_notice"
+SPEAKER_LABEL = "speaker_label"
+# Labels a chat model may put before its reply besides the names in the room.
+GENERIC_SPEAKER_LABELS = ("Assistant", "Someone")
 
 
 @lru_cache(maxsize=1)
@@ -100,11 +106,15 @@ class LLMReplyGuard(FrameProcessor):
         off_track_notice: str,
         reminder: str,
         language: str = "en",
+        speaker_names: Callable[[], Iterable[str]] = tuple,
         **kwargs,
     ):
         """`llm` is the service right before this guard; its `on_error` events are watched.
-        `reminder` is the system message added to the context when a reply is asked again."""
+        `reminder` is the system message added to the context when a reply is asked again.
+        `speaker_names` gives the names a reply may wrongly start with as a label (the bot's
+        and the people's in the room)."""
         super().__init__(**kwargs)
+        self._speaker_names = speaker_names
         self._unreachable_notice = unreachable_notice
         self._empty_notice = empty_notice
         self._off_track_notice = off_track_notice
@@ -154,7 +164,11 @@ class LLMReplyGuard(FrameProcessor):
         """Judge the held sentence (with what was spoken before it) and push it or reject it."""
         if self._rejected or not self._held:
             return
+        if not self._spoken:
+            self._drop_speaker_label()
         held = "".join(f.text for f in self._held)
+        if not held:
+            return
         reason = off_track(self._spoken + held, self._language) or off_track(held, self._language)
         if reason:
             self._rejected, self._held = reason, []
@@ -168,6 +182,21 @@ class LLMReplyGuard(FrameProcessor):
         self._held = []
         if final:
             self._spoken = ""
+
+    def _drop_speaker_label(self) -> None:
+        """Drop a leading "Name:" (and white space) from the held start of a reply."""
+        names = {n.strip() for n in (*self._speaker_names(), *GENERIC_SPEAKER_LABELS)} - {""}
+        pattern = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+        text = "".join(f.text for f in self._held)
+        label = re.match(rf"\s*(?:{pattern})\s*:\s*", text, re.IGNORECASE)
+        if label:
+            self.counts[SPEAKER_LABEL] += 1
+            logger.debug(f"{self}: dropped the speaker label {label.group().strip()!r}")
+        cut = label.end() if label else len(text) - len(text.lstrip())
+        for f in self._held:
+            taken = min(cut, len(f.text))
+            f.text, cut = f.text[taken:], cut - taken
+        self._held = [f for f in self._held if f.text]
 
     async def _end_of_response(self):
         retrying, self._retrying = self._retrying, False

@@ -4,18 +4,24 @@
 transports) at `_client`. The bot needs three things only that client has: the `rtc.Room`
 (participant kinds), the output `rtc.AudioSource` at `_audio_source` (audio handed to LiveKit
 and not yet played, for playout-timed messages), and the video track's publish options, built
-by `_video_publish_options()` (to keep the frame rate under load).
+by `_video_publish_options()` (to keep the frame rate under load). Its non-live video loop
+re-draws the current picture (the same `OutputImageRawFrame`) at `video_out_framerate` through
+the output transport's `write_video_frame`, which the bot gates to pictures that changed.
 tests/unit/test_livekit_transport_adapter_pipecat_1_14.py pins these internals.
 
 Upstream: public hooks that would remove this module —
   - `LiveKitTransport.room` (the client's `room` property, passed through);
   - `LiveKitOutputTransport.queued_audio_duration` (the audio source's `queued_duration`);
-  - `LiveKitParams.video_out_degradation_preference`, copied into the video publish options.
+  - `LiveKitParams.video_out_degradation_preference`, copied into the video publish options;
+  - a non-live video mode that draws a picture once (plus a keep-alive) instead of re-drawing it.
 """
 
 from __future__ import annotations
 
+import time
+
 from livekit import rtc
+from pipecat.frames.frames import OutputImageRawFrame
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.livekit.transport import LiveKitTransport
 
@@ -46,3 +52,26 @@ def keep_video_framerate(transport: LiveKitTransport) -> None:
         return built
 
     client._video_publish_options = options  # type: ignore[method-assign]
+
+
+def capture_changed_pictures_only(transport: LiveKitTransport, *, keepalive_s: float) -> None:
+    """Hand LiveKit's video source a picture only when it changed, or when the last one is
+    `keepalive_s` old: Pipecat's non-live loop re-draws the current picture at the track's frame
+    rate, and each re-draw costs a colour conversion and a video encode (most of an idle room's
+    CPU while the face is still or moves at its idle rate). Receivers keep showing the last
+    picture; the keep-alive lets a new subscriber's key frame come without waiting for a change.
+    Call before the pipeline starts."""
+    output = transport.output()
+    write = output.write_video_frame
+    last: OutputImageRawFrame | None = None
+    last_at = 0.0
+
+    async def write_changed(frame: OutputImageRawFrame) -> bool:
+        nonlocal last, last_at
+        now = time.monotonic()
+        if frame is last and now - last_at < keepalive_s:
+            return True
+        last, last_at = frame, now
+        return await write(frame)
+
+    output.write_video_frame = write_changed  # type: ignore[method-assign]

@@ -12,9 +12,9 @@ frames: it sends audio at most that far ahead of the picture and holds each pict
 until its own audio is the one being played, plus `video_delay_ms` for the audio path's
 latency after the AudioSource (network packetisation, the receiver's jitter buffer). (Needs
 `video_out_is_live=False` on the transport: live video drops sync_with_audio pictures.)
-Between turns it sends idle frames
-(blinks, breathing, sway) so the track never freezes; on InterruptionFrame it drops every
-queued piece of audio and picture at once. An engine that `renders_ahead` (SadTalker) gets each
+Between turns it sends idle frames (blinks, breathing, sway) at `idle_fps`, each picture sent
+once (the transport keeps showing it); on InterruptionFrame it drops every queued piece of
+audio and picture at once. An engine that `renders_ahead` (SadTalker) gets each
 whole sentence once its audio is in and renders it in a worker; each piece of audio waits for its
 picture, so when the engine is behind real time both are held together (the time held goes out
 as an RTVI processing metric). The loop never waits on such a picture: the pictures already
@@ -76,9 +76,8 @@ DEFAULT_VIDEO_DELAY_MS = 40
 HELD_METRIC_SUFFIX = ":face-held"
 
 
-# Between turns the face moves slowly (breathing, sway, blinks): it is rendered at this rate and
-# each picture is sent again until the next, so the track keeps its frame rate at a third of the
-# rendering cost.
+# Between turns the face moves slowly (breathing, sway, blinks): it is rendered, sent and
+# encoded at this rate, a third of the cost of speech's rate.
 DEFAULT_IDLE_FPS = 8
 
 
@@ -176,6 +175,7 @@ class FaceVideoProcessor(FrameProcessor):
         self._idle_every = max(1, round(fps / max(1, idle_fps)))
         self._idle_image: np.ndarray | None = None
         self._idle_ticks = 0
+        self._shown: np.ndarray | None = None  # the picture last sent to the transport
 
     @classmethod
     def from_settings(
@@ -307,6 +307,9 @@ class FaceVideoProcessor(FrameProcessor):
             await self._send_picture(self._delayed.popleft())
 
     async def _send_picture(self, image: np.ndarray) -> None:
+        if image is self._shown:  # a repeated idle picture: the transport still shows it
+            return
+        self._shown = image
         frame = OutputImageRawFrame(
             image=image.tobytes(), size=self._avatar.size, format=IMAGE_FORMAT
         )

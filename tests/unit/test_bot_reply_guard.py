@@ -125,3 +125,22 @@ async def test_text_left_over_from_an_interrupted_reply_is_not_spoken():
               LLMTextFrame("La capitale de"), LLMFullResponseEndFrame()]
     down, _ = await run_test(guard, frames_to_send=frames)
     assert _spoken(down) == ""
+
+
+@pytest.mark.parametrize("chunks, said", [
+    (("Alice", ":", " The capital", " is Paris."), "The capital is Paris."),
+    (("alice: The capital is Paris.",), "The capital is Paris."),
+    (("Ava", ": ", "Sure", ", seven days."), "Sure, seven days."),
+    (("Assistant:", " Hi."), "Hi."),
+    # Not a label of anyone in the room: spoken as written.
+    (("Note: ", "bees make honey."), "Note: bees make honey."),
+    (("The answer", " is Alice: she won."), "The answer is Alice: she won."),
+])
+async def test_a_speaker_label_before_the_reply_is_not_spoken(chunks, said):
+    guard = LLMReplyGuard(llm=_llm(_closed_port()), unreachable_notice=UNREACHABLE,
+                          empty_notice=EMPTY, off_track_notice=OFF_TRACK, reminder=REMINDER,
+                          speaker_names=lambda: ("Ava", "Alice", "Bob"))
+    down, _ = await run_test(guard, frames_to_send=_reply(*chunks))
+    assert _spoken(down) == said
+    assert not _notices(down)
+    assert guard.counts["speaker_label"] == (said != "".join(chunks))

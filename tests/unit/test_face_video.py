@@ -86,10 +86,10 @@ async def test_every_picture_is_synced_and_full_size(processor):
 
 
 async def test_idle_frames_when_nothing_is_said(processor):
-    down, _ = await run_test(processor, frames_to_send=[SleepFrame(sleep=0.5)])
+    down, _ = await run_test(processor, frames_to_send=[SleepFrame(sleep=0.8)])
     assert not audio_out(down)
     pics = images(down)
-    assert len(pics) >= 4  # ~12 at 25 fps; the track stays alive without speech
+    assert len(pics) >= 4  # ~6 at the idle rate (8 fps): the face stays alive without speech
     first, last = pixels(pics[0]).astype(int), pixels(pics[-1]).astype(int)
     assert np.abs(first - last).mean() > 0  # breathing / sway: not a frozen picture
 
@@ -104,15 +104,15 @@ class CountingEngine(BuiltinFaceEngine):
         return super().idle(avatar, clock)
 
 
-async def test_a_still_face_is_rendered_at_the_idle_rate_and_sent_at_the_full_rate():
+async def test_a_still_face_is_rendered_and_sent_at_the_idle_rate_only():
     engine = CountingEngine()
     processor = FaceVideoProcessor(engine=engine, idle_fps=5)  # every 5th tick at 25 fps
     down, _ = await run_test(processor, frames_to_send=[SleepFrame(sleep=1.2)])
     pics = images(down)
-    assert len(pics) >= 15  # the track keeps (about) its 25 fps
-    assert engine.idle_renders <= len(pics) // 5 + 2
-    changes = sum(p.image != q.image for p, q in zip(pics, pics[1:], strict=False))
-    assert 1 <= changes <= len(pics) // 5 + 1  # new pictures only at the idle rate
+    # ~6 in 1.2 s: each idle picture is sent once (the transport keeps showing it), not 25 a second
+    assert 3 <= len(pics) <= 9, len(pics)
+    assert engine.idle_renders <= len(pics) + 2
+    assert all(p.image != q.image for p, q in zip(pics, pics[1:], strict=False))
 
 
 async def test_mouth_moves_while_speaking(processor):
@@ -131,7 +131,7 @@ async def test_interruption_stops_audio_and_pictures_at_once(processor):
         *sentence(speech(4.0)),
         SleepFrame(sleep=0.4),
         InterruptionFrame(),
-        SleepFrame(sleep=0.5),
+        SleepFrame(sleep=0.8),
     ]
     down, _ = await run_test(processor, frames_to_send=frames)
     cut = next(i for i, f in enumerate(down) if isinstance(f, InterruptionFrame))
@@ -141,7 +141,7 @@ async def test_interruption_stops_audio_and_pictures_at_once(processor):
     rig = processor.avatar.rig
     box = (slice(rig.mouth.y0, rig.mouth.y1), slice(rig.mouth.x0, rig.mouth.x1))
     after_pics = images(after)
-    assert len(after_pics) >= 3  # idle frames keep coming
+    assert len(after_pics) >= 3  # idle frames keep coming (at the idle rate)
     # the speaking pictures queued behind the audio were dropped too: closed, idle mouths only
     idle = processor._engine.idle(processor.avatar, 0.0)[box].astype(int)
     assert all(np.abs(pixels(p)[box].astype(int) - idle).mean() < 6 for p in after_pics[1:])

@@ -4,12 +4,14 @@ Pipecat 1.14 and livekit rtc 1.1: each private the adapter reads or changes is c
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 
 import numpy as np
 import pipecat
 import pytest
 from livekit import rtc
+from pipecat.frames.frames import OutputImageRawFrame
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.livekit.transport import (
@@ -18,7 +20,12 @@ from pipecat.transports.livekit.transport import (
     LiveKitTransportClient,
 )
 
-from processors.livekit_transport_adapter import keep_video_framerate, queued_audio_s, room_of
+from processors.livekit_transport_adapter import (
+    capture_changed_pictures_only,
+    keep_video_framerate,
+    queued_audio_s,
+    room_of,
+)
 
 PINNED = "1.14"
 PINNED_RTC = "1.1"
@@ -80,3 +87,26 @@ def test_keep_video_framerate_publishes_the_video_with_maintain_framerate(transp
     assert options.source == rtc.TrackSource.SOURCE_CAMERA          # Pipecat's options kept
     assert (options.video_encoding.max_bitrate, options.video_encoding.max_framerate) == (
         BITRATE, FPS)
+
+
+async def test_capture_changed_pictures_only_drops_re_draws_of_the_same_picture(transport):
+    # Pipecat's non-live loop re-draws the current picture object through write_video_frame.
+    sender = inspect.getsource(BaseOutputTransport.MediaSender)
+    assert "self._video_images = itertools.cycle([image])" in sender
+    assert "await self._transport.write_video_frame(frame)" in sender
+    output = transport.output()
+    written: list[OutputImageRawFrame] = []
+
+    async def write(frame: OutputImageRawFrame) -> bool:
+        written.append(frame)
+        return True
+
+    output.write_video_frame = write  # stands in for LiveKit's video source (no server here)
+    capture_changed_pictures_only(transport, keepalive_s=0.2)
+    one, two = (OutputImageRawFrame(image=bytes(12), size=(2, 2), format="RGB") for _ in range(2))
+    for frame in (one, one, one, two, two):
+        assert await output.write_video_frame(frame)
+    assert written == [one, two]
+    await asyncio.sleep(0.25)
+    assert await output.write_video_frame(two)  # a keep-alive for new subscribers
+    assert written == [one, two, two]
