@@ -165,7 +165,7 @@ async def run_round(n: int, *, url: str, minter: TokenMinter, worker: WorkerProc
             )
         # While the bot speaks (between turns the face is sent at its idle rate only).
         fps = [f for first, last in rooms[0].replies
-               for f in frames_per_second(watcher.arrivals, first, last)]
+               for f in frames_per_second(watcher.arrivals, first, last, window=1.0)]
         idle_fps = frames_per_second(watcher.arrivals, t0, t1)
     return {
         "rooms": n,

@@ -64,7 +64,7 @@ from tests.support.probe import (  # noqa: E402
     user_transcripts,
     video_frames,
 )
-from tests.support.voices import speak, with_noise  # noqa: E402
+from tests.support.voices import from_onset, speak, with_noise  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 VOICES = ("embedded", "piper", "espeak-m", "embedded+noise")
@@ -130,7 +130,9 @@ async def barge_in(human: HumanParticipant, box, lip_threshold: float) -> dict |
     except TimeoutError:
         logger.warning("barge-in: the bot did not talk long enough")
         return None
-    await human.publish_audio(*await asyncio.to_thread(speak, INTERRUPTION), wait=False)
+    # From the speech onset: the synthesiser's leading silence is not part of the barge-in time.
+    samples, rate = await asyncio.to_thread(speak, INTERRUPTION)
+    await human.publish_audio(from_onset(samples, rate), rate, wait=False)
     await human.wait_for(lambda: human.speech_started_at and human.speech_started_at > started, 5)
     onset = human.speech_started_at
     await human.wait_for(lambda: human.speech_ended_at, 30)

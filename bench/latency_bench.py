@@ -41,6 +41,7 @@ from tests.support.bot_process import BotProcess  # noqa: E402
 from tests.support.human import HumanParticipant  # noqa: E402
 from tests.support.probe import lip_box, lip_motion, server_messages, speech_times, video_frames  # noqa: E402
 from tests.support.speech import speak  # noqa: E402
+from tests.support.voices import from_onset  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 QUESTIONS = (
@@ -218,7 +219,9 @@ async def measure(url: str, token: str, *, turns: int, barge_ins: int, memory: M
             except TimeoutError:
                 logger.warning(f"barge-in {i + 1}: the bot did not talk long enough")
                 continue
-            await human.publish_audio(*await asyncio.to_thread(speak, INTERRUPTION), wait=False)
+            # From the speech onset: the voice's leading silence is not part of the stop time.
+            samples, rate = await asyncio.to_thread(speak, INTERRUPTION)
+            await human.publish_audio(from_onset(samples, rate), rate, wait=False)
             await human.wait_for(
                 lambda started=started: (
                     human.speech_started_at and human.speech_started_at > started

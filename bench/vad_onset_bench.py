@@ -25,7 +25,7 @@ from pipecat.audio.vad.silero import SileroVADAnalyzer  # noqa: E402
 from pipecat.audio.vad.vad_analyzer import VADParams, VADState  # noqa: E402
 
 from tests.support.human import resample  # noqa: E402
-from tests.support.voices import speak, with_noise  # noqa: E402
+from tests.support.voices import from_onset, speak, with_noise  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 RATE = 16000
@@ -35,7 +35,6 @@ TEXTS = ("Wait, stop please. What is the capital of Japan?", "Stop please.",
 VOICES = ("embedded", "piper", "espeak-m")
 # (start_secs, min_volume): Pipecat's defaults first, the bot's choice last.
 CANDIDATES = ((0.2, 0.6), (0.1, 0.6), (0.2, 0.3), (0.1, 0.3), (0.05, 0.3))
-ONSET_DBFS = -40.0
 
 
 async def first_speaking(pcm: np.ndarray, params: VADParams, lead: int = RATE) -> float | None:
@@ -49,21 +48,14 @@ async def first_speaking(pcm: np.ndarray, params: VADParams, lead: int = RATE) -
     return None
 
 
-def from_onset(samples: np.ndarray) -> np.ndarray:
-    """The clip from its first 10 ms frame louder than ONSET_DBFS."""
-    frames = samples[: len(samples) // FRAME * FRAME].reshape(-1, FRAME).astype(float) / 32768
-    level = 20 * np.log10(np.sqrt((frames ** 2).mean(axis=1)) + 1e-9)
-    return samples[int(np.argmax(level > ONSET_DBFS)) * FRAME:]
-
-
 async def main() -> None:
     clips = []
     for voice in VOICES:
         for text in TEXTS:
             samples, rate = speak(text, voice)
             pcm = resample(samples, rate, RATE).astype(np.int16)
-            clips.append((voice, from_onset(pcm)))
-            clips.append((voice + "+noise", from_onset(with_noise(pcm, snr_db=10.0))))
+            clips.append((voice, from_onset(pcm, RATE)))
+            clips.append((voice + "+noise", from_onset(with_noise(pcm, snr_db=10.0), RATE)))
     # The noise of the noisy clips alone (10 dB under that speech), 5 s of it.
     speech = clips[0][1].astype(np.int32)
     noise = (with_noise(clips[0][1], snr_db=10.0).astype(np.int32) - speech).astype(np.int16)

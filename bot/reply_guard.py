@@ -70,6 +70,12 @@ def _language_factory():
     return factory
 
 
+def warm_up_language_detector() -> None:
+    """Load the language profiles now (about a second of blocking work on first use, which
+    would otherwise fall on the first reply of a room)."""
+    _language_factory()
+
+
 def language_probability(text: str, language: str) -> float:
     """The probability (langdetect, with a prior for `language`) that text is in `language`."""
     detector = _language_factory().create()

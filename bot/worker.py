@@ -15,6 +15,7 @@ its bot is removed from the room, and the token server's BotKeeper has LiveKit d
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import signal
 import time
@@ -29,6 +30,7 @@ from loguru import logger
 from avatar_core.whisper import load_whisper
 from bot.livekit_job_adapter import job_token
 from bot.pipeline import AvatarBot, BotModels
+from bot.reply_guard import warm_up_language_detector
 from bot.settings import REDISPATCH_METADATA, BotSettings, WorkerSettings
 from records.options import RecordsOptions
 
@@ -59,6 +61,9 @@ def prewarm(proc: JobProcess, *, settings: BotSettings) -> None:
         whisper=load_whisper(settings.whisper_model, compute_type=settings.whisper_compute_type),
         voice=settings.voice.load(),
     )
+    warm_up_language_detector()
+    # Imported on the first LLM request otherwise, blocking that room's event loop.
+    importlib.import_module("anyio._backends._asyncio")
     logger.info(f"job process {proc.pid} prewarmed")
 
 

@@ -98,6 +98,20 @@ class PiperTestVoice:
         )
 
 
+# A person's speech onset: the first 10 ms louder than this (clean speech synthesis starts from
+# digital silence; the noisy variants have their noise 10 dB under the speech).
+ONSET_DBFS = -40.0
+
+
+def from_onset(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The clip from its speech onset (its first 10 ms frame louder than ONSET_DBFS) on: the
+    silence a synthesiser puts before the first word is not part of what a person says."""
+    frame = sample_rate // 100
+    frames = samples[: len(samples) // frame * frame].reshape(-1, frame).astype(float) / 32768
+    level = 20 * np.log10(np.sqrt((frames**2).mean(axis=1)) + 1e-9)
+    return samples[int(np.argmax(level > ONSET_DBFS)) * frame :]
+
+
 def with_noise(audio: np.ndarray, *, snr_db: float = 10.0, seed: int = 0) -> np.ndarray:
     """`audio` with white noise added at `snr_db` relative to the speech's RMS (int16)."""
     signal = audio.astype(np.float64)
