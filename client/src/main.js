@@ -166,6 +166,7 @@ async function join(room, name) {
     // has no callback for bot-interrupted).
     transport = new LiveKitTransport({
       onMessage: (m) => m.type === BOT_INTERRUPTED && head3d?.stop(),
+      onRoom: watchRoom,
     });
     client = new PipecatClient({ transport, enableMic: true, enableCam: false, disconnectOnBotDisconnect: false,
       callbacks: callbacks() });
@@ -176,7 +177,6 @@ async function join(room, name) {
     people.set(identityFor(name), { name: `${name} (you)`, bot: false }); // transcripts name speakers by identity
     renderPeople();
     const connecting = client.connect({ url, token });
-    watchRoom();
     startSampling();
     await connecting;
   } catch (e) {
@@ -216,27 +216,22 @@ async function teardown() {
 }
 
 /** LiveKit's own reconnection and autoplay signals, which RTVI does not carry. */
-function watchRoom() {
-  const check = setInterval(() => {
-    const room = transport?.room;
-    if (!room) return;
-    clearInterval(check);
-    room
-      .on(RoomEvent.Reconnecting, () => notice("Connection lost — reconnecting…", "warn"))
-      .on(RoomEvent.Reconnected, () => notice(null))
-      .on(RoomEvent.AudioPlaybackStatusChanged, () => {
-        if (!room.canPlaybackAudio) {
-          notice("Your browser blocked the avatar's sound.", "warn", {
-            label: "Enable sound",
-            run: async () => {
-              await room.startAudio();
-              document.querySelectorAll("#audio-sinks audio").forEach((a) => a.play().catch(() => {}));
-              notice(null);
-            },
-          });
-        }
-      });
-  }, 50);
+function watchRoom(room) {
+  room
+    .on(RoomEvent.Reconnecting, () => notice("Connection lost — reconnecting…", "warn"))
+    .on(RoomEvent.Reconnected, () => notice(null))
+    .on(RoomEvent.AudioPlaybackStatusChanged, () => {
+      if (!room.canPlaybackAudio) {
+        notice("Your browser blocked the avatar's sound.", "warn", {
+          label: "Enable sound",
+          run: async () => {
+            await room.startAudio();
+            document.querySelectorAll("#audio-sinks audio").forEach((a) => a.play().catch(() => {}));
+            notice(null);
+          },
+        });
+      }
+    });
 }
 
 // ---- RTVI callbacks ---------------------------------------------------------------------------

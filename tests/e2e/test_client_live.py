@@ -9,12 +9,14 @@ print what the page measured: voice-to-voice latency per turn and A/V / lip offs
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 from pathlib import Path
 
 import numpy as np
 import pytest
+from livekit import api
 from PIL import Image
 
 from tests.e2e.browser import page_results, run_browser, write_fake_mic_wav
@@ -29,6 +31,8 @@ LIPS_TOLERANCE_MS = 60
 # Once the bot has heard the question, the person mutes (the fake microphone would otherwise
 # repeat it and talk over the answer on a slow machine).
 HEARD_QUESTION = "avatarStats.transcript.user.some(t => /capital/i.test(t))"
+# After the bot's tracks are up, how long the page may take to get bot-ready.
+BOT_READY_GRACE_S = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +173,57 @@ async def test_talkinghead_mode_lips_follow_the_bot(avatar_site, question_wav, s
     )
     assert abs(np.median(stats["lipOffsets"])) <= LIPS_TOLERANCE_MS, stats["lipOffsets"]
     assert float(np.asarray(Image.open(shot).convert("L"), dtype=np.float64).std()) > 10
+
+
+async def _drop_the_person(livekit, room: str) -> str:
+    """Once the bot is in `room` with its tracks, remove the person (the server ending their
+    connection, as a lost network does after LiveKit's timeout); returns their identity."""
+    async with api.LiveKitAPI(livekit.http_url, livekit.api_key, livekit.api_secret) as admin:
+        while True:
+            listed = (await admin.room.list_participants(api.ListParticipantsRequest(room=room)))
+            people = [p for p in listed.participants if p.kind != api.ParticipantInfo.Kind.AGENT]
+            bots = [p for p in listed.participants if p.kind == api.ParticipantInfo.Kind.AGENT]
+            if people and bots and len(bots[0].tracks) >= 2:
+                break
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(BOT_READY_GRACE_S)  # client-ready → bot-ready on the page
+        identity = people[0].identity
+        await admin.room.remove_participant(api.RoomParticipantIdentity(room=room,
+                                                                         identity=identity))
+        return identity
+
+
+async def test_a_lost_connection_is_reported_and_reconnect_brings_the_conversation_back(
+        avatar_site, livekit, question_wav):
+    room = "e2e-reconnect"
+    steps = [
+        {"waitFor": "window.avatarStats?.botReady", "timeout_s": STARTUP_S},
+        {"waitFor": "avatarStats.errors.includes('disconnected')", "timeout_s": 90},
+        {"waitFor": "!document.getElementById('notice-action').hidden", "timeout_s": 5},
+        {"eval": "[document.getElementById('notice-text').textContent, avatarStats.state]"},
+        # What the page heard and said before the drop is not what counts after it.
+        {"eval": "window.heardBefore = avatarStats.transcript.user.length;"
+                 " window.saidBefore = avatarStats.transcript.bot.length"},
+        {"click": "#notice-action"},
+        {"waitFor": "avatarStats.state === 'ready'", "timeout_s": STARTUP_S},
+        {"waitFor": "avatarStats.transcript.user.slice(window.heardBefore)"
+                    ".some(t => /capital/i.test(t))", "timeout_s": 90},
+        {"click": "#mic"},
+        {"waitFor": "avatarStats.transcript.bot.length > window.saidBefore", "timeout_s": 180},
+        {"eval": STATS},
+    ]
+    dropper = asyncio.create_task(
+        asyncio.wait_for(_drop_the_person(livekit, room), STARTUP_S + 60))
+    try:
+        results = await _browse(f"{avatar_site}/?room={room}&name=Roamer&autojoin=1",
+                                question_wav, steps)
+        dropped = await dropper
+    finally:
+        dropper.cancel()
+    notice, state = results[3]
+    stats = results[-1]
+    heard, said = stats["transcript"]["user"][-1:], stats["transcript"]["bot"][-1:]
+    print(f"\nreconnect: {dropped} removed; page said {notice!r} ({state}); after rejoining "
+          f"the bot heard {heard} and said {said}")
+    assert "Lost the connection" in notice and state != "ready"
+    assert stats["state"] == "ready"

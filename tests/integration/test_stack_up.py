@@ -61,7 +61,9 @@ def _answers(url: str) -> bool:
     return services.http_ok(url, timeout=2)
 
 
-def test_stack_up_serves_the_page_and_stops_cleanly(tmp_path):
+def test_stack_up_serves_the_page_and_stops_cleanly(tmp_path, stack_settings):
+    worker_log = stack_settings.cache / "logs" / "worker.log"  # appended to by every run
+    worker_log_from = worker_log.stat().st_size if worker_log.exists() else 0
     port, lk_port, ollama_port = services.free_port(), services.free_port(), services.free_port()
     env = {**os.environ, "TOKEN_SERVER_PORT": str(port), "LIVEKIT_URL": f"ws://127.0.0.1:{lk_port}",
            "LIVEKIT_RTC_TCP_PORT": str(services.free_port()),
@@ -84,6 +86,12 @@ def test_stack_up_serves_the_page_and_stops_cleanly(tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=30) as health:
             report = json.load(health)
         assert report["ok"] and report["livekit"]["ok"] and report["model"]["ok"], report
+        # The worker's job processes warmed the LLM up with the system prompt (stack's Ollama).
+        with worker_log.open("rb") as f:
+            f.seek(worker_log_from)
+            this_run = f.read().decode(errors="replace")
+        assert "prewarmed" in this_run and "could not warm up the LLM" not in this_run, (
+            this_run[-3000:])
         started = _servers(proc.pid)
         assert set(started) == set(SERVERS), f"expected {set(SERVERS)}, got {started}"
         # Each server killed outright is started again by `stack up` (finding 12).

@@ -27,6 +27,11 @@ export interface LiveKitTransportOptions {
    * types the installed SDK does not know (client-js 1.13 drops `bot-interrupted`, for one).
    */
   onMessage?: (message: RTVIMessage) => void;
+  /**
+   * Called with each livekit-client Room as it is created, before it connects, for LiveKit's
+   * own events (reconnecting, audio playback blocked) that RTVI does not carry.
+   */
+  onRoom?: (room: Room) => void;
 }
 
 /** Pipecat client transport over a LiveKit room. */

@@ -75,12 +75,16 @@ export class LiveKitTransport extends Transport {
    * @param {(message: RTVIMessage) => void} [opts.onMessage] Called with every RTVI message from
    *   the bot before the client SDK handles it, also types the installed SDK does not know
    *   (client-js 1.13 drops `bot-interrupted`, for one).
+   * @param {(room: import("livekit-client").Room) => void} [opts.onRoom] Called with each
+   *   livekit-client Room as it is created, before it connects, for LiveKit's own events
+   *   (reconnecting, audio playback blocked) that RTVI does not carry.
    */
-  constructor({ isBot = isAgentParticipant, roomOptions = {}, onMessage = null } = {}) {
+  constructor({ isBot = isAgentParticipant, roomOptions = {}, onMessage = null, onRoom = null } = {}) {
     super();
     this._isBot = isBot;
     this._roomOptions = roomOptions;
     this._onAnyMessage = onMessage;
+    this._onRoom = onRoom;
     this._room = null;
     this._micTrack = null;
     this._micReleased = false;
@@ -139,6 +143,7 @@ export class LiveKitTransport extends Transport {
     const room = new Room({ adaptiveStream: false, dynacast: false, ...this._roomOptions });
     this._room = room;
     this._bindRoomEvents(room);
+    this._onRoom?.(room);
     try {
       await room.connect(params.url, params.token, { autoSubscribe: true });
     } catch (e) {

@@ -139,6 +139,17 @@ describe("LiveKitTransport data handling", () => {
     assert.deepEqual(transport._validateConnectionParams({ url: "wss://x", token: "t", extra: 1 }),
       { url: "wss://x", token: "t" });
   });
+
+  test("onRoom gets the livekit-client Room before it connects", async () => {
+    const rooms = [];
+    const withHook = new LiveKitTransport({ onRoom: (room) => rooms.push([room, room.state]) });
+    withHook.initialize({ callbacks: {}, enableMic: false }, () => {});
+    // Nothing listens on port 1: the connect fails, after the hook saw the room.
+    await assert.rejects(withHook._connect({ url: "ws://127.0.0.1:1", token: "t" }), /Could not join/);
+    assert.equal(rooms.length, 1);
+    assert.equal(rooms[0][0].constructor.name, "Room");
+    assert.equal(rooms[0][1], "disconnected");
+  });
 });
 
 describe("PipecatClient over LiveKitTransport", () => {
