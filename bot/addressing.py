@@ -176,18 +176,26 @@ class MeetingAddressing(FrameProcessor):
         self._clock = clock
         self._answering: str | None = None
         self._follow_up_until = 0.0
+        # How many people were in the room when the window began: someone joining ends it (a
+        # person answered one-to-one may now be talking to the newcomer).
+        self._follow_up_people = 0
         # Whether each person's utterance in progress began inside their follow-up window.
         self._began_as_follow_up: dict[str, bool] = {}
         # The people talking now (between their VAD's start and stop).
         self._speaking: set[str] = set()
 
     def is_answering(self, identity: str) -> bool:
-        """Whether `identity` is the person the bot answers now or within the follow-up window;
-        in a 1:1 call the one person always is."""
+        """Whether `identity` is the person the bot answers now or within the follow-up window
+        (which someone joining ends); in a 1:1 call the one person always is."""
         humans = self._humans()
         if len(humans) <= 1:
             return identity in humans
-        return identity == self._answering and self._clock() < self._follow_up_until
+        return (identity == self._answering and self._clock() < self._follow_up_until
+                and len(humans) <= self._follow_up_people)
+
+    def _open_follow_up(self, until: float) -> None:
+        self._follow_up_until = until
+        self._follow_up_people = len(self._humans())
 
     def speech_started(self, identity: str) -> bool:
         """A person began to speak: notes whether they began inside their follow-up window (the
@@ -224,9 +232,9 @@ class MeetingAddressing(FrameProcessor):
         """Open a user turn for each utterance meant for the bot, named in a group."""
         await super().process_frame(frame, direction)
         if isinstance(frame, BotStartedSpeakingFrame):
-            self._follow_up_until = math.inf
+            self._open_follow_up(math.inf)
         elif isinstance(frame, BotStoppedSpeakingFrame):
-            self._follow_up_until = self._clock() + self._follow_up_secs
+            self._open_follow_up(self._clock() + self._follow_up_secs)
         if not isinstance(frame, TranscriptionFrame) or not frame.text.strip():
             await self.push_frame(frame, direction)
             return
@@ -234,7 +242,7 @@ class MeetingAddressing(FrameProcessor):
             logger.debug(f"{self}: not for the bot: {frame.user_id}: {frame.text.strip()!r}")
             return
         self._answering = frame.user_id
-        self._follow_up_until = math.inf
+        self._open_follow_up(math.inf)
         if len(self._humans()) > 1:
             name = self._display_name(frame.user_id) if frame.user_id else "Someone"
             frame = TranscriptionFrame(

@@ -229,3 +229,22 @@ async def test_a_speaker_who_talks_on_keeps_the_turn_until_the_rest_is_heard(mon
         SleepFrame(sleep=1.6),
     ])
     assert _turn_kinds(down) == TWO_TURNS_THE_FIRST_OF_TWO_UTTERANCES
+
+
+async def test_someone_joining_ends_the_follow_up_window():
+    humans = ["u1"]
+    addressing = _addressing(humans)
+    turns = await _turns(addressing, [_said("u1", "What is two plus two?"), *_bot_answers()])
+    assert turns == ["What is two plus two?"]
+    humans.append("u2")  # Bob joins right after Alice's one-to-one answer
+    assert not addressing.is_answering("u1")
+    assert await _turns(addressing, [_said("u1", "Good morning, shall we start?")]) == []
+    assert await _turns(addressing, [_said("u1", "Ava, what is three plus three?"),
+                                     *_bot_answers(), _said("u1", "And four plus four?")]) == [
+        "Alice: Ava, what is three plus three?", "Alice: And four plus four?"]
+    humans.append("u3")
+    assert not addressing.is_answering("u1")
+    assert await _turns(addressing, [_said("u1", "Ava, and five plus five?"),
+                                     *_bot_answers()]) == ["Alice: Ava, and five plus five?"]
+    humans.remove("u3")  # someone leaving keeps the window
+    assert addressing.is_answering("u1")
