@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 import os
 import signal
 import time
-import urllib.request
 from dataclasses import dataclass
 from functools import partial
 
@@ -29,6 +27,7 @@ from livekit import api
 from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest
 from loguru import logger
 
+from avatar_core.ollama import ollama_api
 from avatar_core.whisper import load_whisper
 from bot.livekit_job_adapter import job_token
 from bot.pipeline import AvatarBot, BotModels
@@ -81,13 +80,10 @@ def warm_up_llm(settings: BotSettings) -> None:
         {"role": "system", "content": settings.system_prompt},
         {"role": "user", "content": "Hello"},
     ]}
-    request = urllib.request.Request(f"{settings.ollama_openai_url}/chat/completions",
-                                     data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=LLM_WARM_UP_TIMEOUT_S) as response:
-            response.read()
-    except OSError as e:
+        ollama_api(settings.ollama_openai_url, "/chat/completions", body,
+                   timeout=LLM_WARM_UP_TIMEOUT_S)
+    except (OSError, ValueError) as e:  # unreachable, an HTTP error, or not JSON
         logger.warning(f"could not warm up the LLM at {settings.ollama_url}: {e}")
 
 

@@ -13,18 +13,16 @@ import base64
 import csv
 import hashlib
 import io
-import json
 import os
 import time
 import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from avatar_core.errors import StackError
 from avatar_core.files import file_sha256
-from avatar_core.ollama import lists_model
+from avatar_core.ollama import lists_model, ollama_api
 from avatar_core.settings import DEFAULT_OLLAMA_MODEL
 from avatar_core.whisper import WHISPER_CACHE, installed_whisper_model
 from stack.progress import run_streamed, step
@@ -238,18 +236,9 @@ def _verify_whole(spec: SplitGGUF, path: Path, *, digest: str | None = None) -> 
         )
 
 
-def _ollama_api(url: str, path: str, body: dict | None = None, timeout: float = 30) -> dict:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url.rstrip("/") + path, data=data, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read() or b"{}")
-
-
 def ollama_has_model(url: str, name: str) -> bool:
     """Whether the Ollama at `url` has the model `name` (avatar_core.ollama)."""
-    return lists_model(_ollama_api(url, "/api/tags"), model=name)
+    return lists_model(ollama_api(url, "/api/tags"), model=name)
 
 
 def ensure_ollama_model(*, ollama_bin: Path, url: str, name: str, cache: Path) -> None:
@@ -270,7 +259,7 @@ def load_ollama_model(url: str, name: str) -> None:
     """Load the model into the Ollama at url and keep it loaded."""
     started = time.monotonic()
     # A generate request without a prompt only loads the model (Ollama's documented preload).
-    _ollama_api(url, "/api/generate", {"model": name, "keep_alive": -1}, timeout=300)
+    ollama_api(url, "/api/generate", {"model": name, "keep_alive": -1}, timeout=300)
     step(f"LLM model {name} loaded in {time.monotonic() - started:.1f} s")
 
 
@@ -297,7 +286,7 @@ def _add_ollama_model(*, ollama_bin: Path, url: str, name: str, cache: Path) -> 
 def check_chat_template(url: str, name: str) -> None:
     """Raise StackError unless the model carries the ChatML template and its stop tokens."""
     try:
-        info = _ollama_api(url, "/api/show", {"model": name})
+        info = ollama_api(url, "/api/show", {"model": name})
     except urllib.error.URLError as exc:
         raise StackError(f"Ollama at {url} did not describe model {name}: {exc}") from exc
     template, params = info.get("template", ""), info.get("parameters", "")
