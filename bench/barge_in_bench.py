@@ -22,7 +22,6 @@ import datetime
 import json
 import os
 import re
-import statistics
 import sys
 import time
 import uuid
@@ -34,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from loguru import logger  # noqa: E402
 
 from bench.conversation_bench import LIP_MOTION_MARGIN, barge_in  # noqa: E402
+from bench.latency_bench import column, percentile  # noqa: E402
 from bench.servers import bench_servers  # noqa: E402
 from bot.settings import DEFAULT_IDENTITY  # noqa: E402
 from tests.support.bot_process import BotProcess  # noqa: E402
@@ -91,15 +91,10 @@ def with_bot_stages(rows: list[dict], log: Path) -> list[dict]:
     return rows
 
 
-def p50(rows: list[dict], key: str) -> float | None:
-    values = [r[key] for r in rows if r.get(key) is not None]
-    return statistics.median(values) if values else None
-
-
 def summarize(rows: list[dict]) -> dict:
     keys = ("vad_detected_ms", "pipeline_ms", "audio_stop_ms", "mouth_stop_ms")
-    summary = {k: {"p50": p50(rows, k), "max": max((r[k] for r in rows if r.get(k) is not None),
-                                                  default=None)} for k in keys}
+    summary = {k: {"p50": percentile(column(rows, k), 50),
+                   "max": max(column(rows, k), default=None)} for k in keys}
     audio, vad, pipe = (summary[k]["p50"] for k in ("audio_stop_ms", "vad_detected_ms",
                                                     "pipeline_ms"))
     if None not in (audio, vad, pipe):

@@ -68,7 +68,7 @@ AUDIO_IN_SAMPLE_RATE = 16000
 AUDIO_OUT_SAMPLE_RATE = 24000
 # Pipecat's non-live video loop sleeps a whole frame period after each draw, so it runs a few
 # percent slower than asked (~23 of 25 fps here); drawing a little faster keeps every face frame
-# on the track (the current picture is then sometimes sent twice).
+# on the track (a re-drawn picture is not sent again: capture_changed_pictures_only).
 VIDEO_DRAW_HEADROOM_FPS = 5
 # An unchanged picture is sent again this often, so a new subscriber gets a key frame quickly.
 VIDEO_KEEPALIVE_S = 1.0
