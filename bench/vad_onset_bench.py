@@ -2,8 +2,9 @@
 speech, with which start time and minimum volume, and does noise alone trigger it?
 
 Feeds 1 s of silence and then spoken sentences (embedded, Piper, espeak-ng voices; clean and
-with noise at 10 dB SNR) to Pipecat's SileroVADAnalyzer in 10 ms frames, as LiveKit delivers
-them, and reports onset → SPEAKING in audio time (independent of machine load), plus whether
+with noise at 10 dB SNR) to Pipecat's SileroVADAnalyzer in the frames the bot reads from LiveKit
+(bot.pipeline.AUDIO_IN_FRAME_MS), and reports onset → SPEAKING (the end of the frame that
+reported it) in audio time (independent of machine load), plus whether
 5 s of the noise alone is reported as speech. Writes bench/results/vad_onset.json.
 
     uv run python bench/vad_onset_bench.py
@@ -24,12 +25,13 @@ sys.path.insert(0, str(ROOT))
 from pipecat.audio.vad.silero import SileroVADAnalyzer  # noqa: E402
 from pipecat.audio.vad.vad_analyzer import VADParams, VADState  # noqa: E402
 
+from bot.pipeline import AUDIO_IN_FRAME_MS, AUDIO_IN_SAMPLE_RATE  # noqa: E402
 from tests.support.human import resample  # noqa: E402
 from tests.support.voices import from_onset, speak, with_noise  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-RATE = 16000
-FRAME = RATE // 100
+RATE = AUDIO_IN_SAMPLE_RATE
+FRAME = RATE * AUDIO_IN_FRAME_MS // 1000
 TEXTS = ("Wait, stop please. What is the capital of Japan?", "Stop please.",
          "Hold on, I have a question.", "Sorry, one more thing.")
 VOICES = ("embedded", "piper", "espeak-m")
@@ -44,7 +46,7 @@ async def first_speaking(pcm: np.ndarray, params: VADParams, lead: int = RATE) -
     audio = np.concatenate([np.zeros(lead, np.int16), pcm])
     for i in range(0, len(audio), FRAME):
         if await vad.analyze_audio(audio[i:i + FRAME].tobytes()) == VADState.SPEAKING:
-            return (i - lead) / RATE
+            return (i + FRAME - lead) / RATE
     return None
 
 

@@ -48,6 +48,7 @@ from processors.face.video import FaceVideoProcessor
 from processors.livekit_transport_adapter import (
     capture_changed_pictures_only,
     keep_video_framerate,
+    receive_audio_as,
     room_of,
 )
 from processors.participant_speech import ParticipantSpeechSegmenter
@@ -66,6 +67,9 @@ FACE_FALLBACK_MESSAGE_TYPE = "face-engine-fallback"
 # Audio rates: Whisper and the VAD work at 16 kHz; the embedded voice speaks at 24 kHz.
 AUDIO_IN_SAMPLE_RATE = 16000
 AUDIO_OUT_SAMPLE_RATE = 24000
+# Participants' audio arrives in frames of one Silero VAD window (512 samples at 16 kHz), so each
+# frame is analysed as it arrives and the event loop handles 31 frames a second per person, not 100.
+AUDIO_IN_FRAME_MS = 32
 # Pipecat's non-live video loop sleeps a whole frame period after each draw, so it runs a few
 # percent slower than asked (~23 of 25 fps here); drawing a little faster keeps every face frame
 # on the track (a re-drawn picture is not sent again: capture_changed_pictures_only).
@@ -135,6 +139,9 @@ class AvatarBot:
         # A still face costs nothing to re-encode: only changed pictures (speech at the face's
         # rate, idle motion at its idle rate) reach the encoder (issue 14, cost of a room).
         capture_changed_pictures_only(self.transport, keepalive_s=VIDEO_KEEPALIVE_S)
+        # Listening to a person costs the event loop per frame: LiveKit resamples and frames it.
+        receive_audio_as(self.transport, sample_rate=AUDIO_IN_SAMPLE_RATE,
+                         frame_ms=AUDIO_IN_FRAME_MS)
         self.addressing = MeetingAddressing(
             matcher=NameMatcher(names=settings.names),
             humans=self.humans,

@@ -14,12 +14,13 @@ latency after the AudioSource (network packetisation, the receiver's jitter buff
 `video_out_is_live=False` on the transport: live video drops sync_with_audio pictures.)
 Between turns it sends idle frames (blinks, breathing, sway) at `idle_fps`, each picture sent
 once (the transport keeps showing it); on InterruptionFrame it drops every queued piece of
-audio and picture at once. An engine that `renders_ahead` (SadTalker) gets each
-whole sentence once its audio is in and renders it in a worker; each piece of audio waits for its
-picture, so when the engine is behind real time both are held together (the time held goes out
-as an RTVI processing metric). The loop never waits on such a picture: the pictures already
-queued (whose audio was sent) keep their ticks, then idle pictures show while the audio is held
-(waiting there would leave the sent audio playing ahead of its pictures for the whole render).
+audio and picture at once, and the next tick's resting face is sent without the delay (the
+audio stops now too, so the mouth closes with it). An engine that `renders_ahead` (SadTalker) gets
+each whole sentence once its audio is in and renders it in a worker; each piece of audio waits for
+its picture, so when the engine is behind real time both are held together (the time held goes out
+as an RTVI processing metric). The loop never waits on such a picture: the pictures already queued
+(whose audio was sent) keep their ticks, then idle pictures show while the audio is held (waiting
+there would leave the sent audio playing ahead of its pictures for the whole render).
 An optional `FrameMarker` marks each picture with its audio (the A/V sync probe: av_marker.py).
 """
 
@@ -176,6 +177,7 @@ class FaceVideoProcessor(FrameProcessor):
         self._idle_image: np.ndarray | None = None
         self._idle_ticks = 0
         self._shown: np.ndarray | None = None  # the picture last sent to the transport
+        self._rest_now = False  # interrupted: the next idle picture skips the delay
 
     @classmethod
     def from_settings(
@@ -256,7 +258,8 @@ class FaceVideoProcessor(FrameProcessor):
                 item.ahead.close()
         self._items.clear()
         self._pending.clear()
-        self._delayed.clear()  # the last picture stays up while the audio in flight plays
+        self._delayed.clear()
+        self._rest_now = True
         self._generation += 1
 
     async def _stop_loop(self) -> None:
@@ -290,6 +293,8 @@ class FaceVideoProcessor(FrameProcessor):
 
     async def _push_image(self, image: np.ndarray | None) -> None:
         """Queue this tick's picture (idle when None) and show the one due after the delay."""
+        rest_now = image is None and self._rest_now
+        self._rest_now = False
         if image is None:
             if self._idle_image is None or self._idle_ticks % self._idle_every == 0:
                 self._idle_image = await asyncio.to_thread(
@@ -302,6 +307,9 @@ class FaceVideoProcessor(FrameProcessor):
         else:
             self._idle_image, self._idle_ticks = None, 0
         self._clock += 1.0 / self._fps
+        if rest_now:
+            await self._send_picture(image)
+            return
         self._delayed.append(image)
         if len(self._delayed) > self._delay_frames:
             await self._send_picture(self._delayed.popleft())

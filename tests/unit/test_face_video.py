@@ -147,6 +147,34 @@ async def test_interruption_stops_audio_and_pictures_at_once(processor):
     assert all(np.abs(pixels(p)[box].astype(int) - idle).mean() < 6 for p in after_pics[1:])
 
 
+async def test_after_an_interruption_the_resting_face_goes_out_on_the_next_tick():
+    # Pictures are held `video_delay_ms` behind their audio; the audio stops at the
+    # interruption, so the closed mouth must not wait behind that delay.
+    processor = FaceVideoProcessor(audio_lead_frames=2, video_delay_ms=80)  # two frames held
+    ticks: list[str] = []
+    push, send, interrupt = processor._push_image, processor._send_picture, processor._interrupt
+
+    async def push_image(image):
+        ticks.append("tick")
+        await push(image)
+
+    async def send_picture(image):
+        ticks.append("sent")
+        await send(image)
+
+    def interrupted():
+        ticks.append("interrupted")
+        interrupt()
+
+    processor._push_image, processor._send_picture = push_image, send_picture
+    processor._interrupt = interrupted
+    frames = [*sentence(speech(2.0)), SleepFrame(sleep=0.4), InterruptionFrame(),
+              SleepFrame(sleep=0.3)]
+    await run_test(processor, frames_to_send=frames)
+    after = ticks[ticks.index("interrupted") + 1:]
+    assert after[:2] == ["tick", "sent"]
+
+
 async def test_frames_after_speech_stay_behind_its_audio(processor):
     frames = [
         *sentence(speech(0.3)),

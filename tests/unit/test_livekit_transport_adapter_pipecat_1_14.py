@@ -24,6 +24,7 @@ from processors.livekit_transport_adapter import (
     capture_changed_pictures_only,
     keep_video_framerate,
     queued_audio_s,
+    receive_audio_as,
     room_of,
 )
 
@@ -110,3 +111,32 @@ async def test_capture_changed_pictures_only_drops_re_draws_of_the_same_picture(
     await asyncio.sleep(0.25)
     assert await output.write_video_frame(two)  # a keep-alive for new subscribers
     assert written == [one, two, two]
+
+
+async def test_receive_audio_as_reads_each_participant_at_the_pipelines_rate_and_frame(transport):
+    client = transport._client
+    subscribed = inspect.getsource(client._async_on_track_subscribed)
+    assert "self._audio_tracks[participant.identity] = track" in subscribed
+    assert "audio_stream = rtc.AudioStream(track)" in subscribed
+    assert "self._process_audio_stream(audio_stream, participant.identity)" in subscribed
+    assert "self._audio_streams[participant.identity] = (audio_stream, task)" in subscribed
+    receive_audio_as(transport, sample_rate=16000, frame_ms=32)
+    # A local track stands in for a subscribed one (no server here); it is read the same way.
+    source = rtc.AudioSource(48000, 1, queue_size_ms=1000)
+    track = rtc.LocalAudioTrack.create_audio_track("person", source)
+    client._audio_tracks["person"] = track
+    pipecats = rtc.AudioStream(track)
+    task = asyncio.create_task(client._process_audio_stream(pipecats, "person"))
+    client._audio_streams["person"] = (pipecats, task)   # what _async_on_track_subscribed does next
+    pcm = (np.sin(np.arange(480) * 0.1) * 8000).astype(np.int16).tobytes()
+    for _ in range(20):
+        await source.capture_frame(rtc.AudioFrame(pcm, 48000, 1, 480))
+    event, identity = await asyncio.wait_for(client._audio_queue.get(), 5)
+    assert identity == "person"
+    assert (event.frame.sample_rate, event.frame.samples_per_channel) == (16000, 512)
+    own, owner = client._audio_streams["person"]
+    assert own is not pipecats and owner is task            # unsubscribing closes the bot's own
+    await client._close_audio_stream("person")
+    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
+    assert task.done()
+    await source.aclose()

@@ -14,12 +14,13 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import run_test
 
+from bot.pipeline import AUDIO_IN_FRAME_MS, AUDIO_IN_SAMPLE_RATE
 from processors.participant_speech import ParticipantSpeechSegmenter
 from tests.support.human import resample
 from tests.support.voices import speak
 
-RATE = 16000
-CHUNK = RATE // 100  # LiveKit delivers 10 ms frames
+RATE = AUDIO_IN_SAMPLE_RATE
+CHUNK = RATE * AUDIO_IN_FRAME_MS // 1000  # the frames LiveKit delivers to the bot
 
 
 def _speech(text: str, voice: str = "embedded", *, lead_s=0.3, tail_s=1.0) -> np.ndarray:
@@ -58,6 +59,12 @@ def _utterances(down) -> list[tuple[str, float]]:
             assert isinstance(down[i + 1], VADUserStoppedSpeakingFrame)
             out.append((frame.user_id, len(frame.audio) / 2 / RATE))
     return out
+
+
+def test_each_frame_the_bot_receives_is_one_vad_window():
+    vad = SileroVADAnalyzer()
+    vad.set_sample_rate(RATE)
+    assert vad.num_frames_required() == CHUNK
 
 
 async def test_two_people_overlapping_are_each_heard_whole_and_attributed():
