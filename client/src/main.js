@@ -55,6 +55,7 @@ let sinks = null;
 let head3d = null;
 let leaving = false;
 let lastJoin = null;
+let rejoinTimer = null; // a rate-limited join tries again by itself after the server's wait
 const people = new Map();
 const series = { audio: [], motion: [], mouth: [] };
 window.avatarSeries = series; // bot audio level, video motion, 3D mouth over time (for tests)
@@ -68,6 +69,7 @@ const setState = (state) => showState(stats, state);
 // ---- joining and leaving ----------------------------------------------------------------------
 
 async function join(room, name) {
+  clearTimeout(rejoinTimer); // "Try again" or a new join replaces a pending automatic one
   lastJoin = { room, name };
   leaving = false;
   notice(null);
@@ -111,13 +113,16 @@ async function join(room, name) {
     $("join").hidden = false;
     $("call").hidden = true;
     setState("error");
-    notice(e.message ?? String(e), "error", e.retry ? { label: "Try again", run: () => join(room, name) } : null);
+    const again = () => join(room, name);
+    notice(e.message ?? String(e), "error", e.retry ? { label: "Try again", run: again } : null);
+    if (e.retryAfterS) rejoinTimer = setTimeout(again, e.retryAfterS * 1000);
   } finally {
     $("join-btn").disabled = false;
   }
 }
 
 async function leave() {
+  clearTimeout(rejoinTimer);
   leaving = true;
   await teardown();
   $("call").hidden = true;

@@ -17,6 +17,7 @@ const answers = {
   "/ok": [200, {}, { url: "ws://127.0.0.1:7880", token: "jwt" }],
   "/key": [401, {}, { detail: "api key required" }],
   "/busy": [429, { "Retry-After": "7" }, { detail: "too many" }],
+  "/busy-unsaid": [429, {}, { detail: "too many" }],
   "/full": [503, {}, { detail: "no capacity" }],
   "/bad": [400, {}, { detail: "room name too long" }],
   "/oops": [500, {}, "boom"],
@@ -67,7 +68,10 @@ test("401 forgets the key and asks for one", async () => {
 });
 
 test("429, 503, 5xx and an unreachable server may be retried; 4xx says why", async () => {
-  await assert.rejects(fetchToken(`${base}/busy`, "r", "n", noKey), (e) => /wait 7 s/.test(e.message) && e.retry);
+  await assert.rejects(fetchToken(`${base}/busy`, "r", "n", noKey),
+    (e) => /joining again in 7 s/.test(e.message) && e.retry && e.retryAfterS === 7);
+  await assert.rejects(fetchToken(`${base}/busy-unsaid`, "r", "n", noKey),
+    (e) => /wait a little/.test(e.message) && e.retry && e.retryAfterS === undefined);
   await assert.rejects(fetchToken(`${base}/full`, "r", "n", noKey), (e) => /every avatar is busy/.test(e.message) && e.retry);
   await assert.rejects(fetchToken(`${base}/oops`, "r", "n", noKey), (e) => /problem \(500\)/.test(e.message) && e.retry);
   await assert.rejects(fetchToken(`${base}/bad`, "r", "n", noKey),

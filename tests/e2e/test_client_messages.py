@@ -1,14 +1,18 @@
 """The page's friendly messages, in headless Chromium: a full server (HTTP 503 from the token
-endpoint) and a denied microphone. The 503 comes from a STAND-IN token endpoint (a real token
-server answers 503 only with all its bots busy); the room is a real livekit-server."""
+endpoint), a rate-limited join (HTTP 429) and a denied microphone. The 503 and 429 come from a
+STAND-IN token endpoint (a real token server answers 503 only with all its bots busy, 429 after
+too many joins from one address); the room is a real livekit-server."""
 
 from __future__ import annotations
+
+import time
 
 from aiohttp import web
 
 from tests.e2e.browser import run_browser
 from tests.e2e.conftest import serve_client
 
+RETRY_AFTER_S = 2
 NOTICE = (
     "({text: document.getElementById('notice-text').textContent, "
     "hidden: document.getElementById('notice').hidden, "
@@ -41,6 +45,38 @@ async def test_full_server_says_so_and_offers_retry(client_dist):
     assert not notice["hidden"]
     assert "full" in notice["text"]
     assert notice["action"] == "Try again"
+
+
+async def test_a_rate_limited_join_says_so_and_joins_by_itself_after_the_wait(
+        client_dist, livekit, make_token):
+    asked: list[float] = []
+
+    async def limited(request: web.Request) -> web.Response:
+        body = await request.json()
+        asked.append(time.monotonic())
+        if len(asked) == 1:
+            return web.json_response({"error": "rate_limited", "detail": "too many joins"},
+                                     status=429, headers={"Retry-After": str(RETRY_AFTER_S)})
+        return web.json_response({"url": livekit.url, "token": make_token(
+            body["room"], body["identity"], name=body["name"])})
+
+    async with serve_client(client_dist, limited) as site:
+        report = await run_browser(
+            {
+                "url": f"{site.url}/?room=limited&name=Tester&autojoin=1",
+                "steps": [
+                    {"waitFor": "window.avatarStats?.state === 'error'", "timeout_s": 30},
+                    {"eval": NOTICE},
+                    {"waitFor": "window.avatarStats.state === 'connected'", "timeout_s": 45},
+                ],
+            },
+            timeout_s=120,
+        )
+    assert report["ok"], report["error"]
+    notice = report["results"][1]
+    assert f"joining again in {RETRY_AFTER_S} s" in notice["text"], notice
+    assert notice["action"] == "Try again"
+    assert len(asked) == 2 and asked[1] - asked[0] >= RETRY_AFTER_S - 0.1, asked
 
 
 async def test_denied_microphone_is_explained_and_the_page_still_joins(standin_site):

@@ -29,7 +29,8 @@ function apiHeaders() {
 
 /**
  * POST {room, identity, name} to `tokenUrl` → {url, token}. Errors carry a message for the person
- * and `retry: true` when trying again may help; a 401 forgets the stored key and calls
+ * and `retry: true` when trying again may help (`retryAfterS` when the server said how long to
+ * wait: a rate limit); a 401 forgets the stored key and calls
  * `onKeyNeeded` so the page can ask for one.
  */
 export async function fetchToken(tokenUrl, room, name, { onKeyNeeded }) {
@@ -57,8 +58,13 @@ export async function fetchToken(tokenUrl, room, name, { onKeyNeeded }) {
     throw new Error("This avatar server needs an access key: enter it and join again.");
   }
   if (res.status === 429) {
-    throw Object.assign(new Error(`Too many joins from here; please wait ${res.headers.get("Retry-After") ?? "a few"} s.`),
-      { retry: true });
+    // Retry-After in seconds: the page joins again by itself once it has passed.
+    const wait = Number.parseInt(res.headers.get("Retry-After") ?? "", 10);
+    if (wait > 0) {
+      throw Object.assign(new Error(`Too many joins from here; joining again in ${wait} s.`),
+        { retry: true, retryAfterS: wait });
+    }
+    throw Object.assign(new Error("Too many joins from here; please wait a little and try again."), { retry: true });
   }
   if (res.status === 503) {
     throw Object.assign(new Error("The avatar server is full right now — every avatar is busy. Please try again in a minute."),
