@@ -6,6 +6,7 @@ too many joins from one address); the room is a real livekit-server."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -23,6 +24,25 @@ NOTICE = (
 )
 
 
+async def _notice_of_a_failed_join(site_url: str, room: str, *, timeout_s: float,
+                                   then: Sequence[dict] = ()) -> dict:
+    """Autojoin `room`, wait for the page's error state and return its notice (NOTICE); `then`:
+    steps that must also pass after it."""
+    report = await run_browser(
+        {
+            "url": f"{site_url}/?room={room}&name=Tester&autojoin=1",
+            "steps": [
+                {"waitFor": "window.avatarStats?.state === 'error'", "timeout_s": 30},
+                {"eval": NOTICE},
+                *then,
+            ],
+        },
+        timeout_s=timeout_s,
+    )
+    assert report["ok"], report["error"]
+    return report["results"][1]
+
+
 async def test_full_server_says_so_and_offers_retry(client_dist):
     async def full(_request: web.Request) -> web.Response:
         return web.json_response(
@@ -30,18 +50,7 @@ async def test_full_server_says_so_and_offers_retry(client_dist):
         )
 
     async with serve_client(client_dist, full) as site:
-        report = await run_browser(
-            {
-                "url": f"{site.url}/?room=busy&name=Tester&autojoin=1",
-                "steps": [
-                    {"waitFor": "window.avatarStats?.state === 'error'", "timeout_s": 30},
-                    {"eval": NOTICE},
-                ],
-            },
-            timeout_s=90,
-        )
-    assert report["ok"], report["error"]
-    notice = report["results"][-1]
+        notice = await _notice_of_a_failed_join(site.url, "busy", timeout_s=90)
     assert not notice["hidden"]
     assert "full" in notice["text"]
     assert notice["action"] == "Try again"
@@ -61,19 +70,9 @@ async def test_a_rate_limited_join_says_so_and_joins_by_itself_after_the_wait(
             body["room"], body["identity"], name=body["name"])})
 
     async with serve_client(client_dist, limited) as site:
-        report = await run_browser(
-            {
-                "url": f"{site.url}/?room=limited&name=Tester&autojoin=1",
-                "steps": [
-                    {"waitFor": "window.avatarStats?.state === 'error'", "timeout_s": 30},
-                    {"eval": NOTICE},
-                    {"waitFor": "window.avatarStats.state === 'connected'", "timeout_s": 45},
-                ],
-            },
-            timeout_s=120,
-        )
-    assert report["ok"], report["error"]
-    notice = report["results"][1]
+        notice = await _notice_of_a_failed_join(
+            site.url, "limited", timeout_s=120,
+            then=[{"waitFor": "window.avatarStats.state === 'connected'", "timeout_s": 45}])
     assert f"joining again in {RETRY_AFTER_S} s" in notice["text"], notice
     assert notice["action"] == "Try again"
     assert len(asked) == 2 and asked[1] - asked[0] >= RETRY_AFTER_S - 0.1, asked
