@@ -12,6 +12,11 @@ judges it before the voice speaks it:
   stopped, unreachable, model missing), the person hears a short notice instead of silence.
 Notices are not added to the LLM context, and the next turn runs the LLM again as usual, so the
 bot recovers on its own. `counts` tells how often each case fired.
+
+The hold of a reply's first sentence is reported as Pipecat's text-aggregation metric: it is the
+LLM writing that sentence, and the TTS's own aggregation, which starts only when the sentence is
+released whole, would report it as next to nothing (the latency breakdown would then count the
+writing as speech synthesis).
 """
 
 from __future__ import annotations
@@ -49,6 +54,30 @@ MIN_LANGUAGE_PROBABILITY = 0.2
 CANDIDATE_LANGUAGES = ("en", "fr", "es", "de", "it", "pt", "zh-cn", "ru", "ja")
 EXPECTED_LANGUAGE_PRIOR = 0.6
 
+# Function words: a text langdetect calls foreign is foreign only when it has at least as many of
+# another candidate language's as of English's. Short English answers without them ("Nine plus
+# one equals ten.") read as Dutch or German to langdetect; a sentence in French, Spanish, German,
+# Italian or Portuguese hardly goes without its articles and prepositions (words that are also
+# common English, such as "die", "son", "was", "come", "a", "in", are left out of these lists).
+ENGLISH_FUNCTION_WORDS = frozenset(
+    "the a an is are was were be been am i i'm i'd you you're he she it it's we they me my your "
+    "his her its our their this that these those of to in on at by for from with about into and "
+    "or but not no yes do does did have has had can could will would should what which who how "
+    "why where when there here than very".split())
+FOREIGN_FUNCTION_WORDS = frozenset(
+    # French
+    "le la les est et des du une un je vous nous il elle ils elles pour que qui pas avec dans sur "
+    "sont c'est très mais ou au aux ce cette de l'on d'un d'une qu'il "
+    # Spanish
+    "el los las es y una del por para con está están muy pero como su sus se lo al hay también "
+    "más "
+    # German
+    "der das ist und ein eine einen ich nicht zu mit sie dem des auf für von sind auch wir ihr "
+    "wie oder aber bei nach noch im vom zum zur "
+    # Italian
+    "è di che non gli sono della delle degli anche molto questo questa nel nella "
+    # Portuguese
+    "é um uma não com os da dos das em mais muito são".split())
 LANGUAGE = "language"
 LIST = "list"
 EMPTY = "empty"
@@ -95,9 +124,17 @@ def off_track(text: str, language: str = "en") -> str | None:
         return LANGUAGE
     if len(re.findall(r"[^\W\d_]+", text)) < MIN_WORDS_TO_JUDGE:
         return None
-    if language_probability(text, language) < MIN_LANGUAGE_PROBABILITY:
+    if language_probability(text, language) < MIN_LANGUAGE_PROBABILITY and (
+            language != "en" or _reads_foreign(text)):
         return LANGUAGE
     return None
+
+
+def _reads_foreign(text: str) -> bool:
+    """Whether the text's function words are another language's rather than English's."""
+    words = re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", text.lower())
+    foreign = sum(w in FOREIGN_FUNCTION_WORDS for w in words)
+    return foreign > 0 and foreign >= sum(w in ENGLISH_FUNCTION_WORDS for w in words)
 
 
 class LLMReplyGuard(FrameProcessor):
@@ -137,6 +174,9 @@ class LLMReplyGuard(FrameProcessor):
         # The LLM pushes its ErrorFrame upstream, away from this guard, so listen to the event.
         llm.add_event_handler("on_error", self._on_llm_error)
 
+    def can_generate_metrics(self) -> bool:
+        return True  # the first sentence's hold, as text aggregation
+
     async def _on_llm_error(self, _llm: FrameProcessor, error: ErrorFrame):
         logger.warning(f"{self}: LLM error during the reply: {error.error}")
         self._llm_failed = True
@@ -162,6 +202,8 @@ class LLMReplyGuard(FrameProcessor):
     async def _hold(self, frame: LLMTextFrame):
         if not self._in_response or self._rejected:
             return  # the rest of a rejected or interrupted reply is never spoken unjudged
+        if not self._held and not self._spoken:
+            await self.start_text_aggregation_metrics()
         self._held.append(frame)
         if SENTENCE_END.search(frame.text):
             await self._release(final=False)
@@ -181,6 +223,7 @@ class LLMReplyGuard(FrameProcessor):
             self.counts[reason] += 1
             logger.warning(f"{self}: reply not spoken ({reason}): {held!r}")
             return
+        await self.stop_text_aggregation_metrics()  # only the first sentence's was started
         for f in self._held:
             await self.push_frame(f)
         self._spoken += held

@@ -1,0 +1,356 @@
+"""Which system prompt and sampling settings make the small LLM answer spoken questions right?
+
+Starts the stack's Ollama on loopback (the configured model, by default
+avatar-qwen2.5-coder:0.5b) and asks, per prompt/sampling variant, every question of two sets:
+the conversation benchmark's (bench/questions.py) and a held-out set (bench/questions_heldout.py)
+that no variant was written against. Each set is asked twice, through the OpenAI-compatible
+endpoint with streaming, the way the bot's Pipecat Ollama service asks:
+  fresh     each question as a new conversation: system prompt + the question
+  running   all questions as one conversation, after the greeting, with the bot's history bound
+            (past `llm_history_messages` messages, the newer half is kept)
+and judges each reply:
+  correct       conversation_bench.judge (an expected answer word in the reply); a question
+                without answer words (a joke, "how are you") also needs an on-track reply
+                (bot.reply_guard.off_track) of at most OPEN_MAX_WORDS words
+  off_track     bot.reply_guard.off_track's verdict (another language, a list)
+  words         reply length in words
+  TTFT          request sent → first text token (each variant first sends a warm-up request, so
+                Ollama's prompt cache holds its system prompt, as on a bot's 2nd+ turn)
+  sentence      request sent → end of the first sentence (Pipecat's match_endofsentence, the
+                TTS aggregation's rule; the end of the reply when it has none)
+The winner is the variant with the best held-out correct share (both passes), then the fewest
+off-track replies, then the fastest first sentence. Prints a table; writes
+bench/results/llm_answer.json (summaries and every reply) and llm_answer.png.
+
+    uv run python bench/llm_answer_bench.py [--quick] [--variants default,answer-first]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+from pipecat.utils.string import match_endofsentence
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.conversation_bench import judge  # noqa: E402
+from bench.latency_bench import p50_p95  # noqa: E402
+from bench.questions import QUESTIONS, Question  # noqa: E402
+from bench.questions_heldout import HELDOUT_QUESTIONS  # noqa: E402
+from bench.servers import _sigterm_unwinds  # noqa: E402
+from bench.stt_bench import words  # noqa: E402
+from bot.reply_guard import off_track  # noqa: E402
+from bot.settings import DEFAULT_GREETING, DEFAULT_SYSTEM_PROMPT, BotSettings  # noqa: E402
+from stack import binaries, models, services  # noqa: E402
+from stack.settings import StackSettings  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+SETS = {"heldout": HELDOUT_QUESTIONS, "bench": QUESTIONS}
+PASSES = ("fresh", "running")
+QUICK_QUESTIONS = 6
+# A conversational reply longer than this is not a short spoken answer.
+OPEN_MAX_WORDS = 40
+WARM_UP_QUESTION = "Hello, can you hear me?"
+REQUEST_TIMEOUT_S = 120.0
+BOT = BotSettings.__dataclass_fields__
+HISTORY_MESSAGES = BOT["llm_history_messages"].default
+SEED = BOT["llm_seed"].default
+MAX_TOKENS = BOT["llm_max_tokens"].default
+TEMPERATURE = BOT["llm_temperature"].default
+
+ANSWER_FIRST_PROMPT = (
+    "You are Ava, a friendly assistant who talks with people in a video call. "
+    "Always reply in English. Give a short factual answer: say the answer itself in your first "
+    "few words, then stop. Use one short spoken sentence, two at most. "
+    "Never use lists, markdown, code or emoji."
+)
+FEW_SHOT_PROMPT = (
+    ANSWER_FIRST_PROMPT + "\nExamples of good replies:\n"
+    "Person: What is the capital of Italy?\nAva: The capital of Italy is Rome.\n"
+    "Person: How many legs does a dog have?\nAva: A dog has four legs.\n"
+    "Person: Hi Ava, nice to meet you!\nAva: Nice to meet you too! What would you like to know?"
+)
+TERSE_PROMPT = (
+    "You are Ava, a helpful voice assistant in a video call. Reply in plain English. "
+    "Answer correctly and briefly, in one sentence that starts with the answer. "
+    "Never use lists, markdown, code or emoji."
+)
+# name → system prompt and sampling; `options` (Ollama's own) needs its native /api/chat.
+VARIANTS = {
+    "default": {"prompt": DEFAULT_SYSTEM_PROMPT, "temperature": TEMPERATURE},
+    "default-t0": {"prompt": DEFAULT_SYSTEM_PROMPT, "temperature": 0.0},
+    "answer-first": {"prompt": ANSWER_FIRST_PROMPT, "temperature": TEMPERATURE},
+    "answer-first-t0": {"prompt": ANSWER_FIRST_PROMPT, "temperature": 0.0},
+    "few-shot": {"prompt": FEW_SHOT_PROMPT, "temperature": TEMPERATURE},
+    "few-shot-t0": {"prompt": FEW_SHOT_PROMPT, "temperature": 0.0},
+    "terse-t0": {"prompt": TERSE_PROMPT, "temperature": 0.0},
+    "answer-first-topp0.8": {"prompt": ANSWER_FIRST_PROMPT, "temperature": TEMPERATURE,
+                             "top_p": 0.8},
+}
+
+
+@contextlib.contextmanager
+def ollama(settings: StackSettings) -> Iterator[str]:
+    """The stack's Ollama on a free loopback port with the configured model loaded; its url.
+    Stopped (by pid) when the block ends, SIGTERM included."""
+    logs = Path(tempfile.mkdtemp(prefix="llm-answer-"))
+    binary = binaries.ollama(settings.cache)
+    port = services.free_port()
+    server = services.ollama_server(binary, port=port, models_dir=settings.cache / "ollama",
+                                    log_path=logs / "ollama.log")
+    url = f"http://127.0.0.1:{port}"
+    with _sigterm_unwinds():
+        try:
+            server.start()
+            models.ensure_ollama_model(ollama_bin=binary, url=url, name=settings.ollama_model,
+                                       cache=settings.cache)
+            yield url
+        finally:
+            server.stop()
+
+
+def _openai_body(model: str, messages: list[dict], v: dict) -> dict:
+    body = {"model": model, "messages": messages, "stream": True, "seed": SEED,
+            "temperature": v["temperature"], "max_tokens": MAX_TOKENS,
+            "stream_options": {"include_usage": True}}
+    if "top_p" in v:
+        body["top_p"] = v["top_p"]
+    return body
+
+
+def _native_body(model: str, messages: list[dict], v: dict) -> dict:
+    options = {"seed": SEED, "temperature": v["temperature"], "num_predict": MAX_TOKENS,
+               **v.get("options", {})}
+    if "top_p" in v:
+        options["top_p"] = v["top_p"]
+    return {"model": model, "messages": messages, "stream": True, "options": options}
+
+
+def _chunks(client: httpx.Client, url: str, model: str, messages: list[dict], v: dict):
+    """(text, usage) pieces of one streamed reply; usage is (prompt, completion) tokens."""
+    native = "options" in v
+    path, body = (("/api/chat", _native_body(model, messages, v)) if native
+                  else ("/v1/chat/completions", _openai_body(model, messages, v)))
+    with client.stream("POST", url + path, json=body) as resp:
+        resp.raise_for_status()
+        for line in resp.iter_lines():
+            if native:
+                if not line.strip():
+                    continue
+                data = json.loads(line)
+                usage = ((data.get("prompt_eval_count"), data.get("eval_count"))
+                         if data.get("done") else None)
+                yield data.get("message", {}).get("content", ""), usage
+                continue
+            if not line.startswith("data:") or line.strip() == "data: [DONE]":
+                continue
+            data = json.loads(line[5:])
+            usage = data.get("usage")
+            text = "".join((c.get("delta") or {}).get("content") or ""
+                           for c in data.get("choices") or [])
+            yield text, ((usage["prompt_tokens"], usage["completion_tokens"]) if usage else None)
+
+
+def ask(client: httpx.Client, url: str, model: str, messages: list[dict], v: dict) -> dict:
+    """One streamed reply with its time to first token and to the end of its first sentence."""
+    sent = time.monotonic()
+    text, first, sentence, usage = "", None, None, (None, None)
+    for piece, got_usage in _chunks(client, url, model, messages, v):
+        usage = got_usage or usage
+        if piece and first is None and piece.strip():
+            first = time.monotonic()
+        text += piece
+        if sentence is None and text.strip() and match_endofsentence(text):
+            sentence = time.monotonic()
+    done = time.monotonic()
+
+    def ms(at):
+        return round((at - sent) * 1000) if at else None
+
+    return {"reply": text.strip(), "ttft_ms": ms(first),
+            "first_sentence_ms": ms(sentence or (done if text.strip() else None)),
+            "total_ms": ms(done), "prompt_tokens": usage[0], "completion_tokens": usage[1]}
+
+
+def grade(q: Question, reply: str) -> dict:
+    verdict = off_track(reply) if reply else None
+    n = len(words(reply))
+    correct = judge(q, q.text, reply)["correct"]
+    if not q.answers:  # conversational: answered, in English, not a list, short
+        correct = correct and verdict is None and n <= OPEN_MAX_WORDS
+    return {"correct": correct, "off_track": verdict, "words": n}
+
+
+def run_pass(client, url, model, v: dict, questions, mode: str) -> list[dict]:
+    system = {"role": "system", "content": v["prompt"]}
+    history: list[dict] = [{"role": "assistant", "content": DEFAULT_GREETING}]
+    rows = []
+    for q in questions:
+        user = {"role": "user", "content": q.text}
+        messages = [system, user] if mode == "fresh" else [system, *history, user]
+        answer = ask(client, url, model, messages, v)
+        row = {"question": q.text, **answer, **grade(q, answer["reply"])}
+        rows.append(row)
+        mark = "ok " if row["correct"] else "BAD"
+        print(f"  [{mark}] {row['ttft_ms']:>5} ms  {q.text} -> {row['reply'][:90]!r}", flush=True)
+        if mode == "running":
+            history += [user, {"role": "assistant", "content": answer["reply"]}]
+            if len(history) > HISTORY_MESSAGES:  # bot/pipeline.py _trim_history
+                history = history[-(HISTORY_MESSAGES // 2):]
+    return rows
+
+
+def summary(rows: list[dict]) -> dict:
+    def values(key):
+        return [r[key] for r in rows if r[key] is not None]
+
+    return {
+        "n": len(rows),
+        "correct_share": round(sum(r["correct"] for r in rows) / len(rows), 3) if rows else None,
+        "off_track": sum(r["off_track"] is not None for r in rows),
+        "median_words": statistics.median(values("words")) if rows else None,
+        "ttft_ms": p50_p95(values("ttft_ms")),
+        "first_sentence_ms": p50_p95(values("first_sentence_ms")),
+        "median_prompt_tokens": statistics.median(values("prompt_tokens"))
+        if values("prompt_tokens") else None,
+    }
+
+
+def run_variant(client, url, model, name: str, v: dict, quick: bool) -> dict:
+    print(f"\n== {name} (temperature {v['temperature']}"
+          f"{', top_p ' + str(v['top_p']) if 'top_p' in v else ''}"
+          f"{', options ' + str(v['options']) if 'options' in v else ''})", flush=True)
+    warm = [{"role": "system", "content": v["prompt"]},
+            {"role": "user", "content": WARM_UP_QUESTION}]
+    ask(client, url, model, warm, v)  # fills the prompt cache with this system prompt
+    sets = {}
+    for set_name, questions in SETS.items():
+        questions = questions[:QUICK_QUESTIONS] if quick else questions
+        passes = {}
+        for mode in PASSES:
+            print(f" {set_name} / {mode}", flush=True)
+            rows = run_pass(client, url, model, v, questions, mode)
+            passes[mode] = {"summary": summary(rows), "replies": rows}
+        both = [r for p in passes.values() for r in p["replies"]]
+        sets[set_name] = {"summary": summary(both), **passes}
+    everything = [r for s in sets.values() for p in PASSES for r in s[p]["replies"]]
+    return {"settings": {k: v[k] for k in v}, "summary": summary(everything), "sets": sets}
+
+
+def winner(variants: dict) -> str:
+    def key(name):
+        s = variants[name]["sets"]["heldout"]["summary"]
+        return (-s["correct_share"], s["off_track"], s["first_sentence_ms"]["p50"] or 1e9)
+
+    return min(variants, key=key)
+
+
+def table(report: dict) -> str:
+    head = (f"{'variant':<22}{'held fr':>8}{'held run':>9}{'bench fr':>9}{'bench run':>10}"
+            f"{'offtrk':>7}{'words':>6}{'ttft p50/p95':>14}{'sent p50/p95':>14}{'ptok':>6}")
+    lines = [head, "-" * len(head)]
+    for name, v in report["variants"].items():
+        s, sets = v["summary"], v["sets"]
+
+        def share(set_name, mode, sets=sets):
+            return f"{sets[set_name][mode]['summary']['correct_share']:.0%}"
+
+        tt, fs = s["ttft_ms"], s["first_sentence_ms"]
+        lines.append(
+            f"{name:<22}{share('heldout', 'fresh'):>8}{share('heldout', 'running'):>9}"
+            f"{share('bench', 'fresh'):>9}{share('bench', 'running'):>10}{s['off_track']:>7}"
+            f"{s['median_words']:>6}{tt['p50']:>8.0f}/{tt['p95']:<5.0f}"
+            f"{fs['p50']:>8.0f}/{fs['p95']:<5.0f}{s['median_prompt_tokens'] or 0:>6.0f}")
+    lines.append(f"winner (held-out correct, then off-track, then first sentence): "
+                 f"{report['winner']}")
+    return "\n".join(lines)
+
+
+def chart(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(report["variants"])
+    x = np.arange(len(names))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(15, 5))
+    bars = [("heldout", "fresh"), ("heldout", "running"), ("bench", "fresh"),
+            ("bench", "running")]
+    width = 0.8 / len(bars)
+    for i, (set_name, mode) in enumerate(bars):
+        shares = [report["variants"][n]["sets"][set_name][mode]["summary"]["correct_share"]
+                  for n in names]
+        a.bar(x + (i - 1.5) * width, shares, width, label=f"{set_name} {mode}")
+    a.set_xticks(x, names, rotation=30, ha="right")
+    a.set_ylim(0, 1)
+    a.set_ylabel("correct share")
+    a.set_title("Correct answers per variant")
+    a.legend(fontsize=8, loc="lower right")
+    for i, key in enumerate(("ttft_ms", "first_sentence_ms")):
+        p50 = [report["variants"][n]["summary"][key]["p50"] for n in names]
+        p95 = [report["variants"][n]["summary"][key]["p95"] for n in names]
+        pos = x + (i - 0.5) * 0.4
+        b.bar(pos, p50, 0.4, label=f"{key.removesuffix('_ms')} p50")
+        b.scatter(pos, p95, marker="_", s=200, color="black",
+                  label="p95" if i == 0 else None)
+    b.set_xticks(x, names, rotation=30, ha="right")
+    b.set_ylabel("ms from request")
+    b.set_title("Time to first token and to first sentence end")
+    b.legend(fontsize=8)
+    fig.suptitle(f"{report['model']}: winner {report['winner']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help=f"only the first {QUICK_QUESTIONS} questions of each set")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated variant names (default: all)")
+    parser.add_argument("--out", default="llm_answer", help="result file name, without suffix")
+    args = parser.parse_args()
+    chosen = [n.strip() for n in args.variants.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+
+    settings = StackSettings.from_env()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report = {"model": settings.ollama_model, "cpus": os.cpu_count(),
+              "load_average_start": os.getloadavg(), "quick": args.quick,
+              "seed": SEED, "max_tokens": MAX_TOKENS, "history_messages": HISTORY_MESSAGES,
+              "open_max_words": OPEN_MAX_WORDS, "variants": {}}
+    started = time.monotonic()
+    with ollama(settings) as url, httpx.Client(timeout=REQUEST_TIMEOUT_S) as client:
+        for name in chosen:
+            report["variants"][name] = run_variant(client, url, settings.ollama_model, name,
+                                                   VARIANTS[name], args.quick)
+            report["winner"] = winner(report["variants"])
+            # Written after each variant, so a cut-short run keeps what it measured.
+            (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=1))
+    report["load_average_end"] = os.getloadavg()
+    report["wall_s"] = round(time.monotonic() - started)
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=1))
+    chart(report, RESULTS / f"{args.out}.png")
+    print("\n" + table(report))
+
+
+if __name__ == "__main__":
+    main()
