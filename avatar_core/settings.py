@@ -251,6 +251,7 @@ class BotSection(Section):
     stt_beam_size: Int = None
     stt_hotwords: Str = None
     stt_initial_prompt: Str = None
+    stt_early_secs: Float = None
     system_prompt: Str = None
     language_reminder: Str = None
     # Empty is a value here: no greeting.

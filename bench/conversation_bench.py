@@ -117,6 +117,7 @@ async def ask(human: HumanParticipant, q: Question, voice: str) -> dict:
         "tts_first_audio_ms": stage(breakdown, "TTSService"),
         "bot_measured_ms": breakdown.get("total_ms") if breakdown else None,
         "reply_guard": breakdown.get("reply_guard") if breakdown else None,
+        "early_transcripts": breakdown.get("early_transcripts") if breakdown else None,
     }
 
 
@@ -182,8 +183,10 @@ def summarize(result: dict) -> dict:
 
     clean = [r for r in rows if not r["voice"].endswith("+noise")]
     guard: dict[str, int] = {}
+    early: dict[str, int] = {}
     for r in rows:  # the counts are cumulative per bot; keep the last seen
         guard = r["reply_guard"] or guard
+        early = r.get("early_transcripts") or early
     waits = column(rows, "turn_wait_ms")
     summary = {
         "turns": len(rows),
@@ -216,6 +219,7 @@ def summarize(result: dict) -> dict:
             "over_1s": sum(w > 1000 for w in waits),
         },
         "reply_guard": guard,
+        "early_transcripts": early,
     }
     trials = result.get("barge_in") or []
     if trials:
@@ -336,6 +340,7 @@ def print_table(report: dict) -> None:
             f" (aim ≤ {AIMS['ratio_p50']}x)"
         )
     print(f"reply guard: {report['summary']['avatar']['reply_guard']}")
+    print(f"early transcripts: {report['summary']['avatar']['early_transcripts']}")
     print(f"load average: {report['load_average']}")
 
 

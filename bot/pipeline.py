@@ -53,6 +53,7 @@ from processors.livekit_transport_adapter import (
 )
 from processors.participant_speech import ParticipantSpeechSegmenter
 from processors.rtvi_participants import ParticipantRTVIProcessor
+from processors.stt.early_transcripts import EarlyTranscripts
 from processors.stt.whisper import AvatarWhisperSTTService
 from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoice
 from processors.tts.gpt_sovits import GPTSoVITSTTSService
@@ -159,9 +160,12 @@ class AvatarBot:
             is_agent=self.is_agent,
             on_speech_started=self.addressing.speech_started,
             on_speech_stopped=self.addressing.speech_stopped,
+            # Whisper starts on an utterance while the VAD waits out its stop time (the STT
+            # takes that run's result if the person said no more).
+            pause_secs=settings.stt_early_secs or None,
         )
         # Transcripts keep their own segment's speaker (Pipecat stamps the latest one heard).
-        stt = AvatarWhisperSTTService(
+        self.stt = stt = AvatarWhisperSTTService(
             model=settings.whisper_model,
             loaded_model=models.whisper if models else None,
             compute_type=settings.whisper_compute_type,
@@ -390,6 +394,8 @@ class AvatarBot:
                 ],
                 # How often the reply guard held back a reply, asked again or spoke a notice.
                 "reply_guard": dict(self.guard.counts),
+                # How often a transcript came from an early run, and how many were wasted.
+                "early_transcripts": _early_counts(self.stt.early_transcripts),
             }
         )
 
@@ -419,6 +425,10 @@ class AvatarBot:
 
 def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
+
+
+def _early_counts(early: EarlyTranscripts | None) -> dict[str, int]:
+    return {"used": early.used, "dropped": early.dropped} if early else {}
 
 
 def disconnect_allowed(

@@ -77,6 +77,9 @@ class BotSettings:
     stt_beam_size: int = 1
     stt_hotwords: str | None = None
     stt_initial_prompt: str | None = None
+    # Quiet inside an utterance after which it is transcribed while the VAD waits out the rest of
+    # vad_stop_secs (0 = only once the VAD has stopped).
+    stt_early_secs: float = 0.1
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     language_reminder: str = DEFAULT_LANGUAGE_REMINDER
     greeting: str = DEFAULT_GREETING
@@ -103,6 +106,11 @@ class BotSettings:
     aligner: WhisperAlignerSettings = field(default_factory=WhisperAlignerSettings)
 
     def __post_init__(self):
+        if not 0 <= self.stt_early_secs < self.vad_stop_secs:
+            raise ValueError(
+                f"BOT_STT_EARLY_SECS={self.stt_early_secs} must be 0 (off) or less than "
+                f"BOT_VAD_STOP_SECS={self.vad_stop_secs}"
+            )
         if self.disconnect_policy not in DISCONNECT_POLICIES:
             raise ValueError(
                 f"BOT_DISCONNECT_POLICY must be one of {', '.join(DISCONNECT_POLICIES)}"

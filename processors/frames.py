@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipecat.frames.frames import DataFrame
+from pipecat.frames.frames import DataFrame, SystemFrame
 
 from processors.timing import VisemeTiming, WordTiming
 
@@ -40,3 +40,25 @@ class PlayoutServerMessageFrame(DataFrame):
 
     data: dict = field(default_factory=dict)
     with_next_audio: bool = False
+
+
+@dataclass
+class SpeechPausedFrame(SystemFrame):
+    """A person has been quiet for a moment inside an utterance; `audio` is the utterance so far.
+
+    Pushed by the speech segmenter (processors/participant_speech.py), in order with the
+    utterance's own frames, so a segmented STT can start transcribing before the VAD confirms the
+    end: the utterance ends as this audio plus quiet, unless a `SpeechResumedFrame` for the same
+    person follows first.
+    """
+
+    user_id: str = ""
+    audio: bytes = b""
+    sample_rate: int = 16000
+
+
+@dataclass
+class SpeechResumedFrame(SystemFrame):
+    """The person of an earlier `SpeechPausedFrame` spoke again: its audio is not the utterance."""
+
+    user_id: str = ""

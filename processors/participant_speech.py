@@ -14,6 +14,10 @@ carries the speaker's identity. Live audio does not pass on (the STT gets whole 
 Agents (the bot itself is not a remote participant; other bots and avatars are) are never
 heard. When a person starts speaking, `on_speech_started` is told; when it answers that this
 person may interrupt the bot, an interruption is broadcast at once, before the transcript.
+
+With `pause_secs`, a person quiet that long inside an utterance (the VAD is waiting out its stop
+time) gets a `SpeechPausedFrame` with the utterance so far, so the STT can transcribe it while
+the VAD makes sure; a `SpeechResumedFrame` follows if they speak again before the end.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from processors.frames import SpeechPausedFrame, SpeechResumedFrame
+
 # Audio kept from before the VAD confirmed speech (its start_secs plus this), so the first
 # syllable, often the bot's name, is not clipped.
 PRE_ROLL_SECS = 0.3
@@ -49,6 +55,8 @@ class _Voice:
     pre_roll_bytes: int = 0
     utterance: bytearray = field(default_factory=bytearray)
     speaking: bool = False
+    quiet_secs: float = 0.0  # of the utterance's current stretch the VAD heard as quiet
+    paused: bool = False  # a SpeechPausedFrame is out for the utterance as it is now
 
 
 class ParticipantSpeechSegmenter(FrameProcessor):
@@ -61,6 +69,7 @@ class ParticipantSpeechSegmenter(FrameProcessor):
         is_agent: Callable[[str], bool],
         on_speech_started: Callable[[str], bool] = lambda _identity: False,
         on_speech_stopped: Callable[[str], None] = lambda _identity: None,
+        pause_secs: float | None = None,
         **kwargs,
     ):
         """Create the segmenter.
@@ -72,12 +81,15 @@ class ParticipantSpeechSegmenter(FrameProcessor):
                 they interrupt the bot at once.
             on_speech_stopped: Called with each person whose utterance just ended (its audio
                 goes to the STT now).
+            pause_secs: Quiet inside an utterance after which a `SpeechPausedFrame` goes out
+                (None: never). Shorter than the VAD's stop time to be of use.
         """
         super().__init__(**kwargs)
         self._vad_factory = vad_factory
         self._is_agent = is_agent
         self._on_speech_started = on_speech_started
         self._on_speech_stopped = on_speech_stopped
+        self._pause_secs = pause_secs
         self._voices: dict[str, _Voice] = {}
 
     @property
@@ -124,6 +136,8 @@ class ParticipantSpeechSegmenter(FrameProcessor):
             ended = state == VADState.QUIET
             if ended or len(voice.utterance) >= MAX_UTTERANCE_SECS * bytes_per_sec:
                 await self._emit(frame, voice, ended=ended)
+            else:
+                await self._follow_pause(frame, voice, state, len(frame.audio) / bytes_per_sec)
             return
         voice.pre_roll.append(frame.audio)
         voice.pre_roll_bytes += len(frame.audio)
@@ -139,9 +153,32 @@ class ParticipantSpeechSegmenter(FrameProcessor):
                 logger.debug(f"{self}: {frame.user_id} speaks and may interrupt the bot")
                 await self.broadcast_interruption()
 
+    async def _follow_pause(self, frame: UserAudioRawFrame, voice: _Voice, state: VADState,
+                            secs: float) -> None:
+        """Tell the STT when the person pauses inside the utterance, and when they go on."""
+        if self._pause_secs is None:
+            return
+        if state == VADState.STOPPING:
+            voice.quiet_secs += secs
+            if not voice.paused and voice.quiet_secs >= self._pause_secs - 1e-6:
+                voice.paused = True
+                await self.push_frame(SpeechPausedFrame(
+                    user_id=frame.user_id, audio=bytes(voice.utterance),
+                    sample_rate=frame.sample_rate))
+            return
+        voice.quiet_secs = 0.0
+        await self._resume(frame.user_id, voice)
+
+    async def _resume(self, identity: str, voice: _Voice) -> None:
+        if voice.paused:
+            voice.paused = False
+            await self.push_frame(SpeechResumedFrame(user_id=identity))
+
     async def _emit(self, frame: UserAudioRawFrame, voice: _Voice, *, ended: bool) -> None:
         """Hand one finished utterance to the STT, start to end, attributed to its speaker."""
-        voice.speaking = not ended
+        if not ended:
+            await self._resume(frame.user_id, voice)  # cut while speaking: not the paused audio
+        voice.speaking, voice.paused, voice.quiet_secs = not ended, False, 0.0
         if ended:
             self._on_speech_stopped(frame.user_id)
         audio, voice.utterance = bytes(voice.utterance), bytearray()

@@ -15,6 +15,7 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import run_test
 
 from bot.pipeline import AUDIO_IN_FRAME_MS, AUDIO_IN_SAMPLE_RATE
+from processors.frames import SpeechPausedFrame, SpeechResumedFrame
 from processors.participant_speech import ParticipantSpeechSegmenter
 from tests.support.human import resample
 from tests.support.voices import speak
@@ -103,3 +104,43 @@ async def test_other_frames_pass_untouched():
     down, _ = await run_test(_segmenter(), frames_to_send=[TextFrame("hi")],
                              expected_down_frames=[TextFrame])
     assert down[0].text == "hi"
+
+
+def _paused_question(pause_s: float = 0.2) -> np.ndarray:
+    """"What is the capital" — `pause_s` of silence — "of France?": one utterance, a pause in it."""
+    first, rest = (_trimmed(_speech(text, lead_s=0, tail_s=0)) for text in
+                   ("What is the capital", "of France?"))
+    return np.concatenate([np.zeros(int(0.3 * RATE), np.int16), first,
+                           np.zeros(int(pause_s * RATE), np.int16), rest,
+                           np.zeros(RATE, np.int16)])
+
+
+def _trimmed(samples: np.ndarray) -> np.ndarray:
+    """The samples from the first to the last audible one (the voice pads its sentences)."""
+    loud = np.flatnonzero(np.abs(samples) > 0.02 * np.abs(samples).max())
+    return samples[loud[0]:loud[-1] + 1]
+
+
+async def test_a_pause_inside_an_utterance_is_reported_and_withdrawn_when_speech_goes_on():
+    down, _ = await run_test(_segmenter(pause_secs=0.1),
+                             frames_to_send=_frames("alice", _paused_question()))
+    kinds = [type(f) for f in down if isinstance(
+        f, (SpeechPausedFrame, SpeechResumedFrame, UserAudioRawFrame))]
+    # The pause between the words is reported and withdrawn; the end is reported, then the one
+    # utterance follows.
+    assert kinds == [SpeechPausedFrame, SpeechResumedFrame, SpeechPausedFrame,
+                     UserAudioRawFrame], kinds
+    paused = [f for f in down if isinstance(f, SpeechPausedFrame)]
+    utterance = next(f for f in down if isinstance(f, UserAudioRawFrame))
+    assert all(f.user_id == "alice" for f in paused)
+    # The last report's audio is the utterance up to its final quiet: what follows is quiet.
+    assert utterance.audio.startswith(paused[-1].audio)
+    tail = np.frombuffer(utterance.audio[len(paused[-1].audio):], np.int16)
+    assert 0.3 <= len(tail) / RATE <= 0.5 + AUDIO_IN_FRAME_MS / 1000, len(tail) / RATE
+    assert np.abs(tail).max() < 0.05 * np.abs(np.frombuffer(utterance.audio, np.int16)).max()
+
+
+async def test_without_a_pause_time_no_pause_is_reported():
+    down, _ = await run_test(_segmenter(), frames_to_send=_frames("alice", _paused_question()))
+    assert not [f for f in down if isinstance(f, (SpeechPausedFrame, SpeechResumedFrame))]
+    assert [who for who, _ in _utterances(down)] == ["alice"]

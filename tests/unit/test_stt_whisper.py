@@ -7,11 +7,13 @@ import pytest
 from pipecat.frames.frames import (
     InputAudioRawFrame,
     TranscriptionFrame,
+    UserAudioRawFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.tests.utils import run_test
 
+from processors.frames import SpeechPausedFrame, SpeechResumedFrame
 from processors.stt.whisper import DecodingWhisperSTTService
 from stack.models import whisper_model
 from tests.support.human import resample
@@ -49,3 +51,62 @@ async def test_transcribes_with_the_chosen_beam(question_pcm, beam_size, monkeyp
     assert "spider" in text and "legs" in text, text
     assert seen["beam_size"] == beam_size
     assert seen["hotwords"] == "Ava" and seen["initial_prompt"] == "Ava, a question for you."
+
+
+def _counting_model_calls(stt: DecodingWhisperSTTService, monkeypatch) -> list[int]:
+    """Count the runs of the real model (early or not): the list grows by one per run."""
+    calls: list[int] = []
+    transcribe = stt._model._model.transcribe
+
+    def counted(audio, **options):
+        calls.append(len(audio))
+        return transcribe(audio, **options)
+
+    monkeypatch.setattr(stt._model._model, "transcribe", counted)
+    return calls
+
+
+async def _transcribe_after(stt, early_frames: list, pcm: bytes) -> str:
+    """The utterance `pcm` + 0.2 s of quiet through the service, after `early_frames`."""
+    chunk = 16000 * 2 // 50
+    pcm += bytes(2 * 16000 // 5)
+    audio = [UserAudioRawFrame(pcm[i:i + chunk], 16000, 1, user_id="alice")
+             for i in range(0, len(pcm), chunk)]
+    down, _ = await run_test(stt, frames_to_send=[
+        *early_frames, VADUserStartedSpeakingFrame(), *audio, VADUserStoppedSpeakingFrame()])
+    assert not [f for f in down if isinstance(f, (SpeechPausedFrame, SpeechResumedFrame))]
+    return " ".join(f.text for f in down if isinstance(f, TranscriptionFrame)).lower()
+
+
+async def test_an_utterance_that_ended_at_its_pause_is_transcribed_once_early(
+        question_pcm, monkeypatch):
+    stt = DecodingWhisperSTTService(model=whisper_model("", None))
+    calls = _counting_model_calls(stt, monkeypatch)
+    paused = SpeechPausedFrame(user_id="alice", audio=question_pcm, sample_rate=16000)
+    text = await _transcribe_after(stt, [paused], question_pcm)
+    assert "spider" in text and "legs" in text, text
+    # One run, on the audio at the pause; the final segment took its result.
+    assert calls == [len(question_pcm) // 2 + 8000], calls
+    assert stt._decoding.early.used == 1
+
+
+async def test_a_pause_the_person_talked_on_after_is_not_taken(question_pcm, monkeypatch):
+    stt = DecodingWhisperSTTService(model=whisper_model("", None))
+    calls = _counting_model_calls(stt, monkeypatch)
+    half = question_pcm[: len(question_pcm) // 4 * 2]
+    text = await _transcribe_after(stt, [
+        SpeechPausedFrame(user_id="alice", audio=half, sample_rate=16000),
+        SpeechResumedFrame(user_id="alice"),
+    ], question_pcm)
+    assert "spider" in text and "legs" in text, text
+    assert len(calls) == 2 and stt._decoding.early.used == 0  # the early run was wasted
+
+
+async def test_an_early_run_on_other_audio_is_not_taken(question_pcm, monkeypatch):
+    stt = DecodingWhisperSTTService(model=whisper_model("", None))
+    calls = _counting_model_calls(stt, monkeypatch)
+    other = bytes(len(question_pcm))  # someone else's (silent) utterance
+    text = await _transcribe_after(
+        stt, [SpeechPausedFrame(user_id="bob", audio=other, sample_rate=16000)], question_pcm)
+    assert "spider" in text and "legs" in text, text
+    assert len(calls) == 2 and stt._decoding.early.used == 0

@@ -44,3 +44,17 @@ def test_a_loaded_model_is_checked_for_the_language_as_a_loaded_one_is():
     with pytest.raises(ValueError):
         DecodingWhisperSTTService(model="unused", language=Language.DE,
                                   loaded_model=Mock(supported_languages=["en"]))
+
+
+def test_early_runs_are_made_as_run_stt_makes_the_final_one():
+    """`_transcribe_early` repeats run_stt's audio conversion, padding and model arguments; the
+    final segment takes an early result only when the audio and arguments are equal
+    (tests/unit/test_stt_whisper.py shows it taken on the real service)."""
+    from pipecat.services.stt_service import SegmentedSTTService
+
+    run_stt = inspect.getsource(WhisperSTTService.run_stt)
+    assert "np.frombuffer(audio, dtype=np.int16).astype(np.float32) / 32768.0" in run_stt
+    assert "language=language," in run_stt and "hotwords=hotwords," in run_stt
+    assert "initial_prompt=initial_prompt," in run_stt
+    stopped = inspect.getsource(SegmentedSTTService._handle_user_stopped_speaking)
+    assert "bytes(self._audio_buffer) + self._trailing_silence()" in stopped
