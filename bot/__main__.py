@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import sys
+import threading
 
 from loguru import logger
 
@@ -41,8 +42,12 @@ def main(argv: list[str] | None = None) -> None:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         asyncio.run(run(WorkerSettings.from_tree(tree), settings, records=records))
         return
+    from bot.llm_warm_up import warm_up_llm
     from bot.pipeline import AvatarBot
 
+    # As a worker's prewarmed process does: Ollama reads the system prompt while the bot joins,
+    # not when the first question comes.
+    threading.Thread(target=warm_up_llm, args=(settings,), name="llm-warm-up", daemon=True).start()
     logger.info(f"bot {settings.identity} joining room {args.room} at {settings.livekit_url}")
     asyncio.run(AvatarBot(settings=settings, room=args.room, records=records).run())
 

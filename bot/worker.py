@@ -27,9 +27,9 @@ from livekit import api
 from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest
 from loguru import logger
 
-from avatar_core.ollama import ollama_api
 from avatar_core.whisper import load_whisper
 from bot.livekit_job_adapter import job_token
+from bot.llm_warm_up import warm_up_llm
 from bot.pipeline import AvatarBot, BotModels
 from bot.reply_guard import warm_up_language_detector
 from bot.settings import REDISPATCH_METADATA, BotSettings, WorkerSettings
@@ -44,8 +44,6 @@ MODELS_KEY = "avatar.models"
 # Loading Whisper and the voice takes a few seconds on a busy 2-core machine; livekit-agents'
 # default of 10 s would kill prewarming processes there.
 PREWARM_TIMEOUT_S = 60.0
-# Ollama reads the system prompt in well under a second on a quiet machine.
-LLM_WARM_UP_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,22 +67,6 @@ def prewarm(proc: JobProcess, *, settings: BotSettings) -> None:
     importlib.import_module("anyio._backends._asyncio")
     warm_up_llm(settings)
     logger.info(f"job process {proc.pid} prewarmed")
-
-
-def warm_up_llm(settings: BotSettings) -> None:
-    """Have Ollama read the system prompt once (one token of answer): it keeps the evaluated
-    prompt and reuses it for every conversation that starts with it, so a room's first question
-    does not wait for the system prompt (0.6 s of the first answer on a quiet 2-core machine).
-    An unreachable Ollama is only logged here; rooms say so when they need it."""
-    body = {"model": settings.ollama_model, "max_tokens": 1, "messages": [
-        {"role": "system", "content": settings.system_prompt},
-        {"role": "user", "content": "Hello"},
-    ]}
-    try:
-        ollama_api(settings.ollama_openai_url, "/chat/completions", body,
-                   timeout=LLM_WARM_UP_TIMEOUT_S)
-    except (OSError, ValueError) as e:  # unreachable, an HTTP error, or not JSON
-        logger.warning(f"could not warm up the LLM at {settings.ollama_url}: {e}")
 
 
 class JobOffers:
