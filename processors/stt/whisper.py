@@ -10,12 +10,14 @@ processors/stt/early_transcripts.py), and `AvatarWhisperSTTService` attributes e
 its own segment's speaker (meetings).
 This module is the one place that overrides the service's private model loading (`_load`, which
 sets `_model`, the model `run_stt` transcribes with, and refuses a language the model cannot
-transcribe with `_unsupported_language`): the model is built by `avatar_core.whisper.load_whisper`,
-as the aligner's and the voice uploads' are, so they share one set of options;
-tests/unit/test_whisper_stt_adapter_pipecat_1_14.py pins it.
+transcribe with `_unsupported_language`), and that repeats `run_stt`'s model call for an early
+run (with the padding `_trailing_silence` gives the final segment). The model is built by
+`avatar_core.whisper.load_whisper`, as the aligner's and the voice uploads' are, so they share one
+set of options; tests/unit/test_whisper_stt_adapter_pipecat_1_14.py pins all of it.
 
 Upstream: `WhisperSTTService` options for a model loaded beforehand and for extra `transcribe`
-arguments (such as `beam_size`) would remove the override.
+arguments (such as `beam_size`) would remove the override; a segmented-STT hook for a segment
+whose end is likely (transcribe now, confirm or discard later) would remove the early runs'.
 """
 
 from __future__ import annotations
