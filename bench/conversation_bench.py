@@ -13,10 +13,11 @@ and the embedded voice with noise) and judges what it receives:
                 the bot's own stage breakdown and turn wait (`bot-latency` server message)
   barge-in      (avatar) the person talks over a long answer: speech onset → last bot audio
                 and last lip motion received
-Prints a table and JSON; writes bench/results/conversation.json and conversation.png. Records
-the load average, since the figures depend on what else the machine runs.
+Prints a table and JSON; writes bench/results/conversation.json and conversation.png (another
+name with --out, e.g. for another OLLAMA_MODEL). Records the model and the load average, since
+the figures depend on what else the machine runs.
 
-    uv run python bench/conversation_bench.py [--quick] [--no-baseline]
+    uv run python bench/conversation_bench.py [--quick] [--no-baseline] [--out NAME]
 """
 
 from __future__ import annotations
@@ -395,16 +396,22 @@ def main() -> None:
     )
     parser.add_argument("--barge-ins", type=int, default=5)
     parser.add_argument("--no-baseline", action="store_true", help="skip the stock Pipecat bot")
+    parser.add_argument(
+        "--out",
+        default="conversation",
+        help="result file name in bench/results/, without suffix (NAME.json and NAME.png)",
+    )
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the servers and bots it started are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     report = asyncio.run(main_async(args))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "conversation.json").write_text(json.dumps(report, indent=2))
-    chart(report, RESULTS / "conversation.png")
+    json_path, png_path = RESULTS / f"{args.out}.json", RESULTS / f"{args.out}.png"
+    json_path.write_text(json.dumps(report, indent=2))
+    chart(report, png_path)
     print(json.dumps({"summary": report["summary"], "ratio": report.get("ratio")}, indent=2))
     print_table(report)
-    print(f"\nwrote {RESULTS / 'conversation.json'} and {RESULTS / 'conversation.png'}")
+    print(f"\nwrote {json_path} and {png_path}")
 
 
 if __name__ == "__main__":
