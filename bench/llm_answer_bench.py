@@ -28,14 +28,12 @@ bench/results/llm_answer.json (summaries and every reply) and llm_answer.png.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -48,11 +46,10 @@ from bench.conversation_bench import judge  # noqa: E402
 from bench.latency_bench import p50_p95  # noqa: E402
 from bench.questions import QUESTIONS, Question  # noqa: E402
 from bench.questions_heldout import HELDOUT_QUESTIONS  # noqa: E402
-from bench.servers import _sigterm_unwinds  # noqa: E402
+from bench.servers import bench_ollama  # noqa: E402
 from bench.stt_bench import words  # noqa: E402
 from bot.reply_guard import off_track  # noqa: E402
 from bot.settings import DEFAULT_GREETING, DEFAULT_SYSTEM_PROMPT, BotSettings  # noqa: E402
-from stack import binaries, models, services  # noqa: E402
 from stack.settings import StackSettings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -86,7 +83,7 @@ TERSE_PROMPT = (
     "Answer correctly and briefly, in one sentence that starts with the answer. "
     "Never use lists, markdown, code or emoji."
 )
-# name → system prompt and sampling; `options` (Ollama's own) needs its native /api/chat.
+# name → system prompt and sampling.
 VARIANTS = {
     "default": {"prompt": DEFAULT_SYSTEM_PROMPT, "temperature": TEMPERATURE},
     "default-t0": {"prompt": DEFAULT_SYSTEM_PROMPT, "temperature": 0.0},
@@ -100,26 +97,6 @@ VARIANTS = {
 }
 
 
-@contextlib.contextmanager
-def ollama(settings: StackSettings) -> Iterator[str]:
-    """The stack's Ollama on a free loopback port with the configured model loaded; its url.
-    Stopped (by pid) when the block ends, SIGTERM included."""
-    logs = Path(tempfile.mkdtemp(prefix="llm-answer-"))
-    binary = binaries.ollama(settings.cache)
-    port = services.free_port()
-    server = services.ollama_server(binary, port=port, models_dir=settings.cache / "ollama",
-                                    log_path=logs / "ollama.log")
-    url = f"http://127.0.0.1:{port}"
-    with _sigterm_unwinds():
-        try:
-            server.start()
-            models.ensure_ollama_model(ollama_bin=binary, url=url, name=settings.ollama_model,
-                                       cache=settings.cache)
-            yield url
-        finally:
-            server.stop()
-
-
 def _openai_body(model: str, messages: list[dict], v: dict) -> dict:
     body = {"model": model, "messages": messages, "stream": True, "seed": SEED,
             "temperature": v["temperature"], "max_tokens": MAX_TOKENS,
@@ -129,30 +106,12 @@ def _openai_body(model: str, messages: list[dict], v: dict) -> dict:
     return body
 
 
-def _native_body(model: str, messages: list[dict], v: dict) -> dict:
-    options = {"seed": SEED, "temperature": v["temperature"], "num_predict": MAX_TOKENS,
-               **v.get("options", {})}
-    if "top_p" in v:
-        options["top_p"] = v["top_p"]
-    return {"model": model, "messages": messages, "stream": True, "options": options}
-
-
 def _chunks(client: httpx.Client, url: str, model: str, messages: list[dict], v: dict):
     """(text, usage) pieces of one streamed reply; usage is (prompt, completion) tokens."""
-    native = "options" in v
-    path, body = (("/api/chat", _native_body(model, messages, v)) if native
-                  else ("/v1/chat/completions", _openai_body(model, messages, v)))
-    with client.stream("POST", url + path, json=body) as resp:
+    body = _openai_body(model, messages, v)
+    with client.stream("POST", url + "/v1/chat/completions", json=body) as resp:
         resp.raise_for_status()
         for line in resp.iter_lines():
-            if native:
-                if not line.strip():
-                    continue
-                data = json.loads(line)
-                usage = ((data.get("prompt_eval_count"), data.get("eval_count"))
-                         if data.get("done") else None)
-                yield data.get("message", {}).get("content", ""), usage
-                continue
             if not line.startswith("data:") or line.strip() == "data: [DONE]":
                 continue
             data = json.loads(line[5:])
@@ -229,8 +188,7 @@ def summary(rows: list[dict]) -> dict:
 
 def run_variant(client, url, model, name: str, v: dict, quick: bool) -> dict:
     print(f"\n== {name} (temperature {v['temperature']}"
-          f"{', top_p ' + str(v['top_p']) if 'top_p' in v else ''}"
-          f"{', options ' + str(v['options']) if 'options' in v else ''})", flush=True)
+          f"{', top_p ' + str(v['top_p']) if 'top_p' in v else ''})", flush=True)
     warm = [{"role": "system", "content": v["prompt"]},
             {"role": "user", "content": WARM_UP_QUESTION}]
     ask(client, url, model, warm, v)  # fills the prompt cache with this system prompt
@@ -338,7 +296,9 @@ def main() -> None:
               "seed": SEED, "max_tokens": MAX_TOKENS, "history_messages": HISTORY_MESSAGES,
               "open_max_words": OPEN_MAX_WORDS, "variants": {}}
     started = time.monotonic()
-    with ollama(settings) as url, httpx.Client(timeout=REQUEST_TIMEOUT_S) as client:
+    logs = Path(tempfile.mkdtemp(prefix="llm-answer-"))
+    with (bench_ollama(settings, logs) as (url, _),
+          httpx.Client(timeout=REQUEST_TIMEOUT_S) as client):
         for name in chosen:
             report["variants"][name] = run_variant(client, url, settings.ollama_model, name,
                                                    VARIANTS[name], args.quick)

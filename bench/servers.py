@@ -91,31 +91,37 @@ def bench_servers(prefix: str) -> Iterator[BenchServers]:
         api_secret=DEV_API_SECRET,
         log_path=logs / "livekit.log",
     )
-    ollama_bin = binaries.ollama(settings.cache)
-    ollama_port = services.free_port()
-    ollama = services.ollama_server(
-        ollama_bin,
-        port=ollama_port,
-        models_dir=settings.cache / "ollama",
-        log_path=logs / "ollama.log",
-    )
-    ollama_url = f"http://127.0.0.1:{ollama_port}"
     with _sigterm_unwinds():
         try:
             livekit.start()
-            ollama.start()
-            models.ensure_ollama_model(
-                ollama_bin=ollama_bin, url=ollama_url, name=settings.ollama_model,
-                cache=settings.cache,
-            )
-            yield BenchServers(
-                settings=settings,
-                logs=logs,
-                url=f"ws://127.0.0.1:{lk_port}",
-                ollama_url=ollama_url,
-                livekit=livekit,
-                ollama=ollama,
-            )
+            with bench_ollama(settings, logs) as (ollama_url, ollama):
+                yield BenchServers(
+                    settings=settings,
+                    logs=logs,
+                    url=f"ws://127.0.0.1:{lk_port}",
+                    ollama_url=ollama_url,
+                    livekit=livekit,
+                    ollama=ollama,
+                )
         finally:
-            ollama.stop()
             livekit.stop()
+
+
+@contextlib.contextmanager
+def bench_ollama(settings: StackSettings,
+                 logs: Path) -> Iterator[tuple[str, services.ManagedServer]]:
+    """The stack's Ollama on a free loopback port with the configured model loaded: its url and
+    server (log in `logs`), stopped when the block ends, however it ends, SIGTERM included."""
+    binary = binaries.ollama(settings.cache)
+    port = services.free_port()
+    server = services.ollama_server(binary, port=port, models_dir=settings.cache / "ollama",
+                                    log_path=logs / "ollama.log")
+    url = f"http://127.0.0.1:{port}"
+    with _sigterm_unwinds():
+        try:
+            server.start()
+            models.ensure_ollama_model(ollama_bin=binary, url=url, name=settings.ollama_model,
+                                       cache=settings.cache)
+            yield url, server
+        finally:
+            server.stop()
