@@ -48,6 +48,7 @@ from bench.questions import QUESTIONS, Question  # noqa: E402
 from bench.questions_heldout import HELDOUT_QUESTIONS  # noqa: E402
 from bench.servers import bench_ollama  # noqa: E402
 from bench.stt_bench import words  # noqa: E402
+from bot.pipeline import trimmed_history  # noqa: E402
 from bot.reply_guard import off_track  # noqa: E402
 from bot.settings import DEFAULT_GREETING, DEFAULT_SYSTEM_PROMPT, BotSettings  # noqa: E402
 from stack.settings import StackSettings  # noqa: E402
@@ -164,9 +165,9 @@ def run_pass(client, url, model, v: dict, questions, mode: str) -> list[dict]:
         mark = "ok " if row["correct"] else "BAD"
         print(f"  [{mark}] {row['ttft_ms']:>5} ms  {q.text} -> {row['reply'][:90]!r}", flush=True)
         if mode == "running":
-            history += [user, {"role": "assistant", "content": answer["reply"]}]
-            if len(history) > HISTORY_MESSAGES:  # bot/pipeline.py _trim_history
-                history = history[-(HISTORY_MESSAGES // 2):]
+            history = trimmed_history(
+                [*history, user, {"role": "assistant", "content": answer["reply"]}],
+                HISTORY_MESSAGES)
     return rows
 
 

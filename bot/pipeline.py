@@ -368,12 +368,11 @@ class AvatarBot:
         await self.worker.cancel(reason="room closed")
 
     async def _trim_history(self, *_):
-        """Past the limit, keep the newer half: Ollama reuses its cache of an unchanged prompt
-        prefix, so a trim every few turns costs one full prompt read instead of one per turn."""
+        """Keep the context's history bounded (`trimmed_history`)."""
         messages = self.context.get_messages()
-        limit = self._settings.llm_history_messages
-        if len(messages) > limit:
-            self.context.set_messages(messages[-(limit // 2) :])
+        kept = trimmed_history(messages, self._settings.llm_history_messages)
+        if len(kept) < len(messages):
+            self.context.set_messages(kept)
 
     async def _on_latency_measured(self, _observer, seconds: float):
         logger.info(f"turn latency (user stopped → bot speaking): {seconds * 1000:.0f} ms")
@@ -421,6 +420,13 @@ class AvatarBot:
         runner = WorkerRunner(handle_sigint=handle_signals, handle_sigterm=handle_signals)
         await runner.add_workers(self.worker)
         await runner.run()
+
+
+def trimmed_history(messages: list, limit: int) -> list:
+    """The history to keep: past `limit` messages, the newer half. Ollama reuses its cache of an
+    unchanged prompt prefix, so a trim every few turns costs one full prompt read instead of one
+    per turn."""
+    return messages[-(limit // 2) :] if len(messages) > limit else messages
 
 
 def _ms(seconds: float | None) -> int | None:
