@@ -35,35 +35,29 @@ async def _transcribe(stt: DecodingWhisperSTTService, pcm: bytes) -> str:
     return " ".join(f.text for f in down if isinstance(f, TranscriptionFrame)).lower()
 
 
+def _model_calls(stt: DecodingWhisperSTTService, monkeypatch) -> list[tuple[int, dict]]:
+    """The runs of the real model (early or not), as (samples, options), one entry per run."""
+    calls: list[tuple[int, dict]] = []
+    transcribe = stt._model._model.transcribe
+
+    def recorded(audio, **options):
+        calls.append((len(audio), options))
+        return transcribe(audio, **options)
+
+    monkeypatch.setattr(stt._model._model, "transcribe", recorded)
+    return calls
+
+
 @pytest.mark.parametrize("beam_size", [1, 5])
 async def test_transcribes_with_the_chosen_beam(question_pcm, beam_size, monkeypatch):
     stt = DecodingWhisperSTTService(model=whisper_model("", None), beam_size=beam_size,
                                     hotwords="Ava", initial_prompt="Ava, a question for you.")
-    seen = {}
-    transcribe = stt._model._model.transcribe
-
-    def spy(audio, **options):
-        seen.update(options)
-        return transcribe(audio, **options)
-
-    monkeypatch.setattr(stt._model._model, "transcribe", spy)
+    calls = _model_calls(stt, monkeypatch)
     text = await _transcribe(stt, question_pcm)
     assert "spider" in text and "legs" in text, text
+    (_, seen), = calls
     assert seen["beam_size"] == beam_size
     assert seen["hotwords"] == "Ava" and seen["initial_prompt"] == "Ava, a question for you."
-
-
-def _counting_model_calls(stt: DecodingWhisperSTTService, monkeypatch) -> list[int]:
-    """Count the runs of the real model (early or not): the list grows by one per run."""
-    calls: list[int] = []
-    transcribe = stt._model._model.transcribe
-
-    def counted(audio, **options):
-        calls.append(len(audio))
-        return transcribe(audio, **options)
-
-    monkeypatch.setattr(stt._model._model, "transcribe", counted)
-    return calls
 
 
 async def _transcribe_after(stt, early_frames: list, pcm: bytes) -> str:
@@ -81,18 +75,18 @@ async def _transcribe_after(stt, early_frames: list, pcm: bytes) -> str:
 async def test_an_utterance_that_ended_at_its_pause_is_transcribed_once_early(
         question_pcm, monkeypatch):
     stt = DecodingWhisperSTTService(model=whisper_model("", None))
-    calls = _counting_model_calls(stt, monkeypatch)
+    calls = _model_calls(stt, monkeypatch)
     paused = SpeechPausedFrame(user_id="alice", audio=question_pcm, sample_rate=16000)
     text = await _transcribe_after(stt, [paused], question_pcm)
     assert "spider" in text and "legs" in text, text
     # One run, on the audio at the pause; the final segment took its result.
-    assert calls == [len(question_pcm) // 2 + 8000], calls
+    assert [samples for samples, _ in calls] == [len(question_pcm) // 2 + 8000], calls
     assert stt._decoding.early.used == 1
 
 
 async def test_a_pause_the_person_talked_on_after_is_not_taken(question_pcm, monkeypatch):
     stt = DecodingWhisperSTTService(model=whisper_model("", None))
-    calls = _counting_model_calls(stt, monkeypatch)
+    calls = _model_calls(stt, monkeypatch)
     half = question_pcm[: len(question_pcm) // 4 * 2]
     text = await _transcribe_after(stt, [
         SpeechPausedFrame(user_id="alice", audio=half, sample_rate=16000),
@@ -104,7 +98,7 @@ async def test_a_pause_the_person_talked_on_after_is_not_taken(question_pcm, mon
 
 async def test_an_early_run_on_other_audio_is_not_taken(question_pcm, monkeypatch):
     stt = DecodingWhisperSTTService(model=whisper_model("", None))
-    calls = _counting_model_calls(stt, monkeypatch)
+    calls = _model_calls(stt, monkeypatch)
     other = bytes(len(question_pcm))  # someone else's (silent) utterance
     text = await _transcribe_after(
         stt, [SpeechPausedFrame(user_id="bob", audio=other, sample_rate=16000)], question_pcm)
