@@ -45,7 +45,7 @@ from bot.settings import DEFAULT_AGENT_NAME, DEFAULT_IDENTITY  # noqa: E402
 from stack.settings import DEV_API_KEY, DEV_API_SECRET  # noqa: E402
 from tests.support.human import HumanParticipant  # noqa: E402
 from tests.support.probe import frames_per_second, speech_times  # noqa: E402
-from tests.support.speech import speak  # noqa: E402
+from tests.support.voices import as_said  # noqa: E402
 from tests.support.worker import WorkerProcess  # noqa: E402
 from token_server.tokens import TokenMinter  # noqa: E402
 
@@ -120,7 +120,7 @@ async def open_room(room: Room, *, url: str, minter: TokenMinter, worker: Worker
 
 
 async def ask(room: Room, question: str) -> None:
-    samples, rate = await asyncio.to_thread(speak, question)
+    samples, rate = await asyncio.to_thread(as_said, question)
     await room.human.publish_audio(samples, rate)
     ended = room.human.speech_ended_at
     reply_end = await wait_quiet(room.human, ended)

@@ -9,7 +9,9 @@ and the embedded voice with noise) and judges what it receives:
   heard         the bot's transcript (RTVI user-transcription): WER and key-word recall
   answer        the words the bot spoke (RTVI bot-tts-text): correct when it holds an expected
                 word; wrong language / off-topic (no expected word and no word of the question)
-  latency       voice-to-voice: end of the question → first bot speech received, p50/p95, and
+  latency       voice-to-voice: end of the person's voice → first bot speech received, p50/p95
+                (each question is sent as its voiced span, voices.as_said: the silence a
+                synthesiser leaves after the words is not counted as talking), and
                 the bot's own stage breakdown and turn wait (`bot-latency` server message)
   barge-in      (avatar) the person talks over a long answer: speech onset → last bot audio
                 and last lip motion received
@@ -65,7 +67,7 @@ from tests.support.probe import (  # noqa: E402
     user_transcripts,
     video_frames,
 )
-from tests.support.voices import from_onset, speak, with_noise  # noqa: E402
+from tests.support.voices import as_said, with_noise  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 VOICES = ("embedded", "piper", "espeak-m", "embedded+noise")
@@ -81,7 +83,9 @@ AIMS = {"correct_share": 0.85, "wrong_language": 0, "key_word_recall_clean": 0.9
 
 
 def voice_audio(text: str, voice: str) -> tuple[np.ndarray, int]:
-    samples, rate = speak(text, voice.removesuffix("+noise"))
+    """The question as the person says it: its voiced span (voices.voiced), with noise added for a
+    "+noise" voice."""
+    samples, rate = as_said(text, voice.removesuffix("+noise"))
     return (with_noise(samples, snr_db=NOISE_SNR_DB) if voice.endswith("+noise") else samples), rate
 
 
@@ -123,7 +127,7 @@ async def ask(human: HumanParticipant, q: Question, voice: str) -> dict:
 
 
 async def barge_in(human: HumanParticipant, box, lip_threshold: float) -> dict | None:
-    await human.publish_audio(*await asyncio.to_thread(speak, LONG_QUESTION))
+    await human.publish_audio(*await asyncio.to_thread(voice_audio, LONG_QUESTION, "embedded"))
     asked = human.speech_ended_at
     try:
         await human.wait_for(lambda: speech_times(human.audio, DEFAULT_IDENTITY, asked), 90)
@@ -133,8 +137,8 @@ async def barge_in(human: HumanParticipant, box, lip_threshold: float) -> dict |
         logger.warning("barge-in: the bot did not talk long enough")
         return None
     # From the speech onset: the synthesiser's leading silence is not part of the barge-in time.
-    samples, rate = await asyncio.to_thread(speak, INTERRUPTION)
-    await human.publish_audio(from_onset(samples, rate), rate, wait=False)
+    await human.publish_audio(*await asyncio.to_thread(voice_audio, INTERRUPTION, "embedded"),
+                              wait=False)
     await human.wait_for(lambda: human.speech_started_at and human.speech_started_at > started, 5)
     onset = human.speech_started_at
     await human.wait_for(lambda: human.speech_ended_at, 30)

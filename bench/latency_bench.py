@@ -3,7 +3,8 @@
 Starts livekit-server, Ollama and one bot (`python -m bot`) on loopback, joins the room as a
 Python participant and speaks recorded questions (the embedded voice stands in for a person).
 Per turn it measures, at the receiving participant:
-  voice-to-voice  end of the question in the published audio → first bot speech received
+  voice-to-voice  end of the question's voice (sent as its voiced span, voices.as_said) → first
+                  bot speech received
   first video     end of the question → first received frame with the lips moving (searched
                   from 1 s before the first reply audio on)
 and takes the bot's own stage figures from its RTVI messages (`bot-latency`, sent per turn
@@ -40,8 +41,7 @@ from bot.settings import DEFAULT_IDENTITY  # noqa: E402
 from tests.support.bot_process import BotProcess  # noqa: E402
 from tests.support.human import HumanParticipant  # noqa: E402
 from tests.support.probe import lip_box, lip_motion, server_messages, speech_times, video_frames  # noqa: E402
-from tests.support.speech import speak  # noqa: E402
-from tests.support.voices import from_onset  # noqa: E402
+from tests.support.voices import as_said  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 QUESTIONS = (
@@ -174,7 +174,7 @@ async def measure(url: str, token: str, *, turns: int, barge_ins: int, memory: M
         rows = []
         for i in range(turns):
             question = QUESTIONS[i % len(QUESTIONS)]
-            await human.publish_audio(*await asyncio.to_thread(speak, question))
+            await human.publish_audio(*await asyncio.to_thread(as_said, question))
             ended = human.speech_ended_at
             last = await wait_quiet(human, ended)
             speech = speech_times(human.audio, DEFAULT_IDENTITY, ended)
@@ -203,7 +203,7 @@ async def measure(url: str, token: str, *, turns: int, barge_ins: int, memory: M
 
         barge = []
         for i in range(barge_ins):
-            await human.publish_audio(*await asyncio.to_thread(speak, LONG_QUESTION))
+            await human.publish_audio(*await asyncio.to_thread(as_said, LONG_QUESTION))
             asked = human.speech_ended_at
             try:
                 await human.wait_for(
@@ -220,8 +220,7 @@ async def measure(url: str, token: str, *, turns: int, barge_ins: int, memory: M
                 logger.warning(f"barge-in {i + 1}: the bot did not talk long enough")
                 continue
             # From the speech onset: the voice's leading silence is not part of the stop time.
-            samples, rate = await asyncio.to_thread(speak, INTERRUPTION)
-            await human.publish_audio(from_onset(samples, rate), rate, wait=False)
+            await human.publish_audio(*await asyncio.to_thread(as_said, INTERRUPTION), wait=False)
             await human.wait_for(
                 lambda started=started: (
                     human.speech_started_at and human.speech_started_at > started

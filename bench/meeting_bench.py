@@ -12,7 +12,8 @@ Per utterance, judged at the participants:
   answered      addressed → the bot's voice follows within ANSWER_WINDOW_S
   false answer  not addressed → the bot opened a user turn for it (RTVI user-started-speaking)
   attribution   the RTVI user-transcription that best matches the words carries the speaker's id
-  latency       end of the addressed utterance → first bot speech received
+  latency       end of the addressed utterance's voice → first bot speech received (lines are
+                sent as their voiced span, voices.as_said)
   cut off       chatter while the bot speaks → RTVI bot-interrupted
 Prints JSON and a table, writes bench/results/meeting.json and meeting.png.
 
@@ -43,7 +44,7 @@ from bot.settings import DEFAULT_IDENTITY  # noqa: E402
 from tests.support.bot_process import BotProcess  # noqa: E402
 from tests.support.human import HumanParticipant  # noqa: E402
 from tests.support.probe import rtvi_messages, speech_times, words_of  # noqa: E402
-from tests.support.voices import speak  # noqa: E402
+from tests.support.voices import as_said  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PEOPLE = {"alice": ("Alice", "embedded"), "bob": ("Bob", "espeak-m"), "carol": ("Carol", "piper")}
@@ -132,7 +133,7 @@ class Room:
                 if at <= until]
 
     async def say(self, line: Line, *, wait: bool = True) -> None:
-        samples, rate = await asyncio.to_thread(speak, line.text, PEOPLE[line.speaker][1])
+        samples, rate = await asyncio.to_thread(as_said, line.text, PEOPLE[line.speaker][1])
         human = self.people[line.speaker]
         line.started = time.monotonic()
         await human.publish_audio(samples, rate, wait=wait)

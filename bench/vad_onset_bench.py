@@ -27,7 +27,7 @@ from pipecat.audio.vad.vad_analyzer import VADParams, VADState  # noqa: E402
 
 from bot.pipeline import AUDIO_IN_FRAME_MS, AUDIO_IN_SAMPLE_RATE  # noqa: E402
 from tests.support.human import resample  # noqa: E402
-from tests.support.voices import from_onset, speak, with_noise  # noqa: E402
+from tests.support.voices import speak, voiced, with_noise  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 RATE = AUDIO_IN_SAMPLE_RATE
@@ -56,8 +56,8 @@ async def main() -> None:
         for text in TEXTS:
             samples, rate = speak(text, voice)
             pcm = resample(samples, rate, RATE).astype(np.int16)
-            clips.append((voice, from_onset(pcm, RATE)))
-            clips.append((voice + "+noise", from_onset(with_noise(pcm, snr_db=10.0), RATE)))
+            clips.append((voice, voiced(pcm, RATE)))
+            clips.append((voice + "+noise", voiced(with_noise(pcm, snr_db=10.0), RATE)))
     # The noise of the noisy clips alone (10 dB under that speech), 5 s of it.
     speech = clips[0][1].astype(np.int32)
     noise = (with_noise(clips[0][1], snr_db=10.0).astype(np.int32) - speech).astype(np.int16)

@@ -7,7 +7,8 @@ the bot's name or an alias anywhere (matched by sound, since a small recogniser 
 rare name: "Ava" comes out as "Eva", "Ave", "Aba"), or when its speaker is the person the
 bot is answering or just answered (a follow-up window, judged when they begin to speak).
 Those utterances enter the LLM context as "Name: text" and may interrupt the bot; the rest
-of the meeting's talk neither gets an answer nor interrupts.
+of the meeting's talk neither gets an answer nor interrupts. When the VAD cut a sentence at a
+short pause and only its second part names the bot, the first part goes with it.
 
 A turn ends with its utterance unless its speaker already talks on (a short pause between two
 sentences: "Wait, stop. What is the capital of Japan?"), or the transcript clearly stops
@@ -44,6 +45,11 @@ _LEAD_INS = frozenset({"hey", "hi", "hello", "ok", "okay", "oh", "so", "and"})
 # still talks, and once they stopped (the STT's time for one utterance, with room for load).
 CONTINUATION_WAIT_SECS = 10.0
 TRANSCRIPT_WAIT_SECS = 4.0
+# A person who starts again within this long of their VAD's stop goes on with the same sentence
+# (the VAD ended it at a pause about its stop time long, as at a comma): "What is the largest
+# ocean, | Ava?" or "Tell me, | Ava, ...". If the part that names the bot follows a part that did
+# not, the bot gets both.
+FRAGMENT_GAP_SECS = 0.5
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
@@ -183,6 +189,11 @@ class MeetingAddressing(FrameProcessor):
         self._began_as_follow_up: dict[str, bool] = {}
         # The people talking now (between their VAD's start and stop).
         self._speaking: set[str] = set()
+        # When each person's last utterance ended, whether the one in progress began right after
+        # it (FRAGMENT_GAP_SECS), and the text of their last utterance not for the bot.
+        self._stopped_at: dict[str, float] = {}
+        self._goes_on: dict[str, bool] = {}
+        self._unaddressed: dict[str, str] = {}
 
     def is_answering(self, identity: str) -> bool:
         """Whether `identity` is the person the bot answers now or within the follow-up window
@@ -203,6 +214,10 @@ class MeetingAddressing(FrameProcessor):
         answering = self.is_answering(identity)
         self._began_as_follow_up[identity] = answering
         self._speaking.add(identity)
+        gap = self._clock() - self._stopped_at.get(identity, -math.inf)
+        self._goes_on[identity] = gap <= FRAGMENT_GAP_SECS
+        if not self._goes_on[identity]:
+            self._unaddressed.pop(identity, None)  # a new sentence: the last one stays apart
         if identity == self._open_turn and self._hold_task is not None:
             # They go on with the sentence: the turn waits for this utterance's transcript.
             self._hold_turn(CONTINUATION_WAIT_SECS)
@@ -213,6 +228,7 @@ class MeetingAddressing(FrameProcessor):
     def speech_stopped(self, identity: str) -> None:
         """A person's utterance ended: a turn held for it waits only for its transcript now."""
         self._speaking.discard(identity)
+        self._stopped_at[identity] = self._clock()
         if identity == self._open_turn and self._hold_task is not None:
             self._hold_turn(TRANSCRIPT_WAIT_SECS)
 
@@ -240,13 +256,19 @@ class MeetingAddressing(FrameProcessor):
             return
         if not self.addressed(frame.user_id, frame.text):
             logger.debug(f"{self}: not for the bot: {frame.user_id}: {frame.text.strip()!r}")
+            self._unaddressed[frame.user_id] = frame.text.strip()
             return
         self._answering = frame.user_id
         self._open_follow_up(math.inf)
         if len(self._humans()) > 1:
             name = self._display_name(frame.user_id) if frame.user_id else "Someone"
+            text = frame.text.strip()
+            before = self._unaddressed.pop(frame.user_id, None)
+            if before and self._goes_on.get(frame.user_id):
+                logger.info(f"{self}: {frame.user_id} went on from {before!r}")
+                text = f"{before} {text}"
             frame = TranscriptionFrame(
-                text=f"{name}: {frame.text.strip()}",
+                text=f"{name}: {text}",
                 user_id=frame.user_id,
                 timestamp=frame.timestamp,
                 language=frame.language,

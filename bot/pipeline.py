@@ -12,6 +12,7 @@ joins and leaves, leaving when the room empties or closes, and reporting per-tur
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import dataclass
 
 from faster_whisper import WhisperModel
@@ -37,6 +38,7 @@ from pipecat.workers.runner import WorkerRunner
 
 from avatar_core.identity import is_agent_identity, safe_display_name
 from bot.addressing import MeetingAddressing, NameMatcher
+from bot.llm_warm_up import warm_up_llm
 from bot.llm_watchdog import LLMWatchdog
 from bot.recorder import ConversationRecorder, open_records
 from bot.reply_guard import LLMReplyGuard
@@ -368,11 +370,16 @@ class AvatarBot:
         await self.worker.cancel(reason="room closed")
 
     async def _trim_history(self, *_):
-        """Keep the context's history bounded (`trimmed_history`)."""
+        """Keep the context's history bounded (`trimmed_history`), and have Ollama read what is
+        kept now, while the answer is spoken, rather than when the next question comes."""
         messages = self.context.get_messages()
         kept = trimmed_history(messages, self._settings.llm_history_messages)
         if len(kept) < len(messages):
             self.context.set_messages(kept)
+            if all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in kept):
+                logger.info(f"history trimmed to {len(kept)} messages; the LLM reads them now")
+                threading.Thread(target=warm_up_llm, args=(self._settings, kept),
+                                 name="llm-history-warm-up", daemon=True).start()
 
     async def _on_latency_measured(self, _observer, seconds: float):
         logger.info(f"turn latency (user stopped → bot speaking): {seconds * 1000:.0f} ms")

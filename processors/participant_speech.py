@@ -40,7 +40,8 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from processors.frames import SpeechPausedFrame, SpeechResumedFrame
 
 # Audio kept from before the VAD confirmed speech (its start_secs plus this), so the first
-# syllable, often the bot's name, is not clipped.
+# syllable, often the bot's name, is not clipped, even when it began in the quiet that ended the
+# person's last utterance.
 PRE_ROLL_SECS = 0.3
 # An utterance longer than this is cut and transcribed, so one talker cannot hold the STT.
 MAX_UTTERANCE_SECS = 20.0
@@ -131,6 +132,14 @@ class ParticipantSpeechSegmenter(FrameProcessor):
         voice = self._voice(frame.user_id, frame.sample_rate)
         state = await voice.vad.analyze_audio(frame.audio)
         bytes_per_sec = frame.sample_rate * 2 * frame.num_channels
+        # The pre-roll is the person's latest audio whether or not it was in an utterance: when
+        # one starts right after another ended (a pause at a comma just longer than the stop
+        # time), its first word began in the audio that ended the last one.
+        voice.pre_roll.append(frame.audio)
+        voice.pre_roll_bytes += len(frame.audio)
+        keep = (voice.vad.params.start_secs + PRE_ROLL_SECS) * bytes_per_sec
+        while voice.pre_roll_bytes - len(voice.pre_roll[0]) >= keep:
+            voice.pre_roll_bytes -= len(voice.pre_roll.popleft())
         if voice.speaking:
             voice.utterance += frame.audio
             ended = state == VADState.QUIET
@@ -139,16 +148,9 @@ class ParticipantSpeechSegmenter(FrameProcessor):
             else:
                 await self._follow_pause(frame, voice, state, len(frame.audio) / bytes_per_sec)
             return
-        voice.pre_roll.append(frame.audio)
-        voice.pre_roll_bytes += len(frame.audio)
-        keep = (voice.vad.params.start_secs + PRE_ROLL_SECS) * bytes_per_sec
-        while voice.pre_roll_bytes - len(voice.pre_roll[0]) >= keep:
-            voice.pre_roll_bytes -= len(voice.pre_roll.popleft())
         if state == VADState.SPEAKING:
             voice.speaking = True
             voice.utterance = bytearray(b"".join(voice.pre_roll))
-            voice.pre_roll.clear()
-            voice.pre_roll_bytes = 0
             if self._on_speech_started(frame.user_id):
                 logger.debug(f"{self}: {frame.user_id} speaks and may interrupt the bot")
                 await self.broadcast_interruption()

@@ -98,18 +98,28 @@ class PiperTestVoice:
         )
 
 
-# A person's speech onset: the first 10 ms louder than this (clean speech synthesis starts from
-# digital silence; the noisy variants have their noise 10 dB under the speech).
+# A person's speech: the 10 ms frames louder than this (clean speech synthesis starts and ends
+# in digital silence; the noisy variants have their noise 10 dB under the speech).
 ONSET_DBFS = -40.0
 
 
-def from_onset(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """The clip from its speech onset (its first 10 ms frame louder than ONSET_DBFS) on: the
-    silence a synthesiser puts before the first word is not part of what a person says."""
+def voiced(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The clip from its first to its last 10 ms frame louder than ONSET_DBFS: the silence a
+    synthesiser puts around the words is not part of what a person says, so a figure timed from
+    when they stop (voice to voice) or start (barge-in) talking is timed from their voice. A clip
+    with no such frame is returned whole."""
     frame = sample_rate // 100
     frames = samples[: len(samples) // frame * frame].reshape(-1, frame).astype(float) / 32768
-    level = 20 * np.log10(np.sqrt((frames**2).mean(axis=1)) + 1e-9)
-    return samples[int(np.argmax(level > ONSET_DBFS)) * frame :]
+    loud = np.flatnonzero(20 * np.log10(np.sqrt((frames**2).mean(axis=1)) + 1e-9) > ONSET_DBFS)
+    if not loud.size:
+        return samples
+    return samples[loud[0] * frame : (loud[-1] + 1) * frame]
+
+
+def as_said(text: str, voice: str = "embedded") -> tuple[np.ndarray, int]:
+    """`text` as a person says it into a microphone: the voiced span of `speak`'s clip."""
+    samples, rate = speak(text, voice)
+    return voiced(samples, rate), rate
 
 
 def with_noise(audio: np.ndarray, *, snr_db: float = 10.0, seed: int = 0) -> np.ndarray:

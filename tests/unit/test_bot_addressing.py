@@ -248,3 +248,30 @@ async def test_someone_joining_ends_the_follow_up_window():
                                      *_bot_answers()]) == ["Alice: Ava, and five plus five?"]
     humans.remove("u3")  # someone leaving keeps the window
     assert addressing.is_answering("u1")
+
+
+def _utterance(addressing: MeetingAddressing, clock: _Clock, who: str, *, after: float,
+               lasting: float) -> None:
+    """`who`'s VAD starts `after` seconds from now and stops `lasting` seconds later."""
+    clock.now += after
+    addressing.speech_started(who)
+    clock.now += lasting
+    addressing.speech_stopped(who)
+
+
+async def test_a_sentence_the_vad_cut_before_the_name_reaches_the_bot_whole():
+    """"What is the largest ocean, | Ava?": the VAD ended the utterance at the comma's pause, and
+    only the second part names the bot; the bot gets both. A part said after a longer pause is
+    another sentence and stays out."""
+    clock = _Clock()
+    addressing = _addressing(["u1", "u2"], clock=clock)
+    _utterance(addressing, clock, "u2", after=1.0, lasting=1.5)
+    _utterance(addressing, clock, "u2", after=0.15, lasting=0.6)  # on after the comma
+    assert await _turns(addressing, [_said("u2", " What is the largest ocean. "),
+                                     _said("u2", " Ava? ")]) == [
+        "Bob: What is the largest ocean. Ava?"]
+    _utterance(addressing, clock, "u1", after=20.0, lasting=1.0)
+    _utterance(addressing, clock, "u1", after=1.2, lasting=1.5)  # a new sentence
+    assert await _turns(addressing, [_said("u1", "I like the sea."),
+                                     _said("u1", "Ava, what is two plus two?")]) == [
+        "Alice: Ava, what is two plus two?"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
@@ -15,10 +17,11 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import run_test
 
 from bot.pipeline import AUDIO_IN_FRAME_MS, AUDIO_IN_SAMPLE_RATE
+from bot.settings import BotSettings
 from processors.frames import SpeechPausedFrame, SpeechResumedFrame
 from processors.participant_speech import ParticipantSpeechSegmenter
 from tests.support.human import resample
-from tests.support.voices import speak
+from tests.support.voices import speak, voiced
 
 RATE = AUDIO_IN_SAMPLE_RATE
 CHUNK = RATE * AUDIO_IN_FRAME_MS // 1000  # the frames LiveKit delivers to the bot
@@ -116,9 +119,8 @@ def _paused_question(pause_s: float = 0.2) -> np.ndarray:
 
 
 def _trimmed(samples: np.ndarray) -> np.ndarray:
-    """The samples from the first to the last audible one (the voice pads its sentences)."""
-    loud = np.flatnonzero(np.abs(samples) > 0.02 * np.abs(samples).max())
-    return samples[loud[0]:loud[-1] + 1]
+    """The spoken part (the voice pads its sentences)."""
+    return voiced(samples, RATE)
 
 
 async def test_a_pause_inside_an_utterance_is_reported_and_withdrawn_when_speech_goes_on():
@@ -144,3 +146,30 @@ async def test_without_a_pause_time_no_pause_is_reported():
     down, _ = await run_test(_segmenter(), frames_to_send=_frames("alice", _paused_question()))
     assert not [f for f in down if isinstance(f, (SpeechPausedFrame, SpeechResumedFrame))]
     assert [who for who, _ in _utterances(down)] == ["alice"]
+
+
+PAUSE_S = 0.45
+
+
+async def test_an_utterance_that_starts_as_the_last_one_ends_keeps_its_first_word():
+    # People pause at a comma about as long as the bot's default stop time (0.3 s; Piper's
+    # "Tell me, Ava, ..." pauses 0.30 s): the VAD may end the utterance after "Tell me," just as
+    # "Ava" begins. The next utterance's pre-roll must reach back into the quiet before "Ava" (it
+    # began in the audio that ended the first utterance).
+    bot = {f.name: f.default for f in fields(BotSettings)}  # the VAD the bot runs by default
+    params = VADParams(start_secs=bot["vad_start_secs"], stop_secs=bot["vad_stop_secs"],
+                       min_volume=bot["vad_min_volume"])
+    segmenter = ParticipantSpeechSegmenter(vad_factory=lambda: SileroVADAnalyzer(params=params),
+                                           is_agent=lambda identity: False)
+    first, rest = (_trimmed(_speech(text, "piper", lead_s=0, tail_s=0))
+                   for text in ("Tell me,", "Ava, how many days are in a week?"))
+    clip = np.concatenate([np.zeros(int(0.3 * RATE), np.int16), first,
+                           np.zeros(int(PAUSE_S * RATE), np.int16), rest,
+                           np.zeros(RATE, np.int16)])
+    down, _ = await run_test(segmenter, frames_to_send=_frames("carol", clip))
+    utterances = [np.frombuffer(f.audio, np.int16) for f in down
+                  if isinstance(f, UserAudioRawFrame)]
+    assert len(utterances) == 2, "the comma's pause no longer splits: this case is not tested"
+    peak = np.abs(clip).max()
+    lead = utterances[1][: int(0.2 * RATE)]
+    assert np.abs(lead).max() < 0.05 * peak  # quiet before the first word: nothing clipped
