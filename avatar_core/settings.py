@@ -169,8 +169,6 @@ class FaceSection(Section):
     fps: Positive = None
     width: Positive = None
     height: Positive = None
-    audio_lead_frames: NonNegative = None
-    video_delay_ms: NonNegative = None
     probe: Flag = None
     engine: Str = None
     idle_fps: Positive = None

@@ -48,7 +48,7 @@ from processors.align.whisper_aligner import WhisperAligner
 from processors.face.engines import SADTALKER, face_engine
 from processors.face.video import FaceVideoProcessor
 from processors.livekit_transport_adapter import (
-    capture_changed_pictures_only,
+    PicturesInStep,
     keep_video_framerate,
     receive_audio_as,
     room_of,
@@ -73,12 +73,6 @@ AUDIO_OUT_SAMPLE_RATE = 24000
 # Participants' audio arrives in frames of one Silero VAD window (512 samples at 16 kHz), so each
 # frame is analysed as it arrives and the event loop handles 31 frames a second per person, not 100.
 AUDIO_IN_FRAME_MS = 32
-# Pipecat's non-live video loop sleeps a whole frame period after each draw, so it runs a few
-# percent slower than asked (~23 of 25 fps here); drawing a little faster keeps every face frame
-# on the track (a re-drawn picture is not sent again: capture_changed_pictures_only).
-VIDEO_DRAW_HEADROOM_FPS = 5
-# An unchanged picture is sent again this often, so a new subscriber gets a key frame quickly.
-VIDEO_KEEPALIVE_S = 1.0
 # Whisper tiny.en on 2 CPU cores: end of speech → transcript, p99 (s). Whisper's transcripts are
 # final per segment, so this only bounds the turn detector's safety net.
 WHISPER_TTFS_P99_SECS = 1.5
@@ -130,7 +124,7 @@ class AvatarBot:
                 video_out_enabled=True,
                 video_out_width=face_settings.width,
                 video_out_height=face_settings.height,
-                video_out_framerate=face_settings.fps + VIDEO_DRAW_HEADROOM_FPS,
+                video_out_framerate=face_settings.fps,
                 video_out_is_live=FaceVideoProcessor.VIDEO_OUT_IS_LIVE,
                 # With a bitrate the track is published at the face's frame rate; without one
                 # LiveKit's encoding preset for this size caps it at 20 fps.
@@ -139,9 +133,9 @@ class AvatarBot:
         )
         # A face that drops frames under load looks broken; a softer one does not (issue 12).
         keep_video_framerate(self.transport)
-        # A still face costs nothing to re-encode: only changed pictures (speech at the face's
-        # rate, idle motion at its idle rate) reach the encoder (issue 14, cost of a room).
-        capture_changed_pictures_only(self.transport, keepalive_s=VIDEO_KEEPALIVE_S)
+        # One clock for sound and face: each picture is published once, paced with its audio by
+        # LiveKit's AVSynchronizer (issue 12); a still face is not re-encoded (issue 14).
+        PicturesInStep(self.transport, fps=face_settings.fps, queue_ms=settings.audio_out_queue_ms)
         # Listening to a person costs the event loop per frame: LiveKit resamples and frames it.
         receive_audio_as(self.transport, sample_rate=AUDIO_IN_SAMPLE_RATE,
                          frame_ms=AUDIO_IN_FRAME_MS)
@@ -226,7 +220,8 @@ class AvatarBot:
                              sadtalker=(settings.sadtalker
                                         if face_settings.engine == SADTALKER else None),
                              notify=self._face_fell_back)
-        face = FaceVideoProcessor.from_settings(face_settings, engine=engine)
+        face = FaceVideoProcessor.from_settings(face_settings, engine=engine,
+                                                ahead_ms=settings.audio_out_queue_ms)
 
         pipeline = Pipeline(
             [

@@ -27,6 +27,9 @@ DEFAULT_NAME_ALIASES = ("Eva", "Ava's", "Hey Ava")
 # Who may end the bot for everyone with RTVI `disconnect-bot`: the room's owner (its first
 # person, and only while nobody else is in the room), anyone, or never.
 DISCONNECT_POLICIES = ("owner", "anyone", "never")
+# Longest A/V queue (BOT_AUDIO_OUT_QUEUE_MS): the face renders that far ahead of playout, work that
+# a barge-in throws away.
+MAX_AUDIO_OUT_QUEUE_MS = 1000
 DEFAULT_SYSTEM_PROMPT = (
     "You are Ava, a friendly assistant who talks with people in a video call. "
     "Always reply in English. Answer the question you were just asked directly, in one or two "
@@ -116,14 +119,15 @@ class BotSettings:
                 f"BOT_DISCONNECT_POLICY must be one of {', '.join(DISCONNECT_POLICIES)}"
                 f", got {self.disconnect_policy!r}"
             )
-        # The face processor keeps up to its lead of audio in LiveKit's source queue ahead of
-        # the picture (README "A/V sync on LiveKit"): a shorter queue cannot hold it.
-        lead_ms = self.face.audio_lead_frames * 1000 / self.face.fps
-        if lead_ms > self.audio_out_queue_ms:
+        # The A/V queue (README "A/V sync on LiveKit"): LiveKit's audio source and the
+        # synchronizer's video queue hold this much, and the face renders this far ahead; it
+        # must hold two face frames (one shown, one waiting) and stay short for barge-in.
+        frames = self.audio_out_queue_ms * self.face.fps / 1000
+        if not 2 <= frames or self.audio_out_queue_ms > MAX_AUDIO_OUT_QUEUE_MS:
             raise ValueError(
-                f"BOT_AUDIO_OUT_QUEUE_MS={self.audio_out_queue_ms} cannot hold the face's audio "
-                f"lead (FACE_AUDIO_LEAD_FRAMES={self.face.audio_lead_frames} at "
-                f"FACE_FPS={self.face.fps} = {lead_ms:.0f} ms): raise it or lower the lead"
+                f"BOT_AUDIO_OUT_QUEUE_MS={self.audio_out_queue_ms} must hold at least two face "
+                f"frames ({2000 / self.face.fps:.0f} ms at FACE_FPS={self.face.fps}) and at "
+                f"most {MAX_AUDIO_OUT_QUEUE_MS} ms"
             )
 
     @classmethod

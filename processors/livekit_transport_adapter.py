@@ -4,10 +4,13 @@
 transports) at `_client`. The bot needs three things only that client has: the `rtc.Room`
 (participant kinds), the output `rtc.AudioSource` at `_audio_source` (audio handed to LiveKit
 and not yet played, for playout-timed messages), and the video track's publish options, built
-by `_video_publish_options()` (to keep the frame rate under load). Its non-live video loop
-re-draws the current picture (the same `OutputImageRawFrame`) at `video_out_framerate` through
-the output transport's `write_video_frame`, which the bot gates to pictures that changed.
-Each subscribed participant's audio is read by the client's `_process_audio_stream` from an
+by `_video_publish_options()` (to keep the frame rate under load), and the `rtc.VideoSource` at
+`_video_source`. The output transport's media sender (`_media_senders`, made in
+`set_transport_ready`) hands each picture that came after its audio to `_set_video_image`, and
+`_convert_pipecat_video_to_livekit` turns it into an `rtc.VideoFrame`; the bot publishes those
+pictures through `rtc.AVSynchronizer`, whose pacing (`_fps_controller._next_frame_time`) it
+restarts when the audio restarts, and whose `_video_queue` tells it nothing is waiting. Each
+subscribed participant's audio is read by the client's `_process_audio_stream` from an
 `rtc.AudioStream(track)` it built at 48 kHz in 10 ms frames (registered in `_audio_streams`);
 the bot reads it at the pipeline's rate in VAD-window frames instead.
 tests/unit/test_livekit_transport_adapter_pipecat_1_14.py pins these internals.
@@ -16,7 +19,8 @@ Upstream: public hooks that would remove this module —
   - `LiveKitTransport.room` (the client's `room` property, passed through);
   - `LiveKitOutputTransport.queued_audio_duration` (the audio source's `queued_duration`);
   - `LiveKitParams.video_out_degradation_preference`, copied into the video publish options;
-  - a non-live video mode that draws a picture once (plus a keep-alive) instead of re-drawing it;
+  - a video output that publishes `sync_with_audio` pictures through `rtc.AVSynchronizer`;
+  - `AVSynchronizer.restart()` (pace from now) and a `pending` count of its video queue;
   - `LiveKitParams.audio_in_frame_ms`, passed with the input sample rate to `rtc.AudioStream`.
 """
 
@@ -26,7 +30,15 @@ import asyncio
 import time
 
 from livekit import rtc
-from pipecat.frames.frames import OutputImageRawFrame
+from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
+    Frame,
+    InterruptionFrame,
+    OutputImageRawFrame,
+    StartFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.livekit.transport import LiveKitTransport
 
@@ -59,27 +71,89 @@ def keep_video_framerate(transport: LiveKitTransport) -> None:
     client._video_publish_options = options  # type: ignore[method-assign]
 
 
-def capture_changed_pictures_only(transport: LiveKitTransport, *, keepalive_s: float) -> None:
-    """Hand LiveKit's video source a picture only when it changed, or when the last one is
-    `keepalive_s` old: Pipecat's non-live loop re-draws the current picture at the track's frame
-    rate, and each re-draw costs a colour conversion and a video encode (most of an idle room's
-    CPU while the face is still or moves at its idle rate). Receivers keep showing the last
-    picture; the keep-alive lets a new subscriber's key frame come without waiting for a change.
-    Call before the pipeline starts."""
-    output = transport.output()
-    write = output.write_video_frame
-    last: OutputImageRawFrame | None = None
-    last_at = 0.0
+# A picture whose audio queue holds at most this many frames' worth restarts the pacing.
+RESTART_FRAMES = 1.5
+# Pictures are captured this much after their audio leaves the source: a WebRTC receiver plays
+# audio later than it shows video (20 ms Opus packets, then the audio jitter buffer, while
+# a decoded picture shows at once and LiveKit's tracks are not one lip-sync group). Measured at a
+# LiveKit receiver by tests/integration/test_av_sync.py (medians of 42 clicks): pictures led by
+# 27-56 ms with no hold (8 runs), lagged by 9-30 ms with 40 ms (4 runs), -6..+14 ms with 20.
+AUDIO_PATH_HOLD_MS = 20
 
-    async def write_changed(frame: OutputImageRawFrame) -> bool:
-        nonlocal last, last_at
-        now = time.monotonic()
-        if frame is last and now - last_at < keepalive_s:
-            return True
-        last, last_at = frame, now
-        return await write(frame)
 
-    output.write_video_frame = write_changed  # type: ignore[method-assign]
+class PicturesInStep:
+    """Publishes the transport's pictures through LiveKit's `rtc.AVSynchronizer`, bound to the
+    transport's own audio and video sources: the one owner of the A/V clock.
+
+    Pipecat hands a `sync_with_audio` picture to the output only after the audio before it went
+    to LiveKit's `AudioSource` (both travel in its audio queue), then its non-live loop samples
+    "the current picture" at the track rate, which skips some pictures and re-draws others. Here
+    each picture is pushed to the synchronizer instead, whose video queue (`queue_ms`, the same
+    length as the audio source's queue) captures it exactly once, at `fps`. The pacing restarts
+    with the audio: a picture that comes while nothing is queued (the first of a turn, or after
+    the audio ran dry) is captured at once, so picture k shows k frames after the first, as
+    audio k plays, shifted by `hold_ms` for the audio's longer path at the receiver. On
+    interruption both queues are cleared together.
+    """
+
+    def __init__(self, transport: LiveKitTransport, *, fps: int, queue_ms: int,
+                 hold_ms: int = AUDIO_PATH_HOLD_MS) -> None:
+        self._client = transport._client
+        self._output = transport.output()
+        self._fps = fps
+        self._queue_ms = queue_ms
+        self._hold_s = hold_ms / 1000
+        self._sync: rtc.AVSynchronizer | None = None
+        self._sources: tuple[rtc.AudioSource, rtc.VideoSource] | None = None
+        ready, process = self._output.set_transport_ready, self._output.process_frame
+
+        async def set_transport_ready(frame: StartFrame) -> None:
+            await ready(frame)
+            for sender in self._output._media_senders.values():
+                sender._set_video_image = self.push  # type: ignore[method-assign]
+
+        async def process_frame(frame: Frame, direction: FrameDirection) -> None:
+            await process(frame, direction)
+            if isinstance(frame, InterruptionFrame) and self._sync is not None:
+                await self._sync.clear_queue()
+            elif isinstance(frame, EndFrame | CancelFrame):
+                await self.aclose()
+
+        self._output.set_transport_ready = set_transport_ready  # type: ignore[method-assign]
+        self._output.process_frame = process_frame  # type: ignore[method-assign]
+
+    def _synchronizer(self) -> rtc.AVSynchronizer | None:
+        """The synchronizer of the client's current sources (new ones after a reconnect)."""
+        audio, video = self._client._audio_source, self._client._video_source
+        if audio is None or video is None:
+            return None
+        if self._sources != (audio, video):
+            if self._sync is not None:
+                asyncio.get_running_loop().create_task(self._sync.aclose())
+            self._sync = rtc.AVSynchronizer(audio_source=audio, video_source=video,
+                                            video_fps=self._fps,
+                                            video_queue_size_ms=self._queue_ms)
+            self._sources = (audio, video)
+        return self._sync
+
+    async def push(self, image: OutputImageRawFrame) -> None:
+        """Queue `image` to be captured on the synchronizer's clock (dropped before connect)."""
+        sync = self._synchronizer()
+        frame = self._output._convert_pipecat_video_to_livekit(image)
+        if sync is None or self._sources is None or frame is None:
+            return
+        # Nothing waiting and at most the picture's own audio queued: the audio (re)starts now,
+        # so the picture is due now, plus the hold (not on a tick left behind by slower idle
+        # pictures).
+        if (sync._video_queue.empty()
+                and self._sources[0].queued_duration * self._fps <= RESTART_FRAMES):
+            sync._fps_controller._next_frame_time = time.perf_counter() + self._hold_s
+        await sync.push(frame)
+
+    async def aclose(self) -> None:
+        if self._sync is not None:
+            await self._sync.aclose()
+            self._sync, self._sources = None, None
 
 
 def receive_audio_as(transport: LiveKitTransport, *, sample_rate: int, frame_ms: int) -> None:

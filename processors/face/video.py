@@ -2,31 +2,27 @@
 
 Consumes `SentenceTimingFrame` + `TTSAudioRawFrame` and re-emits the audio in video-frame
 sized pieces, each followed by its picture (`OutputImageRawFrame`, `sync_with_audio=True`),
-like Pipecat's avatar services. Frame k of a sentence covers its samples k*sr/fps ...
-(k+1)*sr/fps (the audio sample clock), and a wall-clock loop at `fps` paces both.
-
-A/V sync on LiveKit: the output transport switches a sync_with_audio picture when the audio
-before it has been handed to LiveKit's AudioSource, which plays it later by however much audio
-it holds. So this processor never lets the AudioSource hold more than `audio_lead_frames`
-frames: it sends audio at most that far ahead of the picture and holds each picture back
-until its own audio is the one being played, plus `video_delay_ms` for the audio path's
-latency after the AudioSource (network packetisation, the receiver's jitter buffer). (Needs
-`video_out_is_live=False` on the transport: live video drops sync_with_audio pictures.)
-Between turns it sends idle frames (blinks, breathing, sway) at `idle_fps`, each picture sent
-once (the transport keeps showing it); on InterruptionFrame it drops every queued piece of
-audio and picture at once, and the next tick's resting face is sent without the delay (the
-audio stops now too, so the mouth closes with it). An engine that `renders_ahead` (SadTalker) gets
-each whole sentence once its audio is in and renders it in a worker; each piece of audio waits for
-its picture, so when the engine is behind real time both are held together (the time held goes out
-as an RTVI processing metric). The loop never waits on such a picture: the pictures already queued
-(whose audio was sent) keep their ticks, then idle pictures show while the audio is held (waiting
-there would leave the sent audio playing ahead of its pictures for the whole render).
+like Pipecat's avatar services: frame k of a sentence covers its samples k*sr/fps ...
+(k+1)*sr/fps. It renders, it does not pace: the output transport publishes each picture after
+its audio through LiveKit's `rtc.AVSynchronizer` (processors/livekit_transport_adapter.py,
+`PicturesInStep`), the one owner of the A/V clock. This processor only keeps its rendering at
+most `ahead_ms` ahead of playout (the A/V queue: LiveKit's audio source and the synchronizer's
+video queue hold that much), so an interruption discards little work.
+(Needs `video_out_is_live=False` on the transport: live video drops sync_with_audio pictures.)
+Between turns, once the speech it sent has played, it sends an idle picture (blinks, breathing,
+sway) every 1/`idle_fps`; on InterruptionFrame it drops every queued piece of audio at once and
+sends the resting face (the transport drops what it queued, so the mouth closes with the sound).
+An engine that `renders_ahead` (SadTalker) gets each whole sentence once its audio is in and
+renders it in a worker; each piece of audio waits for its picture, so when the engine is behind
+real time both are held together (the time held goes out as an RTVI processing metric), and
+idle pictures show while the audio is held.
 An optional `FrameMarker` marks each picture with its audio (the A/V sync probe: av_marker.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -65,13 +61,9 @@ from processors.frames import SentenceTimingFrame
 IMAGE_FORMAT = "RGB"
 DEFAULT_FPS = 25
 DEFAULT_SIZE = 512
-# Audio frames sent ahead of the picture on screen: the most LiveKit's AudioSource holds, and
-# the margin against a late loop before the listener hears a gap.
-DEFAULT_AUDIO_LEAD_FRAMES = 4
-# Pictures are held back this much more, for the audio path's extra latency after the
-# AudioSource (Opus packetisation, the receiver's jitter buffer); measured at a LiveKit
-# receiver by tests/integration/test_av_sync.py (video led by 65-110 ms without it).
-DEFAULT_VIDEO_DELAY_MS = 40
+# Speech rendered and sent at most this far ahead of playout: the A/V queue the bot gives LiveKit's
+# audio source and the synchronizer's video queue (BOT_AUDIO_OUT_QUEUE_MS).
+DEFAULT_AHEAD_MS = 200
 # RTVI processing metric (processor name + suffix): seconds a render-ahead engine (SadTalker)
 # held a sentence's audio and pictures back because it was behind real time.
 HELD_METRIC_SUFFIX = ":face-held"
@@ -84,14 +76,12 @@ DEFAULT_IDLE_FPS = 8
 
 @dataclass(frozen=True, slots=True)
 class FaceSettings:
-    """Face video output: avatar image, frame size and rate, A/V sync lead, probe mode."""
+    """Face video output: avatar image, frame size and rate, engine, probe mode."""
 
     avatar_image_path: Path = DEFAULT_AVATAR
     fps: int = DEFAULT_FPS
     width: int = DEFAULT_SIZE
     height: int = DEFAULT_SIZE
-    audio_lead_frames: int = DEFAULT_AUDIO_LEAD_FRAMES
-    video_delay_ms: int = DEFAULT_VIDEO_DELAY_MS
     probe: bool = False  # FACE_PROBE: mark pictures with av_marker.AVSyncMarker
     engine: str = "builtin"  # processors.face.engines.ENGINES
     idle_fps: int = DEFAULT_IDLE_FPS
@@ -140,7 +130,7 @@ class _Sentence:
 
 
 class FaceVideoProcessor(FrameProcessor):
-    """Re-emits TTS audio with lip-synced avatar frames, paced on the audio sample clock."""
+    """Re-emits TTS audio with lip-synced avatar frames, each picture right after its audio."""
 
     # The output transport must run non-live video: live video drops sync_with_audio pictures.
     VIDEO_OUT_IS_LIVE = False
@@ -148,12 +138,11 @@ class FaceVideoProcessor(FrameProcessor):
     def __init__(self, *, engine: FaceEngine | None = None,
                  avatar_image_path: str | Path = DEFAULT_AVATAR, fps: int = DEFAULT_FPS,
                  width: int = DEFAULT_SIZE, height: int = DEFAULT_SIZE,
-                 audio_lead_frames: int = DEFAULT_AUDIO_LEAD_FRAMES,
-                 video_delay_ms: int = DEFAULT_VIDEO_DELAY_MS, marker: FrameMarker | None = None,
+                 ahead_ms: int = DEFAULT_AHEAD_MS, marker: FrameMarker | None = None,
                  idle_fps: int = DEFAULT_IDLE_FPS, **kwargs) -> None:
         super().__init__(**kwargs)
-        if audio_lead_frames < 0 or video_delay_ms < 0:
-            raise ValueError("audio_lead_frames and video_delay_ms must be >= 0")
+        if ahead_ms * fps < 1000:
+            raise ValueError(f"ahead_ms={ahead_ms} is less than one frame at {fps} fps")
         self._engine: FaceEngine = engine or BuiltinFaceEngine(width=width, height=height, fps=fps)
         if self._engine.fps != fps:
             raise ValueError(f"engine renders at {self._engine.fps} fps, processor set to {fps}")
@@ -163,25 +152,21 @@ class FaceVideoProcessor(FrameProcessor):
             raise ValueError(
                 f"engine frames are {self._avatar.size}, processor set to {(width, height)}"
             )
-        self._lead = audio_lead_frames
+        self._ahead_s = ahead_ms / 1000
         self._marker = marker
         self._items: deque[_Sentence | Frame] = deque()  # speech and the frames queued behind it
-        self._pending: deque[np.ndarray] = deque()  # pictures whose audio is already sent
-        self._delay_frames = round(video_delay_ms * fps / 1000)
-        self._delayed: deque[np.ndarray] = deque()  # pictures due, held for the delay
-        self._clock = 0.0  # idle-motion time of the next picture shown
+        self._arrived = asyncio.Event()  # something was queued (or the queue was dropped)
+        self._t0 = time.monotonic()  # the idle-motion clock's origin
+        self._played_at = 0.0  # monotonic time when the speech sent so far will have played
+        self._idle_period = 1.0 / max(1, idle_fps)
+        self._next_idle = 0.0  # monotonic time of the next idle picture
         self._generation = 0  # bumped on interruption, so in-flight renders are dropped
         self._loop_task: asyncio.Task | None = None
-        # Idle pictures: one rendered every `_idle_every` ticks, the last one repeated between.
-        self._idle_every = max(1, round(fps / max(1, idle_fps)))
-        self._idle_image: np.ndarray | None = None
-        self._idle_ticks = 0
-        self._shown: np.ndarray | None = None  # the picture last sent to the transport
-        self._rest_now = False  # interrupted: the next idle picture skips the delay
 
     @classmethod
     def from_settings(
-        cls, settings: FaceSettings, *, engine: FaceEngine | None = None
+        cls, settings: FaceSettings, *, engine: FaceEngine | None = None,
+        ahead_ms: int = DEFAULT_AHEAD_MS,
     ) -> FaceVideoProcessor:
         return cls(
             engine=engine,
@@ -189,8 +174,7 @@ class FaceVideoProcessor(FrameProcessor):
             fps=settings.fps,
             width=settings.width,
             height=settings.height,
-            audio_lead_frames=settings.audio_lead_frames,
-            video_delay_ms=settings.video_delay_ms,
+            ahead_ms=ahead_ms,
             marker=AVSyncMarker() if settings.probe else None,
             idle_fps=settings.idle_fps,
         )
@@ -220,10 +204,12 @@ class FaceVideoProcessor(FrameProcessor):
             self._items.append(_Sentence(frame.sample_rate, timeline, frame.context_id))
         elif isinstance(frame, TTSAudioRawFrame):
             self._add_audio(frame)
+            self._arrived.set()
         elif self._items or (isinstance(frame, EndFrame) and self._loop_task):
             # Keep later frames (TTSStoppedFrame, text, EndFrame) behind the audio before them.
             self._close_sentence()
             self._items.append(frame)
+            self._arrived.set()
         else:
             await self.push_frame(frame, direction)
 
@@ -248,19 +234,16 @@ class FaceVideoProcessor(FrameProcessor):
 
     def _interrupt(self) -> None:
         dropped = sum(1 for item in self._items if isinstance(item, _Sentence))
-        if dropped or self._pending:
-            logger.debug(
-                f"{self}: interrupted, dropping {dropped} sentence(s) and "
-                f"{len(self._pending)} queued picture(s)"
-            )
+        if dropped:
+            logger.debug(f"{self}: interrupted, dropping {dropped} sentence(s)")
         for item in self._items:
             if isinstance(item, _Sentence) and item.ahead is not None:
                 item.ahead.close()
         self._items.clear()
-        self._pending.clear()
-        self._delayed.clear()
-        self._rest_now = True
+        # The transport drops the audio it queued: the resting face goes out at once.
+        self._played_at = self._next_idle = time.monotonic()
         self._generation += 1
+        self._arrived.set()
 
     async def _stop_loop(self) -> None:
         if self._loop_task:
@@ -268,56 +251,47 @@ class FaceVideoProcessor(FrameProcessor):
             self._loop_task = None
 
     async def _run(self) -> None:
-        """Every 1/fps: send audio up to `lead` frames ahead, then show one picture."""
-        period = 1.0 / self._fps
-        next_tick = time.monotonic()
+        """Send each piece of speech with its picture as soon as its audio is in, at most
+        `ahead` before it plays; once the speech sent has played, an idle picture now and then."""
         while True:
-            while len(self._pending) <= self._lead:
-                step = await self._next_speech_frame()
-                if step is None:
-                    break
-                if step is EndFrame:
-                    return
-            image = self._pending.popleft() if self._pending else None
-            await self._push_image(image)
-            next_tick += period
             now = time.monotonic()
-            behind = self._lead + 1  # frames of audio the AudioSource held at the last tick
-            if next_tick < now - behind * period:
-                # Later than the queued audio lasted: the listener heard a gap, so only the
-                # pictures of the audio that did play are caught up on; the rest shifts.
-                logger.debug(f"{self}: video loop {now - next_tick:.3f} s late, audio ran dry")
-                next_tick = now - behind * period
-            elif next_tick > now:
-                await asyncio.sleep(next_tick - now)
+            full = self._played_at - self._ahead_s - now
+            if full > 0:  # enough is queued downstream (an interruption wakes it early)
+                self._arrived.clear()
+                await self._wait_for_arrival(full)
+                continue
+            self._arrived.clear()  # what arrives from here on wakes the wait below
+            step = await self._next_speech_frame()
+            if step is EndFrame:
+                return
+            if step is not None:
+                continue
+            now = time.monotonic()
+            if now >= self._played_at:
+                if now >= self._next_idle:
+                    await self._send_idle(now)
+                    # on the idle clock; after a late tick, half a period on
+                    self._next_idle = (max(self._next_idle, now - self._idle_period / 2)
+                                       + self._idle_period)
+                wait = self._next_idle - now
+            else:
+                wait = self._played_at - now
+            if self._items:  # a render-ahead engine's picture may come meanwhile
+                wait = min(wait, 1.0 / self._fps)
+            await self._wait_for_arrival(wait)
 
-    async def _push_image(self, image: np.ndarray | None) -> None:
-        """Queue this tick's picture (idle when None) and show the one due after the delay."""
-        rest_now = image is None and self._rest_now
-        self._rest_now = False
-        if image is None:
-            if self._idle_image is None or self._idle_ticks % self._idle_every == 0:
-                self._idle_image = await asyncio.to_thread(
-                    self._engine.idle, self._avatar, self._clock
-                )
-                if self._marker is not None:
-                    self._marker.mark(self._idle_image, None)
-            image = self._idle_image
-            self._idle_ticks += 1
-        else:
-            self._idle_image, self._idle_ticks = None, 0
-        self._clock += 1.0 / self._fps
-        if rest_now:
-            await self._send_picture(image)
-            return
-        self._delayed.append(image)
-        if len(self._delayed) > self._delay_frames:
-            await self._send_picture(self._delayed.popleft())
+    async def _wait_for_arrival(self, seconds: float) -> None:
+        """Until something is queued or dropped (`_arrived`), at most `seconds`."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._arrived.wait(), max(seconds, 0.0))
+
+    async def _send_idle(self, now: float) -> None:
+        image = await asyncio.to_thread(self._engine.idle, self._avatar, now - self._t0)
+        if self._marker is not None:
+            self._marker.mark(image, None)
+        await self._send_picture(image)
 
     async def _send_picture(self, image: np.ndarray) -> None:
-        if image is self._shown:  # a repeated idle picture: the transport still shows it
-            return
-        self._shown = image
         frame = OutputImageRawFrame(
             image=image.tobytes(), size=self._avatar.size, format=IMAGE_FORMAT
         )
@@ -325,17 +299,13 @@ class FaceVideoProcessor(FrameProcessor):
         await self.push_frame(frame)
 
     async def _next_speech_frame(self):
-        """Send the next video frame's worth of audio and queue its picture; push frames queued
-        behind finished sentences. Returns None when no audio is ready (or EndFrame waits for
-        the last pictures), the EndFrame class once EndFrame was pushed."""
+        """Send the next video frame's worth of audio and its picture; push frames queued behind
+        finished sentences. Returns None when no audio is ready, the EndFrame class once
+        EndFrame was pushed."""
         while self._items:
             item = self._items[0]
             if isinstance(item, EndFrame):
-                if self._pending:  # let the last pictures play out first
-                    return None
                 self._items.popleft()
-                while self._delayed:
-                    await self._send_picture(self._delayed.popleft())
                 await self.push_frame(item)
                 return EndFrame
             if isinstance(item, Frame):
@@ -364,8 +334,8 @@ class FaceVideoProcessor(FrameProcessor):
 
     async def _send_speech_frame(self, item: _Sentence, piece: np.ndarray, start: int):
         generation = self._generation
-        clock = self._clock + len(self._pending) / self._fps  # when this picture will show
-        image = await asyncio.to_thread(self._render, item, piece, start, clock)
+        shows_at = max(time.monotonic(), self._played_at)
+        image = await asyncio.to_thread(self._render, item, piece, start, shows_at - self._t0)
         if generation != self._generation:  # interrupted while rendering
             return None
         item.frames_done += 1
@@ -376,7 +346,8 @@ class FaceVideoProcessor(FrameProcessor):
             context_id=item.context_id,
         )
         await self.push_frame(audio)
-        self._pending.append(image)
+        await self._send_picture(image)
+        self._played_at = max(time.monotonic(), self._played_at) + len(piece) / item.sample_rate
         return audio
 
     def _renders_ahead(self) -> bool:

@@ -8,33 +8,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
-from pipecat.frames.frames import EndFrame
+from pipecat.frames.frames import EndFrame, TTSAudioRawFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
 from pipecat.workers.runner import WorkerRunner
 
-from processors.face.av_marker import AVSyncMarker, probe_marker_on
+from processors.face.av_marker import AVSyncMarker, probe_marker_on, probe_signal
 from processors.face.video import FaceVideoProcessor
+from processors.livekit_transport_adapter import PicturesInStep, keep_video_framerate
 from tests.support.human import HumanParticipant
 
 SR = 24000
 FPS = 25
+# The bounds of the whole-bot probes (a GPT-SoVITS or SadTalker room, where the voice's timing
+# and a render-ahead engine come in too); tests/integration/test_av_sync.py holds the face's own
+# contract (median +-40 ms, p95 80 ms, 95 % paired).
 FAIL_BEYOND_S = 0.100
 # A click starts where the received audio first exceeds this after at least QUIET_S of quiet.
 CLICK_THRESHOLD = 0.15 * 32767
 QUIET_S = 0.2
 PAIR_WINDOW_S = 0.3
-# LiveKit AudioSource queue as the bot runs it (BOT_AUDIO_OUT_QUEUE_MS). It must stay about
-# the processor's audio lead: a starved LiveKit thread plays slower than written, and a long
-# queue then fills up while the pictures, switched at write time, run ahead of the sound.
+# The A/V queue as the bot runs it (BOT_AUDIO_OUT_QUEUE_MS): LiveKit's audio source queue, the
+# AVSynchronizer's video queue and how far ahead the face renders.
 AUDIO_OUT_QUEUE_MS = 200
-# Pipecat's non-live video task samples the current picture at about the frame rate, so a
-# one-frame flash is sometimes never sent; half of them are plenty for a median.
+# The video track as the bot publishes it (BOT_VIDEO_MAX_BITRATE, its encoding's frame-rate cap).
+VIDEO_MAX_BITRATE = 1_200_000
+# Clicks whose flash is received (every picture is sent once; a loaded machine's encoder or a
+# receiver may still drop one): half of them are plenty for a median.
 MIN_PAIRED = 0.5
 STOP_TIMEOUT_S = 10
 
@@ -108,8 +114,9 @@ async def probe_face_bot(
     before_face: Sequence[FrameProcessor] = (),
     audio_queue_ms: int = AUDIO_OUT_QUEUE_MS,
 ) -> AsyncIterator[PipelineWorker]:
-    """The face processor in probe mode publishing through Pipecat's LiveKitTransport, run in
-    this process, with `before_face` (a TTS, say) between the transport's input and the face."""
+    """The face processor in probe mode publishing through Pipecat's LiveKitTransport with the
+    bot's A/V synchronizer, run in this process, with `before_face` (a TTS, say) between the
+    transport's input and the face."""
     transport = LiveKitTransport(
         url=url,
         token=token,
@@ -124,9 +131,12 @@ async def probe_face_bot(
             video_out_width=512,
             video_out_height=512,
             video_out_framerate=FPS,
+            video_out_max_bitrate=VIDEO_MAX_BITRATE,
         ),
     )
-    face = FaceVideoProcessor(marker=AVSyncMarker(), fps=FPS)
+    keep_video_framerate(transport)
+    PicturesInStep(transport, fps=FPS, queue_ms=audio_queue_ms)
+    face = FaceVideoProcessor(marker=AVSyncMarker(), fps=FPS, ahead_ms=audio_queue_ms)
     worker = PipelineWorker(
         Pipeline([transport.input(), *before_face, face, transport.output()]),
         params=PipelineParams(audio_out_sample_rate=SR),
@@ -144,3 +154,30 @@ async def probe_face_bot(
         except TimeoutError:
             await worker.cancel()
             await run
+
+
+async def speak_probe(url: str, token: str, room: str, *, seconds: float, period_s: float,
+                      after_s: float) -> None:
+    """Join as the probe bot, stay idle `after_s` (viewers subscribe, idle frames flow), then
+    speak `seconds` of probe clicks at once like a fast TTS, and leave once they played."""
+    audio, _ = probe_signal(seconds, SR, FPS, period_s=period_s)
+    step = SR // 50  # 20 ms TTS chunks
+    async with probe_face_bot(url, token, room) as bot:
+        await asyncio.sleep(after_s)
+        await bot.queue_frames([
+            TTSAudioRawFrame(audio=audio[i : i + step].tobytes(), sample_rate=SR, num_channels=1)
+            for i in range(0, len(audio), step)
+        ])
+        await asyncio.sleep(seconds + 1.5)
+
+
+def main() -> None:
+    """`python -m tests.support.av_probe URL TOKEN ROOM SECONDS PERIOD AFTER`: one probe bot in
+    its own process, as each room's bot job runs in production."""
+    url, token, room, seconds, period_s, after_s = sys.argv[1:7]
+    asyncio.run(speak_probe(url, token, room, seconds=float(seconds), period_s=float(period_s),
+                            after_s=float(after_s)))
+
+
+if __name__ == "__main__":
+    main()

@@ -56,6 +56,16 @@ class LoggedProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def stop(self) -> int | None:
+        """SIGTERM (a bot leaves the room cleanly), SIGKILL if it does not end in time."""
+        return None if self._proc is None else stop_process(self._proc, timeout=STOP_TIMEOUT_SECS)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
 
 class BotProcess(LoggedProcess):
     """A bot subprocess for one room (`python -m bot --room NAME`)."""
@@ -66,13 +76,3 @@ class BotProcess(LoggedProcess):
         program = [str(script)] if script else ["-m", "bot"]
         super().__init__(args=[*program, "--room", room], env=env, log_path=log_path)
         self.room = room
-
-    def stop(self) -> int | None:
-        """SIGTERM (the bot leaves the room cleanly), SIGKILL if it does not end in time."""
-        return None if self._proc is None else stop_process(self._proc, timeout=STOP_TIMEOUT_SECS)
-
-    def __enter__(self) -> BotProcess:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

@@ -69,8 +69,7 @@ class _SlowAhead:
 
 
 async def test_slow_render_ahead_engine_holds_audio_and_pictures_together():
-    processor = FaceVideoProcessor(engine=SlowAheadStandIn(fps=FPS), fps=FPS, audio_lead_frames=2,
-                                   video_delay_ms=0)
+    processor = FaceVideoProcessor(engine=SlowAheadStandIn(fps=FPS), fps=FPS)
     audio = speech(0.6)  # 15 frames
     down, _ = await run_test(processor, frames_to_send=[*sentence(audio), TTSStoppedFrame(),
                                                         SleepFrame(sleep=2.5)])
@@ -92,7 +91,7 @@ async def test_pictures_already_queued_keep_their_ticks_while_the_next_batch_ren
     """The pictures whose audio went out are shown on their ticks while the engine renders the
     next batch, not after it: else the sound plays on and its pictures come seconds late."""
     engine = SlowAheadStandIn(fps=FPS, due=lambda k: 0.0 if k < BATCH else BATCH_WAIT_S)
-    processor = FaceVideoProcessor(engine=engine, fps=FPS, audio_lead_frames=4, video_delay_ms=0)
+    processor = FaceVideoProcessor(engine=engine, fps=FPS)
     audio = speech(0.6)  # 15 frames
     down, _ = await run_test(processor, frames_to_send=[*sentence(audio), TTSStoppedFrame(),
                                                         SleepFrame(sleep=BATCH_WAIT_S + 1.0)])

@@ -1,7 +1,10 @@
-"""FaceVideoProcessor in a real Pipecat pipeline: audio in video-frame pieces, pictures in step,
-idle frames, interruption, the A/V sync marker and frame ordering."""
+"""FaceVideoProcessor in a real Pipecat pipeline: audio in video-frame pieces, each picture after
+its audio, rendering bounded ahead of playout, idle frames, interruption, the A/V sync marker and
+frame ordering."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pytest
@@ -60,7 +63,7 @@ def pixels(frame: OutputImageRawFrame) -> np.ndarray:
 
 @pytest.fixture
 def processor():
-    return FaceVideoProcessor(audio_lead_frames=2)
+    return FaceVideoProcessor()
 
 
 async def test_audio_is_re_emitted_in_video_frame_pieces(processor):
@@ -147,32 +150,46 @@ async def test_interruption_stops_audio_and_pictures_at_once(processor):
     assert all(np.abs(pixels(p)[box].astype(int) - idle).mean() < 6 for p in after_pics[1:])
 
 
-async def test_after_an_interruption_the_resting_face_goes_out_on_the_next_tick():
-    # Pictures are held `video_delay_ms` behind their audio; the audio stops at the
-    # interruption, so the closed mouth must not wait behind that delay.
-    processor = FaceVideoProcessor(audio_lead_frames=2, video_delay_ms=80)  # two frames held
-    ticks: list[str] = []
-    push, send, interrupt = processor._push_image, processor._send_picture, processor._interrupt
+async def test_after_an_interruption_the_resting_face_goes_out_at_once():
+    # The transport drops the audio it queued, so the closed mouth must not wait for the speech
+    # already sent to "play", nor for the next idle tick.
+    processor = FaceVideoProcessor()
+    events: list[tuple[str, float]] = []
+    send_idle, interrupt = processor._send_idle, processor._interrupt
 
-    async def push_image(image):
-        ticks.append("tick")
-        await push(image)
-
-    async def send_picture(image):
-        ticks.append("sent")
-        await send(image)
+    async def idle(now):
+        events.append(("idle", time.monotonic()))
+        await send_idle(now)
 
     def interrupted():
-        ticks.append("interrupted")
+        events.append(("interrupted", time.monotonic()))
         interrupt()
 
-    processor._push_image, processor._send_picture = push_image, send_picture
-    processor._interrupt = interrupted
+    processor._send_idle, processor._interrupt = idle, interrupted
     frames = [*sentence(speech(2.0)), SleepFrame(sleep=0.4), InterruptionFrame(),
               SleepFrame(sleep=0.3)]
     await run_test(processor, frames_to_send=frames)
-    after = ticks[ticks.index("interrupted") + 1:]
-    assert after[:2] == ["tick", "sent"]
+    cut = events.index(next(e for e in events if e[0] == "interrupted"))
+    kind, at = events[cut + 1]
+    assert kind == "idle" and at - events[cut][1] < 0.03
+
+
+async def test_speech_is_sent_at_most_the_a_v_queue_ahead_of_playout():
+    processor = FaceVideoProcessor(ahead_ms=200)
+    pushed: list[float] = []
+    send = processor._send_speech_frame
+
+    async def send_speech_frame(*args):
+        out = await send(*args)
+        pushed.append(time.monotonic())
+        return out
+
+    processor._send_speech_frame = send_speech_frame
+    await run_test(processor, frames_to_send=[*sentence(speech(2.0)), SleepFrame(sleep=2.3)])
+    assert len(pushed) == 50
+    # 40 ms of audio per piece: piece k is handed over about k * 40 ms - 200 ms after the first
+    lead = [k * 0.04 - (t - pushed[0]) for k, t in enumerate(pushed)]
+    assert max(lead) <= 0.24 and min(lead[10:]) >= 0.1, [round(x, 3) for x in lead]
 
 
 async def test_frames_after_speech_stay_behind_its_audio(processor):
@@ -199,10 +216,7 @@ async def test_envelope_fallback_without_timings(processor):
 
 
 async def test_probe_marker_flashes_exactly_with_the_clicks():
-    lead, delay = 2, 3
-    processor = FaceVideoProcessor(
-        audio_lead_frames=lead, video_delay_ms=delay * 40, marker=AVSyncMarker()
-    )
+    processor = FaceVideoProcessor(marker=AVSyncMarker())
     audio, clicks = probe_signal(2.0, SR, 25, period_s=0.48)
     down, _ = await run_test(
         processor, frames_to_send=[*audio_frames(audio, 960 * 5), SleepFrame(sleep=2.6)]
@@ -218,10 +232,8 @@ async def test_probe_marker_flashes_exactly_with_the_clicks():
     # each click starts on a video frame's first sample and fills exactly that one frame
     assert clicks == [frame_bounds(k, SR, 25)[0] for k in click_frames]
     assert sorted({i // SAMPLES_PER_FRAME for i in np.flatnonzero(audio)}) == click_frames
-    assert len(marked) == len(click_frames)
-    # picture k is shown once audio frame k is the oldest of the `lead` + 1 frames sent ahead,
-    # and `delay` more frames later
-    assert marked == [k + lead + 1 + delay for k in click_frames]
+    # picture k comes right after audio piece k (the transport's synchronizer paces both)
+    assert marked == [k + 1 for k in click_frames]
 
 
 class RecordingEngine(BuiltinFaceEngine):
@@ -245,7 +257,7 @@ class RecordingEngine(BuiltinFaceEngine):
 @pytest.mark.parametrize("marker", [None, AVSyncMarker()], ids=["no marker", "AVSyncMarker"])
 async def test_only_a_marker_changes_the_engines_pictures(marker):
     engine = RecordingEngine()
-    processor = FaceVideoProcessor(engine=engine, audio_lead_frames=2, marker=marker)
+    processor = FaceVideoProcessor(engine=engine, marker=marker)
     audio, _ = probe_signal(0.8, SR, 25, period_s=0.4)
     down, _ = await run_test(
         processor, frames_to_send=[SleepFrame(sleep=0.2), *audio_frames(audio)]
@@ -261,17 +273,9 @@ async def test_only_a_marker_changes_the_engines_pictures(marker):
 def test_settings_from_env(monkeypatch, tmp_path):
     monkeypatch.setenv("FACE_AVATAR", str(tmp_path / "me.png"))
     monkeypatch.setenv("FACE_FPS", "30")
-    monkeypatch.setenv("FACE_AUDIO_LEAD_FRAMES", "4")
-    monkeypatch.setenv("FACE_VIDEO_DELAY_MS", "0")
     monkeypatch.setenv("FACE_PROBE", "1")
     s = FaceSettings(**load_settings().bot.face.given())
-    assert (s.avatar_image_path, s.fps, s.audio_lead_frames, s.video_delay_ms, s.probe) == (
-        tmp_path / "me.png",
-        30,
-        4,
-        0,
-        True,
-    )
+    assert (s.avatar_image_path, s.fps, s.probe) == (tmp_path / "me.png", 30, True)
     assert (s.width, s.height) == (512, 512)
 
 
@@ -291,7 +295,7 @@ def test_mismatched_engine_rate_is_refused():
 
 
 async def test_end_frame_waits_until_the_speech_and_its_pictures_are_out():
-    processor = FaceVideoProcessor(audio_lead_frames=2, video_delay_ms=80, marker=AVSyncMarker())
+    processor = FaceVideoProcessor(marker=AVSyncMarker())
     audio, clicks = probe_signal(1.2, SR, 25, period_s=0.4)
     down, _ = await run_test(processor, frames_to_send=audio_frames(audio))  # EndFrame right after
     assert len(audio_out(down)) == 30

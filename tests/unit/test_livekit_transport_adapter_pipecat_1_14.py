@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 
 import numpy as np
 import pipecat
 import pytest
 from livekit import rtc
-from pipecat.frames.frames import OutputImageRawFrame
+from pipecat.frames.frames import (
+    EndFrame,
+    InterruptionFrame,
+    OutputImageRawFrame,
+    StartFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.livekit.transport import (
@@ -21,7 +28,7 @@ from pipecat.transports.livekit.transport import (
 )
 
 from processors.livekit_transport_adapter import (
-    capture_changed_pictures_only,
+    PicturesInStep,
     keep_video_framerate,
     queued_audio_s,
     receive_audio_as,
@@ -90,27 +97,75 @@ def test_keep_video_framerate_publishes_the_video_with_maintain_framerate(transp
         BITRATE, FPS)
 
 
-async def test_capture_changed_pictures_only_drops_re_draws_of_the_same_picture(transport):
-    # Pipecat's non-live loop re-draws the current picture object through write_video_frame.
+def test_pictures_in_step_hooks_what_pipecat_and_livekit_have():
     sender = inspect.getsource(BaseOutputTransport.MediaSender)
-    assert "self._video_images = itertools.cycle([image])" in sender
-    assert "await self._transport.write_video_frame(frame)" in sender
-    output = transport.output()
-    written: list[OutputImageRawFrame] = []
+    # A sync_with_audio picture reaches _set_video_image from the audio task, after its audio.
+    assert "await self._audio_queue.put(frame)" in sender
+    assert "await self._set_video_image(frame)" in sender
+    ready = inspect.getsource(BaseOutputTransport.set_transport_ready)
+    assert "self._media_senders[None] = BaseOutputTransport.MediaSender(" in ready
+    assert "self._client._audio_source.clear_queue()" in inspect.getsource(
+        type(LiveKitTransport(url="", token="", room_name="").output()).process_frame)
+    synchronizer = inspect.getsource(rtc.AVSynchronizer)
+    assert "self._video_queue = asyncio.Queue" in synchronizer
+    assert "self._video_source.capture_frame(frame)" in synchronizer
+    assert "self._next_frame_time += self._frame_interval" in inspect.getsource(
+        rtc.synchronizer._FPSController)
 
-    async def write(frame: OutputImageRawFrame) -> bool:
-        written.append(frame)
-        return True
 
-    output.write_video_frame = write  # stands in for LiveKit's video source (no server here)
-    capture_changed_pictures_only(transport, keepalive_s=0.2)
-    one, two = (OutputImageRawFrame(image=bytes(12), size=(2, 2), format="RGB") for _ in range(2))
-    for frame in (one, one, one, two, two):
-        assert await output.write_video_frame(frame)
-    assert written == [one, two]
-    await asyncio.sleep(0.25)
-    assert await output.write_video_frame(two)  # a keep-alive for new subscribers
-    assert written == [one, two, two]
+async def test_pictures_in_step_are_captured_once_each_paced_from_their_audios_start(transport):
+    client, output = transport._client, transport.output()
+    client._audio_source = rtc.AudioSource(24000, 1, queue_size_ms=200)
+    client._video_source = rtc.VideoSource(64, 64)
+    captured: list[tuple[float, int]] = []
+    client._video_source.capture_frame = (  # type: ignore[method-assign]
+        lambda frame, **_: captured.append((time.perf_counter(), frame.data[0])))
+
+    async def ready(_frame):  # what Pipecat's set_transport_ready does (pinned above)
+        output._media_senders[None] = BaseOutputTransport.MediaSender(
+            output, destination=None, sample_rate=24000, audio_chunk_size=1920,
+            params=output._params)
+
+    async def process(_frame, _direction):  # the transport's own (clears the audio source)
+        pass
+
+    output.set_transport_ready, output.process_frame = ready, process
+    PicturesInStep(transport, fps=25, queue_ms=200, hold_ms=30)
+    await output.set_transport_ready(StartFrame())
+    set_image = output._media_senders[None]._set_video_image
+
+    def picture(mark: int) -> OutputImageRawFrame:
+        return OutputImageRawFrame(image=bytes([mark]) * (64 * 64 * 3), size=(64, 64),
+                                   format="RGB")
+
+    # Idle pictures, slower than the frame rate, each shown at once.
+    for mark in (1, 2):
+        await set_image(picture(mark))
+        await asyncio.sleep(0.15)
+    # Speech: 12 pieces of 40 ms, each followed by its picture, handed over as fast as LiveKit's
+    # audio source takes them (as Pipecat's audio task does).
+    piece = rtc.AudioFrame(bytes(960 * 2), 24000, 1, 960)
+    started = time.perf_counter()
+    for mark in range(10, 22):
+        await client._audio_source.capture_frame(piece)
+        await set_image(picture(mark))
+    await asyncio.sleep(0.6)
+    for mark in (30, 31, 32, 33):  # a turn cut short: its audio and pictures dropped together
+        await client._audio_source.capture_frame(piece)
+        await set_image(picture(mark))
+    await output.process_frame(InterruptionFrame(), FrameDirection.DOWNSTREAM)
+    assert client._audio_source.queued_duration == 0
+    await asyncio.sleep(0.3)
+    marks = [m for _, m in captured]
+    assert 30 in marks and 33 not in marks, marks
+    del marks[marks.index(30):]
+    assert marks == [1, 2, *range(10, 22)]  # each picture exactly once, in order
+    speech = [t - started for t, m in captured if 10 <= m < 30]
+    assert 0.03 <= speech[0] < 0.05  # the first speaking picture shows as its audio starts + hold
+    steps = np.diff(speech)
+    assert np.all(np.abs(steps - 0.04) < 0.015), steps.round(3)  # then one per audio piece
+    await output.process_frame(EndFrame(), FrameDirection.DOWNSTREAM)
+    await client._audio_source.aclose()
 
 
 async def test_receive_audio_as_reads_each_participant_at_the_pipelines_rate_and_frame(transport):

@@ -105,9 +105,13 @@ def test_empty_means_the_default_and_a_bad_value_names_its_variable(clean_env):
         load_settings()
 
 
-def test_the_audio_queue_must_hold_the_face_lead(clean_env):
-    clean_env.setenv("BOT_AUDIO_OUT_QUEUE_MS", "100")
-    with pytest.raises(ValueError, match="BOT_AUDIO_OUT_QUEUE_MS=100 cannot hold"):
+def test_the_a_v_queue_must_hold_two_face_frames_and_stay_short(clean_env):
+    for bad in ("60", "1200"):
+        clean_env.setenv("BOT_AUDIO_OUT_QUEUE_MS", bad)
+        with pytest.raises(ValueError, match=f"BOT_AUDIO_OUT_QUEUE_MS={bad} must hold at least"):
+            BotSettings.from_env()
+    clean_env.setenv("BOT_AUDIO_OUT_QUEUE_MS", "80")
+    assert BotSettings.from_env().audio_out_queue_ms == 80
+    clean_env.setenv("FACE_FPS", "10")  # two frames are 200 ms now
+    with pytest.raises(ValueError, match="200 ms at FACE_FPS=10"):
         BotSettings.from_env()
-    clean_env.setenv("FACE_AUDIO_LEAD_FRAMES", "2")
-    assert BotSettings.from_env().audio_out_queue_ms == 100
