@@ -122,31 +122,31 @@ class PicturesInStep:
         self._output.set_transport_ready = set_transport_ready  # type: ignore[method-assign]
         self._output.process_frame = process_frame  # type: ignore[method-assign]
 
-    def _synchronizer(self) -> rtc.AVSynchronizer | None:
-        """The synchronizer of the client's current sources (new ones after a reconnect)."""
+    async def _synchronizer(self) -> tuple[rtc.AVSynchronizer, rtc.AudioSource] | None:
+        """The synchronizer of the client's current sources (new ones after a reconnect), and
+        its audio source; None before the client connected."""
         audio, video = self._client._audio_source, self._client._video_source
         if audio is None or video is None:
             return None
-        if self._sources != (audio, video):
-            if self._sync is not None:
-                asyncio.get_running_loop().create_task(self._sync.aclose())
+        if self._sync is None or self._sources != (audio, video):
+            await self.aclose()
             self._sync = rtc.AVSynchronizer(audio_source=audio, video_source=video,
                                             video_fps=self._fps,
                                             video_queue_size_ms=self._queue_ms)
             self._sources = (audio, video)
-        return self._sync
+        return self._sync, audio
 
     async def push(self, image: OutputImageRawFrame) -> None:
         """Queue `image` to be captured on the synchronizer's clock (dropped before connect)."""
-        sync = self._synchronizer()
+        bound = await self._synchronizer()
         frame = self._output._convert_pipecat_video_to_livekit(image)
-        if sync is None or self._sources is None or frame is None:
+        if bound is None or frame is None:
             return
+        sync, audio = bound
         # Nothing waiting and at most the picture's own audio queued: the audio (re)starts now,
         # so the picture is due now, plus the hold (not on a tick left behind by slower idle
         # pictures).
-        if (sync._video_queue.empty()
-                and self._sources[0].queued_duration * self._fps <= RESTART_FRAMES):
+        if sync._video_queue.empty() and audio.queued_duration * self._fps <= RESTART_FRAMES:
             sync._fps_controller._next_frame_time = time.perf_counter() + self._hold_s
         await sync.push(frame)
 

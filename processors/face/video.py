@@ -254,13 +254,12 @@ class FaceVideoProcessor(FrameProcessor):
         """Send each piece of speech with its picture as soon as its audio is in, at most
         `ahead` before it plays; once the speech sent has played, an idle picture now and then."""
         while True:
+            self._arrived.clear()  # what arrives from here on wakes the waits below
             now = time.monotonic()
             full = self._played_at - self._ahead_s - now
             if full > 0:  # enough is queued downstream (an interruption wakes it early)
-                self._arrived.clear()
                 await self._wait_for_arrival(full)
                 continue
-            self._arrived.clear()  # what arrives from here on wakes the wait below
             step = await self._next_speech_frame()
             if step is EndFrame:
                 return
