@@ -169,7 +169,6 @@ class FaceSection(Section):
     fps: Positive = None
     width: Positive = None
     height: Positive = None
-    probe: Flag = None
     engine: Str = None
     idle_fps: Positive = None
 

@@ -80,6 +80,23 @@ def bench_servers(prefix: str) -> Iterator[BenchServers]:
     """Start livekit-server and Ollama (logs in a new temp folder named `prefix`-...); they are
     stopped when the block ends, however it ends, SIGTERM included."""
     settings = StackSettings.from_env()
+    with _livekit(settings, prefix) as (url, logs, livekit), \
+            bench_ollama(settings, logs) as (ollama_url, ollama):
+        yield BenchServers(settings=settings, logs=logs, url=url, ollama_url=ollama_url,
+                           livekit=livekit, ollama=ollama)
+
+
+@contextlib.contextmanager
+def bench_livekit(prefix: str) -> Iterator[tuple[str, Path]]:
+    """Only livekit-server (for a benchmark without a bot's models): its url and the log folder
+    (a new temp folder named `prefix`-...); stopped when the block ends, however it ends."""
+    with _livekit(StackSettings.from_env(), prefix) as (url, logs, _):
+        yield url, logs
+
+
+@contextlib.contextmanager
+def _livekit(settings: StackSettings,
+             prefix: str) -> Iterator[tuple[str, Path, services.ManagedServer]]:
     logs = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
     lk_port, tcp, udp = services.free_port(), services.free_port(), services.free_udp_port()
     livekit = services.livekit_server(
@@ -94,15 +111,7 @@ def bench_servers(prefix: str) -> Iterator[BenchServers]:
     with _sigterm_unwinds():
         try:
             livekit.start()
-            with bench_ollama(settings, logs) as (ollama_url, ollama):
-                yield BenchServers(
-                    settings=settings,
-                    logs=logs,
-                    url=f"ws://127.0.0.1:{lk_port}",
-                    ollama_url=ollama_url,
-                    livekit=livekit,
-                    ollama=ollama,
-                )
+            yield f"ws://127.0.0.1:{lk_port}", logs, livekit
         finally:
             livekit.stop()
 

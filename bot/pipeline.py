@@ -46,10 +46,10 @@ from bot.settings import BotSettings
 from bot.token import bot_token
 from processors.align.whisper_aligner import WhisperAligner
 from processors.face.engines import SADTALKER, face_engine
-from processors.face.video import FaceVideoProcessor
+from processors.face.video import FaceVideoProcessor, FrameMarker
 from processors.livekit_transport_adapter import (
     PicturesInStep,
-    keep_video_framerate,
+    keep_every_picture,
     receive_audio_as,
     room_of,
 )
@@ -96,11 +96,13 @@ class AvatarBot:
 
     `token` is the join token (else one is minted from the settings); `models` are already
     loaded models to use instead of loading them here; `records` says where the conversation
-    is recorded (None: not recorded).
+    is recorded (None: not recorded); `face_marker` marks each face picture with its audio (the
+    A/V probe of tests/support/probe_bot.py; None in service).
     """
 
     def __init__(self, *, settings: BotSettings, room: str, token: str | None = None,
-                 models: BotModels | None = None, records: RecordsOptions | None = None):
+                 models: BotModels | None = None, records: RecordsOptions | None = None,
+                 face_marker: FrameMarker | None = None):
         self._settings = settings
         self._room = room
         self._greeted = False
@@ -131,8 +133,9 @@ class AvatarBot:
                 video_out_max_bitrate=settings.video_max_bitrate,
             ),
         )
-        # A face that drops frames under load looks broken; a softer one does not (issue 12).
-        keep_video_framerate(self.transport)
+        # A face that drops frames under load looks broken; a softer one does not; one layer, so
+        # that no viewer is switched between layers mid-turn (issue 12).
+        keep_every_picture(self.transport)
         # One clock for sound and face: each picture is published once, paced with its audio by
         # LiveKit's AVSynchronizer (issue 12); a still face is not re-encoded (issue 14).
         PicturesInStep(self.transport, fps=face_settings.fps, queue_ms=settings.audio_out_queue_ms)
@@ -221,7 +224,8 @@ class AvatarBot:
                                         if face_settings.engine == SADTALKER else None),
                              notify=self._face_fell_back)
         face = FaceVideoProcessor.from_settings(face_settings, engine=engine,
-                                                ahead_ms=settings.audio_out_queue_ms)
+                                                ahead_ms=settings.audio_out_queue_ms,
+                                                marker=face_marker)
 
         pipeline = Pipeline(
             [

@@ -16,7 +16,8 @@ An engine that `renders_ahead` (SadTalker) gets each whole sentence once its aud
 renders it in a worker; each piece of audio waits for its picture, so when the engine is behind
 real time both are held together (the time held goes out as an RTVI processing metric), and
 idle pictures show while the audio is held.
-An optional `FrameMarker` marks each picture with its audio (the A/V sync probe: av_marker.py).
+An optional `FrameMarker` marks each picture with its audio (the A/V sync probe's marker, a test
+wrapper: tests/support/av_marker.py, tests/support/probe_bot.py).
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ from pipecat.frames.frames import (
 from pipecat.metrics.metrics import ProcessingMetricsData
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from processors.face.av_marker import AVSyncMarker
 from processors.face.base import (
     DEFAULT_AVATAR,
     Avatar,
@@ -76,13 +76,12 @@ DEFAULT_IDLE_FPS = 8
 
 @dataclass(frozen=True, slots=True)
 class FaceSettings:
-    """Face video output: avatar image, frame size and rate, engine, probe mode."""
+    """Face video output: avatar image, frame size and rate, engine, idle rate."""
 
     avatar_image_path: Path = DEFAULT_AVATAR
     fps: int = DEFAULT_FPS
     width: int = DEFAULT_SIZE
     height: int = DEFAULT_SIZE
-    probe: bool = False  # FACE_PROBE: mark pictures with av_marker.AVSyncMarker
     engine: str = "builtin"  # processors.face.engines.ENGINES
     idle_fps: int = DEFAULT_IDLE_FPS
 
@@ -166,7 +165,7 @@ class FaceVideoProcessor(FrameProcessor):
     @classmethod
     def from_settings(
         cls, settings: FaceSettings, *, engine: FaceEngine | None = None,
-        ahead_ms: int = DEFAULT_AHEAD_MS,
+        ahead_ms: int = DEFAULT_AHEAD_MS, marker: FrameMarker | None = None,
     ) -> FaceVideoProcessor:
         return cls(
             engine=engine,
@@ -175,7 +174,7 @@ class FaceVideoProcessor(FrameProcessor):
             width=settings.width,
             height=settings.height,
             ahead_ms=ahead_ms,
-            marker=AVSyncMarker() if settings.probe else None,
+            marker=marker,
             idle_fps=settings.idle_fps,
         )
 

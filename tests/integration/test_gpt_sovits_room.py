@@ -20,10 +20,10 @@ from loguru import logger
 from pipecat.frames.frames import TTSSpeakFrame
 
 from processors.align.whisper_aligner import WhisperAligner
-from processors.face.av_marker import PROBE_TONE_HZ
 from processors.timing import TimedSpeech, WordTiming
 from processors.tts.gpt_sovits import GPTSoVITSSettings, GPTSoVITSTTSService, GPTSoVITSVoice
 from processors.tts.hibari_voice import HibariVoice
+from tests.support.av_marker import PROBE_TONE_HZ
 from tests.support.av_probe import (
     FAIL_BEYOND_S,
     FPS,

@@ -1,17 +1,18 @@
 """A live room with FACE_ENGINE=sadtalker keeps audio and video in step while SadTalker renders
 slower than real time (issue 15, acceptance).
 
-`python -m bot --room` (real livekit-server, Ollama, Whisper) runs the SadTalker engine on
+The bot with the A/V probe (`python -m tests.support.probe_bot --room`, i.e. `python -m bot --room`
+with its face pictures marked; real livekit-server, Ollama, Whisper) runs the SadTalker engine on
 STAND-IN checkpoints (tests/support/sadtalker_standin.py: SadTalker's own models with random
-weights, since no registry ships the real ones) on the CPU, where it is far slower than real
-time, with FACE_PROBE=1. Its voice is the GPT-SoVITS STAND-IN server (no GPT-SoVITS weights run
-here) speaking probe audio: each sentence of the greeting is one-frame 1 kHz clicks on video-frame
-boundaries (processors.face.av_marker.probe_signal), so the face flashes its probe marker in exactly
-the frames whose audio holds a click. A HumanParticipant (real LiveKit SDK) receives both tracks
-and each click is paired with its flash as in test_av_sync.py (offset = flash - click; positive:
-the picture lags the sound). How far SadTalker was behind is read at the receiver too: the face's
-RTVI `face-held` metrics (seconds it held a sentence's audio and pictures back), next to the bot
-log's compute seconds per second of video.
+weights, since no registry ships the real ones) on the CPU, where it is far slower than real time.
+Its voice is the GPT-SoVITS STAND-IN server (no GPT-SoVITS weights run here) speaking probe audio:
+each sentence of the greeting is one-frame 1 kHz clicks on video-frame boundaries
+(tests.support.av_marker.probe_signal), so the face flashes its probe marker in exactly the frames
+whose audio holds a click. A HumanParticipant (real LiveKit SDK) receives both tracks and each
+click is paired with its flash as in test_av_sync.py (offset = flash - click; positive: the picture
+lags the sound). How far SadTalker was behind is read at the receiver too: the face's RTVI
+`face-held` metrics (seconds it held a sentence's audio and pictures back), next to the bot log's
+compute seconds per second of video.
 
 The fallback threshold (SADTALKER_MAX_SLOWDOWN) is raised here, or the builtin face would take
 over from an engine this slow; SADTALKER_IDLE_S is short so that the idle loop renders in seconds.
@@ -29,9 +30,9 @@ import pytest
 from loguru import logger
 
 from bot.settings import DEFAULT_IDENTITY
-from processors.face.av_marker import probe_signal
 from processors.face.video import HELD_METRIC_SUFFIX
 from processors.timing import TimedSpeech
+from tests.support.av_marker import probe_signal
 from tests.support.av_probe import (
     FAIL_BEYOND_S,
     FPS,
@@ -100,7 +101,8 @@ async def test_sadtalker_room_keeps_audio_and_video_in_step_while_slower_than_re
     reference.write_bytes(b"RIFF")  # the stand-in server only checks that it can read it
     room = "sadtalker-room"
     async with GPTSoVITSStandIn(voice=ProbeVoice()) as server:
-        bot = BotProcess(room=room, log_path=tmp_path / "bot.log", env={
+        bot = BotProcess(room=room, module="tests.support.probe_bot",
+                         log_path=tmp_path / "bot.log", env={
             **stack_env,
             "BOT_GREETING": GREETING,
             "BOT_EMPTY_ROOM_GRACE_SECS": "1",
@@ -108,7 +110,6 @@ async def test_sadtalker_room_keeps_audio_and_video_in_step_while_slower_than_re
             "GPT_SOVITS_REF_AUDIO": str(reference),
             "GPT_SOVITS_PROMPT_TEXT": "Hello, this is my voice.",
             "FACE_ENGINE": "sadtalker",
-            "FACE_PROBE": "1",
             "SADTALKER_CHECKPOINTS": str(checkpoints),
             "SADTALKER_CONFIG": str(config),
             "SADTALKER_DEVICE": os.environ.get("SADTALKER_DEVICE", "cpu"),  # cuda on a GPU host

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from livekit import rtc
 from pipecat.frames.frames import EndFrame, TTSAudioRawFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -19,13 +24,20 @@ from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
 from pipecat.workers.runner import WorkerRunner
 
-from processors.face.av_marker import AVSyncMarker, probe_marker_on, probe_signal
 from processors.face.video import FaceVideoProcessor
-from processors.livekit_transport_adapter import PicturesInStep, keep_video_framerate
+from processors.livekit_transport_adapter import PicturesInStep, keep_every_picture
+from tests.support.av_marker import AVSyncMarker, probe_marker_on, probe_signal
+from tests.support.bot_process import LoggedProcess
 from tests.support.human import HumanParticipant
 
 SR = 24000
 FPS = 25
+# A measurement: 42 clicks per room, one every 10 video frames.
+PROBE_SECONDS = 17.0
+CLICK_PERIOD_S = 0.40
+# Each probe bot is idle this long first, per room started at once (the processes start, the
+# viewers subscribe, idle pictures flow), then speaks.
+IDLE_FIRST_PER_ROOM_S = 5.0
 # The bounds of the whole-bot probes (a GPT-SoVITS or SadTalker room, where the voice's timing
 # and a render-ahead engine come in too); tests/integration/test_av_sync.py holds the face's own
 # contract (median +-40 ms, p95 80 ms, 95 % paired).
@@ -63,10 +75,10 @@ def audio_onsets(received: list[tuple[float, str, np.ndarray, int]], identity: s
 def video_onsets(received: list[tuple[float, str, np.ndarray]], identity: str) -> list[float]:
     """Arrival time of each frame where the probe marker turns white."""
     onsets, was_on = [], False
-    for at, who, rgb in received:
+    for at, who, picture in received:
         if who != identity:
             continue
-        on = probe_marker_on(rgb)
+        on = probe_marker_on(picture)
         if on and not was_on:
             onsets.append(at)
         was_on = on
@@ -91,6 +103,107 @@ def av_offsets(viewer: HumanParticipant, identity: str) -> tuple[list[float], li
     """(click onsets heard, offsets of the clicks paired with a flash) of `identity`'s tracks."""
     heard = audio_onsets(viewer.audio, identity)
     return heard, pair_offsets(heard, video_onsets(viewer.video, identity))
+
+
+@dataclass(frozen=True)
+class RoomOffsets:
+    """One room's A/V offsets at its viewer (ms; positive: the picture lags the sound)."""
+
+    room: str
+    clicks_sent: int
+    clicks_heard: int
+    offsets_ms: list[float]
+    video_frames: int
+
+    @property
+    def paired(self) -> int:
+        return len(self.offsets_ms)
+
+    @property
+    def median_ms(self) -> float:
+        return float(np.median(self.offsets_ms)) if self.offsets_ms else float("nan")
+
+    @property
+    def p95_abs_ms(self) -> float:
+        return (float(np.percentile(np.abs(self.offsets_ms), 95)) if self.offsets_ms
+                else float("nan"))
+
+    def summary(self) -> str:
+        ms = np.array(self.offsets_ms)
+        return (f"{self.room}: A/V offset over {self.paired}/{self.clicks_heard} clicks heard "
+                f"({self.clicks_sent} sent): median {self.median_ms:+.0f} ms, p95 |offset| "
+                f"{self.p95_abs_ms:.0f} ms, min {ms.min(initial=0):+.0f}, "
+                f"max {ms.max(initial=0):+.0f}; {self.video_frames} video frames")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The rooms of one run and the machine's CPU during it (shares of one core)."""
+
+    rooms: list[RoomOffsets]
+    cpu_bots: float  # all probe bot processes together
+    cpu_viewers: float  # this process: the viewers' decoding and reading
+    cpu_idle: float  # the machine's idle share (0..cores)
+
+
+async def measure_av_offsets(url: str, token: Callable[[str, str, bool], str], *, rooms: int,
+                             logs_dir: Path) -> Measurement:
+    """Run `rooms` probe bots at once, each in its own process (as the worker runs each room's
+    job) with a viewer (real LiveKit SDK) in this process; `token(room, identity, agent)` mints
+    the join tokens. Each bot idles, then speaks PROBE_SECONDS of clicks."""
+    import psutil
+
+    _, clicks = probe_signal(PROBE_SECONDS, SR, FPS, period_s=CLICK_PERIOD_S)
+    names = [f"face-av-sync-{rooms}-{i}" for i in range(rooms)]
+    idle_first_s = 3.0 + IDLE_FIRST_PER_ROOM_S * rooms
+    async with contextlib.AsyncExitStack() as stack:
+        # The viewers stand for browsers on other machines: each keeps only the luma its probe
+        # reads (no colour conversion here), so that they take as little of this machine's CPU
+        # from the bots as they can.
+        viewers = [await stack.enter_async_context(
+            HumanParticipant.connect(url, token(room, f"{room}-viewer", False),
+                                     video_format=rtc.VideoBufferType.I420))
+            for room in names]
+        bots = [stack.enter_context(LoggedProcess(
+            args=["-m", "tests.support.av_probe", url, token(room, f"{room}-bot", True), room,
+                  str(PROBE_SECONDS), str(CLICK_PERIOD_S), str(idle_first_s)],
+            env={}, log_path=logs_dir / f"{room}.log")) for room in names]
+        joined = time.monotonic()
+        for viewer, room in zip(viewers, names, strict=True):
+            await wait_for_tracks(viewer, f"{room}-bot", idle_first_s)
+        # CPU while the clicks play (each bot speaks idle_first_s after its pipeline started,
+        # about when its tracks came).
+        await asyncio.sleep(max(0.0, idle_first_s - (time.monotonic() - joined)))
+        procs = [psutil.Process(bot.pid) for bot in bots]
+        me = psutil.Process(os.getpid())
+        start = _cpu(procs), _cpu([me]), psutil.cpu_times().idle, time.monotonic()
+        await asyncio.sleep(PROBE_SECONDS - 2.0)
+        end = _cpu(procs), _cpu([me]), psutil.cpu_times().idle, time.monotonic()
+        for bot in bots:
+            code = await asyncio.to_thread(bot.wait, PROBE_SECONDS + idle_first_s + 20)
+            if code != 0:
+                raise RuntimeError(f"probe bot exited {code}:\n{bot.log()[-3000:]}")
+    wall = end[3] - start[3]
+    return Measurement(
+        rooms=[_room_offsets(viewer, room, len(clicks))
+               for viewer, room in zip(viewers, names, strict=True)],
+        cpu_bots=round((end[0] - start[0]) / wall, 2),
+        cpu_viewers=round((end[1] - start[1]) / wall, 2),
+        cpu_idle=round((end[2] - start[2]) / wall, 2),
+    )
+
+
+def _cpu(procs) -> float:
+    """User + system seconds of `procs` so far."""
+    return sum(t.user + t.system for t in (p.cpu_times() for p in procs))
+
+
+def _room_offsets(viewer: HumanParticipant, room: str, sent: int) -> RoomOffsets:
+    identity = f"{room}-bot"
+    heard, offsets = av_offsets(viewer, identity)
+    return RoomOffsets(room=identity, clicks_sent=sent, clicks_heard=len(heard),
+                       offsets_ms=[round(o * 1000, 1) for o in offsets],
+                       video_frames=sum(1 for _, who, _ in viewer.video if who == identity))
 
 
 async def wait_for_tracks(viewer: HumanParticipant, identity: str, timeout: float) -> None:  # noqa: ASYNC109 (poll deadline)
@@ -134,7 +247,7 @@ async def probe_face_bot(
             video_out_max_bitrate=VIDEO_MAX_BITRATE,
         ),
     )
-    keep_video_framerate(transport)
+    keep_every_picture(transport)
     PicturesInStep(transport, fps=FPS, queue_ms=audio_queue_ms)
     face = FaceVideoProcessor(marker=AVSyncMarker(), fps=FPS, ahead_ms=audio_queue_ms)
     worker = PipelineWorker(

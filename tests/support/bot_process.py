@@ -71,8 +71,9 @@ class BotProcess(LoggedProcess):
     """A bot subprocess for one room (`python -m bot --room NAME`)."""
 
     def __init__(self, *, room: str, env: dict[str, str], log_path: Path,
-                 script: Path | None = None):
-        """`script` runs another bot program taking `--room` (a benchmark's baseline bot)."""
-        program = [str(script)] if script else ["-m", "bot"]
+                 script: Path | None = None, module: str = "bot"):
+        """`script` runs another bot program taking `--room` (a benchmark's baseline bot);
+        `module` another bot module (tests.support.probe_bot: the bot with the A/V probe)."""
+        program = [str(script)] if script else ["-m", module]
         super().__init__(args=[*program, "--room", room], env=env, log_path=log_path)
         self.room = room

@@ -74,7 +74,8 @@ class HumanParticipant:
     async def connect(cls, url: str, token: str, *, video_format=rtc.VideoBufferType.RGB24,
                       video: bool = True):
         """Join; with `video=False` only audio tracks are subscribed (no video is received or
-        decoded here, so the load measured is the server side's)."""
+        decoded here, so the load measured is the server side's); `video_format` I420 keeps
+        only each picture's luma plane (2-D)."""
         room = rtc.Room()
         human = cls(room=room, video_format=video_format)
         room.on("track_subscribed", human._on_track)
@@ -227,10 +228,14 @@ class HumanParticipant:
         stream = rtc.VideoStream(track, format=self._video_format)
         async for event in stream:
             frame = event.frame
-            channels = 3 if self._video_format == rtc.VideoBufferType.RGB24 else 4
-            pixels = np.frombuffer(frame.data, dtype=np.uint8).reshape(
-                frame.height, frame.width, channels
-            )
+            data = np.frombuffer(frame.data, dtype=np.uint8)
+            if self._video_format == rtc.VideoBufferType.I420:
+                # The decoder's own format, kept as its luma plane only: no colour conversion
+                # and a third of the copy (a viewer that only reads brightness, the A/V probe).
+                pixels = data[: frame.width * frame.height].reshape(frame.height, frame.width)
+            else:
+                channels = 3 if self._video_format == rtc.VideoBufferType.RGB24 else 4
+                pixels = data.reshape(frame.height, frame.width, channels)
             self.received.video.append((time.monotonic(), identity, pixels.copy()))
 
     def _on_data(self, packet: rtc.DataPacket) -> None:

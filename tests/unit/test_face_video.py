@@ -18,12 +18,12 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import SleepFrame, run_test
 
 from avatar_core.settings import load_settings
-from processors.face.av_marker import AVSyncMarker, probe_marker_on, probe_signal
 from processors.face.base import frame_bounds
 from processors.face.builtin import BuiltinFaceEngine
 from processors.face.video import FaceSettings, FaceVideoProcessor
 from processors.frames import SentenceTimingFrame
 from processors.timing import VisemeTiming
+from tests.support.av_marker import AVSyncMarker, probe_marker_on, probe_signal
 
 SR = 24000
 SAMPLES_PER_FRAME = SR // 25
@@ -273,18 +273,15 @@ async def test_only_a_marker_changes_the_engines_pictures(marker):
 def test_settings_from_env(monkeypatch, tmp_path):
     monkeypatch.setenv("FACE_AVATAR", str(tmp_path / "me.png"))
     monkeypatch.setenv("FACE_FPS", "30")
-    monkeypatch.setenv("FACE_PROBE", "1")
     s = FaceSettings(**load_settings().bot.face.given())
-    assert (s.avatar_image_path, s.fps, s.probe) == (tmp_path / "me.png", 30, True)
+    assert (s.avatar_image_path, s.fps) == (tmp_path / "me.png", 30)
     assert (s.width, s.height) == (512, 512)
 
 
-@pytest.mark.parametrize("probe", [False, True])
-def test_face_probe_gives_the_processor_the_av_sync_marker(probe):
-    processor = FaceVideoProcessor.from_settings(FaceSettings(probe=probe))
-    assert isinstance(processor._marker, AVSyncMarker) is probe
-    if not probe:
-        assert processor._marker is None
+def test_pictures_are_marked_only_by_a_marker_given_in_code():
+    assert FaceVideoProcessor.from_settings(FaceSettings())._marker is None
+    marker = AVSyncMarker()
+    assert FaceVideoProcessor.from_settings(FaceSettings(), marker=marker)._marker is marker
 
 
 def test_mismatched_engine_rate_is_refused():

@@ -29,7 +29,7 @@ from pipecat.transports.livekit.transport import (
 
 from processors.livekit_transport_adapter import (
     PicturesInStep,
-    keep_video_framerate,
+    keep_every_picture,
     queued_audio_s,
     receive_audio_as,
     room_of,
@@ -83,15 +83,17 @@ async def test_queued_audio_s_is_what_the_clients_audio_source_still_holds(trans
     await client._audio_source.aclose()
 
 
-def test_keep_video_framerate_publishes_the_video_with_maintain_framerate(transport):
+def test_keep_every_picture_publishes_one_layer_with_maintain_framerate(transport):
     client = transport._client
     assert "self._video_publish_options()" in inspect.getsource(client.connect)
     plain = client._video_publish_options()
     assert isinstance(plain, rtc.TrackPublishOptions)
     assert not plain.HasField("degradation_preference")   # LiveKit's default: keep resolution
-    keep_video_framerate(transport)
+    assert not plain.HasField("simulcast")                # LiveKit's default: simulcast
+    keep_every_picture(transport)
     options = client._video_publish_options()
     assert options.degradation_preference == rtc.DegradationPreference.MAINTAIN_FRAMERATE
+    assert options.HasField("simulcast") and not options.simulcast
     assert options.source == rtc.TrackSource.SOURCE_CAMERA          # Pipecat's options kept
     assert (options.video_encoding.max_bitrate, options.video_encoding.max_framerate) == (
         BITRATE, FPS)

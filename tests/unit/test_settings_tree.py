@@ -75,33 +75,31 @@ def test_every_example_value_is_parsed(clean_env):
     ("0", False), ("off", False), ("no", False), ("False", False),
 ])
 def test_on_off_words_mean_the_same_everywhere(clean_env, word, meaning):
-    for name in ("BOT_GROUP_ONLY_WHEN_ADDRESSED", "FACE_PROBE", "GPT_SOVITS_FALLBACK",
+    for name in ("BOT_GROUP_ONLY_WHEN_ADDRESSED", "GPT_SOVITS_FALLBACK",
                  "AVATAR_ALIGN_SILENCES", "RECORDS_ENABLED", "AVATAR_ALLOW_INSECURE_PUBLIC"):
         clean_env.setenv(name, word)
     tree = load_settings()
     bot = BotSettings.from_tree(tree)
     assert bot.group_answer_only_when_addressed is meaning
-    assert bot.face.probe is meaning
     assert tree.bot.gpt_sovits.fallback is meaning
     assert tree.bot.aligner.silences is meaning
     assert tree.records.enabled is meaning
     assert tree.token_server.allow_insecure_public is meaning
 
 
-def test_group_only_when_addressed_off_is_off_and_face_probe_on_is_on(clean_env):
+def test_group_only_when_addressed_off_is_off_and_records_on_is_on(clean_env):
     clean_env.setenv("BOT_GROUP_ONLY_WHEN_ADDRESSED", "off")
-    clean_env.setenv("FACE_PROBE", "on")
-    bot = BotSettings.from_env()
-    assert bot.group_answer_only_when_addressed is False
-    assert bot.face.probe is True
+    clean_env.setenv("RECORDS_ENABLED", "on")
+    assert BotSettings.from_env().group_answer_only_when_addressed is False
+    assert load_settings().records.enabled is True
 
 
 def test_empty_means_the_default_and_a_bad_value_names_its_variable(clean_env):
     clean_env.setenv("FACE_FPS", "")
     clean_env.setenv("BOT_WORKER_MAX_ROOMS", "")
     assert BotSettings.from_env().face.fps == 25
-    clean_env.setenv("FACE_PROBE", "sometimes")
-    with pytest.raises(ValueError, match="FACE_PROBE='sometimes'"):
+    clean_env.setenv("RECORDS_ENABLED", "sometimes")
+    with pytest.raises(ValueError, match="RECORDS_ENABLED='sometimes'"):
         load_settings()
 
 
