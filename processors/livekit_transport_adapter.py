@@ -61,9 +61,10 @@ def keep_every_picture(transport: LiveKitTransport) -> None:
     resolution instead of dropping frames (LiveKit's default keeps the resolution), as a talking
     face needs; and with no simulcast layers the server never switches a viewer between layers,
     which skips pictures until the new layer's key frame (LiveKit's default publishes simulcast).
-    Measured with tests/integration/test_av_sync.py, 3 rooms on 2 cores: 36-41 of 42 probe
-    pictures paired with simulcast, 41-42 of 42 with one layer. Call before the pipeline
-    connects."""
+    Measured on 2 cores: a viewer of the bot answering got 19.5-21 fps with simulcast, 23.5-25.5
+    with one layer (tests/integration/test_bot.py); 3 rooms at once, 36-41 of 42 probe pictures
+    arrived with simulcast, 39-42 with one layer (bench/av_sync_bench.py). Call before the
+    pipeline connects."""
     client = transport._client
     build = client._video_publish_options
 
