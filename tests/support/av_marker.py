@@ -1,6 +1,7 @@
 """A/V sync marker: probe audio of clicks, and a corner square that flashes with them.
 
-Instrumentation for measuring the A/V offset at a receiver (FACE_PROBE=1): `probe_signal` makes
+Test instrumentation for measuring the A/V offset at a receiver (given to the face processor
+by tests/support/av_probe.py and tests/support/probe_bot.py): `probe_signal` makes
 audio of one-frame 1 kHz clicks on video-frame boundaries; `AVSyncMarker`, the face processor's
 frame marker, paints a square in the top-left corner of each picture, white when the picture's
 audio holds a click and black otherwise; `probe_marker_on` reads it back from a received frame.
