@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from livekit import rtc
+from loguru import logger
 from pipecat.frames.frames import EndFrame, TTSAudioRawFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -55,6 +56,10 @@ VIDEO_MAX_BITRATE = 1_200_000
 # receiver may still drop one): half of them are plenty for a median.
 MIN_PAIRED = 0.5
 STOP_TIMEOUT_S = 10
+# The probe bot's last line once its clicks played and it left the room, and how the LiveKit
+# SDK's native runtime reports a panic while the interpreter exits.
+PROBE_DONE = "probe done: all clicks played, room left"
+SDK_EXIT_PANIC = "panic in a function that cannot unwind"
 
 
 def audio_onsets(received: list[tuple[float, str, np.ndarray, int]], identity: str) -> list[float]:
@@ -181,8 +186,12 @@ async def measure_av_offsets(url: str, token: Callable[[str, str, bool], str], *
         end = _cpu(procs), _cpu([me]), psutil.cpu_times().idle, time.monotonic()
         for bot in bots:
             code = await asyncio.to_thread(bot.wait, PROBE_SECONDS + idle_first_s + 20)
-            if code != 0:
+            if code != 0 and not aborted_after_probe(bot.log()):
                 raise RuntimeError(f"probe bot exited {code}:\n{bot.log()[-3000:]}")
+            if code != 0:
+                logger.warning(f"{bot.log_path.name}: the probe played all its clicks and left "
+                               f"the room, then the LiveKit SDK aborted the process at exit "
+                               f"(status {code}, a Rust panic in its native teardown)")
     wall = end[3] - start[3]
     return Measurement(
         rooms=[_room_offsets(viewer, room, len(clicks))
@@ -191,6 +200,14 @@ async def measure_av_offsets(url: str, token: Callable[[str, str, bool], str], *
         cpu_viewers=round((end[1] - start[1]) / wall, 2),
         cpu_idle=round((end[2] - start[2]) / wall, 2),
     )
+
+
+def aborted_after_probe(log: str) -> bool:
+    """Whether a probe bot's log shows its whole probe done, then only the LiveKit SDK's native
+    runtime aborting the process as Python exits (seen once in CI: "panic in a function that
+    cannot unwind" from a tokio worker, after the room was left). Any other end is a failure."""
+    done = log.rfind(PROBE_DONE)
+    return done >= 0 and SDK_EXIT_PANIC in log[done:]
 
 
 def _cpu(procs) -> float:
@@ -290,6 +307,7 @@ def main() -> None:
     url, token, room, seconds, period_s, after_s = sys.argv[1:7]
     asyncio.run(speak_probe(url, token, room, seconds=float(seconds), period_s=float(period_s),
                             after_s=float(after_s)))
+    print(PROBE_DONE, flush=True)
 
 
 if __name__ == "__main__":
