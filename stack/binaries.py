@@ -29,8 +29,11 @@ OLLAMA_SYSTEM_HEADERS = {
 }
 MINIAUDIO_SDIST = "miniaudio==1.71"
 # Plain cgo compiles ggml's CPU backend without SIMD unless told to: build for the CPU it runs on
-# (the binary is built on, and cached for, this machine).
-OLLAMA_CFLAGS = "-O3 -march=native"
+# (the binary is built on, and cached for, this machine). Without AMX: on a CPU that has it
+# (Xeon Sapphire Rapids and later) ggml then calls its AMX buffer type, whose source Ollama's
+# Go package does not compile, and the link fails (`undefined reference to
+# ggml_backend_amx_buffer_type`).
+OLLAMA_CFLAGS = "-O3 -march=native -mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 
 LIVEKIT_INSTALL_HINT = ("install Go (https://go.dev/dl, then run setup again to build it) or put "
                         "livekit-server on PATH (https://docs.livekit.io/home/self-hosting/local/)")
