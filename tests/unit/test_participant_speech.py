@@ -169,7 +169,9 @@ async def test_an_utterance_that_starts_as_the_last_one_ends_keeps_its_first_wor
     down, _ = await run_test(segmenter, frames_to_send=_frames("carol", clip))
     utterances = [np.frombuffer(f.audio, np.int16) for f in down
                   if isinstance(f, UserAudioRawFrame)]
-    assert len(utterances) == 2, "the comma's pause no longer splits: this case is not tested"
+    # Piper's pauses vary from run to run (its VITS noise is random), so the comma after "Ava" may
+    # split off a third utterance; the case under test is the second one's start.
+    assert len(utterances) >= 2, "the comma's pause no longer splits: this case is not tested"
     peak = np.abs(clip).max()
     lead = utterances[1][: int(0.2 * RATE)]
     assert np.abs(lead).max() < 0.05 * peak  # quiet before the first word: nothing clipped
