@@ -116,7 +116,7 @@ async def ask(human: HumanParticipant, q: Question, voice: str) -> dict:
         "voice_to_voice_ms": round((speech[0] - ended) * 1000) if speech else None,
         "reply_s": round(last - speech[0], 2) if speech and last else None,
         "turn_wait_ms": breakdown.get("user_turn_ms") if breakdown else None,
-        "stt_ms": stage(breakdown, "STTService"),
+        "stt_ms": contribution(breakdown, "transcription"),
         "llm_first_token_ms": stage(breakdown, "LLMService"),
         "llm_first_sentence_ms": contribution(breakdown, "llm_inference", "sentence_aggregation"),
         "tts_first_audio_ms": stage(breakdown, "TTSService"),

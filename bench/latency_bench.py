@@ -8,7 +8,7 @@ Per turn it measures, at the receiving participant:
   first video     end of the question → first received frame with the lips moving (searched
                   from 1 s before the first reply audio on)
 and takes the bot's own stage figures from its RTVI messages (`bot-latency`, sent per turn
-from Pipecat's UserBotLatencyObserver): STT, LLM first token, LLM to first sentence (what the
+from Pipecat's UserBotLatencyObserver): STT (VAD stop → transcript), LLM first token, LLM to first sentence (what the
 TTS waits for), TTS first audio.
 Then barge-in trials: the person talks over a long answer; stop time = speech onset → last
 bot speech received. Finally the peak resident memory of the bot and of Ollama (process
@@ -189,7 +189,7 @@ async def measure(url: str, token: str, *, turns: int, barge_ins: int, memory: M
                 "voice_to_voice_ms": round((speech[0] - ended) * 1000) if speech else None,
                 "first_video_ms": round((moving[0] - ended) * 1000) if moving else None,
                 "reply_s": round(last - speech[0], 2) if speech and last else None,
-                "stt_ms": stage(breakdown, "WhisperSTTService"),
+                "stt_ms": contribution(breakdown, "transcription"),
                 "llm_first_token_ms": stage(breakdown, "OLLamaLLMService"),
                 "llm_first_sentence_ms": contribution(
                     breakdown, "llm_inference", "sentence_aggregation"

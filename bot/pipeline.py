@@ -22,7 +22,7 @@ from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import LLMMessagesAppendFrame, TTSSpeakFrame
 from pipecat.observers.base_observer import BaseObserver
-from pipecat.observers.user_bot_latency_observer import LatencyBreakdown, UserBotLatencyObserver
+from pipecat.observers.user_bot_latency_observer import LatencyBreakdown
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -61,6 +61,7 @@ from processors.tts.embedded import EmbeddedTTSService, EmbeddedVoice
 from processors.tts.gpt_sovits import GPTSoVITSTTSService
 from processors.tts.hibari_voice import HibariVoice
 from processors.tts.timed import TimedTTSService
+from processors.utterance_latency import UtteranceLatencyObserver
 from records.options import RecordsOptions
 
 # RTVI server-message type carrying one turn's measured latency and its breakdown.
@@ -243,7 +244,7 @@ class AvatarBot:
                 aggregators.assistant(),
             ]
         )
-        self.latency = UserBotLatencyObserver()
+        self.latency = UtteranceLatencyObserver()
         observers: list[BaseObserver] = [self.latency]
         if opened.recorder:
             observers.append(

@@ -21,6 +21,9 @@ from tests.support.speech import speak
 # it instead of ending on its finished transcript shows plainly.
 LONG_TURN_LIMIT_SECS = "5"
 FINISHED_TURN_MAX_MS = 3000
+# A turn's whole latency as the bot measures it (end of the question → bot speaking): seconds on a
+# loaded 2-core machine; measured from the start of the call it passed 15 s by the second turn.
+TURN_TOTAL_MAX_MS = 10_000
 
 
 async def test_the_default_model_answers_correctly(session, ollama):
@@ -51,7 +54,7 @@ async def test_a_long_pause_inside_one_sentence_is_one_turn(session):
 
 async def test_a_finished_question_is_answered_without_the_long_wait(session):
     async with session(BOT_TURN_MAX_WAIT_SECS=LONG_TURN_LIMIT_SECS) as s:
-        waits = []
+        waits, breakdowns = [], []
         for question in ("What do bees make?", "Which season comes after winter?",
                          "What is the opposite of hot?", "Where does the sun rise?"):
             asked = await s.ask(question)
@@ -59,7 +62,12 @@ async def test_a_finished_question_is_answered_without_the_long_wait(session):
             latency = server_messages(s.human.messages, LATENCY_MESSAGE_TYPE, asked)
             assert latency, "no bot-latency message"
             waits.append(latency[0]["user_turn_ms"])
+            breakdowns.append(latency[0])
         assert max(waits) < FINISHED_TURN_MAX_MS, f"turn waits (ms): {waits}"
+        # Each turn's breakdown runs from the end of its question, not from the call's start.
+        totals = [(b["measured_from"], b["total_ms"]) for b in breakdowns]
+        assert all(f == "user_silence" and w <= t < TURN_TOTAL_MAX_MS
+                   for (f, t), w in zip(totals, waits, strict=True)), totals
         # Whisper ran while the VAD waited out its stop time: the transcripts came from early
         # runs (one question may have been cut by a pause the VAD heard inside it).
         early = latency[-1]["early_transcripts"]
