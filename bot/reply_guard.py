@@ -1,7 +1,8 @@
 """Makes sure every answered turn is heard, and heard in the conversation's language.
 
 Placed right after the LLM service. It holds the reply's text one sentence at a time and
-judges it before the voice speaks it:
+judges it before the voice speaks it (each judged sentence goes to the TTS whole, as a sentence
+aggregation, so the voice starts on it at once instead of waiting for the next one):
 - a reply drifting into another language (small models sometimes switch to French after a
   question that names France) or into a list (which sounds like a recited document) is not
   spoken: the LLM is asked once more with a short reminder, and when that reply drifts too,
@@ -28,6 +29,7 @@ from functools import lru_cache
 
 from loguru import logger
 from pipecat.frames.frames import (
+    AggregatedTextFrame,
     ErrorFrame,
     Frame,
     InterruptionFrame,
@@ -38,8 +40,10 @@ from pipecat.frames.frames import (
     TTSSpeakFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.utils.string import match_endofsentence
+from pipecat.utils.text.base_text_aggregator import TextType
 
-# The end of a sentence (or of a line) in streamed reply text.
+# Characters that may end a sentence in streamed reply text (Pipecat's matcher decides).
 SENTENCE_END = re.compile(r"[.!?;:\n]")
 # A list item at the start of a line: "- x", "* x", "• x", "1. x", "2) x".
 LIST_ITEM = re.compile(r"(?:^|\n)\s*(?:[-*•]|\d+[.)])\s+\S")
@@ -167,7 +171,7 @@ class LLMReplyGuard(FrameProcessor):
         self._in_response = False
         self._got_text = False
         self._llm_failed = False
-        self._held: list[LLMTextFrame] = []
+        self._held = ""  # reply text not yet judged
         self._spoken = ""
         self._rejected: str | None = None
         self._retrying = False
@@ -192,9 +196,9 @@ class LLMReplyGuard(FrameProcessor):
 
         if isinstance(frame, LLMFullResponseStartFrame):
             self._in_response, self._got_text, self._llm_failed = True, False, False
-            self._held, self._spoken, self._rejected = [], "", None
+            self._held, self._spoken, self._rejected = "", "", None
         elif isinstance(frame, InterruptionFrame):
-            self._in_response, self._retrying, self._held = False, False, []
+            self._in_response, self._retrying, self._held = False, False, ""
         elif isinstance(frame, LLMFullResponseEndFrame) and self._in_response:
             self._in_response = False
             await self._end_of_response()
@@ -204,31 +208,44 @@ class LLMReplyGuard(FrameProcessor):
             return  # the rest of a rejected or interrupted reply is never spoken unjudged
         if not self._held and not self._spoken:
             await self.start_text_aggregation_metrics()
-        self._held.append(frame)
-        if SENTENCE_END.search(frame.text):
+        self._held += frame.text
+        if SENTENCE_END.search(self._held):
             await self._release(final=False)
 
+    def _complete_sentences(self) -> int:
+        """How much of the held text is whole sentences: each ends where Pipecat's sentence
+        matcher says, once some text follows it ("3." may go on as "3.5")."""
+        end = 0
+        while eos := match_endofsentence(self._held[end:], language=self._language):
+            if not self._held[end + eos:].strip():
+                break
+            end += eos
+        return end
+
     async def _release(self, *, final: bool):
-        """Judge the held sentence (with what was spoken before it) and push it or reject it."""
+        """Judge the held sentences (with what was spoken before them) and hand them to the TTS
+        as one sentence aggregation, or reject them; the rest of the text stays held."""
         if self._rejected or not self._held:
             return
         if not self._spoken:
             self._drop_speaker_label()
-        held = "".join(f.text for f in self._held)
+        end = len(self._held) if final else self._complete_sentences()
+        held, self._held = self._held[:end], self._held[end:]
         if not held:
             return
         reason = off_track(self._spoken + held, self._language) or off_track(held, self._language)
         if reason:
-            self._rejected, self._held = reason, []
+            self._rejected, self._held = reason, ""
             self.counts[reason] += 1
             logger.warning(f"{self}: reply not spoken ({reason}): {held!r}")
             return
         await self.stop_text_aggregation_metrics()  # only the first sentence's was started
-        for f in self._held:
-            await self.push_frame(f)
+        if held.strip():
+            # Whole sentences: the TTS speaks them at once rather than wait, as it does for
+            # streamed text, for the next sentence's first letter (which this guard holds).
+            await self.push_frame(AggregatedTextFrame(held.strip(), TextType.SENTENCE))
         self._spoken += held
         self._got_text = self._got_text or bool(held.strip())
-        self._held = []
         if final:
             self._spoken = ""
 
@@ -236,16 +253,11 @@ class LLMReplyGuard(FrameProcessor):
         """Drop a leading "Name:" (and white space) from the held start of a reply."""
         names = {n.strip() for n in (*self._speaker_names(), *GENERIC_SPEAKER_LABELS)} - {""}
         pattern = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-        text = "".join(f.text for f in self._held)
-        label = re.match(rf"\s*(?:{pattern})\s*:\s*", text, re.IGNORECASE)
+        label = re.match(rf"\s*(?:{pattern})\s*:\s*", self._held, re.IGNORECASE)
         if label:
             self.counts[SPEAKER_LABEL] += 1
             logger.debug(f"{self}: dropped the speaker label {label.group().strip()!r}")
-        cut = label.end() if label else len(text) - len(text.lstrip())
-        for f in self._held:
-            taken = min(cut, len(f.text))
-            f.text, cut = f.text[taken:], cut - taken
-        self._held = [f for f in self._held if f.text]
+        self._held = self._held[label.end():] if label else self._held.lstrip()
 
     async def _end_of_response(self):
         retrying, self._retrying = self._retrying, False

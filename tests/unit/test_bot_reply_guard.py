@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 from pipecat.frames.frames import (
+    AggregatedTextFrame,
     InterruptionFrame,
     LLMContextFrame,
     LLMFullResponseEndFrame,
@@ -13,6 +15,7 @@ from pipecat.frames.frames import (
     LLMMessagesAppendFrame,
     LLMTextFrame,
     MetricsFrame,
+    TTSAudioRawFrame,
     TTSSpeakFrame,
 )
 from pipecat.metrics.metrics import TextAggregationMetricsData
@@ -20,6 +23,8 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.task import PipelineParams
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.ollama.llm import OLLamaLLMService
+from pipecat.services.settings import TTSSettings
+from pipecat.services.tts_service import TTSService
 from pipecat.tests.utils import SleepFrame, run_test
 
 from bot.reply_guard import LANGUAGE, LIST, LLMReplyGuard, off_track
@@ -53,7 +58,7 @@ def _reply(*chunks: str) -> list:
 
 
 def _spoken(frames) -> str:
-    return "".join(f.text for f in frames if isinstance(f, LLMTextFrame))
+    return " ".join(f.text for f in frames if isinstance(f, AggregatedTextFrame))
 
 
 def _notices(frames) -> list[str]:
@@ -121,7 +126,7 @@ async def test_an_english_reply_passes_whole_and_a_later_drift_is_cut():
     good = _reply("Paris is ", "the capital of France.", " It is lovely.")
     mixed = _reply("Paris is the capital of France.", " C'est une ville très belle et grande.")
     down, up = await run_test(guard, frames_to_send=good + mixed)
-    assert _spoken(down) == ("Paris is the capital of France. It is lovely."
+    assert _spoken(down) == ("Paris is the capital of France. It is lovely. "
                              "Paris is the capital of France.")
     assert not [f for f in up if isinstance(f, LLMMessagesAppendFrame)]
     assert _notices(down) == []
@@ -168,5 +173,45 @@ async def test_the_hold_of_the_first_sentence_is_reported_as_text_aggregation():
     assert len(held) == 1, held  # the first sentence only
     index, data = held[0]
     assert 0.2 <= data.value < 0.5, data.value
-    first_text = next(i for i, f in enumerate(down) if isinstance(f, LLMTextFrame))
+    first_text = next(i for i, f in enumerate(down) if isinstance(f, AggregatedTextFrame))
     assert index < first_text  # reported before the text goes on to the voice
+
+
+@pytest.mark.parametrize("chunks, sentences", [
+    (("Seven", " days.", " It is", " a week."), ["Seven days.", "It is a week."]),
+    # Not sentence ends: a decimal, an abbreviation.
+    (("It costs 3", ".", "5 dollars.", " Dr", ". Smith", " agrees."),
+     ["It costs 3.5 dollars.", "Dr. Smith agrees."]),
+    (("Is it?", " Yes", "!"), ["Is it?", "Yes!"]),
+])
+async def test_sentences_go_to_the_voice_whole_and_one_at_a_time(chunks, sentences):
+    down, _ = await run_test(_guard(_llm(_closed_port())), frames_to_send=_reply(*chunks))
+    assert [f.text for f in down if isinstance(f, AggregatedTextFrame)] == sentences
+
+
+class TimedCallsTTS(TTSService):
+    """A voice that notes when it is asked to speak each text."""
+
+    def __init__(self):
+        super().__init__(push_start_frame=True, push_stop_frames=True, sample_rate=16000,
+                         settings=TTSSettings(model=None, voice=None, language=None))
+        self.calls: list[tuple[float, str]] = []
+
+    async def run_tts(self, text: str, context_id: str):
+        self.calls.append((time.monotonic(), text))
+        yield TTSAudioRawFrame(audio=b"\0\0" * 1600, sample_rate=16000, num_channels=1,
+                               context_id=context_id)
+
+
+async def test_the_voice_speaks_the_first_sentence_while_the_llm_writes_the_second():
+    """Pipecat's TTS waits for the next sentence's first letter before it speaks streamed text;
+    the guard holds that letter until the next sentence is judged, so a two-sentence reply
+    was silent until the LLM had written both (0.95 s in a meeting)."""
+    tts = TimedCallsTTS()
+    reply = [LLMFullResponseStartFrame(), LLMTextFrame("Seven days."), SleepFrame(sleep=0.1),
+             LLMTextFrame(" It"), SleepFrame(sleep=0.5), LLMTextFrame(" is a week."),
+             LLMFullResponseEndFrame()]
+    await run_test(Pipeline([_guard(_llm(_closed_port())), tts]), frames_to_send=reply)
+    (first_at, first), (second_at, second) = tts.calls
+    assert (first, second) == ("Seven days.", "It is a week.")
+    assert second_at - first_at >= 0.4, tts.calls
