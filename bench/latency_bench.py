@@ -8,8 +8,8 @@ Per turn it measures, at the receiving participant:
   first video     end of the question → first received frame with the lips moving (searched
                   from 1 s before the first reply audio on)
 and takes the bot's own stage figures from its RTVI messages (`bot-latency`, sent per turn
-from Pipecat's UserBotLatencyObserver): STT (VAD stop → transcript), LLM first token, LLM to first sentence (what the
-TTS waits for), TTS first audio.
+from Pipecat's UserBotLatencyObserver): STT (VAD stop → transcript), LLM first token, LLM to
+first sentence (what the TTS waits for), TTS first audio.
 Then barge-in trials: the person talks over a long answer; stop time = speech onset → last
 bot speech received. Finally the peak resident memory of the bot and of Ollama (process
 trees, VmHWM). Prints JSON and a table, writes bench/results/latency.json and latency.png.

@@ -39,20 +39,23 @@ class UtteranceLatencyObserver(UserBotLatencyObserver):
     async def on_push_frame(self, data: FramePushed):
         """Let the parent see the frame; restore the utterance's state after the interruption
         that opens its turn."""
-        if not self._opens_the_ended_utterances_turn(data):
+        anchor = self._anchor_of_the_turn_it_opens(data)
+        if anchor is None:
             await super().on_push_frame(data)
             return
-        anchor = self._user_turn_start_time
         moments = [m for m in self._moments if m.kind in UTTERANCE_MOMENTS]
         ttfb = [t for t in self._ttfb if t.start_time >= anchor]
         await super().on_push_frame(data)
         self._user_turn_start_time, self._moments, self._ttfb = anchor, moments, ttfb
 
-    def _opens_the_ended_utterances_turn(self, data: FramePushed) -> bool:
-        return (
+    def _anchor_of_the_turn_it_opens(self, data: FramePushed) -> float | None:
+        """The ended utterance's anchor when `data` is the interruption that opens its turn
+        (after the utterance ended, before the LLM was asked), else None."""
+        if (
             data.direction == FrameDirection.DOWNSTREAM
             and isinstance(data.frame, InterruptionFrame)
             and self._user_stopped_time is not None
-            and self._user_turn_start_time is not None
             and not self._seen(_MomentKind.LLM_REQUEST)
-        )
+        ):
+            return self._user_turn_start_time
+        return None
