@@ -15,6 +15,7 @@ import pytest
 from livekit import api
 
 from avatar_core.tokens import AGENT_KIND, STANDARD_KIND, join_token, room_grants
+from records.options import sqlite_url
 from stack import binaries, models, services
 from stack.settings import DEV_API_KEY, DEV_API_SECRET, StackSettings
 
@@ -98,8 +99,10 @@ async def admin(livekit):
 
 
 @pytest.fixture(scope="session")
-def stack_env(livekit, ollama, whisper_model) -> dict[str, str]:
-    """The environment a bot or worker process needs to use the test servers and models."""
+def stack_env(livekit, ollama, whisper_model, tmp_path_factory) -> dict[str, str]:
+    """The environment a bot or worker process needs to use the test servers and models. Its
+    conversation records go to the session's own SQLite file, not the user's cache: there a
+    test's room left open would be resumed by the next run's bot (context back, no greeting)."""
     return {
         "LIVEKIT_URL": livekit.url,
         "LIVEKIT_API_KEY": livekit.api_key,
@@ -107,6 +110,7 @@ def stack_env(livekit, ollama, whisper_model) -> dict[str, str]:
         "OLLAMA_URL": ollama.url,
         "OLLAMA_MODEL": ollama.model,
         "WHISPER_MODEL": whisper_model,
+        "DATABASE_URL": sqlite_url(tmp_path_factory.mktemp("records")),
     }
 
 
