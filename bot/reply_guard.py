@@ -240,12 +240,12 @@ class LLMReplyGuard(FrameProcessor):
             logger.warning(f"{self}: reply not spoken ({reason}): {held!r}")
             return
         await self.stop_text_aggregation_metrics()  # only the first sentence's was started
-        if held.strip():
+        if text := held.strip():
             # Whole sentences: the TTS speaks them at once rather than wait, as it does for
             # streamed text, for the next sentence's first letter (which this guard holds).
-            await self.push_frame(AggregatedTextFrame(held.strip(), TextType.SENTENCE))
+            await self.push_frame(AggregatedTextFrame(text, TextType.SENTENCE))
         self._spoken += held
-        self._got_text = self._got_text or bool(held.strip())
+        self._got_text = self._got_text or bool(text)
         if final:
             self._spoken = ""
 
