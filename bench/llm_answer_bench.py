@@ -23,6 +23,17 @@ off-track replies, then the fastest first sentence. Prints a table; writes
 bench/results/llm_answer.json (summaries and every reply) and llm_answer.png.
 
     uv run python bench/llm_answer_bench.py [--quick] [--variants default,answer-first]
+
+With --meeting it compares, for the default prompt, how a meeting's addressed questions reach the
+LLM: every question of both sets asked by one of three people in turn, as one running group
+conversation, with the bot's name said in one of four places ("Ava, ...", "Hey Ava, ...",
+"Tell me, Ava, ...", "..., Ava?"):
+  named    "Dana: Tell me, Ava, what is ...?" (the transcript as heard)
+  called   "Dana: Tell me, what is ...?" (the bot's NameMatcher.without_vocative, as the bot does)
+Every eighth question is preceded by the name alone ("Dana: Ava?"), the same in both forms. It
+counts, besides correct answers and times, replies whose first sentence starts with a
+person's or the bot's name ("Dana, Ava!") or asks the question back. Writes
+bench/results/llm_answer_meeting.json and .png.
 """
 
 from __future__ import annotations
@@ -48,9 +59,16 @@ from bench.questions import QUESTIONS, Question  # noqa: E402
 from bench.questions_heldout import HELDOUT_QUESTIONS  # noqa: E402
 from bench.servers import bench_ollama  # noqa: E402
 from bench.stt_bench import words  # noqa: E402
+from bot.addressing import NameMatcher  # noqa: E402
 from bot.pipeline import trimmed_history  # noqa: E402
 from bot.reply_guard import off_track  # noqa: E402
-from bot.settings import DEFAULT_GREETING, DEFAULT_SYSTEM_PROMPT, BotSettings  # noqa: E402
+from bot.settings import (  # noqa: E402
+    DEFAULT_GREETING,
+    DEFAULT_NAME,
+    DEFAULT_NAME_ALIASES,
+    DEFAULT_SYSTEM_PROMPT,
+    BotSettings,
+)
 from stack.settings import StackSettings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -275,6 +293,145 @@ def chart(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
+# --meeting: who asks (names the meeting benchmark does not use) and where the name goes.
+MEETING_PEOPLE = ("Dana", "Lee", "Sam")
+NAME_PLACES = {
+    "start": lambda q: f"{DEFAULT_NAME}, {q[:1].lower()}{q[1:]}",
+    "hey": lambda q: f"Hey {DEFAULT_NAME}, {q[:1].lower()}{q[1:]}",
+    "middle": lambda q: f"Tell me, {DEFAULT_NAME}, {q[:1].lower()}{q[1:]}",
+    "end": lambda q: f"{q[:-1]}, {DEFAULT_NAME}{q[-1]}",
+}
+MEETING_FORMS = ("named", "called")
+# Every this many questions, the person calls the bot by name alone before asking.
+CALL_EVERY = 8
+# A first sentence that asks back this much of the question's words repeats the question.
+ECHO_SHARE = 0.8
+
+
+def echoes(question: str, reply: str) -> str | None:
+    """How a reply's first sentence fails to just answer: "label" (it starts with a person's or
+    the bot's name) or "question" (it repeats the question); None when it does neither."""
+    first = match_endofsentence(reply) or len(reply)
+    said = words(reply[:first])
+    if said and said[0] in {n.lower() for n in (*MEETING_PEOPLE, DEFAULT_NAME)}:
+        return "label"
+    asked = set(words(question))
+    if reply[:first].rstrip().endswith("?") and len(asked & set(said)) >= ECHO_SHARE * len(asked):
+        return "question"
+    return None
+
+
+def run_meeting(client, url, model, questions, form: str) -> list[dict]:
+    """All `questions` as one group conversation, in `form` (MEETING_FORMS)."""
+    v = VARIANTS["default"]
+    matcher = NameMatcher(names=(DEFAULT_NAME, *DEFAULT_NAME_ALIASES))
+    system = {"role": "system", "content": v["prompt"]}
+    history: list[dict] = [{"role": "assistant", "content": DEFAULT_GREETING},
+                           *({"role": "system", "content": f"{p} joined the call."}
+                             for p in MEETING_PEOPLE[1:])]
+    places = list(NAME_PLACES.items())
+    rows = []
+
+    def reply_to(user: dict, v=v) -> dict:
+        nonlocal history
+        answer = ask(client, url, model, [system, *history, user], v)
+        history = trimmed_history(
+            [*history, user, {"role": "assistant", "content": answer["reply"]}], HISTORY_MESSAGES)
+        return answer
+
+    for i, q in enumerate(questions):
+        person, (place, say) = MEETING_PEOPLE[i % len(MEETING_PEOPLE)], places[i % len(places)]
+        if i % CALL_EVERY == CALL_EVERY // 2:
+            # The name alone first ("Ava?"), then the question: the same text in both forms.
+            call = {"role": "user", "content": f"{person}: {DEFAULT_NAME}?"}
+            answer = reply_to(call)
+            rows.append({"question": None, "place": "alone", "sent": call["content"], **answer,
+                         "correct": None, "off_track": None, "words": len(words(answer["reply"])),
+                         "echo": echoes("", answer["reply"])})
+            print(f"  [   ] {answer['first_sentence_ms']:>5} ms {rows[-1]['echo'] or '':<8} "
+                  f"{call['content']} -> {answer['reply'][:80]!r}", flush=True)
+        heard = say(q.text)
+        text = matcher.without_vocative(heard) if form == "called" else heard
+        user = {"role": "user", "content": f"{person}: {text}"}
+        answer = reply_to(user)
+        row = {"question": q.text, "place": place, "sent": user["content"], **answer,
+               **grade(q, answer["reply"]), "echo": echoes(q.text, answer["reply"])}
+        rows.append(row)
+        mark = "ok " if row["correct"] else "BAD"
+        print(f"  [{mark}] {row['first_sentence_ms']:>5} ms {row['echo'] or '':<8} "
+              f"{user['content']} -> {row['reply'][:80]!r}", flush=True)
+    return rows
+
+
+def meeting_summary(rows: list[dict]) -> dict:
+    questions = [r for r in rows if r["question"]]
+    return {**summary(questions),
+            "label_echo": sum(r["echo"] == "label" for r in questions),
+            "question_echo": sum(r["echo"] == "question" for r in questions),
+            "calls": len(rows) - len(questions),
+            "calls_label_echo": sum(r["echo"] == "label" for r in rows if not r["question"])}
+
+
+def meeting_table(report: dict) -> str:
+    head = (f"{'form':<8}{'n':>4}{'correct':>9}{'label echo':>12}{'question echo':>15}"
+            f"{'words':>7}{'first sentence p50/p95':>24}{'calls: label echo':>19}")
+    lines = [head, "-" * len(head)]
+    for form, f in report["forms"].items():
+        s = f["summary"]
+        fs = s["first_sentence_ms"]
+        lines.append(f"{form:<8}{s['n']:>4}{s['correct_share']:>9.0%}{s['label_echo']:>12}"
+                     f"{s['question_echo']:>15}{s['median_words']:>7}"
+                     f"{fs['p50']:>14.0f} / {fs['p95']:<7.0f}"
+                     f"{s['calls_label_echo']:>12} / {s['calls']}")
+    return "\n".join(lines)
+
+
+def meeting_chart(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    forms = list(report["forms"])
+    sums = [report["forms"][f]["summary"] for f in forms]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    a.bar(forms, [s["correct_share"] * s["n"] for s in sums], 0.25, label="correct",
+          align="edge")
+    a.bar(forms, [s["label_echo"] for s in sums], -0.25, label="name label first",
+          align="edge")
+    a.bar(forms, [s["question_echo"] for s in sums], 0.25, label="question repeated",
+          align="edge", bottom=[s["correct_share"] * s["n"] for s in sums], alpha=0.5)
+    a.set_ylabel(f"replies (of {sums[0]['n']})")
+    a.set_title("Meeting questions: answers and echoes")
+    a.legend(fontsize=8)
+    b.bar(forms, [s["first_sentence_ms"]["p50"] for s in sums], 0.5, label="p50")
+    b.scatter(forms, [s["first_sentence_ms"]["p95"] for s in sums], marker="_", s=300,
+              color="black", label="p95")
+    b.set_ylabel("ms from request to first sentence end")
+    b.legend(fontsize=8)
+    fig.suptitle(f"{report['model']}: the bot's name in the LLM's message, kept or left out")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def meeting(client, url, settings, quick: bool, out: str) -> None:
+    questions = [q for qs in SETS.values() for q in (qs[:QUICK_QUESTIONS] if quick else qs)]
+    report = {"model": settings.ollama_model, "cpus": os.cpu_count(),
+              "load_average_start": os.getloadavg(), "quick": quick, "forms": {}}
+    ask(client, url, settings.ollama_model,
+        [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
+         {"role": "user", "content": WARM_UP_QUESTION}], VARIANTS["default"])
+    for form in MEETING_FORMS:
+        print(f"\n== {form}", flush=True)
+        rows = run_meeting(client, url, settings.ollama_model, questions, form)
+        report["forms"][form] = {"summary": meeting_summary(rows), "replies": rows}
+    report["load_average_end"] = os.getloadavg()
+    (RESULTS / f"{out}.json").write_text(json.dumps(report, indent=1))
+    meeting_chart(report, RESULTS / f"{out}.png")
+    print("\n" + meeting_table(report))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -283,7 +440,10 @@ def main() -> None:
                         help=f"only the first {QUICK_QUESTIONS} questions of each set")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated variant names (default: all)")
-    parser.add_argument("--out", default="llm_answer", help="result file name, without suffix")
+    parser.add_argument("--meeting", action="store_true",
+                        help="compare the bot's name kept or left out in group questions")
+    parser.add_argument("--out", default=None,
+                        help="result file name, without suffix (llm_answer, llm_answer_meeting)")
     args = parser.parse_args()
     chosen = [n.strip() for n in args.variants.split(",") if n.strip()]
     unknown = [n for n in chosen if n not in VARIANTS]
@@ -292,6 +452,12 @@ def main() -> None:
 
     settings = StackSettings.from_env()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.meeting:
+        with (bench_ollama(settings, Path(tempfile.mkdtemp(prefix="llm-answer-"))) as (url, _),
+              httpx.Client(timeout=REQUEST_TIMEOUT_S) as client):
+            meeting(client, url, settings, args.quick, args.out or "llm_answer_meeting")
+        return
+    args.out = args.out or "llm_answer"
     report = {"model": settings.ollama_model, "cpus": os.cpu_count(),
               "load_average_start": os.getloadavg(), "quick": args.quick,
               "seed": SEED, "max_tokens": MAX_TOKENS, "history_messages": HISTORY_MESSAGES,

@@ -6,7 +6,8 @@ room every utterance is for the bot. With several, an utterance is for the bot w
 the bot's name or an alias anywhere (matched by sound, since a small recogniser misspells a
 rare name: "Ava" comes out as "Eva", "Ave", "Aba"), or when its speaker is the person the
 bot is answering or just answered (a follow-up window, judged when they begin to speak).
-Those utterances enter the LLM context as "Name: text" and may interrupt the bot; the rest
+Those utterances enter the LLM context as "Name: text" (without the name where it only calls
+the bot: "Carol: Tell me, how many days are in a week?") and may interrupt the bot; the rest
 of the meeting's talk neither gets an answer nor interrupts. When the VAD cut a sentence at a
 short pause and only its second part names the bot, the first part goes with it.
 
@@ -116,18 +117,53 @@ class NameMatcher:
 
     def find(self, text: str) -> str | None:
         """The words of `text` heard as the bot's name, or None when it is not named."""
-        words = _WORD.findall(text.lower())
+        span = self.locate(text)
+        return None if span is None else " ".join(_WORD.findall(text[span[0]:span[1]].lower()))
+
+    def locate(self, text: str) -> tuple[int, int] | None:
+        """Where in `text` (start, end characters) the bot's name was first heard, or None."""
+        found = list(_WORD.finditer(text.lower()))
+        words = [m.group(0) for m in found]
         for name in self._names:
             for start in range(len(words) - len(name) + 1):
                 heard = words[start : start + len(name)]
                 if all(_sounds_like(h, n) for h, n in zip(heard, name, strict=True)):
-                    return " ".join(heard)
+                    return found[start].start(), found[start + len(name) - 1].end()
             # A name split by the recogniser: "Ava" heard as "A va".
             joined = "".join(name)
             for start in range(len(words) - 1):
                 if _sounds_like(words[start] + words[start + 1], joined, strict=True):
-                    return " ".join(words[start : start + 2])
+                    return found[start].start(), found[start + 1].end()
         return None
+
+    def without_vocative(self, text: str) -> str:
+        """`text` without the name when it only calls the bot ("Ava, what is ...?", "Tell me,
+        Ava, ...", "... ocean, Ava?"), so the LLM reads the question as asked of it.
+
+        A small model given "Carol: Tell me, Ava, how many days are in a week?" answered "Carol,
+        Ava!" or repeated the question before the answer (bench/results/meeting_prompt.json). A
+        name the sentence is about ("What does Ava mean?") stays, and so does a name said
+        alone, which is the whole message.
+        """
+        span = self.locate(text)
+        if span is None or text[span[0] : span[1]].lower().endswith("'s"):
+            return text
+        before, after = text[: span[0]], text[span[1] :].lstrip()
+        called = not after or after[0] in ",.!?;:-"
+        opens = not _WORD.sub(lambda m: "" if m.group(0) in _LEAD_INS else "x", before.lower()
+                              ).strip(" ,.!?;:-")
+        if opens and called:  # "Ava, what ...", "Hey Ava. What ..."
+            rest = after.lstrip(" ,.!?;:-")
+            return rest[:1].upper() + rest[1:] if _WORD.search(rest.lower()) else text
+        head = before.rstrip()
+        if not called or not head.endswith((",", ".", "!", "?")):
+            return text
+        if after.startswith(","):
+            rest = after[1:].lstrip()
+            if head.endswith(","):  # "Tell me, Ava, how ..."
+                return f"{head} {rest}"
+            return f"{head} {rest[:1].upper()}{rest[1:]}"  # "I see. Ava, what ..."
+        return head.rstrip(",.") + after  # "... ocean, Ava?", "... ocean. Ava?" (a VAD cut)
 
 
 def _sounds_like(heard: str, name: str, *, strict: bool = False) -> bool:
@@ -268,7 +304,7 @@ class MeetingAddressing(FrameProcessor):
                 logger.info(f"{self}: {frame.user_id} went on from {before!r}")
                 text = f"{before} {text}"
             frame = TranscriptionFrame(
-                text=f"{name}: {text}",
+                text=f"{name}: {self._matcher.without_vocative(text)}",
                 user_id=frame.user_id,
                 timestamp=frame.timestamp,
                 language=frame.language,

@@ -68,6 +68,33 @@ def test_ordinary_talk_is_not_taken_for_the_name(text):
     assert MATCHER.find(text) is None
 
 
+# The name only calls the bot: the LLM reads the message without it (a 0.5B model given
+# "Carol: Tell me, Ava, how many ...?" answered "Carol, Ava!" or repeated the question).
+CALLED = [
+    ("Ava, what is the capital of France?", "What is the capital of France?"),
+    ("Hey Ava. How tall is Mount Everest?", "How tall is Mount Everest?"),
+    ("Tell me, Ava, how many days are in a week?", "Tell me, how many days are in a week?"),
+    ("What is the largest ocean, Ava?", "What is the largest ocean?"),
+    ("What is the largest ocean. Ava?", "What is the largest ocean?"),  # a VAD cut at the comma
+    ("I see. Eva, what about Spain?", "I see. What about Spain?"),
+    ("What is the capital, A va?", "What is the capital?"),
+]
+# The name is part of what is said, or all of it: unchanged.
+NAMED = ["Ava.", "Ava?", "What does Ava mean?", "Ava is great.", "I told Ava, she agreed.",
+         "Ava's idea was better, what do you think?", "Tell me Ava, what time is it?",
+         "Bob, did you see the game?"]
+
+
+@pytest.mark.parametrize(("text", "read"), CALLED)
+def test_a_name_that_only_calls_the_bot_is_left_out(text, read):
+    assert MATCHER.without_vocative(text) == read
+
+
+@pytest.mark.parametrize("text", NAMED)
+def test_a_name_the_message_needs_stays(text):
+    assert MATCHER.without_vocative(text) == text
+
+
 def test_a_matcher_needs_a_name():
     with pytest.raises(ValueError):
         NameMatcher(names=["hey", ""][1:])
@@ -132,7 +159,7 @@ async def test_group_talk_opens_a_turn_only_when_the_bot_is_named_and_names_the_
         _said("u2", " What is the capital of France, Eva? "),
         _said("u1", "No, I missed it."),
     ])
-    assert turns == ["Bob: What is the capital of France, Eva?"]
+    assert turns == ["Bob: What is the capital of France?"]
 
 
 async def test_follow_up_inside_the_window_is_answered_and_outside_it_is_not():
@@ -145,7 +172,7 @@ async def test_follow_up_inside_the_window_is_answered_and_outside_it_is_not():
         _said("u2", "I knew that one."),            # someone else: not
         *_bot_answers(),
     ])
-    assert turns == ["Alice: Ava, what is two plus two?", "Alice: And three plus three?"]
+    assert turns == ["Alice: What is two plus two?", "Alice: And three plus three?"]
     assert addressing.is_answering("u1") and not addressing.is_answering("u2")
     # Began to speak inside the window, transcribed after it: still a follow-up.
     clock.now += 7.0
@@ -187,7 +214,7 @@ async def test_a_named_utterance_becomes_one_user_turn_in_pipecats_aggregator():
         SleepFrame(sleep=0.3),
     ])
     users = [m["content"] for m in context.get_messages() if m["role"] == "user"]
-    assert users == ["Bob: Ava, what is the capital of France?", "Alice: Ava, and of Spain?"]
+    assert users == ["Bob: What is the capital of France?", "Alice: And of Spain?"]
     assert sum(isinstance(f, LLMContextFrame) for f in down) == 2
 
 
@@ -241,11 +268,11 @@ async def test_someone_joining_ends_the_follow_up_window():
     assert await _turns(addressing, [_said("u1", "Good morning, shall we start?")]) == []
     assert await _turns(addressing, [_said("u1", "Ava, what is three plus three?"),
                                      *_bot_answers(), _said("u1", "And four plus four?")]) == [
-        "Alice: Ava, what is three plus three?", "Alice: And four plus four?"]
+        "Alice: What is three plus three?", "Alice: And four plus four?"]
     humans.append("u3")
     assert not addressing.is_answering("u1")
     assert await _turns(addressing, [_said("u1", "Ava, and five plus five?"),
-                                     *_bot_answers()]) == ["Alice: Ava, and five plus five?"]
+                                     *_bot_answers()]) == ["Alice: And five plus five?"]
     humans.remove("u3")  # someone leaving keeps the window
     assert addressing.is_answering("u1")
 
@@ -269,9 +296,9 @@ async def test_a_sentence_the_vad_cut_before_the_name_reaches_the_bot_whole():
     _utterance(addressing, clock, "u2", after=0.15, lasting=0.6)  # on after the comma
     assert await _turns(addressing, [_said("u2", " What is the largest ocean. "),
                                      _said("u2", " Ava? ")]) == [
-        "Bob: What is the largest ocean. Ava?"]
+        "Bob: What is the largest ocean?"]
     _utterance(addressing, clock, "u1", after=20.0, lasting=1.0)
     _utterance(addressing, clock, "u1", after=1.2, lasting=1.5)  # a new sentence
     assert await _turns(addressing, [_said("u1", "I like the sea."),
                                      _said("u1", "Ava, what is two plus two?")]) == [
-        "Alice: Ava, what is two plus two?"]
+        "Alice: What is two plus two?"]
