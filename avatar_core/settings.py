@@ -251,6 +251,7 @@ class BotSection(Section):
     stt_early_secs: Float = None
     system_prompt: Str = None
     language_reminder: Str = None
+    call_reply: Str = None
     # Empty is a value here: no greeting.
     greeting: str | None = None
     llm_unreachable_notice: Str = None

@@ -138,6 +138,7 @@ def configs(base: bool) -> list[tuple[str, str, dict]]:
         folder = base_model(cache_dir())
         out += [
             ("base beam 1", folder, {"beam_size": 1}),
+            ("base beam 1 + initial_prompt", folder, {"beam_size": 1, "initial_prompt": PROMPT}),
             ("base beam 5", folder, {"beam_size": 5}),
         ]
     return out

@@ -34,6 +34,7 @@ from pipecat.frames.frames import (
     ProposedUserStartedSpeakingFrame,
     ProposedUserStoppedSpeakingFrame,
     TranscriptionFrame,
+    TTSSpeakFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
@@ -42,6 +43,9 @@ from processors.turns.transcript_turn_stop import looks_unfinished
 # Words that only lead into a name ("Hey Ava"): an alias written with one is matched by its
 # name alone, so "hey" itself never addresses the bot.
 _LEAD_INS = frozenset({"hey", "hi", "hello", "ok", "okay", "oh", "so", "and"})
+# Short phrases that only lead into a call by name ("Tell me Ava. How many ..."; Whisper often
+# drops the comma after them).
+CALL_PHRASES = frozenset({"tell me", "excuse me", "sorry", "please", "listen", "look", "say"})
 # Longest wait for the transcript of an utterance that continues a held turn while its speaker
 # still talks, and once they stopped (the STT's time for one utterance, with room for load).
 CONTINUATION_WAIT_SECS = 10.0
@@ -136,33 +140,47 @@ class NameMatcher:
                     return found[start].start(), found[start + 1].end()
         return None
 
+    def only_name(self, text: str) -> bool:
+        """Whether `text` says nothing but the bot's name ("Ava?", "Hey Ava.")."""
+        span = self.locate(text)
+        rest = f"{text[: span[0]]} {text[span[1] :]}" if span else text
+        return span is not None and all(w in _LEAD_INS for w in _WORD.findall(rest.lower()))
+
     def without_vocative(self, text: str) -> str:
         """`text` without the name when it only calls the bot ("Ava, what is ...?", "Tell me,
         Ava, ...", "... ocean, Ava?"), so the LLM reads the question as asked of it.
 
         A small model given "Carol: Tell me, Ava, how many days are in a week?" answered "Carol,
-        Ava!" or repeated the question before the answer (bench/results/meeting_prompt.json). A
-        name the sentence is about ("What does Ava mean?") stays, and so does a name said
-        alone, which is the whole message.
+        Ava!", "Ava tells Carol that ..." or repeated the question before the answer
+        (bench/results/llm_answer_meeting.json). A name the sentence is about ("What does Ava
+        mean?"), a possessive, and a name said alone (the whole message) stay.
         """
         span = self.locate(text)
         if span is None or text[span[0] : span[1]].lower().endswith("'s"):
             return text
         before, after = text[: span[0]], text[span[1] :].lstrip()
-        called = not after or after[0] in ",.!?;:-"
-        opens = not _WORD.sub(lambda m: "" if m.group(0) in _LEAD_INS else "x", before.lower()
-                              ).strip(" ,.!?;:-")
-        if opens and called:  # "Ava, what ...", "Hey Ava. What ..."
+        if after and after[0] not in ",.!?;:-":
+            return text  # the name goes on into the sentence: "Ava is ..."
+        lead = " ".join(w for w in _WORD.findall(before.lower()) if w not in _LEAD_INS)
+        if not lead or lead in CALL_PHRASES:  # "Ava, what ...", "Tell me Ava. How ..."
             rest = after.lstrip(" ,.!?;:-")
-            return rest[:1].upper() + rest[1:] if _WORD.search(rest.lower()) else text
+            if not _WORD.search(rest.lower()):
+                return text
+            if not lead:
+                return rest[:1].upper() + rest[1:]
+            if not re.match(r"I\b", rest):
+                rest = rest[:1].lower() + rest[1:]
+            return f"{before.rstrip(' ,.!?;:-')}, {rest}"
         head = before.rstrip()
-        if not called or not head.endswith((",", ".", "!", "?")):
-            return text
+        if not head.endswith((",", ".", "!", "?")):
+            return text  # "I told Ava."
         if after.startswith(","):
             rest = after[1:].lstrip()
             if head.endswith(","):  # "Tell me, Ava, how ..."
                 return f"{head} {rest}"
             return f"{head} {rest[:1].upper()}{rest[1:]}"  # "I see. Ava, what ..."
+        if head.endswith(("!", "?")):
+            return head  # "How many legs does a spider have? Ava."
         return head.rstrip(",.") + after  # "... ocean, Ava?", "... ocean. Ava?" (a VAD cut)
 
 
@@ -188,6 +206,7 @@ class MeetingAddressing(FrameProcessor):
         follow_up_secs: float,
         turn_max_wait_secs: float = 1.5,
         answer_only_when_addressed: bool = True,
+        call_reply: str = "",
         clock: Callable[[], float] = time.monotonic,
         **kwargs,
     ):
@@ -202,6 +221,8 @@ class MeetingAddressing(FrameProcessor):
             turn_max_wait_secs: How long a turn whose transcript stops mid-sentence waits for
                 the rest of the sentence.
             answer_only_when_addressed: False answers everyone in a group too (names kept).
+            call_reply: Said instead of asking the LLM when someone in a group only says the
+                bot's name while it is quiet ("Yes, {name}?"; empty: the LLM answers).
             clock: Monotonic seconds (tests pass their own).
         """
         super().__init__(**kwargs)
@@ -215,6 +236,8 @@ class MeetingAddressing(FrameProcessor):
         self._turn_text = ""
         self._hold_task: asyncio.Task | None = None
         self._only_when_addressed = answer_only_when_addressed
+        self._call_reply = call_reply
+        self._bot_speaking = False
         self._clock = clock
         self._answering: str | None = None
         self._follow_up_until = 0.0
@@ -284,8 +307,10 @@ class MeetingAddressing(FrameProcessor):
         """Open a user turn for each utterance meant for the bot, named in a group."""
         await super().process_frame(frame, direction)
         if isinstance(frame, BotStartedSpeakingFrame):
+            self._bot_speaking = True
             self._open_follow_up(math.inf)
         elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._bot_speaking = False
             self._open_follow_up(self._clock() + self._follow_up_secs)
         if not isinstance(frame, TranscriptionFrame) or not frame.text.strip():
             await self.push_frame(frame, direction)
@@ -303,6 +328,8 @@ class MeetingAddressing(FrameProcessor):
             if before and self._goes_on.get(frame.user_id):
                 logger.info(f"{self}: {frame.user_id} went on from {before!r}")
                 text = f"{before} {text}"
+            if await self._answered_call(frame.user_id, name, text):
+                return
             frame = TranscriptionFrame(
                 text=f"{name}: {self._matcher.without_vocative(text)}",
                 user_id=frame.user_id,
@@ -324,6 +351,19 @@ class MeetingAddressing(FrameProcessor):
             self._hold_turn(self._turn_max_wait_secs)
         else:
             await self._close_turn()
+
+    async def _answered_call(self, identity: str, name: str, text: str) -> bool:
+        """Answer someone who only called the bot by name ("Ava?") with the call reply, without
+        the LLM, when the bot is quiet and they did not go on talking; their next words are then
+        a follow-up. (A small model answered "Bob: Ava." with "Bob confirms that Ava's answer is
+        correct", and copied that from its history into the replies after it.)"""
+        if (not self._call_reply or self._bot_speaking or self._open_turn is not None
+                or identity in self._speaking or not self._matcher.only_name(text)):
+            return False
+        logger.info(f"{self}: {identity} called the bot by name; answering the call")
+        await self.push_frame(TTSSpeakFrame(self._call_reply.format(name=name),
+                                            append_to_context=False))
+        return True
 
     async def _close_turn(self) -> None:
         """End the open user turn, if any."""

@@ -150,6 +150,7 @@ class AvatarBot:
             follow_up_secs=settings.follow_up_secs,
             turn_max_wait_secs=settings.turn_max_wait_secs,
             answer_only_when_addressed=settings.group_answer_only_when_addressed,
+            call_reply=settings.call_reply,
         )
         self.speech = ParticipantSpeechSegmenter(
             # Start time and volume floor set by bench/vad_onset_bench.py: they decide how soon

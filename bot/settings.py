@@ -41,6 +41,9 @@ DEFAULT_LANGUAGE_REMINDER = (
     "without lists."
 )
 DEFAULT_GREETING = "Hello! I am Ava. How can I help you?"
+# Said, without asking the LLM, when someone in a meeting only calls the bot by name ("Ava?");
+# {name} is the caller's name.
+DEFAULT_CALL_REPLY = "Yes, {name}?"
 DEFAULT_LLM_UNREACHABLE_NOTICE = "Sorry, my language model is not reachable right now."
 DEFAULT_EMPTY_REPLY_NOTICE = "Sorry, I have no answer to that."
 DEFAULT_LLM_WAIT_NOTICE = "One moment, please."
@@ -85,6 +88,7 @@ class BotSettings:
     stt_early_secs: float = 0.1
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     language_reminder: str = DEFAULT_LANGUAGE_REMINDER
+    call_reply: str = DEFAULT_CALL_REPLY
     greeting: str = DEFAULT_GREETING
     llm_unreachable_notice: str = DEFAULT_LLM_UNREACHABLE_NOTICE
     empty_reply_notice: str = DEFAULT_EMPTY_REPLY_NOTICE
@@ -114,6 +118,13 @@ class BotSettings:
                 f"BOT_STT_EARLY_SECS={self.stt_early_secs} must be 0 (off) or less than "
                 f"BOT_VAD_STOP_SECS={self.vad_stop_secs}"
             )
+        try:
+            self.call_reply.format(name="Dana")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"BOT_CALL_REPLY={self.call_reply!r} may use only {{name}} (the caller's name): "
+                f"{exc!r}"
+            ) from None
         if self.disconnect_policy not in DISCONNECT_POLICIES:
             raise ValueError(
                 f"BOT_DISCONNECT_POLICY must be one of {', '.join(DISCONNECT_POLICIES)}"

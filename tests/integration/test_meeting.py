@@ -258,5 +258,5 @@ async def test_a_robotic_voice_saying_the_name_first_or_alone_is_answered(meetin
 
         await asyncio.sleep(max(0.0, last + FOLLOW_UP_SECS + 1.0 - time.monotonic()))
         called = await m.bob.say("Ava.")
+        # Heard as the name alone, it gets BOT_CALL_REPLY ("Yes, Bob?") without the LLM.
         await m.answered(called)
-        assert [who for who, _ in m.user_turns()] == ["Bob", "Bob"], m.heard()

@@ -12,6 +12,7 @@ from pipecat.frames.frames import (
     ProposedUserStartedSpeakingFrame,
     ProposedUserStoppedSpeakingFrame,
     TranscriptionFrame,
+    TTSSpeakFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -78,10 +79,12 @@ CALLED = [
     ("What is the largest ocean. Ava?", "What is the largest ocean?"),  # a VAD cut at the comma
     ("I see. Eva, what about Spain?", "I see. What about Spain?"),
     ("What is the capital, A va?", "What is the capital?"),
+    ("How many legs does the spider have? Ava.", "How many legs does the spider have?"),
+    ("Tell me Ava. How many days are in a week?", "Tell me, how many days are in a week?"),
 ]
 # The name is part of what is said, or all of it: unchanged.
 NAMED = ["Ava.", "Ava?", "What does Ava mean?", "Ava is great.", "I told Ava, she agreed.",
-         "Ava's idea was better, what do you think?", "Tell me Ava, what time is it?",
+         "Ava's idea was better, what do you think?",
          "Bob, did you see the game?"]
 
 
@@ -117,10 +120,11 @@ def _bot_answers() -> list:
     return [SleepFrame(sleep=0.05), BotStartedSpeakingFrame(), BotStoppedSpeakingFrame()]
 
 
-def _addressing(humans: list[str], *, clock=None, only_when_addressed=True) -> MeetingAddressing:
+def _addressing(humans: list[str], *, clock=None, only_when_addressed=True,
+                call_reply="") -> MeetingAddressing:
     return MeetingAddressing(matcher=MATCHER, humans=lambda: humans, display_name=NAMES.get,
                              follow_up_secs=8.0, answer_only_when_addressed=only_when_addressed,
-                             clock=clock or _Clock())
+                             call_reply=call_reply, clock=clock or _Clock())
 
 
 async def _turns(processor, frames) -> list[str]:
@@ -184,6 +188,51 @@ async def test_follow_up_inside_the_window_is_answered_and_outside_it_is_not():
     clock.now += 8.5
     assert not addressing.is_answering("u1") and not addressing.speech_started("u1")
     assert await _turns(addressing, [_said("u1", "What about four plus four?")]) == []
+
+
+@pytest.mark.parametrize(("text", "only"), [
+    ("Ava?", True), ("Hey Ava.", True), ("Eva!", True),
+    ("Ava, what time is it?", False), ("What does Ava mean?", False), ("Hello.", False)])
+def test_a_call_by_name_alone_is_told_apart(text, only):
+    assert MATCHER.only_name(text) is only
+
+
+async def test_a_call_by_name_alone_gets_the_call_reply_and_opens_the_follow_up():
+    """"Ava?" in a group while the bot is quiet: "Yes, Bob?" without a user turn (no LLM), and
+    Bob's next words, without the name, are a follow-up."""
+    clock = _Clock()
+    addressing = _addressing(["u1", "u2"], clock=clock, call_reply="Yes, {name}?")
+    down, _ = await run_test(addressing, frames_to_send=[
+        _said("u2", " Ava? "), *_bot_answers(), _said("u2", "Which animal says moo?")])
+    spoken = [f.text for f in down if isinstance(f, TTSSpeakFrame)]
+    assert spoken == ["Yes, Bob?"]
+    assert not spoken[0].startswith("Bob:")
+    assert [f.text for f in down if isinstance(f, TranscriptionFrame)] == [
+        "Bob: Which animal says moo?"]
+    assert _turn_kinds(down) == ["ProposedUserStartedSpeakingFrame", "TranscriptionFrame",
+                                 "ProposedUserStoppedSpeakingFrame"]
+
+
+async def test_a_call_by_name_while_the_bot_speaks_or_going_on_is_a_turn():
+    """While the bot speaks, "Ava?" interrupts it as a turn; someone who already talks on after
+    the name ("Ava. | What is ...") gets one turn with both."""
+    addressing = _addressing(["u1", "u2"], call_reply="Yes, {name}?")
+    down, _ = await run_test(addressing, frames_to_send=[
+        SleepFrame(sleep=0.05), BotStartedSpeakingFrame(), _said("u1", "Ava?")])
+    assert not [f for f in down if isinstance(f, TTSSpeakFrame)]
+    assert [f.text for f in down if isinstance(f, TranscriptionFrame)] == ["Alice: Ava?"]
+    clock = _Clock()
+    addressing = _addressing(["u1", "u2"], clock=clock, call_reply="Yes, {name}?")
+    _utterance(addressing, clock, "u1", after=1.0, lasting=0.5)
+    addressing.speech_started("u1")  # on with the question
+    down, _ = await run_test(addressing, frames_to_send=[
+        _said("u1", "Ava."), _said("u1", "What is two plus two?")])
+    assert not [f for f in down if isinstance(f, TTSSpeakFrame)]
+    # (the turn stays open while Alice still talks: no stop frame yet)
+    assert _turn_kinds(down) == ["ProposedUserStartedSpeakingFrame", "TranscriptionFrame",
+                                 "TranscriptionFrame"]
+    assert [f.text for f in down if isinstance(f, TranscriptionFrame)] == [
+        "Alice: Ava.", "Alice: What is two plus two?"]
 
 
 async def test_the_person_being_answered_may_interrupt_while_the_bot_speaks():
