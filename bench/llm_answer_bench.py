@@ -205,12 +205,16 @@ def summary(rows: list[dict]) -> dict:
     }
 
 
+def warm_up(client, url, model, v: dict) -> None:
+    """Fill Ollama's prompt cache with the variant's system prompt, as on a bot's 2nd+ turn."""
+    ask(client, url, model, [{"role": "system", "content": v["prompt"]},
+                             {"role": "user", "content": WARM_UP_QUESTION}], v)
+
+
 def run_variant(client, url, model, name: str, v: dict, quick: bool) -> dict:
     print(f"\n== {name} (temperature {v['temperature']}"
           f"{', top_p ' + str(v['top_p']) if 'top_p' in v else ''})", flush=True)
-    warm = [{"role": "system", "content": v["prompt"]},
-            {"role": "user", "content": WARM_UP_QUESTION}]
-    ask(client, url, model, warm, v)  # fills the prompt cache with this system prompt
+    warm_up(client, url, model, v)
     sets = {}
     for set_name, questions in SETS.items():
         questions = questions[:QUICK_QUESTIONS] if quick else questions
@@ -348,8 +352,7 @@ def run_meeting(client, url, model, questions, form: str) -> list[dict]:
             rows.append({"question": None, "place": "alone", "sent": call["content"], **answer,
                          "correct": None, "off_track": None, "words": len(words(answer["reply"])),
                          "echo": echoes("", answer["reply"])})
-            print(f"  [   ] {answer['first_sentence_ms']:>5} ms {rows[-1]['echo'] or '':<8} "
-                  f"{call['content']} -> {answer['reply'][:80]!r}", flush=True)
+            _print_meeting_row(rows[-1])
         heard = say(q.text)
         text = matcher.without_vocative(heard) if form == "called" else heard
         user = {"role": "user", "content": f"{person}: {text}"}
@@ -357,10 +360,14 @@ def run_meeting(client, url, model, questions, form: str) -> list[dict]:
         row = {"question": q.text, "place": place, "sent": user["content"], **answer,
                **grade(q, answer["reply"]), "echo": echoes(q.text, answer["reply"])}
         rows.append(row)
-        mark = "ok " if row["correct"] else "BAD"
-        print(f"  [{mark}] {row['first_sentence_ms']:>5} ms {row['echo'] or '':<8} "
-              f"{user['content']} -> {row['reply'][:80]!r}", flush=True)
+        _print_meeting_row(row)
     return rows
+
+
+def _print_meeting_row(row: dict) -> None:
+    mark = {True: "ok ", False: "BAD", None: "   "}[row["correct"]]
+    print(f"  [{mark}] {row['first_sentence_ms']:>5} ms {row['echo'] or '':<8} "
+          f"{row['sent']} -> {row['reply'][:80]!r}", flush=True)
 
 
 def meeting_summary(rows: list[dict]) -> dict:
@@ -419,9 +426,7 @@ def meeting(client, url, settings, quick: bool, out: str) -> None:
     questions = [q for qs in SETS.values() for q in (qs[:QUICK_QUESTIONS] if quick else qs)]
     report = {"model": settings.ollama_model, "cpus": os.cpu_count(),
               "load_average_start": os.getloadavg(), "quick": quick, "forms": {}}
-    ask(client, url, settings.ollama_model,
-        [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
-         {"role": "user", "content": WARM_UP_QUESTION}], VARIANTS["default"])
+    warm_up(client, url, settings.ollama_model, VARIANTS["default"])
     for form in MEETING_FORMS:
         print(f"\n== {form}", flush=True)
         rows = run_meeting(client, url, settings.ollama_model, questions, form)
@@ -452,30 +457,31 @@ def main() -> None:
 
     settings = StackSettings.from_env()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    if args.meeting:
-        with (bench_ollama(settings, Path(tempfile.mkdtemp(prefix="llm-answer-"))) as (url, _),
-              httpx.Client(timeout=REQUEST_TIMEOUT_S) as client):
-            meeting(client, url, settings, args.quick, args.out or "llm_answer_meeting")
-        return
-    args.out = args.out or "llm_answer"
-    report = {"model": settings.ollama_model, "cpus": os.cpu_count(),
-              "load_average_start": os.getloadavg(), "quick": args.quick,
-              "seed": SEED, "max_tokens": MAX_TOKENS, "history_messages": HISTORY_MESSAGES,
-              "open_max_words": OPEN_MAX_WORDS, "variants": {}}
-    started = time.monotonic()
     logs = Path(tempfile.mkdtemp(prefix="llm-answer-"))
     with (bench_ollama(settings, logs) as (url, _),
           httpx.Client(timeout=REQUEST_TIMEOUT_S) as client):
-        for name in chosen:
-            report["variants"][name] = run_variant(client, url, settings.ollama_model, name,
-                                                   VARIANTS[name], args.quick)
-            report["winner"] = winner(report["variants"])
-            # Written after each variant, so a cut-short run keeps what it measured.
-            (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=1))
+        if args.meeting:
+            meeting(client, url, settings, args.quick, args.out or "llm_answer_meeting")
+        else:
+            compare_variants(client, url, settings, chosen, args.quick, args.out or "llm_answer")
+
+
+def compare_variants(client, url, settings, chosen: list[str], quick: bool, out: str) -> None:
+    report = {"model": settings.ollama_model, "cpus": os.cpu_count(),
+              "load_average_start": os.getloadavg(), "quick": quick,
+              "seed": SEED, "max_tokens": MAX_TOKENS, "history_messages": HISTORY_MESSAGES,
+              "open_max_words": OPEN_MAX_WORDS, "variants": {}}
+    started = time.monotonic()
+    for name in chosen:
+        report["variants"][name] = run_variant(client, url, settings.ollama_model, name,
+                                               VARIANTS[name], quick)
+        report["winner"] = winner(report["variants"])
+        # Written after each variant, so a cut-short run keeps what it measured.
+        (RESULTS / f"{out}.json").write_text(json.dumps(report, indent=1))
     report["load_average_end"] = os.getloadavg()
     report["wall_s"] = round(time.monotonic() - started)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=1))
-    chart(report, RESULTS / f"{args.out}.png")
+    (RESULTS / f"{out}.json").write_text(json.dumps(report, indent=1))
+    chart(report, RESULTS / f"{out}.png")
     print("\n" + table(report))
 
 
