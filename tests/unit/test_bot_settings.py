@@ -66,6 +66,15 @@ def test_meeting_settings(clean_env):
         BotSettings.from_env()
 
 
+def test_the_call_reply_is_read_from_the_environment_and_checked(clean_env):
+    assert BotSettings.from_env().call_reply.format(name="Dana") == "Yes, Dana?"
+    clean_env.setenv("BOT_CALL_REPLY", "Hm, {name}?")
+    assert BotSettings.from_env().call_reply == "Hm, {name}?"
+    clean_env.setenv("BOT_CALL_REPLY", "Yes, {who}?")
+    with pytest.raises(ValueError, match="BOT_CALL_REPLY=.* may use only {name}"):
+        BotSettings.from_env()
+
+
 def test_bad_number_is_a_clear_error(clean_env):
     clean_env.setenv("BOT_LLM_SEED", "seven")
     with pytest.raises(ValueError, match="BOT_LLM_SEED=.seven.: Input should be a valid integer"):
