@@ -9,7 +9,9 @@ by `_video_publish_options()` (to keep the frame rate under load), and the `rtc.
 `set_transport_ready`) hands each picture that came after its audio to `_set_video_image`, and
 `_convert_pipecat_video_to_livekit` turns it into an `rtc.VideoFrame`; the bot publishes those
 pictures through `rtc.AVSynchronizer`, whose pacing (`_fps_controller._next_frame_time`) it
-restarts when the audio restarts, and whose `_video_queue` tells it nothing is waiting. Each
+restarts when the audio restarts (and moves back to the audio's time after a stall), whose
+`_video_queue` tells it nothing is waiting, and which captures each picture on its tick through
+the video source it is given (a wrapper tells the bot which picture is captured when). Each
 subscribed participant's audio is read by the client's `_process_audio_stream` from an
 `rtc.AudioStream(track)` it built at 48 kHz in 10 ms frames (registered in `_audio_streams`);
 the bot reads it at the pipeline's rate in VAD-window frames instead.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import cast
 
 from livekit import rtc
 from pipecat.frames.frames import (
@@ -80,6 +83,11 @@ def keep_every_picture(transport: LiveKitTransport) -> None:
 
 # A picture whose audio queue holds at most this many frames' worth restarts the pacing.
 RESTART_FRAMES = 1.5
+# The pacing follows the audio again once this many speech pictures in a row were scheduled more
+# than DRIFT_TOLERANCE_FRAMES of a frame from their audio's start (a stall shifted the audio; one
+# short last piece of a sentence does not).
+DRIFT_PICTURES = 3
+DRIFT_TOLERANCE_FRAMES = 0.5
 # Pictures are captured this much after their audio leaves the source: a WebRTC receiver plays
 # audio later than it shows video (20 ms Opus packets, then the audio jitter buffer, while
 # a decoded picture shows at once and LiveKit's tracks are not one lip-sync group). Measured at a
@@ -99,7 +107,12 @@ class PicturesInStep:
     length as the audio source's queue) captures it exactly once, at `fps`. The pacing restarts
     with the audio: a picture that comes while nothing is queued (the first of a turn, or after
     the audio ran dry) is captured at once, so picture k shows k frames after the first, as
-    audio k plays, shifted by `hold_ms` for the audio's longer path at the receiver. On
+    audio k plays, shifted by `hold_ms` for the audio's longer path at the receiver. Each speech
+    picture is also due at a time of its own, when its audio starts leaving the source (what the
+    source holds as it comes, less its own piece): a stall (a slow render, a busy machine) lets
+    the audio run dry while pictures wait, and the fixed pacing would then keep them a frame or
+    more off their sound for the rest of the turn, so when DRIFT_PICTURES in a row are captured
+    off by more than DRIFT_TOLERANCE_FRAMES, the pacing moves to the audio's time. On
     interruption both queues are cleared together.
     """
 
@@ -111,6 +124,8 @@ class PicturesInStep:
         self._queue_ms = queue_ms
         self._hold_s = hold_ms / 1000
         self._sync: rtc.AVSynchronizer | None = None
+        self._due: dict[int, float] = {}  # id(queued speech picture) -> when it is due
+        self._drifts: list[float] = []  # the last speech pictures' scheduled - due (s)
         self._sources: tuple[rtc.AudioSource, rtc.VideoSource] | None = None
         ready, process = self._output.set_transport_ready, self._output.process_frame
 
@@ -123,6 +138,7 @@ class PicturesInStep:
             await process(frame, direction)
             if isinstance(frame, InterruptionFrame) and self._sync is not None:
                 await self._sync.clear_queue()
+                self._due.clear()
             elif isinstance(frame, EndFrame | CancelFrame):
                 await self.aclose()
 
@@ -137,9 +153,9 @@ class PicturesInStep:
             return None
         if self._sync is None or self._sources != (audio, video):
             await self.aclose()
-            self._sync = rtc.AVSynchronizer(audio_source=audio, video_source=video,
-                                            video_fps=self._fps,
-                                            video_queue_size_ms=self._queue_ms)
+            self._sync = rtc.AVSynchronizer(
+                audio_source=audio, video_source=cast(rtc.VideoSource, _Captures(video, self)),
+                video_fps=self._fps, video_queue_size_ms=self._queue_ms)
             self._sources = (audio, video)
         return self._sync, audio
 
@@ -150,17 +166,51 @@ class PicturesInStep:
         if bound is None or frame is None:
             return
         sync, audio = bound
-        # Nothing waiting and at most the picture's own audio queued: the audio (re)starts now,
-        # so the picture is due now, plus the hold (not on a tick left behind by slower idle
-        # pictures).
-        if sync._video_queue.empty() and audio.queued_duration * self._fps <= RESTART_FRAMES:
-            sync._fps_controller._next_frame_time = time.perf_counter() + self._hold_s
+        queued = audio.queued_duration
+        due = time.perf_counter() + max(queued - 1 / self._fps, 0.0) + self._hold_s
+        if queued > 0:  # a speech picture, after its audio
+            self._due[id(frame)] = due
+        # Nothing waiting and at most the picture's own audio queued: the audio (re)starts now
+        # (or an idle picture comes), so this picture sets the pacing, not a tick left behind by
+        # slower idle pictures.
+        if sync._video_queue.empty() and queued * self._fps <= RESTART_FRAMES:
+            sync._fps_controller._next_frame_time = due
+            self._drifts.clear()
         await sync.push(frame)
+
+    def captured(self, frame: rtc.VideoFrame) -> None:
+        """The synchronizer captures `frame` now, on its pacing's tick: once DRIFT_PICTURES
+        speech pictures in a row were off their audio, the pacing continues from this one's due
+        time."""
+        due = self._due.pop(id(frame), None)
+        if due is None or self._sync is None:
+            return
+        pacing = self._sync._fps_controller
+        assert pacing._next_frame_time is not None  # set before each capture
+        self._drifts = [*self._drifts[-(DRIFT_PICTURES - 1):], pacing._next_frame_time - due]
+        if (len(self._drifts) == DRIFT_PICTURES
+                and (all(d > DRIFT_TOLERANCE_FRAMES / self._fps for d in self._drifts)
+                     or all(d < -DRIFT_TOLERANCE_FRAMES / self._fps for d in self._drifts))):
+            pacing._next_frame_time = due
+            self._drifts.clear()
 
     async def aclose(self) -> None:
         if self._sync is not None:
             await self._sync.aclose()
             self._sync, self._sources = None, None
+            self._due.clear()
+
+
+class _Captures:
+    """The synchronizer's video source: the transport's, telling `PicturesInStep` of each
+    capture first (the synchronizer captures inside its pacing, after the tick's wait)."""
+
+    def __init__(self, source: rtc.VideoSource, pictures: PicturesInStep) -> None:
+        self._source, self._pictures = source, pictures
+
+    def capture_frame(self, frame: rtc.VideoFrame, **kwargs) -> None:
+        self._pictures.captured(frame)
+        self._source.capture_frame(frame, **kwargs)
 
 
 def receive_audio_as(transport: LiveKitTransport, *, sample_rate: int, frame_ms: int) -> None:

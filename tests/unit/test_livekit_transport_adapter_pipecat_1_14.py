@@ -110,16 +110,27 @@ def test_pictures_in_step_hooks_what_pipecat_and_livekit_have():
         type(LiveKitTransport(url="", token="", room_name="").output()).process_frame)
     synchronizer = inspect.getsource(rtc.AVSynchronizer)
     assert "self._video_queue = asyncio.Queue" in synchronizer
-    assert "self._video_source.capture_frame(frame)" in synchronizer
+    # Each picture is captured through the given video source inside the pacing's tick.
+    assert ("async with self._fps_controller:\n                self._video_source.capture_frame("
+            "frame)") in synchronizer
     assert "self._next_frame_time += self._frame_interval" in inspect.getsource(
         rtc.synchronizer._FPSController)
 
 
-async def test_pictures_in_step_are_captured_once_each_paced_from_their_audios_start(transport):
+def picture(mark: int) -> OutputImageRawFrame:
+    return OutputImageRawFrame(image=bytes([mark]) * (64 * 64 * 3), size=(64, 64), format="RGB")
+
+
+# One 40 ms piece of speech audio at 24 kHz.
+PIECE = rtc.AudioFrame(bytes(960 * 2), 24000, 1, 960)
+
+
+async def pictures_in_step(transport, captured: list[tuple[float, int]], *, hold_ms: int):
+    """`PicturesInStep` on the transport with real LiveKit sources (no room); each captured
+    picture's time and mark go to `captured`. Returns Pipecat's `_set_video_image` (hooked)."""
     client, output = transport._client, transport.output()
     client._audio_source = rtc.AudioSource(24000, 1, queue_size_ms=200)
     client._video_source = rtc.VideoSource(64, 64)
-    captured: list[tuple[float, int]] = []
     client._video_source.capture_frame = (  # type: ignore[method-assign]
         lambda frame, **_: captured.append((time.perf_counter(), frame.data[0])))
 
@@ -132,13 +143,15 @@ async def test_pictures_in_step_are_captured_once_each_paced_from_their_audios_s
         pass
 
     output.set_transport_ready, output.process_frame = ready, process
-    PicturesInStep(transport, fps=25, queue_ms=200, hold_ms=30)
+    PicturesInStep(transport, fps=25, queue_ms=200, hold_ms=hold_ms)
     await output.set_transport_ready(StartFrame())
-    set_image = output._media_senders[None]._set_video_image
+    return output._media_senders[None]._set_video_image
 
-    def picture(mark: int) -> OutputImageRawFrame:
-        return OutputImageRawFrame(image=bytes([mark]) * (64 * 64 * 3), size=(64, 64),
-                                   format="RGB")
+
+async def test_pictures_in_step_are_captured_once_each_paced_from_their_audios_start(transport):
+    client, output = transport._client, transport.output()
+    captured: list[tuple[float, int]] = []
+    set_image = await pictures_in_step(transport, captured, hold_ms=30)
 
     # Idle pictures, slower than the frame rate, each shown at once.
     for mark in (1, 2):
@@ -146,14 +159,13 @@ async def test_pictures_in_step_are_captured_once_each_paced_from_their_audios_s
         await asyncio.sleep(0.15)
     # Speech: 12 pieces of 40 ms, each followed by its picture, handed over as fast as LiveKit's
     # audio source takes them (as Pipecat's audio task does).
-    piece = rtc.AudioFrame(bytes(960 * 2), 24000, 1, 960)
     started = time.perf_counter()
     for mark in range(10, 22):
-        await client._audio_source.capture_frame(piece)
+        await client._audio_source.capture_frame(PIECE)
         await set_image(picture(mark))
     await asyncio.sleep(0.6)
     for mark in (30, 31, 32, 33):  # a turn cut short: its audio and pictures dropped together
-        await client._audio_source.capture_frame(piece)
+        await client._audio_source.capture_frame(PIECE)
         await set_image(picture(mark))
     await output.process_frame(InterruptionFrame(), FrameDirection.DOWNSTREAM)
     assert client._audio_source.queued_duration == 0
@@ -167,6 +179,32 @@ async def test_pictures_in_step_are_captured_once_each_paced_from_their_audios_s
     steps = np.diff(speech)
     assert np.all(np.abs(steps - 0.04) < 0.015), steps.round(3)  # then one per audio piece
     await output.process_frame(EndFrame(), FrameDirection.DOWNSTREAM)
+    await client._audio_source.aclose()
+
+
+async def test_pictures_in_step_come_back_in_step_with_their_audio_after_a_stall(transport):
+    # A stalled event loop (a slow render, a busy machine) lets LiveKit's audio source run dry
+    # while pictures wait in the synchronizer: the audio resumes later than the pictures' fixed
+    # pacing, which kept the old anchor (at a LiveKit receiver: every click after a 250 ms stall
+    # shifted by +44 ms, and by -40 ms in a CI run). Each speech picture is due when its audio
+    # starts leaving the source (what the source still holds when the picture comes, less its
+    # own piece), plus the hold.
+    client = transport._client
+    captured: list[tuple[float, int]] = []
+    set_image = await pictures_in_step(transport, captured, hold_ms=20)
+    due: dict[int, float] = {}
+    for mark in range(1, 81):
+        await client._audio_source.capture_frame(PIECE)
+        due[mark] = time.perf_counter() + client._audio_source.queued_duration - 0.04 + 0.02
+        await set_image(picture(mark))
+        if mark == 20:
+            time.sleep(0.25)  # noqa: ASYNC251 (the stall under test)
+    await asyncio.sleep(0.5)
+    assert [m for _, m in captured] == list(range(1, 81))
+    late_ms = np.array([(t - due[m]) * 1000 for t, m in captured if m > 40])
+    assert np.abs(np.median(late_ms)) < 12, late_ms.round()
+    assert np.percentile(np.abs(late_ms), 90) < 20, late_ms.round()
+    await transport.output().process_frame(EndFrame(), FrameDirection.DOWNSTREAM)
     await client._audio_source.aclose()
 
 
