@@ -32,6 +32,7 @@ const stats = {
   turns: [], // voice-to-voice latency per turn (ms)
   avOffsets: [], // bot video mouth motion vs bot audio (ms, + = video later)
   lipOffsets: [], // 3D mouth vs bot audio (ms, + = mouth later)
+  head3dFps: 0, // frames the 3D head drew in the last second (software GL draws few)
   fps: 0, // bot video frames decoded per second (last second)
   fpsPeak: 0,
   presentedFps: 0, // frames the <video> element presented in the last second (a busy page shows fewer)

@@ -82,6 +82,11 @@ export class TalkingHeadMode {
     this.head.resetLips();
   }
 
+  /** performance.now() time of the last frame TalkingHead drew (its rate: how fine the lips move). */
+  frameTime() {
+    return this.head?.animTimeLast ?? 0;
+  }
+
   /** How open the mouth is right now (sum of applied opening viseme weights). */
   mouthOpenness() {
     if (!this.head?.mtAvatar) return 0;

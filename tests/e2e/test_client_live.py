@@ -143,8 +143,10 @@ async def test_minimal_rtvi_page(avatar_site, question_wav):
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "known defect (issue 12, open): on a quiet 2-core machine the 3-D lips led the heard audio "
-    "by a median of 112 ms (aim: within 60 ms); cause not found yet"))
+    "known defect (issue 12, open): on a quiet 2-core machine the 3-D lips lagged the heard audio "
+    "by a median of 112 ms (aim: within 60 ms): headless Chromium draws the head at 10-13 fps "
+    "here and each viseme closes after its sound, so the openness envelope lags (README, "
+    "TalkingHead 3D mode)"))
 async def test_talkinghead_mode_lips_follow_the_bot(avatar_site, question_wav, screenshots):
     shot = screenshots / "client-3d.png"
     steps = [
@@ -169,7 +171,7 @@ async def test_talkinghead_mode_lips_follow_the_bot(avatar_site, question_wav, s
     print(
         f"\nlive 3D: lips − heard audio ms {_summary(stats['lipOffsets'])}; "
         f"{len(stats['sentences'])} sentences; playout delay {stats['playoutDelayMs']} ms; "
-        f"mouth peak {stats['mouthPeak']:.2f}"
+        f"mouth peak {stats['mouthPeak']:.2f}; head drawn at {stats['head3dFps']} fps"
     )
     assert abs(np.median(stats["lipOffsets"])) <= LIPS_TOLERANCE_MS, stats["lipOffsets"]
     assert float(np.asarray(Image.open(shot).convert("L"), dtype=np.float64).std()) > 10

@@ -157,8 +157,10 @@ async def test_page_talks_to_standin_bot(
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "known defect (issue 12, open): on a quiet 2-core machine the 3-D lips led the heard audio "
-    "by a median of 216 ms with the stand-in bot (aim: within 60 ms)"))
+    "known defect (issue 12, open): on a quiet 2-core machine the 3-D lips lagged the heard audio "
+    "by medians of 7-308 ms over seven runs with the stand-in bot (aim: within 60 ms); the head "
+    "is drawn at 10-13 fps here, each sentence's first opening is 0-60 ms after its sound, the "
+    "openness envelope lags the loudness (README, TalkingHead 3D mode)"))
 async def test_talkinghead_mode_follows_timing(
     standin_site, livekit, make_token, voice, fake_mic, transcribe, tmp_path
 ):
@@ -182,7 +184,8 @@ async def test_talkinghead_mode_follows_timing(
         standin_site, livekit, make_token, voice, fake_mic, transcribe, mode="3d", steps=steps
     )
     stats = results[-1]
-    print(f"\nstand-in 3D: lips − audio {stats['lipOffsets']} ms, sentences {stats['sentences']}")
+    print(f"\nstand-in 3D: lips − audio {stats['lipOffsets']} ms, sentences {stats['sentences']}, "
+          f"head drawn at {stats['head3dFps']} fps")
     assert abs(np.median(stats["lipOffsets"])) <= LIPS_TOLERANCE_MS, stats["lipOffsets"]
     pixels = np.asarray(Image.open(idle).convert("L"), dtype=np.float64)
     assert pixels.std() > 10, "the 3D canvas looks blank"

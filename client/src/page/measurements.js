@@ -1,8 +1,8 @@
 /**
  * What the page measures while connected, into `stats` (read by the end-to-end tests as
  * `window.avatarStats`): voice-to-voice latency per turn from the microphone and bot audio levels,
- * the bot video's decoded and presented rate, the audio jitter-buffer delay, and the offset of the
- * face's motion (video, or the 3D mouth) against the bot's audio.
+ * the bot video's decoded and presented rate, the 3D head's drawn rate, the audio jitter-buffer
+ * delay, and the offset of the face's motion (video, or the 3D mouth) against the bot's audio.
  */
 
 import { Track } from "livekit-client";
@@ -33,6 +33,8 @@ export class PageMeasurements {
     this._sampler = null;
     this._statsTimer = null;
     this._prevStatsT = 0;
+    this._headFrames = 0;
+    this._headFrameT = 0;
   }
 
   /**
@@ -68,6 +70,11 @@ export class PageMeasurements {
     }
     const head3d = head();
     if (head3d) {
+      const drawn = head3d.frameTime();
+      if (drawn !== this._headFrameT) {
+        this._headFrameT = drawn;
+        this._headFrames += 1;
+      }
       const open = head3d.mouthOpenness();
       stats.mouthPeak = Math.max(stats.mouthPeak, open);
       pushSample(series.mouth, t, open);
@@ -86,6 +93,10 @@ export class PageMeasurements {
       stats.fps = Math.round(((stats.video.framesDecoded - prev.framesDecoded) * 1000) / (t - this._prevStatsT));
       stats.fpsPeak = Math.max(stats.fpsPeak, stats.fps);
     }
+    // The 3D head's frames seen by the 10 ms sampler in the last second: a head drawn at a few
+    // frames a second moves its lips in steps of that size.
+    stats.head3dFps = this._headFrames;
+    this._headFrames = 0;
     this._prevStatsT = t;
     stats.presentedFps = sinks.videoMeter?.fps(t) ?? 0;
     const prevAudio = stats.audio;

@@ -39,6 +39,7 @@ export function renderLatency(stats) {
   $("lip-offset").textContent = fmtMs(stats.lipOffsets.at(-1));
   const v = stats.video;
   $("fps").textContent = v.frameWidth ? `${stats.fps} fps, ${v.frameWidth}×${v.frameHeight}` : "—";
+  $("head3d-fps").textContent = stats.head3dFps ? `${stats.head3dFps} fps` : "—";
 }
 
 /** Keep an RTVI `metrics` message's TTFB / processing times in `stats.metrics` and show them. */
