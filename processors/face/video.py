@@ -3,9 +3,12 @@
 Consumes `SentenceTimingFrame` + `TTSAudioRawFrame` and re-emits the audio in video-frame
 sized pieces, each followed by its picture (`OutputImageRawFrame`, `sync_with_audio=True`),
 like Pipecat's avatar services: frame k of a sentence covers its samples k*sr/fps ...
-(k+1)*sr/fps. It renders, it does not pace: the output transport publishes each picture after
-its audio through LiveKit's `rtc.AVSynchronizer` (processors/livekit_transport_adapter.py,
-`PicturesInStep`), the one owner of the A/V clock. This processor only keeps its rendering at
+(k+1)*sr/fps. Frames between a sentence's timing frame and its first audio (Pipecat's TTS sends
+the sentence's word frames there) go out before its first piece and leave it open, with its
+visemes; a frame after some of its audio ends it and waits behind that audio. It renders, it
+does not pace: the output transport publishes each picture after its audio through LiveKit's
+`rtc.AVSynchronizer` (processors/livekit_transport_adapter.py, `PicturesInStep`), the one owner
+of the A/V clock. This processor only keeps its rendering at
 most `ahead_ms` ahead of playout (the A/V queue: LiveKit's audio source and the synchronizer's
 video queue hold that much), so an interruption discards little work.
 (Needs `video_out_is_live=False` on the transport: live video drops sync_with_audio pictures.)
@@ -105,6 +108,9 @@ class _Sentence:
     audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
     frames_done: int = 0
     complete: bool = False
+    # Frames that came after its timing frame but before any of its audio (the TTS's word
+    # frames): they go out just before its first piece, and do not end it.
+    lead: list[Frame] = field(default_factory=list)
     ahead: RenderedAhead | None = None  # the engine's render-ahead of this sentence, if any
     held_s: float = 0.0  # seconds its audio waited for the render-ahead's pictures
     held_since: float | None = None  # since when the next piece waits for its picture
@@ -204,6 +210,8 @@ class FaceVideoProcessor(FrameProcessor):
         elif isinstance(frame, TTSAudioRawFrame):
             self._add_audio(frame)
             self._arrived.set()
+        elif not isinstance(frame, EndFrame) and (sentence := self._awaiting_audio()):
+            sentence.lead.append(frame)
         elif self._items or (isinstance(frame, EndFrame) and self._loop_task):
             # Keep later frames (TTSStoppedFrame, text, EndFrame) behind the audio before them.
             self._close_sentence()
@@ -211,6 +219,14 @@ class FaceVideoProcessor(FrameProcessor):
             self._arrived.set()
         else:
             await self.push_frame(frame, direction)
+
+    def _awaiting_audio(self) -> _Sentence | None:
+        """The last sentence, if it is open and none of its audio came yet."""
+        last = self._items[-1] if self._items else None
+        if (isinstance(last, _Sentence) and not last.complete and not last.chunks
+                and len(last.audio) == 0):
+            return last
+        return None
 
     def _close_sentence(self) -> None:
         if self._items and isinstance(self._items[-1], _Sentence):
@@ -310,6 +326,8 @@ class FaceVideoProcessor(FrameProcessor):
                 self._items.popleft()
                 await self.push_frame(item)
                 continue
+            while item.lead:
+                await self.push_frame(item.lead.pop(0))
             audio = item.samples()
             if self._renders_ahead() and item.ahead is None:
                 if not item.complete:

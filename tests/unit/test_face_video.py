@@ -14,6 +14,7 @@ from pipecat.frames.frames import (
     TextFrame,
     TTSAudioRawFrame,
     TTSStoppedFrame,
+    TTSTextFrame,
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
@@ -122,11 +123,7 @@ async def test_mouth_moves_while_speaking(processor):
     down, _ = await run_test(
         processor, frames_to_send=[*sentence(speech(0.8)), SleepFrame(sleep=1.3)]
     )
-    rig = processor.avatar.rig
-    box = (slice(rig.mouth.y0, rig.mouth.y1), slice(rig.mouth.x0, rig.mouth.x1))
-    mouths = [pixels(p)[box].astype(int) for p in images(down)]
-    idle_ref = mouths[0]
-    assert max(np.abs(m - idle_ref).mean() for m in mouths) > 8
+    assert mouth_change(processor, down) > 8
 
 
 async def test_interruption_stops_audio_and_pictures_at_once(processor):
@@ -204,6 +201,39 @@ async def test_frames_after_speech_stay_behind_its_audio(processor):
     text_at = next(i for i, f in enumerate(down) if isinstance(f, TextFrame))
     stopped_at = next(i for i, f in enumerate(down) if isinstance(f, TTSStoppedFrame))
     assert last_audio < text_at < stopped_at
+
+
+def mouth_change(processor: FaceVideoProcessor, down) -> float:
+    """How far the mouth region moved from the first (resting) picture, at most."""
+    rig = processor.avatar.rig
+    box = (slice(rig.mouth.y0, rig.mouth.y1), slice(rig.mouth.x0, rig.mouth.x1))
+    mouths = [pixels(p)[box].astype(int) for p in images(down)]
+    return max(float(np.abs(m - mouths[0]).mean()) for m in mouths)
+
+
+@pytest.mark.parametrize("words_first", [False, True], ids=["alone", "words between"])
+async def test_the_sentences_visemes_shape_the_mouth_with_its_word_frames_before_its_audio(
+        words_first):
+    # Pipecat's TTS sends a sentence's word frames between its timing frame and its audio (the
+    # words wait for the first audio chunk, then go before it). They closed the sentence, so its
+    # audio began a new one without visemes: every picture of the bot came from the audio
+    # envelope. Lips pressed (PP) through loud audio show whether the visemes are used.
+    audio = speech(0.8)
+    processor = FaceVideoProcessor()
+    words = [TTSTextFrame(text=w, aggregated_by="word") for w in ("mm", "hmm")]
+    frames = [
+        SentenceTimingFrame(seq=0, text="mm hmm", sample_rate=SR,
+                            visemes=[VisemeTiming("PP", 0.0, len(audio) / SR)]),
+        *(words if words_first else []),
+        *audio_frames(audio),
+        SleepFrame(sleep=1.3),
+    ]
+    down, _ = await run_test(processor, frames_to_send=frames)
+    assert mouth_change(processor, down) < 4
+    if words_first:  # still ahead of the audio, in order
+        at = [i for i, f in enumerate(down) if isinstance(f, TTSTextFrame)]
+        first_audio = next(i for i, f in enumerate(down) if isinstance(f, TTSAudioRawFrame))
+        assert [down[i].text for i in at] == ["mm", "hmm"] and at[-1] < first_audio
 
 
 async def test_envelope_fallback_without_timings(processor):
