@@ -160,6 +160,10 @@ async def test_two_people_in_turn_and_overlapping_are_heard_named_and_not_answer
         assert await m.silent(start, time.monotonic() - start + 4.0), "the bot answered chatter"
 
 
+ALICE_ASIDE = "I always forget the capital of Spain."
+BOB_LATE = "And what is the capital of Italy?"
+
+
 async def test_the_name_anywhere_and_follow_ups_in_the_window_are_answered(meeting):
     async with meeting() as m:
         asked = await m.bob.say("Tell me, Ava, what is the capital of France?")
@@ -172,22 +176,28 @@ async def test_the_name_anywhere_and_follow_ups_in_the_window_are_answered(meeti
         assert who == "Bob" and "germany" in words, m.user_turns()
 
         # Alice (not the one answered) says no name: not answered, even inside Bob's window.
-        other = await m.alice.say("I always forget the capital of Spain.")
+        other = await m.alice.say(ALICE_ASIDE)
         assert await m.silent(other, 10.0), "the bot answered someone who did not address it"
 
         await asyncio.sleep(max(0.0, last + FOLLOW_UP_SECS + 1.0 - time.monotonic()))
-        late = await m.bob.say("And what is the capital of Italy?")  # outside the window
+        late = await m.bob.say(BOB_LATE)  # outside the window
         assert await m.silent(late, 10.0), "the bot answered a follow-up after its window"
 
         turns = len(m.user_turns())
         end = await m.alice.say("What is two plus two, Ava?")  # the name at the end
         await m.answered(end)
         assert [who for who, _ in m.user_turns()[turns:]] == ["Alice"], m.user_turns()
-        # The two that were not for the bot are on record as heard, not as sent to the LLM.
-        ignored = [u for u in m.heard() if {"spain", "italy"} & set(words_of(u["text"]))]
-        heard_words = {w for u in ignored for w in words_of(u["text"])}
-        assert {"spain", "italy"} <= heard_words, m.heard()
-        assert not any(u["addressed"] for u in ignored), m.heard()
+        # The two that were not for the bot are on record as heard, not as sent to the LLM: the
+        # only utterances not sent are Alice's aside and Bob's late follow-up, each with most of
+        # its words (as tiny.en heard them: "Italy" came out as "the belief" in one CI run).
+        ignored: dict[str, list[str]] = {}
+        for u in m.heard():
+            if not u["addressed"]:
+                ignored.setdefault(u["speaker_name"], []).extend(words_of(u["text"]))
+        assert sorted(ignored) == ["Alice", "Bob"], m.heard()
+        for name, said in (("Alice", ALICE_ASIDE), ("Bob", BOB_LATE)):
+            words = set(words_of(said))
+            assert len(words & set(ignored[name])) >= len(words) / 2, (said, ignored[name])
 
 
 async def test_chatter_does_not_stop_the_bot_and_replies_go_to_their_asker(meeting):
