@@ -79,6 +79,17 @@ def rms_per_frame(audio: np.ndarray, sr: int, n: int) -> np.ndarray:
     return out
 
 
+def pp_closures(visemes, gaps) -> tuple[int, int]:
+    """(closed, total) /m b p/ (PP) midpoints of a sentence, from its per-frame lip gaps."""
+    closed = total = 0
+    for v in visemes:
+        if v.viseme == "PP":
+            k = min(int((v.start + v.duration / 2) * FPS), len(gaps) - 1)
+            total += 1
+            closed += gaps[k] < CLOSED_GAP_PX
+    return int(closed), total
+
+
 def capacity(engine: BuiltinFaceEngine, avatar, speech) -> dict:
     cv2.setNumThreads(1)
     poses = engine.poses(speech.audio, speech.sample_rate, timeline_of(speech))
@@ -100,11 +111,8 @@ def lipsync(engine: BuiltinFaceEngine, avatar, speeches) -> dict:
         g = np.array([engine.mouth_opening(avatar, p) for p in poses])
         gaps.append(g)
         env.append(rms_per_frame(speech.audio, speech.sample_rate, len(poses)))
-        for v in speech.visemes:
-            if v.viseme == "PP":
-                k = min(int((v.start + v.duration / 2) * FPS), len(g) - 1)
-                total_pp += 1
-                closed += g[k] < CLOSED_GAP_PX
+        c, t = pp_closures(speech.visemes, g)
+        closed, total_pp = closed + c, total_pp + t
     gaps_all, env_all = np.concatenate(gaps), np.concatenate(env)
     per_sentence = [pearson(g, e) for g, e in zip(gaps, env, strict=False)]
     return {"r_all_frames": pearson(gaps_all, env_all),
@@ -209,11 +217,8 @@ async def through_the_voice(texts) -> dict:
         sentences[-1].append(shape)
     closed = total = 0
     for timing, shapes in zip(timings, sentences, strict=False):
-        for v in timing.visemes:
-            if v.viseme == "PP":
-                k = min(int((v.start + v.duration / 2) * FPS), len(shapes) - 1)
-                total += 1
-                closed += engine.mouth_opening(face.avatar, shapes[k]) < CLOSED_GAP_PX
+        c, t = pp_closures(timing.visemes, [engine.mouth_opening(face.avatar, p) for p in shapes])
+        closed, total = closed + c, total + t
     return {"sentences_timed": len(timings), "sentences_pictured": len(sentences),
             "pictures": len(pictures), "pp_midpoints": total, "pp_closed": int(closed),
             "closure_share": closed / max(total, 1)}

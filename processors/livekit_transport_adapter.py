@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from typing import cast
 
 from livekit import rtc
@@ -125,7 +126,8 @@ class PicturesInStep:
         self._hold_s = hold_ms / 1000
         self._sync: rtc.AVSynchronizer | None = None
         self._due: dict[int, float] = {}  # id(queued speech picture) -> when it is due
-        self._drifts: list[float] = []  # the last speech pictures' scheduled - due (s)
+        # The last speech pictures' scheduled - due (s).
+        self._drifts: deque[float] = deque(maxlen=DRIFT_PICTURES)
         self._sources: tuple[rtc.AudioSource, rtc.VideoSource] | None = None
         ready, process = self._output.set_transport_ready, self._output.process_frame
 
@@ -187,7 +189,7 @@ class PicturesInStep:
             return
         pacing = self._sync._fps_controller
         assert pacing._next_frame_time is not None  # set before each capture
-        self._drifts = [*self._drifts[-(DRIFT_PICTURES - 1):], pacing._next_frame_time - due]
+        self._drifts.append(pacing._next_frame_time - due)
         if (len(self._drifts) == DRIFT_PICTURES
                 and (all(d > DRIFT_TOLERANCE_FRAMES / self._fps for d in self._drifts)
                      or all(d < -DRIFT_TOLERANCE_FRAMES / self._fps for d in self._drifts))):
